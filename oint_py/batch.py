@@ -29,8 +29,8 @@ def _as_map(value) -> dict:
     return value if isinstance(value, dict) else {}  # empty maps arrive as []
 
 
-def _send(client, ep, cmd: dict, confirm=None) -> Answer:
-    return client.call(ep, "batch", {"halt": 0, "cmd": cmd}, confirm=confirm)
+def _send(client, ep, cmd: dict, confirm=None, retries=None) -> Answer:
+    return client.call(ep, "batch", {"halt": 0, "cmd": cmd}, confirm=confirm, retries=retries)
 
 
 def run_batch(client, ep, method: Method, ids: list[str], params: dict) -> tuple[dict, int]:
@@ -78,7 +78,7 @@ def _confirmer(client, ep, method: Method, results: dict):
         cmd = payload["cmd"]
         uids = [key[1:] for key in cmd]
         try:
-            answer = _send(client, ep, commands(method, uids, {}, rest=STATUS_METHOD)[0])
+            answer = _send(client, ep, commands(method, uids, {}, rest=STATUS_METHOD)[0], retries=0)
         except RequestFailure:
             return None
         if answer.kind != "ok":

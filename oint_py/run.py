@@ -105,7 +105,7 @@ def _confirmer(client, ep, method: Method, params: dict):
     def confirm(payload):
         status_params = {"USER_ID": params["USER_ID"]} if "USER_ID" in params else {}
         try:
-            answer = client.call(ep, STATUS_METHOD, status_params)
+            answer = client.call(ep, STATUS_METHOD, status_params, retries=0)
         except RequestFailure:
             return None
         result = answer.body.get("result") if answer.kind == "ok" else None

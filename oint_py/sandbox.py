@@ -345,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         method = (hook or oauth).group(3 if hook else 1).lower() if (hook or oauth) else ""
         with portal.lock:
             portal.requests.append({"method": method, "path": path, "verb": self.command,
-                                    "headers": dict(self.headers.items()), "params": params})
+                                    "headers": dict(self.headers.items()), "params": dict(params)})
             fault = portal.faults.popleft() if portal.faults else None
             moved = portal.redirect_to
         if moved:

@@ -235,15 +235,16 @@ class Client:
 
     # -- a REST call with retries -------------------------------------------
     def call(self, ep: Endpoint, rest_method: str, params: dict,
-             confirm: Callable[[dict], "Answer | dict | None"] | None = None) -> Answer:
+             confirm: Callable[[dict], "Answer | dict | None"] | None = None, retries: int | None = None) -> Answer:
         """Send `rest_method`; re-send on 5xx, throttling and connection errors.
 
         `confirm(payload)` is asked after an ambiguous failure (the request may
         have been applied) and before re-sending. It returns an Answer (the call
         took effect: stop), a new payload (re-send that instead), or None
-        (re-send unchanged)."""
+        (re-send unchanged). `retries` overrides the settings' number."""
         import httpx
 
+        retries = self.settings.retries if retries is None else retries
         payload = {k: v for k, v in params.items() if v not in (None, "")}
         if ep.token:
             payload["auth"] = ep.token
@@ -268,8 +269,8 @@ class Client:
             asked = retry_after(answer.headers) if answer else None
             if asked is not None:
                 wait = max(wait, asked)
-            if attempt >= self.settings.retries or (asked or 0) > RETRY_AFTER_CAP:
-                why = "" if attempt >= self.settings.retries else f" (the portal asked to wait {asked:g} s)"
+            if attempt >= retries or (asked or 0) > RETRY_AFTER_CAP:
+                why = "" if attempt >= retries else f" (the portal asked to wait {asked:g} s)"
                 tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
                 if answer is None:
                     raise RequestFailure(f"{failure} [{tries}]{why}")
@@ -283,5 +284,5 @@ class Client:
                 if confirmed is not None:
                     payload = confirmed
             attempt += 1
-            self.log(f"  retry {attempt}/{self.settings.retries} in {wait:.2f} s: {failure or answer.problem}")
+            self.log(f"  retry {attempt}/{retries} in {wait:.2f} s: {failure or answer.problem}")
             time.sleep(wait)

@@ -1,0 +1,137 @@
+"""Shared fixtures: the installed `oint` run as a subprocess, a loopback
+Bitrix24 portal (the package's own sandbox), real TLS certificates from a
+throwaway CA, and a real proxy process."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from oint_py.sandbox import Portal
+
+HERE = Path(__file__).parent
+BIN = Path(sys.executable).parent
+OINT = str(BIN / ("oint.exe" if os.name == "nt" else "oint"))
+SECRET_TOKEN = "tok-3f9a1c77e2b54d10"
+WEBHOOK_CODE = "wh5k2m9q7x1z8p4r"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    raw: bytes
+
+    def json(self):
+        return json.loads(self.out)
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("OINT_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"})
+    env.update(extra)
+    return env
+
+
+def run_oint(*args, env: dict | None = None, timeout: float = 60, **env_extra) -> Result:
+    proc = subprocess.run([OINT, *map(str, args)], capture_output=True, timeout=timeout,
+                          env=env or clean_env(**env_extra), stdin=subprocess.DEVNULL)
+    return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout)
+
+
+@pytest.fixture
+def oint():
+    return run_oint
+
+
+def _portal(**kwargs):
+    kwargs.setdefault("code", WEBHOOK_CODE)
+    kwargs.setdefault("token", SECRET_TOKEN)
+    kwargs.setdefault("users", 300)
+    return Portal(**kwargs).start()
+
+
+@pytest.fixture
+def portal():
+    p = _portal()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def make_portal():
+    made = []
+
+    def make(**kwargs):
+        made.append(_portal(**kwargs))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    import trustme
+
+    folder = tmp_path_factory.mktemp("certs")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {"ca": folder / "ca.pem", "cert": folder / "server.pem", "key": folder / "server.key"}
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    cert.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    cert.private_key_pem.write_to_path(str(paths["key"]))
+    return paths
+
+
+@pytest.fixture
+def tls_portal(certs):
+    p = _portal(certfile=str(certs["cert"]), keyfile=str(certs["key"]))
+    yield p
+    p.stop()
+
+
+class ProxyProcess:
+    def __init__(self, auth: str | None = None):
+        cmd = [sys.executable, "-u", str(HERE / "proxy_server.py")] + (["--auth", auth] if auth else [])
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.port = json.loads(self.proc.stdout.readline())["port"]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> list[dict]:
+        """Stop the proxy and return what it handled."""
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def proxy_factory():
+    made = []
+
+    def make(auth=None):
+        made.append(ProxyProcess(auth))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+def assert_no_secret(*texts: str):
+    for text in texts:
+        assert SECRET_TOKEN not in text
+        assert WEBHOOK_CODE not in text
+        assert "Traceback" not in text

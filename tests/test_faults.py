@@ -1,0 +1,136 @@
+"""Retries, timeouts, redirects and answers that are not Bitrix24 JSON."""
+
+import re
+
+from conftest import assert_no_secret, run_oint
+
+
+def close(portal, *extra, url=None):
+    return run_oint("bitrix24", "StopTimekeeping", "--url", url or portal.webhook(), "--userid", 1, *extra)
+
+
+def test_503_burst_is_retried_until_it_passes(portal):
+    portal.inject("status:503", "status:503")
+    r = close(portal, "--retries", 3)
+    assert r.code == 0, r.err
+    assert len(portal.calls("timeman.close")) == 3
+
+
+def test_500_is_retried(portal):
+    portal.inject("status:500")
+    r = close(portal)
+    assert r.code == 0, r.err
+    assert len(portal.calls()) >= 2
+
+
+def test_retries_exhausted_is_a_request_failure_with_the_last_answer(portal):
+    portal.inject(*["status:503"] * 5)
+    r = close(portal, "--retries", 2)
+    assert r.code == 4
+    assert r.json()["error"] == "QUERY_LIMIT_EXCEEDED"
+    assert "[3 attempts]" in r.err
+    assert len(portal.calls()) == 3
+
+
+def test_retries_zero_sends_once(portal):
+    portal.inject("status:503")
+    r = close(portal, "--retries", 0)
+    assert r.code == 4
+    assert len(portal.calls()) == 1
+
+
+def test_business_errors_are_never_retried(portal):
+    r = close(portal, "--time", "now")  # REPORT_NEEDED, a 400
+    assert r.code == 3
+    assert len(portal.calls()) == 1
+
+
+def test_retry_after_is_honoured(portal):
+    portal.inject("retry-after:1")
+    r = close(portal, "--debug")
+    assert r.code == 0
+    waited = float(re.search(r"retry 1/3 in ([\d.]+) s", r.err).group(1))
+    assert waited >= 1.0
+
+
+def test_retry_after_beyond_the_cap_stops_retrying(portal):
+    portal.inject("retry-after:3600")
+    r = close(portal)
+    assert r.code == 4
+    assert "asked to wait 3600 s" in r.err
+    assert len(portal.calls()) == 1
+
+
+def test_slow_answer_beyond_timeout(portal):
+    portal.inject("slow:3", "slow:3", "slow:3")  # close, the status check after it, close again
+    r = close(portal, "--timeout", "0.5", "--retries", 1)
+    assert r.code == 4
+    assert "timed out after 0.5 s" in r.err
+    assert r.json()["error"] == "REQUEST_FAILED"
+
+
+def test_connection_reset_is_retried(portal):
+    portal.inject("reset")
+    r = close(portal)
+    assert r.code == 0, r.err
+    assert len(portal.calls("timeman.close")) == 2
+    assert len(portal.calls("timeman.status")) == 1  # the day was still open: safe to re-send
+
+
+def test_html_error_page_is_reported_not_crashed(portal):
+    portal.inject(*["html:502"] * 4)
+    r = close(portal, "--retries", 0, "--adv-response")
+    assert r.code == 4
+    assert "HTTP 502 with text/html, not JSON: 502 Bad Gateway" in r.err
+    data = r.json()
+    assert data["code"] == 502 and "<html>" in data["body"]
+    assert "Traceback" not in r.err
+
+
+def test_html_page_with_200_is_a_failure(portal):
+    portal.inject("html:200")
+    r = close(portal)
+    assert r.code == 4
+    assert len(portal.calls()) == 1
+
+
+def test_empty_and_truncated_bodies(portal):
+    portal.inject("empty:200")
+    r = close(portal)
+    assert r.code == 4 and "empty body" in r.err
+    portal.inject("truncated:200")
+    r = close(portal)
+    assert r.code == 4 and "not JSON" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_portal_moved_is_followed_by_reposting_the_same_body(make_portal):
+    new = make_portal()
+    old = make_portal()
+    old.redirect_to = new.base
+    for status in (301, 302, 307, 308):
+        old.redirect_status = status
+        r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", old.webhook(), "--userid", 9)
+        assert r.code == 0, (status, r.err)
+    calls = new.calls("timeman.status")
+    assert [c["verb"] for c in calls] == ["POST"] * 4
+    assert all(c["params"] == {"USER_ID": "9"} for c in calls)
+
+
+def test_redirect_loop_gives_up_after_5_hops(portal):
+    portal.redirect_to = portal.base
+    r = close(portal)
+    assert r.code == 4
+    assert "more than 5 redirects" in r.err
+    assert len(portal.calls()) == 6
+    assert_no_secret(r.err)
+
+
+def test_redirect_from_https_to_http_is_refused(tls_portal, make_portal, certs):
+    plain = make_portal()
+    tls_portal.redirect_to = plain.base
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", tls_portal.webhook(), "--ca-bundle", certs["ca"])
+    assert r.code == 4
+    assert "refused a redirect from https" in r.err
+    assert plain.calls() == []
+    assert_no_secret(r.err)
