@@ -31,7 +31,7 @@ class Settings:
 def load_config(value: str) -> dict:
     """--config: a JSON object, or a path to a file holding one."""
     text = value
-    if not value.lstrip().startswith("{"):
+    if not value.lstrip().startswith(("{", "[")):
         try:
             with open(value, encoding="utf-8-sig") as fh:
                 text = fh.read()

@@ -1,0 +1,127 @@
+"""stdout bytes, --out files, --config precedence and --dontwait jobs."""
+
+import json
+import os
+import time
+
+import pytest
+from conftest import assert_no_secret, clean_env, run_oint
+
+REPORT = "Отгул по семейным обстоятельствам"
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp1251", "cp866", "utf-8"])
+def test_stdout_is_utf8_whatever_the_console_encoding(portal, encoding):
+    today = time.strftime("%Y-%m-%d")
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--time", f"{today}T23:00:00",
+                 "--report", REPORT, "--test", env=clean_env(PYTHONIOENCODING=encoding))
+    assert r.code == 0, r.err
+    assert REPORT.encode("utf-8") in r.raw  # not escaped, not transcoded
+    assert b"\\u04" not in r.raw
+    assert b"\x1b[" not in r.raw  # no colour codes when piped
+    # and the portal receives the report intact
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--time", f"{today}T23:00:00",
+                 "--report", REPORT, env=clean_env(PYTHONIOENCODING=encoding))
+    assert portal.calls("timeman.close")[-1]["params"]["REPORT"] == REPORT
+
+
+def test_api_error_text_in_cyrillic_on_an_ascii_console(portal):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "99999",
+                 env=clean_env(PYTHONIOENCODING="ascii"))
+    assert r.code == 3 and "Traceback" not in r.err
+
+
+def test_out_writes_the_file_and_prints_one_line(portal, tmp_path):
+    target = tmp_path / "result.json"
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--out", target)
+    assert r.code == 0
+    assert r.out == f"Result written to {target}\n"
+    assert json.loads(target.read_text("utf-8"))["result"]["STATUS"] == "CLOSED"
+    assert os.listdir(tmp_path) == ["result.json"]  # no temporary file left behind
+
+
+def test_out_keeps_the_exit_code_and_writes_the_error(portal, tmp_path):
+    target = tmp_path / "result.json"
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 99999, "--out", target)
+    assert r.code == 3
+    assert json.loads(target.read_text("utf-8"))["error_description"] == "User not found"
+
+
+def test_out_into_a_missing_folder_fails_before_sending(portal, tmp_path):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--out", tmp_path / "no" / "r.json")
+    assert r.code == 5 and "does not exist" in r.err
+    assert portal.calls() == []
+
+
+def test_out_replaces_an_old_file_whole(portal, tmp_path):
+    target = tmp_path / "result.json"
+    target.write_text("x" * 100000)
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--out", target)
+    assert r.code == 0
+    assert json.loads(target.read_text("utf-8"))["result"]["STATUS"] == "OPENED"
+
+
+def test_config_json_object_and_flags_win(portal):
+    portal.inject("status:503", "status:503", "status:503")
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config", '{"retries": 0}')
+    assert r.code == 4 and len(portal.calls()) == 1
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config", '{"retries": 0}',
+                 "--retries", 3)
+    assert r.code == 0, r.err  # the explicit flag won: 2 more 503s, then success
+
+
+def test_config_adv_response_and_env(portal):
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(),
+                 OINT_CONFIG='{"adv_response": true, "timeout": 5}')
+    assert r.code == 0 and r.json()["code"] == 200
+
+
+@pytest.mark.parametrize("conf,message", [
+    ("{not json", "not valid JSON"),
+    ('{"retry": 2}', "unknown key"),
+    ('{"timeout": "soon"}', "timeout"),
+    ('{"adv_response": "maybe"}', "adv_response"),
+    ("[1, 2]", "JSON object"),
+    ("/nonexistent/oint.json", "cannot read"),
+])
+def test_bad_config_is_an_option_error(conf, message):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h/rest/1/abcd/", "--config", conf)
+    assert r.code == 5
+    assert message in r.err
+
+
+def _wait_for(path: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def test_dontwait_returns_at_once_and_the_job_writes_its_result(portal, tmp_path):
+    portal.inject("slow:1.5")
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--token", "", "--userid", 4,
+                 "--dontwait", OINT_JOBS_DIR=str(tmp_path))
+    assert r.code == 0, r.err
+    job = r.json()
+    assert set(job) >= {"job", "pid", "result_file", "log_file", "exit_file"}
+    assert not os.path.exists(job["result_file"])  # the portal is still thinking
+    # the webhook is not on the child's command line (ps would show it)
+    try:
+        with open(f"/proc/{job['pid']}/cmdline", "rb") as fh:
+            assert portal.code.encode() not in fh.read()
+    except FileNotFoundError:
+        pass
+    _wait_for(job["exit_file"])
+    assert open(job["exit_file"]).read().strip() == "0"
+    assert json.loads(open(job["result_file"], encoding="utf-8").read())["result"]["STATUS"] == "CLOSED"
+    assert_no_secret(r.out, open(job["log_file"], encoding="utf-8").read())
+
+
+def test_dontwait_job_records_a_failure(portal, tmp_path):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 99999, "--dontwait",
+                 "--out", tmp_path / "r.json", OINT_JOBS_DIR=str(tmp_path))
+    job = r.json()
+    assert job["result_file"] == str(tmp_path / "r.json")
+    _wait_for(job["exit_file"])
+    assert open(job["exit_file"]).read().strip() == "3"
+    assert "User not found" in open(job["log_file"], encoding="utf-8").read()
