@@ -1,0 +1,126 @@
+"""Many users in one call (batch), the portal's rate limit, and retries that
+never flip a workday twice."""
+
+import pytest
+from conftest import run_oint
+
+
+def test_list_of_users_is_one_batch_keyed_by_user(portal):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2,3")
+    assert r.code == 0, r.err
+    data = r.json()
+    assert list(data) == ["1", "2", "3"]
+    assert all(v["result"]["STATUS"] == "CLOSED" for v in data.values())
+    (call,) = portal.calls()
+    assert call["method"] == "batch" and call["params"]["halt"] == 0
+    assert len(call["params"]["cmd"]) == 3
+
+
+def test_time_with_a_plus_survives_the_batch_query_string(portal):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "4,5",
+                 "--time", "now", "--report", "Конец дня")
+    assert r.code == 0, r.out
+    assert r.json()["4"]["result"]["TIME_FINISH"][19] in "+-"
+
+
+def test_users_from_a_file_with_comments(portal, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# forgotten workdays\n10\n11  # night shift\n\n12\n", encoding="utf-8")
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--userid", f"@{ids}")
+    assert r.code == 0, r.err
+    assert list(r.json()) == ["10", "11", "12"]
+
+
+def test_one_user_failing_makes_the_exit_code_3(portal):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "20,99999,21")
+    assert r.code == 3
+    data = r.json()
+    assert data["20"]["result"]["STATUS"] == "CLOSED"
+    assert data["99999"] == {"error": "", "error_description": "User not found"}
+    assert data["21"]["result"]["STATUS"] == "CLOSED"
+
+
+def test_more_than_50_users_are_split_into_batches_of_50(portal):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid",
+                 ",".join(str(i) for i in range(1, 121)))
+    assert r.code == 0, r.err
+    assert len(r.json()) == 120
+    assert [len(c["params"]["cmd"]) for c in portal.calls("batch")] == [50, 50, 20]
+    assert all(portal.days[i]["STATUS"] == "CLOSED" for i in range(1, 121))
+
+
+def test_stays_under_the_portals_leaky_bucket(make_portal):
+    # a portal that allows a burst of 50 and drains 2/s: 300 users are 6 batches, no throttling needed
+    portal = make_portal(rate_limit=(50, 2))
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid",
+                 ",".join(str(i) for i in range(1, 301)))
+    assert r.code == 0, r.err
+    assert len(portal.calls("batch")) == 6
+
+
+def test_throttled_batches_are_retried(make_portal):
+    # a tight portal (burst 2, 1/s): the third batch is refused with 503 QUERY_LIMIT_EXCEEDED and re-sent
+    portal = make_portal(rate_limit=(2, 1))
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid",
+                 ",".join(str(i) for i in range(1, 151)), "--retries", 6)
+    assert r.code == 0, r.err
+    assert len(portal.calls("batch")) > 3
+    assert all(portal.days[i]["STATUS"] == "CLOSED" for i in range(1, 151))
+
+
+def test_one_id_in_list_form_keeps_keyed_output(portal):
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--userid", "7,")
+    assert list(r.json()) == ["7"]
+
+
+@pytest.mark.parametrize("method,rest,expected", [
+    ("PauseTimekeeping", "timeman.pause", "PAUSED"),
+    ("StopTimekeeping", "timeman.close", "CLOSED"),
+])
+def test_applied_then_dropped_is_not_sent_twice(portal, method, rest, expected):
+    """The portal applies the call and drops the connection: oint asks timeman.status
+    and does not re-send (a second pause would resume the day)."""
+    portal.inject("apply-reset")
+    r = run_oint("bitrix24", method, "--url", portal.webhook(), "--userid", 30)
+    assert r.code == 0, r.err
+    assert r.json()["result"]["STATUS"] == expected
+    assert len(portal.calls(rest)) == 1
+    assert len(portal.calls("timeman.status")) == 1
+    assert "was not sent again" in r.err
+    assert portal.days[30]["STATUS"] == expected
+
+
+def test_start_after_an_applied_then_dropped_call(make_portal):
+    portal = make_portal(opened=False)
+    portal.inject("apply-reset")
+    r = run_oint("bitrix24", "StartTimekeeping", "--url", portal.webhook(), "--userid", 31)
+    assert r.code == 0, r.err
+    assert len(portal.calls("timeman.open")) == 1
+    assert portal.days[31]["STATUS"] == "OPENED"
+
+
+def test_pause_that_never_arrived_is_re_sent(portal):
+    portal.inject("reset")  # dropped before the portal applied anything
+    r = run_oint("bitrix24", "PauseTimekeeping", "--url", portal.webhook(), "--userid", 32)
+    assert r.code == 0, r.err
+    assert len(portal.calls("timeman.pause")) == 2
+    assert portal.days[32]["STATUS"] == "PAUSED"
+
+
+def test_batch_pause_applied_then_dropped_is_not_sent_twice(portal):
+    portal.inject("apply-reset")
+    r = run_oint("bitrix24", "PauseTimekeeping", "--url", portal.webhook(), "--userid", "40,41,42")
+    assert r.code == 0, r.err
+    assert all(portal.days[i]["STATUS"] == "PAUSED" for i in (40, 41, 42))
+    sent = [sorted({cmd.split("?")[0] for cmd in c["params"]["cmd"].values()}) for c in portal.calls("batch")]
+    assert sent == [["timeman.pause"], ["timeman.status"]]  # one status check, no second pause
+    assert all(v["result"]["STATUS"] == "PAUSED" for v in r.json().values())
+
+
+def test_siblings_share_the_options_and_exit_codes(portal):
+    for name in ("StartTimekeeping", "PauseTimekeeping", "GetTimekeepingStatus", "GetTimekeepingSettings"):
+        r = run_oint("bitrix24", name, "--url", portal.webhook(), "--userid", 50, "--adv-response")
+        assert r.code == 0, (name, r.err)
+        assert r.json()["code"] == 200
+    r = run_oint("bitrix24", "GetTimekeepingSettings", "--url", portal.webhook(), "--userid", 99999)
+    assert r.code == 3
