@@ -23,6 +23,8 @@ class Root(click.Group):
 
     def resolve_command(self, ctx, args):
         cmd = self.get_command(ctx, args[0])
+        if cmd is None and ctx.resilient_parsing:  # completing: nothing to offer, no error
+            return None, None, args
         if cmd is None and not args[0].startswith("-"):
             raise OintError(
                 f"unknown library {args[0]!r}; libraries: {', '.join(LIBRARIES)} (names are lowercase)",
@@ -32,6 +34,8 @@ class Root(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, **extra):
         args = list(sys.argv[1:] if args is None else args)
+        if os.environ.get("_OINT_COMPLETE"):
+            from . import completion  # noqa: F401 - registers the PowerShell class
         try:
             code = super().main(args, prog_name=prog_name or "oint", complete_var=complete_var,
                                 standalone_mode=False, **extra)
@@ -68,10 +72,16 @@ class Library(click.Group):
         method = BY_KEY.get(name.lower())
         return method_command(method) if method else None
 
+    def shell_complete(self, ctx, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(m.name, help=m.description) for m in METHODS
+                if m.key.startswith(incomplete.lower())]
+
     def resolve_command(self, ctx, args):
         cmd = self.get_command(ctx, args[0])
         if cmd is None:
-            if args[0].startswith("-"):
+            if args[0].startswith("-") or ctx.resilient_parsing:
                 return super().resolve_command(ctx, args)
             raise OintError(
                 f"unknown method {args[0]!r} of {ctx.info_name}; run 'oint {ctx.info_name}' for the list",
@@ -128,6 +138,7 @@ def _options(method: Method) -> list[click.Parameter]:
             names.append("--" + option[2:].replace("-", "_"))  # oint's key spelling: --adv_response
         if metavar:
             opts.append(click.Option(names, metavar=metavar, help=desc,
+                                     type=click.Path() if "PATH" in metavar else None,
                                      envvar="OINT_CONFIG" if option == "--config" else None))
         else:
             opts.append(click.Option(names, is_flag=True, default=None, help=desc))
@@ -193,6 +204,15 @@ def sandbox(ctx):
     from .sandbox import serve
 
     serve(ctx.args)
+
+
+@cli.command(add_help_option=False)
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish", "powershell"]))
+def completion(shell):
+    """Print the completion script for SHELL (see completions/)."""
+    from .completion import script
+
+    output.say(script(cli, shell))
 
 
 def main() -> None:
