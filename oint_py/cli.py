@@ -34,6 +34,7 @@ class Root(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, **extra):
         args = list(sys.argv[1:] if args is None else args)
+        redact.register_argv(args, os.environ)
         if os.environ.get("_OINT_COMPLETE"):
             from . import completion  # noqa: F401 - registers the PowerShell class
         try:

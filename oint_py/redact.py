@@ -36,3 +36,24 @@ def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return text
+
+
+def register_argv(args: list[str], environ) -> None:
+    """Register the secrets of a command line before anything parses it, so that
+    even a parser's complaint ("unexpected extra argument ...") is masked: tokens,
+    webhook codes in URLs, and passwords in URLs (the proxy's)."""
+    tokens = [environ.get("OINT_BITRIX24_TOKEN")]
+    urls = [environ.get("OINT_BITRIX24_URL")]
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in ("--token", "--url", "--proxy"):
+            value = value if eq else (args[i + 1] if i + 1 < len(args) else None)
+            (tokens if name == "--token" else urls).append(value)
+    for token in tokens:
+        add_secret(token)
+    for url in filter(None, urls):
+        hook = WEBHOOK_RE.search(url)
+        if hook:
+            add_secret(hook.group(2))
+        userinfo = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
+        add_secret(userinfo.partition(":")[2])

@@ -53,8 +53,10 @@ def _number(name: str, value, *, integer: bool, low: float, high: float):
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise UsageFailure(f"{name}: expected a number, got {value!r}")
     try:
+        if integer and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
         number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UsageFailure(f"{name}: expected {'a whole number' if integer else 'a number'}, got {value!r}") from None
     if not (low <= number <= high):
         raise UsageFailure(f"{name}: {number} is out of range {low:g}..{high:g}")
@@ -96,6 +98,8 @@ def proxy_url(value) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UsageFailure(f"--proxy: expected a URL or a structure, got {value!r}")
     value = value.strip()
+    if any(ord(c) < 33 or ord(c) == 127 for c in value):
+        raise UsageFailure("--proxy contains spaces or control characters")
     if "://" not in value:
         value = "http://" + value
     try:

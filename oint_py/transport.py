@@ -65,6 +65,8 @@ def endpoint(url: str, token: str | None) -> Endpoint:
     raw = (url or "").strip()
     if not raw:
         raise UsageFailure("--url is empty")
+    if any(ord(c) < 33 or ord(c) == 127 for c in raw):
+        raise UsageFailure("--url contains spaces or control characters")
     if "://" not in raw:
         raw = "https://" + raw.lstrip("/")
     try:
@@ -213,8 +215,8 @@ class Client:
                 follow_redirects=False,
                 headers={"User-Agent": f"oint-py/{__version__}", "Accept": "application/json"},
             )
-        except ValueError as exc:
-            raise UsageFailure(redact.redact(str(exc))) from None
+        except (ValueError, httpx.InvalidURL) as exc:
+            raise UsageFailure(f"--proxy: {redact.redact(str(exc))}") from None
 
     def close(self) -> None:
         self.http.close()
@@ -232,6 +234,8 @@ class Client:
             self.sent += 1
             try:
                 resp = self.http.post(url, content=content, headers=headers)
+            except httpx.InvalidURL as exc:  # only a redirect can bring one: --url was checked
+                raise RequestFailure(f"the portal redirected to an invalid URL: {redact.redact(str(exc))}") from None
             except httpx.HTTPError as exc:
                 self.log(f"< {type(exc).__name__}: {exc}")
                 raise
