@@ -20,13 +20,21 @@ def dumps(data) -> str:
 
 
 def _write(stream, text: str) -> None:
-    stream.flush()
-    buffer = getattr(stream, "buffer", None)
-    if buffer is None:  # a StringIO under test
-        stream.write(text)
-    else:
-        buffer.write(text.encode("utf-8"))
-        buffer.flush()
+    try:
+        stream.flush()
+        buffer = getattr(stream, "buffer", None)
+        if buffer is None:  # a StringIO under test
+            stream.write(text)
+        else:
+            buffer.write(text.encode("utf-8"))
+            buffer.flush()
+    except BrokenPipeError:
+        # `oint ... | head -1`: the reader left. Say no more, and keep the exit
+        # code of the call itself rather than turning it into a crash.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def say(text: str) -> None:
@@ -85,7 +93,7 @@ def emit(data, out: str | None = None) -> None:
         try:
             write_atomic(out, text)
         except OSError as exc:
-            raise UsageFailure(f"--out: cannot write {out!r}: {exc.strerror or exc}") from None
+            raise UsageFailure(f"--out: cannot write {out!r} (the call was made): {exc.strerror or exc}") from None
         say(f"Result written to {out}")
     elif _use_colour():
         from rich.console import Console

@@ -398,9 +398,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"result": result, "time": portal._timing(started)})
 
 
+def _rate(value: str) -> tuple[float, float]:
+    burst, _, per_second = value.partition("/")
+    try:
+        rate = (float(burst), float(per_second or 2))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected BURST/RATE such as 50/2, got {value!r}") from None
+    if rate[0] < 1 or rate[1] <= 0:
+        raise argparse.ArgumentTypeError(f"expected a burst of at least 1 and a positive rate, got {value!r}")
+    return rate
+
+
 def serve(args: list[str] | None = None) -> None:
     """`oint sandbox`: run a portal in the foreground until Ctrl-C or --stop-after."""
-    p = _Parser(prog="oint sandbox", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="oint sandbox", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8024)
     p.add_argument("--code", default=DEFAULT_CODE, help="webhook code (URL /rest/<user>/<code>/)")
@@ -408,7 +419,8 @@ def serve(args: list[str] | None = None) -> None:
     p.add_argument("--users", type=int, default=1000, help="users 1..N exist, each with today's day open")
     p.add_argument("--closed", action="store_true", help="start with every day closed")
     p.add_argument("--free-schedule", action="store_true", help="no REPORT needed when TIME is given")
-    p.add_argument("--rate-limit", metavar="BURST/RATE", help="leaky bucket, e.g. 50/2 as on standard plans")
+    p.add_argument("--rate-limit", metavar="BURST/RATE", type=_rate,
+                   help="leaky bucket, e.g. 50/2 as on standard plans, 250/5 as on Enterprise")
     p.add_argument("--fail", action="append", default=[], metavar="FAULT",
                    help="inject a fault into the next request (repeatable): " + Portal.inject.__doc__.split(":", 1)[1])
     p.add_argument("--tls-cert", help="PEM certificate: serve https")
@@ -418,13 +430,9 @@ def serve(args: list[str] | None = None) -> None:
     ns = p.parse_args(args)
     if ns.background:
         return _background(args or [])
-    rate = None
-    if ns.rate_limit:
-        burst, _, per_second = ns.rate_limit.partition("/")
-        rate = (float(burst), float(per_second or 2))
     try:
         portal = Portal(host=ns.host, port=ns.port, code=ns.code, token=ns.token, users=ns.users,
-                        free_schedule=ns.free_schedule, rate_limit=rate, certfile=ns.tls_cert,
+                        free_schedule=ns.free_schedule, rate_limit=ns.rate_limit, certfile=ns.tls_cert,
                         keyfile=ns.tls_key, opened=not ns.closed)
     except (OSError, ssl.SSLError) as exc:
         from .errors import UsageFailure

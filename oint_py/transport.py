@@ -192,7 +192,8 @@ def _describe(exc: Exception, settings: Settings) -> tuple[str, bool]:
 
 
 class Client:
-    def __init__(self, settings: Settings, log: Callable[[str], None] | None = None):
+    def __init__(self, settings: Settings, log: Callable[[str], None] | None = None, transport=None):
+        """`transport`: an httpx transport to use instead of the network (unit tests)."""
         httpx = _httpx()
 
         self.settings = settings
@@ -213,6 +214,7 @@ class Client:
                 verify=verify,
                 timeout=settings.timeout,
                 follow_redirects=False,
+                transport=transport,
                 headers={"User-Agent": f"oint-py/{__version__}", "Accept": "application/json"},
             )
         except (ValueError, httpx.InvalidURL) as exc:

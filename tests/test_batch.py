@@ -124,3 +124,29 @@ def test_siblings_share_the_options_and_exit_codes(portal):
         assert r.json()["code"] == 200
     r = run_oint("bitrix24", "GetTimekeepingSettings", "--url", portal.webhook(), "--userid", 99999)
     assert r.code == 3
+
+
+def test_sandbox_command_runs_a_portal_users_can_script_against():
+    r = run_oint("sandbox", "--port", 0, "--background", "--stop-after", 60, "--fail", "status:503",
+                 "--rate-limit", "50/2", "--users", 20)
+    assert r.code == 0, r.err
+    info = r.json()
+    assert info["webhook"].endswith("/rest/1/sandbox/") and info["users"] == 20
+    # the injected 503 is retried, then the day closes
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", info["webhook"], "--userid", 20, "--debug")
+    assert r.code == 0, r.err
+    assert "HTTP 503" in r.err and r.json()["result"]["STATUS"] == "CLOSED"
+    # token auth works on the same portal; user 21 does not exist there
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", info["sandbox"], "--token", info["token"], "--userid", 21)
+    assert r.code == 3 and r.json()["error_description"] == "User not found"
+    # a second sandbox on the same port is refused with a clear message
+    port = info["sandbox"].rsplit(":", 1)[1]
+    r = run_oint("sandbox", "--port", port, "--background")
+    assert r.code == 5 and "cannot listen" in r.err
+
+
+@pytest.mark.parametrize("args", [["--rate", "50/2"], ["--rate-limit", "x"], ["--rate-limit", "0/0"],
+                                  ["--port", "many"], ["--bogus"]])
+def test_sandbox_bad_switch_is_an_option_error(args):
+    r = run_oint("sandbox", *args)
+    assert r.code == 5 and r.err.startswith("oint: sandbox: ") and "Traceback" not in r.err

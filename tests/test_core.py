@@ -1,0 +1,170 @@
+"""Unit tests of the HTTP core with httpx.MockTransport, and of the ways out of
+the program that a portal cannot provoke (internal errors, Ctrl-C, a closed pipe)."""
+
+import email.utils
+import json
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from conftest import OINT, SECRET_TOKEN, clean_env
+
+from oint_py import run, transport
+from oint_py.cli import cli
+from oint_py.errors import RequestFailure, UsageFailure
+from oint_py.settings import Settings
+from oint_py.transport import Client, LeakyBucket, classify, endpoint, retry_after
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch):
+    monkeypatch.setattr(transport.time, "sleep", lambda s: None)
+
+
+def client_with(handler, **settings) -> tuple[Client, list[httpx.Request]]:
+    seen = []
+
+    def record(request):
+        seen.append(request)
+        return handler(request, len(seen))
+
+    return Client(Settings(**settings), transport=httpx.MockTransport(record)), seen
+
+
+def test_endpoint_forms():
+    assert endpoint("https://p.bitrix24.by/rest/1/abc123/", None).base == "https://p.bitrix24.by/rest/1/abc123/"
+    assert endpoint("p.bitrix24.by/rest/1/abc123", None).base == "https://p.bitrix24.by/rest/1/abc123/"
+    assert endpoint("http://intranet.local:8080/rest/5/abc123/x.json", None).base == \
+        "http://intranet.local:8080/rest/5/abc123/"
+    ep = endpoint("p.bitrix24.by", "tok")
+    assert (ep.base, ep.token) == ("https://p.bitrix24.by/rest/", "tok")
+    for bad in ("p.bitrix24.by", "https://p/rest/x/abc/", "mailto:x", "https://", "https://p /rest/1/a/"):
+        with pytest.raises(UsageFailure):
+            endpoint(bad, None)
+
+
+@pytest.mark.parametrize("body,kind", [
+    (b'{"result": {"STATUS": "CLOSED"}}', "ok"),
+    (b'{"result": null}', "ok"),
+    (b'{"error": "X", "error_description": "y"}', "api_error"),
+    (b'{"something": 1}', "failed"),
+    (b"[1,2]", "failed"),
+    (b"", "failed"),
+    (b"null", "failed"),
+    (b"<html>oops</html>", "failed"),
+    (b'{"result": ', "failed"),
+    (b"\xff\xfe", "failed"),
+])
+def test_classify(body, kind):
+    assert classify(200, body, "application/json")[1] == kind
+
+
+def test_retry_after_forms():
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after": "-5"}) == 0.0
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 < retry_after({"retry-after": later}) <= 30
+
+
+def test_backoff_grows_and_is_capped():
+    assert all(0.125 <= transport.backoff(0) <= 0.25 for _ in range(50))
+    assert all(transport.backoff(20) <= transport.BACKOFF_CAP for _ in range(50))
+
+
+def test_leaky_bucket_waits_only_past_its_burst(monkeypatch):
+    waits = []
+    monkeypatch.setattr(transport.time, "sleep", waits.append)
+    bucket = LeakyBucket(capacity=3, rate=1000)
+    assert [bucket.acquire() for _ in range(3)] == [0, 0, 0]
+    assert bucket.acquire() > 0 and waits
+
+
+def test_retries_503_then_returns_the_result():
+    def handler(request, n):
+        if n < 3:
+            return httpx.Response(503, json={"error": "QUERY_LIMIT_EXCEEDED"})
+        return httpx.Response(200, json={"result": {"STATUS": "CLOSED"}})
+
+    client, seen = client_with(handler)
+    answer = client.call(endpoint("https://p/rest/1/abcd/", None), "timeman.close", {"USER_ID": "1", "TIME": ""})
+    assert answer.kind == "ok" and len(seen) == 3
+    assert json.loads(seen[0].content) == {"USER_ID": "1"}
+    assert seen[0].headers["content-type"] == "application/json; charset=utf-8"
+
+
+def test_400_is_not_retried():
+    client, seen = client_with(lambda r, n: httpx.Response(400, json={"error": "REPORT_NEEDED"}))
+    answer = client.call(endpoint("https://p/rest/1/abcd/", None), "timeman.close", {})
+    assert answer.kind == "api_error" and len(seen) == 1
+
+
+def test_connection_errors_exhaust_into_request_failure():
+    def handler(request, n):
+        raise httpx.ConnectError("refused", request=request)
+
+    client, seen = client_with(handler, retries=2)
+    with pytest.raises(RequestFailure, match=r"cannot connect.*\[3 attempts\]"):
+        client.call(endpoint("https://p/rest/1/abcd/", None), "timeman.status", {})
+    assert len(seen) == 3
+
+
+def test_redirect_reposts_the_same_body_with_the_token():
+    def handler(request, n):
+        if n == 1:
+            return httpx.Response(302, headers={"Location": "https://moved.example/rest/timeman.close"})
+        return httpx.Response(200, json={"result": True})
+
+    client, seen = client_with(handler)
+    client.call(endpoint("old.example", SECRET_TOKEN), "timeman.close", {"USER_ID": "3"})
+    assert [r.method for r in seen] == ["POST", "POST"]
+    assert str(seen[1].url) == "https://moved.example/rest/timeman.close"
+    assert json.loads(seen[1].content) == {"USER_ID": "3", "auth": SECRET_TOKEN}
+
+
+def test_confirm_stops_a_resend_after_an_ambiguous_failure():
+    def handler(request, n):
+        raise httpx.ReadTimeout("late", request=request)
+
+    client, seen = client_with(handler)
+    done = transport.Answer(200, {}, {"result": {"STATUS": "PAUSED"}}, "u")
+    answer = client.call(endpoint("https://p/rest/1/abcd/", None), "timeman.pause", {}, confirm=lambda p: done)
+    assert answer is done and len(seen) == 1
+
+
+def test_an_internal_error_is_one_masked_line_and_exit_99(monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError(f"bug near {SECRET_TOKEN}")
+
+    monkeypatch.setattr(run, "execute", boom)
+    result = CliRunner().invoke(cli, ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
+    assert result.exit_code == 99
+    assert result.stderr == "oint: internal error: RuntimeError: bug near ***\n"
+
+
+def test_ctrl_c_exits_130(portal):
+    portal.inject("slow:10")
+    proc = subprocess.Popen([OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook()], env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while not portal.calls() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    assert b"interrupted" in err and b"Traceback" not in err
+
+
+def test_a_reader_that_leaves_early_does_not_change_the_exit_code(portal):
+    """`oint ... | head -c 1`: the reader is gone before the answer is written."""
+    portal.inject("slow:0.5")
+    proc = subprocess.Popen([OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
+                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads: the write meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0
+    assert err == b""
