@@ -29,8 +29,12 @@ def _as_map(value) -> dict:
     return value if isinstance(value, dict) else {}  # empty maps arrive as []
 
 
+def batch_params(cmd: dict) -> dict:
+    return {"halt": 0, "cmd": cmd}  # halt 0: one user's error does not stop the others
+
+
 def _send(client, ep, cmd: dict, confirm=None, retries=None) -> Answer:
-    return client.call(ep, "batch", {"halt": 0, "cmd": cmd}, confirm=confirm, retries=retries)
+    return client.call(ep, "batch", batch_params(cmd), confirm=confirm, retries=retries)
 
 
 def run_batch(client, ep, method: Method, ids: list[str], params: dict) -> tuple[dict, int]:

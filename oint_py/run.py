@@ -123,15 +123,13 @@ def _confirmer(client, ep, method: Method, params: dict):
 def _show_request(method, ep, ids, many, params, settings) -> int:
     """--test: what would be sent, secrets masked; nothing is sent."""
     if many:
-        from .batch import commands
+        from .batch import batch_params, commands
 
-        requests = [
-            {"method": "POST", "url": ep.url("batch"), "body": _with_auth(ep, {"halt": 0, "cmd": cmd})}
-            for cmd in commands(method, ids, params)
-        ]
+        requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch_params(cmd))}
+                    for cmd in commands(method, ids, params)]
     else:
-        body = {"USER_ID": ids[0], **params} if ids else dict(params)
-        requests = [{"method": "POST", "url": ep.url(method.rest), "body": _with_auth(ep, body)}]
+        body = {"USER_ID": ids[0], **params} if ids else params
+        requests = [{"method": "POST", "url": ep.url(method.rest), "body": ep.payload(body)}]
     shown = {
         "requests": requests,
         "headers": {"Content-Type": "application/json; charset=utf-8"},
@@ -142,8 +140,3 @@ def _show_request(method, ep, ids, many, params, settings) -> int:
     }
     output.say(redact.redact(output.dumps(shown)))
     return OK
-
-
-def _with_auth(ep, body: dict) -> dict:
-    return {**body, "auth": ep.token} if ep.token else body
-

@@ -56,6 +56,11 @@ class Endpoint:
     def url(self, rest_method: str) -> str:
         return self.base + rest_method
 
+    def payload(self, params: dict) -> dict:
+        """The JSON body: empty fields left out, the token (if any) as `auth`."""
+        body = {k: v for k, v in params.items() if v not in (None, "")}
+        return {**body, "auth": self.token} if self.token else body
+
 
 def endpoint(url: str, token: str | None) -> Endpoint:
     """Where to send: a webhook URL (`https://host/rest/1/<code>/`), or a portal
@@ -271,9 +276,7 @@ class Client:
         httpx = _httpx()
 
         retries = self.settings.retries if retries is None else retries
-        payload = {k: v for k, v in params.items() if v not in (None, "")}
-        if ep.token:
-            payload["auth"] = ep.token
+        payload = ep.payload(params)
         url = ep.url(rest_method)
         attempt = 0
         while True:
