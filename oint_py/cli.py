@@ -18,9 +18,6 @@ ADVANCED_FLAGS = ("adv_response", "dontwait", "insecure")
 
 
 class Root(click.Group):
-    def format_help(self, ctx, formatter):
-        formatter.write(helptext.root())
-
     def resolve_command(self, ctx, args):
         cmd = self.get_command(ctx, args[0])
         if cmd is None and ctx.resilient_parsing:  # completing: nothing to offer, no error
@@ -90,9 +87,6 @@ class Library(click.Group):
             )
         return cmd.name, cmd, args[1:]
 
-    def format_help(self, ctx, formatter):
-        formatter.write(helptext.library(ctx.info_name))
-
 
 class MethodCommand(click.Command):
     def __init__(self, method: Method, **kwargs):
@@ -109,9 +103,6 @@ class MethodCommand(click.Command):
 
     def get_help(self, ctx):
         return helptext.method(self.method)
-
-    def format_help(self, ctx, formatter):
-        formatter.write(helptext.method(self.method))
 
 
 def _show_help(ctx, param, value):

@@ -412,8 +412,8 @@ def _rate(value: str) -> tuple[float, float]:
 def serve(args: list[str] | None = None) -> None:
     """`oint sandbox`: run a portal in the foreground until Ctrl-C or --stop-after."""
     p = _Parser(prog="oint sandbox", allow_abbrev=False, description=__doc__.split("\n\n")[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8024)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8024, help="port (default 8024; 0 picks a free one)")
     p.add_argument("--code", default=DEFAULT_CODE, help="webhook code (URL /rest/<user>/<code>/)")
     p.add_argument("--token", default=DEFAULT_TOKEN, help="accepted OAuth token")
     p.add_argument("--users", type=int, default=1000, help="users 1..N exist, each with today's day open")
