@@ -102,12 +102,12 @@ class MethodCommand(click.Command):
         return super().parse_args(ctx, args)
 
     def get_help(self, ctx):
-        return helptext.method(self.method)
+        return helptext.plain(helptext.method(self.method))
 
 
 def _show_help(ctx, param, value):
     if value and not ctx.resilient_parsing:
-        helptext.show(ctx.command.get_help(ctx))
+        helptext.show(helptext.method(ctx.command.method))
         ctx.exit(0)
 
 

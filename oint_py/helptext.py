@@ -1,14 +1,16 @@
 """Listings and help pages, written from the method table.
 
-Plain text, laid out like the oint documentation (parameter table, advanced
-options, a bash and a CMD example). On a terminal, rich renders the same
-content as tables; rich is imported only then, so piped help stays fast.
+A page is a list of sections, laid out like the oint documentation (parameter
+table, advanced options, a bash and a CMD example). Piped, a page is plain
+text; on a terminal, rich renders the same sections as tables. rich is
+imported only then, so help in scripts stays fast.
 """
 
 import os
 import shutil
 import sys
 import textwrap
+from typing import NamedTuple
 
 from . import __version__
 from .errors import EXIT_CODES
@@ -43,57 +45,106 @@ GLOBAL = (
 )
 
 
+class Table(NamedTuple):
+    header: tuple | None  # None: a two-column listing without a header row
+    rows: list
+
+
+Page = list  # of (heading, str | Table); heading "" for the title lines
+
+
 def _width() -> int:
     return max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
 
 
-def _rows(rows, indent: int = 2) -> str:
-    """Two columns: a left column, then a wrapped description."""
-    left = max(len(r[0]) for r in rows) + 2
-    width = _width() - indent - left
-    lines = []
-    for name, desc in rows:
-        wrapped = textwrap.wrap(desc, max(20, width), break_on_hyphens=False) or [""]
-        lines.append(" " * indent + name.ljust(left) + wrapped[0])
-        lines += [" " * (indent + left) + more for more in wrapped[1:]]
-    return "\n".join(lines)
+def _wrap(text: str, width: int) -> list[str]:
+    return textwrap.wrap(str(text), max(20, width), break_on_hyphens=False) or [""]
 
 
-def root() -> str:
-    libs = _rows(list(LIBRARIES.items()))
-    tools = _rows([("sandbox", "Run a local Bitrix24 portal emulator for dry runs (oint sandbox --help)"),
-                   ("completion", "Print a shell completion script (bash, zsh, fish, powershell)")])
-    return (
-        f"oint-py {__version__}: OpenIntegrations CLI for Bitrix24 time tracking\n\n"
-        "Usage: oint LIBRARY METHOD --option value ...\n\n"
-        f"Libraries:\n{libs}\n\nTools:\n{tools}\n\n"
-        f"Standard options of every method:\n{_rows([(o, d) for o, _, d in GLOBAL])}\n\n"
-        "Run 'oint bitrix24' for its methods, 'oint bitrix24 METHOD --help' for one method.\n"
-    )
-
-
-def library(name: str) -> str:
-    areas: dict[str, list[Method]] = {}
-    for m in METHODS:
-        areas.setdefault(m.area, []).append(m)
-    parts = [f"oint {name}: {LIBRARIES[name]}\n", f"Usage: oint {name} METHOD --option value ...\n"]
-    for area, methods in areas.items():
-        parts.append(f"{area}:\n" + _rows([(m.name, f"{m.description} ({m.rest})") for m in methods]) + "\n")
-    parts.append("Method names are case-insensitive. 'oint bitrix24 METHOD --help' shows a method's options.\n")
-    return "\n".join(parts)
-
-
-def _table(header, rows) -> str:
-    """A plain text table whose last column wraps."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
-    last = max(24, _width() - 2 - sum(w + 2 for w in widths))
+def _plain_table(table: Table) -> str:
+    """Columns padded to their widest cell; the last column wraps."""
+    lines = [table.header, *table.rows] if table.header else list(table.rows)
+    widths = [max(len(str(r[i])) for r in lines) for i in range(len(lines[0]) - 1)]
+    last = _width() - 2 - sum(w + 2 for w in widths)
     out = []
-    for row in [header, *rows]:
-        wrapped = textwrap.wrap(str(row[-1]), last, break_on_hyphens=False) or [""]
+    for row in lines:
+        wrapped = _wrap(row[-1], last)
         cells = "".join(str(c).ljust(w + 2) for c, w in zip(row, widths))
         out.append("  " + cells + wrapped[0])
         out += ["  " + " " * len(cells) + more for more in wrapped[1:]]
     return "\n".join(out)
+
+
+def plain(page: Page) -> str:
+    parts = []
+    for heading, content in page:
+        text = _plain_table(content) if isinstance(content, Table) else content
+        parts.append(f"{heading}:\n{text}" if heading else text)
+    return "\n\n".join(parts) + "\n"
+
+
+def _rich(page: Page) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.padding import Padding
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    for heading, content in page:
+        if heading:
+            console.print(Text(heading, style="bold"))
+        if isinstance(content, Table):
+            table = RichTable(box=box.SIMPLE_HEAD if content.header else None, show_header=bool(content.header),
+                              pad_edge=False, padding=(0, 2, 0, 0))
+            for i, name in enumerate(content.header or [""] * len(content.rows[0])):
+                table.add_column(name, style="cyan" if i == 0 else None, no_wrap=i < len(content.rows[0]) - 1)
+            for row in content.rows:
+                table.add_row(*(Text(str(c)) for c in row))  # Text: "[user:password@]" is not markup
+            console.print(Padding(table, (0, 0, 0, 2)))
+        else:
+            console.print(Text(content))
+        console.print()
+
+
+def show(page: Page) -> None:
+    """Print a page: rich tables on a terminal, plain UTF-8 text otherwise."""
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        _rich(page)
+    else:
+        from .output import say
+
+        say(plain(page))
+
+
+def _options(items) -> Table:
+    return Table(None, [(f"{o} {mv}".strip(), d) for o, mv, d in items])
+
+
+def root() -> Page:
+    tools = [("sandbox", "Run a local Bitrix24 portal emulator for dry runs (oint sandbox --help)"),
+             ("completion", "Print a shell completion script (bash, zsh, fish, powershell)")]
+    return [
+        ("", f"oint-py {__version__}: OpenIntegrations CLI for Bitrix24 time tracking"),
+        ("Usage", "  oint LIBRARY METHOD --option value ..."),
+        ("Libraries", Table(None, list(LIBRARIES.items()))),
+        ("Tools", Table(None, tools)),
+        ("Standard options of every method", _options(GLOBAL)),
+        ("", "Run 'oint bitrix24' for its methods, 'oint bitrix24 METHOD --help' for one method."),
+    ]
+
+
+def library(name: str) -> Page:
+    areas: dict[str, list[Method]] = {}
+    for m in METHODS:
+        areas.setdefault(m.area, []).append(m)
+    return [
+        ("", f"oint {name}: {LIBRARIES[name]}"),
+        ("Usage", f"  oint {name} METHOD --option value ..."),
+        *[(area, Table(None, [(m.name, f"{m.description} ({m.rest})") for m in methods]))
+          for area, methods in areas.items()],
+        ("", "Method names are case-insensitive. 'oint bitrix24 METHOD --help' shows a method's options."),
+    ]
 
 
 def _example(m: Method, cont: str) -> str:
@@ -104,38 +155,16 @@ def _example(m: Method, cont: str) -> str:
     return "\n".join("  " + line for line in lines)
 
 
-def parameter_rows(m: Method):
-    return [(p.name, p.option, p.type, "yes" if p.required else "no", p.description) for p in m.params]
-
-
-def method(m: Method) -> str:
-    exits = _rows([(str(code), text) for code, text in EXIT_CODES.items()])
-    env = _rows(list(ENV_VARS.items()))
-    return (
-        f"{m.title}\n{m.description}. Bitrix24 REST method: {m.rest}\n\n"
-        f"Usage: oint bitrix24 {m.name} --url URL [OPTIONS]\n\n"
-        "Parameters:\n"
-        + _table(("Parameter", "CLI option", "Type", "Required", "Description"), parameter_rows(m))
-        + "\n\nAdvanced call options:\n"
-        + _rows([(f"{o} {mv}".strip(), d) for o, mv, d in ADVANCED])
-        + "\n\nStandard options:\n"
-        + _rows([(f"{o} {mv}".strip(), d) for o, mv, d in GLOBAL])
-        + f"\n\nExample (bash):\n{_example(m, chr(92))}\n\nExample (CMD/bat):\n{_example(m, '^')}\n\n"
-        + f"Environment variables:\n{env}\n\nExit codes:\n{exits}\n"
-    )
-
-
-def show(text: str) -> None:
-    """Print help: rich on a terminal (headings in bold), plain bytes otherwise."""
-    from .output import say
-
-    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        from rich.console import Console
-        from rich.markup import escape
-
-        console = Console(highlight=False, soft_wrap=True)
-        for line in text.rstrip("\n").split("\n"):
-            heading = line.endswith(":") and not line.startswith(" ")
-            console.print(f"[bold]{escape(line)}[/bold]" if heading else escape(line))
-    else:
-        say(text)
+def method(m: Method) -> Page:
+    params = [(p.name, p.option, p.type, "yes" if p.required else "no", p.description) for p in m.params]
+    return [
+        ("", f"{m.title}\n{m.description}. Bitrix24 REST method: {m.rest}"),
+        ("Usage", f"  oint bitrix24 {m.name} --url URL [OPTIONS]"),
+        ("Parameters", Table(("Parameter", "CLI option", "Type", "Required", "Description"), params)),
+        ("Advanced call options", _options(ADVANCED)),
+        ("Standard options", _options(GLOBAL)),
+        ("Example (bash)", _example(m, "\\")),
+        ("Example (CMD/bat)", _example(m, "^")),
+        ("Environment variables", Table(None, list(ENV_VARS.items()))),
+        ("Exit codes", Table(None, [(str(code), text) for code, text in EXIT_CODES.items()])),
+    ]
