@@ -44,16 +44,39 @@ def register_argv(args: list[str], environ) -> None:
     webhook codes in URLs, and passwords in URLs (the proxy's)."""
     tokens = [environ.get("OINT_BITRIX24_TOKEN")]
     urls = [environ.get("OINT_BITRIX24_URL")]
+    structures = [environ.get("OINT_CONFIG")]
     for i, arg in enumerate(args):
         name, eq, value = arg.partition("=")
-        if name in ("--token", "--url", "--proxy"):
+        if name in ("--token", "--url", "--proxy", "--config"):
             value = value if eq else (args[i + 1] if i + 1 < len(args) else None)
-            (tokens if name == "--token" else urls).append(value)
+            {"--token": tokens, "--url": urls, "--proxy": urls, "--config": structures}[name].append(value)
+            if name == "--proxy":
+                structures.append(value)
     for token in tokens:
         add_secret(token)
+    for text in filter(None, structures):
+        _register_json_passwords(text)
     for url in filter(None, urls):
         hook = WEBHOOK_RE.search(url)
         if hook:
             add_secret(hook.group(2))
         userinfo = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
         add_secret(userinfo.partition(":")[2])
+
+
+def _register_json_passwords(text: str) -> None:
+    """oint's proxy structure, alone or inside --config JSON: its Password is a secret."""
+    try:
+        stack = [json.loads(text)]
+    except ValueError:
+        return
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if str(key).lower() == "password" and isinstance(value, str):
+                    add_secret(value)
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
