@@ -12,10 +12,8 @@ import click
 
 from . import __version__, errors, helptext, output, redact
 from .errors import OintError
-from .methods import BY_KEY, LIBRARIES, METHODS, Method
-
-ADVANCED_FLAGS = ("adv_response", "dontwait", "insecure")
-
+from .methods import BY_KEY, LIBRARIES, METHODS, URL, Method
+from .settings import CONFIG_ENV
 
 class Root(click.Group):
     def resolve_command(self, ctx, args):
@@ -96,7 +94,7 @@ class MethodCommand(click.Command):
     def parse_args(self, ctx, args):
         # oint: a method called with no options shows its help. A URL in the
         # environment counts as an option, so cron can call it bare.
-        if not args and not os.environ.get("OINT_BITRIX24_URL") and not ctx.resilient_parsing:
+        if not args and not os.environ.get(URL.env) and not ctx.resilient_parsing:
             helptext.show(helptext.method(self.method))
             ctx.exit(0)
         return super().parse_args(ctx, args)
@@ -111,12 +109,9 @@ def _show_help(ctx, param, value):
         ctx.exit(0)
 
 
-_ENV = {"--url": "OINT_BITRIX24_URL", "--token": "OINT_BITRIX24_TOKEN"}
-
-
 def _options(method: Method) -> list[click.Parameter]:
     opts = [
-        click.Option([p.option], help=p.description, envvar=_ENV.get(p.option), show_envvar=p.option in _ENV,
+        click.Option([p.option], help=p.description, envvar=p.env, show_envvar=bool(p.env),
                      metavar=p.type.split(",")[0].upper())
         for p in method.params
     ]
@@ -131,7 +126,7 @@ def _options(method: Method) -> list[click.Parameter]:
         if metavar:
             opts.append(click.Option(names, metavar=metavar, help=desc,
                                      type=click.Path() if "PATH" in metavar else None,
-                                     envvar="OINT_CONFIG" if option == "--config" else None))
+                                     envvar=CONFIG_ENV if option == "--config" else None))
         else:
             opts.append(click.Option(names, is_flag=True, default=None, help=desc))
     return opts
@@ -156,12 +151,7 @@ def _invoke(method: Method, kw: dict) -> int:
     from . import run, settings
 
     values = {p.option: kw.get(p.option[2:]) for p in method.params}
-    redact.add_secret(values.get("--token"))
-    flags = {
-        "proxy": kw.get("proxy"), "timeout": kw.get("timeout"), "retries": kw.get("retries"),
-        "ca_bundle": kw.get("ca_bundle"),
-        **{name: kw.get(name) for name in ADVANCED_FLAGS},
-    }
+    flags = {key: kw.get(key) for key in settings.CONFIG_KEYS}  # every --config key is also a flag
     conf = settings.build(flags, kw.get("config"))
     return run.execute(method, values, conf, debug=bool(kw.get("debug")), test=bool(kw.get("test")),
                        out=kw.get("out"))

@@ -14,12 +14,13 @@ from typing import NamedTuple
 
 from . import __version__
 from .errors import EXIT_CODES
-from .methods import LIBRARIES, METHODS, Method
+from .methods import LIBRARIES, METHODS, TOKEN, URL, Method
+from .settings import CONFIG_ENV
 
 ENV_VARS = {
-    "OINT_BITRIX24_URL": "--url, so the webhook stays out of ps and crontab lines",
-    "OINT_BITRIX24_TOKEN": "--token",
-    "OINT_CONFIG": "--config",
+    URL.env: "--url, so the webhook stays out of ps and crontab lines",
+    TOKEN.env: "--token",
+    CONFIG_ENV: "--config",
     "OINT_JOBS_DIR": "where --dontwait writes its job files",
 }
 

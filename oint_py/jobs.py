@@ -18,9 +18,7 @@ import uuid
 from dataclasses import asdict
 
 from .methods import Method
-from .settings import Settings
-
-SECRET_OPTIONS = {"--url": "OINT_BITRIX24_URL", "--token": "OINT_BITRIX24_TOKEN"}
+from .settings import CONFIG_ENV, Settings
 
 
 def jobs_dir() -> str:
@@ -43,14 +41,15 @@ def start(method: Method, values: dict, settings: Settings, *, debug: bool, out:
     log = os.path.join(folder, job + ".log")
     argv = ["bitrix24", method.name, "--out", result]
     env = dict(os.environ)
-    for option, value in values.items():
+    for p in method.params:
+        value = values.get(p.option)
         if value in (None, ""):
             continue
-        if option in SECRET_OPTIONS:
-            env[SECRET_OPTIONS[option]] = value
+        if p.env:  # the URL and the token travel in the environment, not on the command line
+            env[p.env] = value
         else:
-            argv += [option, value]
-    env["OINT_CONFIG"] = json.dumps({**asdict(settings), "dontwait": False})
+            argv += [p.option, value]
+    env[CONFIG_ENV] = json.dumps({**asdict(settings), "dontwait": False})
     if debug:
         argv.append("--debug")
     kwargs: dict = {}

@@ -15,6 +15,7 @@ class Param:
     required: bool
     description: str
     rest: str | None = None  # the REST field it fills; None for URL and Token
+    env: str | None = None  # an environment variable that stands for the option (secrets stay out of ps)
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,10 @@ class Method:
         return self.name.lower()
 
 
-URL = Param("URL", "--url", "String", True, "URL of webhook or a Bitrix24 domain, when token used")
-TOKEN = Param("Token", "--token", "String", False, "Access token, when app auth method used")
+URL = Param("URL", "--url", "String", True, "URL of webhook or a Bitrix24 domain, when token used",
+            env="OINT_BITRIX24_URL")
+TOKEN = Param("Token", "--token", "String", False, "Access token, when app auth method used",
+              env="OINT_BITRIX24_TOKEN")
 USERID = Param(
     "UserID", "--userid", "String, Number", False,
     "Users ID. Current by default. Also a list (1,2,3) or @file with one ID a line: "

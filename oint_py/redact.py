@@ -42,9 +42,12 @@ def register_argv(args: list[str], environ) -> None:
     """Register the secrets of a command line before anything parses it, so that
     even a parser's complaint ("unexpected extra argument ...") is masked: tokens,
     webhook codes in URLs, and passwords in URLs (the proxy's)."""
-    tokens = [environ.get("OINT_BITRIX24_TOKEN")]
-    urls = [environ.get("OINT_BITRIX24_URL")]
-    structures = [environ.get("OINT_CONFIG")]
+    from .methods import TOKEN, URL
+    from .settings import CONFIG_ENV
+
+    tokens = [environ.get(TOKEN.env)]
+    urls = [environ.get(URL.env)]
+    structures = [environ.get(CONFIG_ENV)]
     for i, arg in enumerate(args):
         name, eq, value = arg.partition("=")
         if name in ("--token", "--url", "--proxy", "--config"):

@@ -14,6 +14,7 @@ from .errors import UsageFailure
 DEFAULT_TIMEOUT = 30.0  # seconds per attempt; oint waits 3600 s
 DEFAULT_RETRIES = 3  # re-sends after the first attempt
 MAX_RETRIES = 20
+CONFIG_ENV = "OINT_CONFIG"  # stands for --config
 CONFIG_KEYS = ("proxy", "timeout", "adv_response", "retries", "dontwait", "ca_bundle", "insecure")
 
 
