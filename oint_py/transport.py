@@ -204,7 +204,6 @@ class Client:
         self.settings = settings
         self.log = log or (lambda line: None)
         self.bucket = LeakyBucket()
-        self.sent = 0  # HTTP requests put on the wire, redirects included
         verify: Any = not settings.insecure
         if settings.ca_bundle:
             import ssl
@@ -234,11 +233,10 @@ class Client:
 
         content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        for hop in range(MAX_REDIRECTS + 1):
+        for _hop in range(MAX_REDIRECTS + 1):
             self.bucket.acquire()
             self.log(f"> POST {url}")
             self.log(f"> {json.dumps(payload, ensure_ascii=False)}")
-            self.sent += 1
             try:
                 resp = self.http.post(url, content=content, headers=headers)
             except httpx.InvalidURL as exc:  # only a redirect can bring one: --url was checked
