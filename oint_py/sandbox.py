@@ -64,6 +64,7 @@ class Portal:
         self.free_schedule = free_schedule
         self.rate_limit = rate_limit  # (capacity, drain per second), as Bitrix24's leaky bucket
         self.level, self.level_stamp = 0.0, time.monotonic()
+        self.throttled = 0  # requests refused with QUERY_LIMIT_EXCEEDED by the rate limit
         self.lock = threading.RLock()
         self.days: dict[int, dict] = {}
         self.requests: list[dict] = []  # every request: method, path, headers, body, params
@@ -134,6 +135,7 @@ class Portal:
         self.level = max(0.0, self.level - (now - self.level_stamp) * rate)
         self.level_stamp = now
         if self.level + 1 > capacity:
+            self.throttled += 1
             return True
         self.level += 1
         return False

@@ -155,11 +155,15 @@ def backoff(attempt: int) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
 
 
+PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
+
+
 class LeakyBucket:
     """The portal's own limit, kept on our side: a burst of `capacity`, then
-    `rate` requests a second (Bitrix24 standard plans: 50 and 2/s)."""
+    `rate` requests a second. One request of headroom below the portal's 50:
+    the portal measures at arrival, a few milliseconds after we send."""
 
-    def __init__(self, capacity: float = 50, rate: float = 2.0):
+    def __init__(self, capacity: float = PORTAL_BURST - 1, rate: float = PORTAL_RATE):
         self.capacity, self.rate = capacity, rate
         self.level, self.stamp = 0.0, time.monotonic()
 

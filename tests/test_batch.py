@@ -50,12 +50,14 @@ def test_more_than_50_users_are_split_into_batches_of_50(portal):
 
 
 def test_stays_under_the_portals_leaky_bucket(make_portal):
-    # a portal that allows a burst of 50 and drains 2/s: 300 users are 6 batches, no throttling needed
-    portal = make_portal(rate_limit=(50, 2))
+    """3,000 users are 60 batches: more than the portal's burst of 50 (draining 2/s) can take at once.
+    oint's own bucket spaces them, so the portal never has to refuse one."""
+    portal = make_portal(rate_limit=(50, 2), users=3000)
     r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid",
-                 ",".join(str(i) for i in range(1, 301)))
+                 ",".join(str(i) for i in range(1, 3001)), "--retries", 0)
     assert r.code == 0, r.err
-    assert len(portal.calls("batch")) == 6
+    assert len(portal.calls("batch")) == 60
+    assert portal.throttled == 0
 
 
 def test_throttled_batches_are_retried(make_portal):
