@@ -168,3 +168,20 @@ def test_a_reader_that_leaves_early_does_not_change_the_exit_code(portal):
     err = proc.stderr.read()
     assert proc.wait(timeout=30) == 0
     assert err == b""
+
+
+def test_out_is_never_half_written(tmp_path, monkeypatch):
+    """A write that fails midway (disk full) leaves the previous file whole and no debris."""
+    from oint_py import output
+
+    target = tmp_path / "result.json"
+    target.write_text("OLD", encoding="utf-8")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output.os, "fsync", disk_full)
+    with pytest.raises(UsageFailure, match="No space left"):
+        output.emit({"result": {"STATUS": "CLOSED"}}, str(target))
+    assert target.read_text(encoding="utf-8") == "OLD"
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
