@@ -130,6 +130,16 @@ def proxy_factory():
         p.stop()
 
 
+def clock_without_sleep(record=None):
+    """A stand-in for the `time` module inside oint_py.transport only: backoff
+    and the leaky bucket do not wait. (Patching time.sleep itself would also stop
+    the sandbox portal's slow answers in this process.)"""
+    import time
+    import types
+
+    return types.SimpleNamespace(sleep=record or (lambda seconds: None), monotonic=time.monotonic, time=time.time)
+
+
 def assert_no_secret(*texts: str):
     for text in texts:
         assert SECRET_TOKEN not in text

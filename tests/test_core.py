@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import OINT, SECRET_TOKEN, clean_env
+from conftest import OINT, SECRET_TOKEN, clean_env, clock_without_sleep
 
 from oint_py import run, transport
 from oint_py.cli import cli
@@ -21,7 +21,7 @@ from oint_py.transport import Client, LeakyBucket, classify, endpoint, retry_aft
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
-    monkeypatch.setattr(transport.time, "sleep", lambda s: None)
+    monkeypatch.setattr(transport, "time", clock_without_sleep())
 
 
 def client_with(handler, **settings) -> tuple[Client, list[httpx.Request]]:
@@ -78,7 +78,7 @@ def test_backoff_grows_and_is_capped():
 
 def test_leaky_bucket_waits_only_past_its_burst(monkeypatch):
     waits = []
-    monkeypatch.setattr(transport.time, "sleep", waits.append)
+    monkeypatch.setattr(transport, "time", clock_without_sleep(waits.append))
     bucket = LeakyBucket(capacity=3, rate=1000)
     assert [bucket.acquire() for _ in range(3)] == [0, 0, 0]
     assert bucket.acquire() > 0 and waits

@@ -19,6 +19,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import clock_without_sleep
+
 from oint_py import jobs, redact, transport
 from oint_py.cli import cli
 from oint_py.errors import EXIT_CODES, INTERNAL
@@ -48,7 +50,7 @@ def _loopback_only(host, *args, **kwargs):
 def sealed():
     mp = pytest.MonkeyPatch()
     mp.setattr(socket, "getaddrinfo", _loopback_only)
-    mp.setattr(transport.time, "sleep", lambda seconds: None)  # backoff: no waiting in tests
+    mp.setattr(transport, "time", clock_without_sleep())  # backoff: no waiting in tests
     mp.setattr(jobs, "start", lambda *a, **k: {"job": "not started in tests"})
     yield
     mp.undo()
