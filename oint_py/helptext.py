@@ -152,7 +152,8 @@ def _example(m: Method, cont: str) -> str:
     lines = [f"oint bitrix24 {m.name} {cont}"]
     items = list(m.example.items())
     for i, (opt, val) in enumerate(items):
-        lines.append(f'  {opt} "{val}"' + (f" {cont}" if i < len(items) - 1 else ""))
+        shown = val if val.isdigit() else f'"{val}"'  # as the oint docs write them
+        lines.append(f"  {opt} {shown}" + (f" {cont}" if i < len(items) - 1 else ""))
     return "\n".join("  " + line for line in lines)
 
 

@@ -38,6 +38,26 @@ def test_method_without_options_or_with_help_shows_the_seed_table(args):
     assert "Exit codes" in r.out
 
 
+SEED_BASH = (
+    'oint bitrix24 StopTimekeeping \\\n'
+    '--url "b24-ar17wx.bitrix24.by" \\\n'
+    '--userid 1 \\\n'
+    '--time "2026-05-26T14:13:07" \\\n'
+    '--report "Time off" \\\n'
+    '--token "***"'
+)
+
+
+def test_help_examples_are_the_seed_documents():
+    """The seed's bash and CMD examples, line for line (indentation aside)."""
+    out = run_oint("bitrix24", "StopTimekeeping", "--help").out
+    lines = [line.strip() for line in out.splitlines()]
+    for example in (SEED_BASH, SEED_BASH.replace("\\", "^")):
+        expected = example.splitlines()
+        start = lines.index(expected[0])
+        assert lines[start:start + len(expected)] == expected
+
+
 def test_url_in_environment_counts_as_an_option(portal):
     r = run_oint("bitrix24", "StopTimekeeping", OINT_BITRIX24_URL=portal.webhook())
     assert r.code == 0, r.err
