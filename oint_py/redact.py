@@ -1,8 +1,9 @@
 """Keep secrets (webhook codes, tokens, proxy passwords) out of everything we print.
 
-Secrets are registered as soon as options are parsed; every line written to
-stderr (errors, --debug, --test) and every exception message passes through
-`redact()`. The JSON answer of the portal on stdout is not redacted: it is the
+Secrets are registered from the raw command line and environment before Click
+parses anything (`register_argv`), and again where options are read; every line
+written to stderr (errors, --debug) and the --test output pass through
+`redact()`, which also masks any `/rest/<user>/<code>/` webhook path. The JSON answer of the portal on stdout is not redacted: it is the
 user's data and Bitrix24 never echoes the credentials.
 """
 
