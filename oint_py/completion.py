@@ -18,7 +18,6 @@ import os
 from click.shell_completion import ShellComplete, add_completion_class, get_completion_class, split_arg_string
 
 COMPLETE_VAR = "_OINT_COMPLETE"
-SHELLS = ("bash", "zsh", "fish", "powershell")
 
 _SOURCE_POWERSHELL = """\
 # oint completion for PowerShell: add this line to your $PROFILE

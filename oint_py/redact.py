@@ -3,8 +3,9 @@
 Secrets are registered from the raw command line and environment before Click
 parses anything (`register_argv`), and again where options are read; every line
 written to stderr (errors, --debug) and the --test output pass through
-`redact()`, which also masks any `/rest/<user>/<code>/` webhook path. The JSON answer of the portal on stdout is not redacted: it is the
-user's data and Bitrix24 never echoes the credentials.
+`redact()`, which also masks any `/rest/<user>/<code>/` webhook path. The JSON
+answer of the portal on stdout is not redacted: it is the user's data and
+Bitrix24 never echoes the credentials.
 """
 
 import json

@@ -29,6 +29,13 @@ class Settings:
     insecure: bool = False
 
 
+def reject_blanks(value: str, option: str) -> None:
+    """URLs (portal and proxy) may hold no spaces or control characters: httpx
+    would fail on them later with an error of its own."""
+    if any(ord(c) < 33 or ord(c) == 127 for c in value):
+        raise UsageFailure(f"{option} contains spaces or control characters")
+
+
 def load_config(value: str) -> dict:
     """--config: a JSON object, or a path to a file holding one."""
     text = value
@@ -99,8 +106,7 @@ def proxy_url(value) -> str:
     if not isinstance(value, str) or not value.strip():
         raise UsageFailure(f"--proxy: expected a URL or a structure, got {value!r}")
     value = value.strip()
-    if any(ord(c) < 33 or ord(c) == 127 for c in value):
-        raise UsageFailure("--proxy contains spaces or control characters")
+    reject_blanks(value, "--proxy")
     if "://" not in value:
         value = "http://" + value
     try:

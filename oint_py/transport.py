@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 from . import __version__, redact
 from .errors import RequestFailure, UsageFailure
-from .settings import Settings
+from .settings import Settings, reject_blanks
 
 MAX_REDIRECTS = 5
 BACKOFF_BASE = 0.25  # seconds; doubles each attempt, full jitter in [50%, 100%]
@@ -70,8 +70,7 @@ def endpoint(url: str, token: str | None) -> Endpoint:
     raw = (url or "").strip()
     if not raw:
         raise UsageFailure("--url is empty")
-    if any(ord(c) < 33 or ord(c) == 127 for c in raw):
-        raise UsageFailure("--url contains spaces or control characters")
+    reject_blanks(raw, "--url")
     if "://" not in raw:
         raw = "https://" + raw.lstrip("/")
     try:
