@@ -1,19 +1,31 @@
 """The command line: `oint LIBRARY METHOD --option value`, as oint has it.
 
-Thin on purpose: the commands are generated from the method table, option
-values go to `run.execute`, and every way out is mapped to a documented exit
-code in `Root.main` (no tracebacks, secrets masked).
+The top layer, and thin on purpose: commands are generated from the method
+and option tables; a method's options go to call.parse (all checking happens
+there, once) and the Call to execute (or to a background job); output.render
+shows the Outcome; and only here does an outcome become the process's exit
+status (`Root.main`: no tracebacks, secrets masked).
 """
 
 import os
 import sys
+from typing import NamedTuple
 
 import click
 
-from . import __version__, errors, helptext, output, redact
-from .errors import OintError
-from .methods import BY_KEY, LIBRARIES, METHODS, URL, Method
-from .settings import CONFIG_ENV
+from . import __version__, helptext, output
+from .methods import ADVANCED, BY_KEY, CONFIG_OPTIONS, GLOBAL, LIBRARIES, METHODS, URL, Method, Option
+from .outcome import ExitStatus, OintError, Outcome
+from .redact import Redactor
+
+
+class Finished(NamedTuple):
+    """What a method command hands back to Root.main to render."""
+
+    outcome: Outcome
+    out: str | None
+    redact: Redactor
+
 
 class Root(click.Group):
     def resolve_command(self, ctx, args):
@@ -21,41 +33,40 @@ class Root(click.Group):
         if cmd is None and ctx.resilient_parsing:  # completing: nothing to offer, no error
             return None, None, args
         if cmd is None and not args[0].startswith("-"):
-            raise OintError(
-                f"unknown library {args[0]!r}; libraries: {', '.join(LIBRARIES)} (names are lowercase)",
-                errors.UNKNOWN_LIBRARY,
-            )
+            raise OintError(f"unknown library {args[0]!r}; libraries: {', '.join(LIBRARIES)} (names are lowercase)",
+                            ExitStatus.UNKNOWN_LIBRARY)
         return super().resolve_command(ctx, args)
 
     def main(self, args=None, prog_name=None, complete_var=None, **extra):
         args = list(sys.argv[1:] if args is None else args)
-        redact.register_argv(args, os.environ)
+        redact = Redactor.from_argv(args, os.environ)
         if os.environ.get("_OINT_COMPLETE"):
             from . import completion  # noqa: F401 - registers the PowerShell class
         try:
-            code = super().main(args, prog_name=prog_name or "oint", complete_var=complete_var,
-                                standalone_mode=False, **extra)
-        except click.exceptions.Abort:
+            result = super().main(args, prog_name=prog_name or "oint", complete_var=complete_var,
+                                  standalone_mode=False, obj=redact, **extra)
+            if isinstance(result, Finished):
+                code = output.render(result.outcome, out=result.out, redact=result.redact)
+            else:
+                code = result if isinstance(result, int) else ExitStatus.OK
+        except (click.exceptions.Abort, KeyboardInterrupt):
             output.warn("interrupted")
-            code = errors.INTERRUPTED
+            code = ExitStatus.INTERRUPTED
         except click.ClickException as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
-            output.warn(exc.format_message() + hint)
-            code = errors.BAD_OPTIONS
+            output.warn(exc.format_message() + hint, redact)
+            code = ExitStatus.BAD_OPTIONS
         except OintError as exc:
-            output.warn(exc.message)
-            code = exc.exit_code
-        except KeyboardInterrupt:
-            output.warn("interrupted")
-            code = errors.INTERRUPTED
+            output.warn(exc.message, redact)
+            code = exc.status
         except Exception as exc:  # a bug: one line, masked, never a traceback
-            output.warn(f"internal error: {type(exc).__name__}: {exc}")
+            output.warn(f"internal error: {type(exc).__name__}: {exc}", redact)
             if "--debug" in args:
                 import traceback
 
-                output.debug("".join(traceback.format_exc()))
-            code = errors.INTERNAL
-        sys.exit(code if isinstance(code, int) else 0)
+                output.debug_logger(redact)("".join(traceback.format_exc()))
+            code = ExitStatus.INTERNAL
+        sys.exit(int(code))
 
 
 class Library(click.Group):
@@ -71,18 +82,15 @@ class Library(click.Group):
     def shell_complete(self, ctx, incomplete):
         from click.shell_completion import CompletionItem
 
-        return [CompletionItem(m.name, help=m.description) for m in METHODS
-                if m.key.startswith(incomplete.lower())]
+        return [CompletionItem(m.name, help=m.description) for m in METHODS if m.key.startswith(incomplete.lower())]
 
     def resolve_command(self, ctx, args):
         cmd = self.get_command(ctx, args[0])
         if cmd is None:
             if args[0].startswith("-") or ctx.resilient_parsing:
                 return super().resolve_command(ctx, args)
-            raise OintError(
-                f"unknown method {args[0]!r} of {ctx.info_name}; run 'oint {ctx.info_name}' for the list",
-                errors.UNKNOWN_METHOD,
-            )
+            raise OintError(f"unknown method {args[0]!r} of {ctx.info_name}; run 'oint {ctx.info_name}' for the list",
+                            ExitStatus.UNKNOWN_METHOD)
         return cmd.name, cmd, args[1:]
 
 
@@ -109,27 +117,22 @@ def _show_help(ctx, param, value):
         ctx.exit(0)
 
 
+def _option(option: Option) -> click.Option:
+    """A click option from the option table: values stay strings (call.py checks them)."""
+    if option.name == "--help":
+        return click.Option([option.name], is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
+                            help=option.help)
+    names = [option.name] + ([option.alias] if option.alias else [])
+    if option.kind == "flag":
+        return click.Option(names, is_flag=True, default=None, help=option.help)
+    return click.Option(names, metavar=option.metavar, help=option.help, envvar=option.env,
+                        type=click.Path() if option.kind == "path" else None)
+
+
 def _options(method: Method) -> list[click.Parameter]:
-    opts = [
-        click.Option([p.option], help=p.description, envvar=p.env, show_envvar=bool(p.env),
-                     metavar=p.type.split(",")[0].upper())
-        for p in method.params
-    ]
-    for option, metavar, desc in helptext.ADVANCED + helptext.GLOBAL:
-        names = [option]
-        if option == "--help":
-            opts.append(click.Option(names, is_flag=True, expose_value=False, is_eager=True,
-                                     callback=_show_help, help=desc))
-            continue
-        if "-" in option[2:]:
-            names.append("--" + option[2:].replace("-", "_"))  # oint's key spelling: --adv_response
-        if metavar:
-            opts.append(click.Option(names, metavar=metavar, help=desc,
-                                     type=click.Path() if "PATH" in metavar else None,
-                                     envvar=CONFIG_ENV if option == "--config" else None))
-        else:
-            opts.append(click.Option(names, is_flag=True, default=None, help=desc))
-    return opts
+    params = [click.Option([p.option], help=p.description, envvar=p.env, show_envvar=bool(p.env),
+                           metavar=p.type.split(",")[0].upper()) for p in method.params]
+    return params + [_option(o) for o in ADVANCED + GLOBAL]
 
 
 _COMMANDS: dict[str, MethodCommand] = {}
@@ -140,21 +143,26 @@ def method_command(method: Method) -> MethodCommand:
         def callback(**kw):
             return _invoke(method, kw)
 
-        _COMMANDS[method.name] = MethodCommand(
-            method, name=method.name, params=_options(method), callback=callback,
-            help=method.description, add_help_option=False,
-        )
+        _COMMANDS[method.name] = MethodCommand(method, name=method.name, params=_options(method), callback=callback,
+                                               help=method.description, add_help_option=False)
     return _COMMANDS[method.name]
 
 
-def _invoke(method: Method, kw: dict) -> int:
-    from . import run, settings
+def _invoke(method: Method, kw: dict) -> Finished:
+    from .call import parse
 
-    values = {p.option: kw.get(p.option[2:]) for p in method.params}
-    flags = {key: kw.get(key) for key in settings.CONFIG_KEYS}  # every --config key is also a flag
-    conf = settings.build(flags, kw.get("config"))
-    return run.execute(method, values, conf, debug=bool(kw.get("debug")), test=bool(kw.get("test")),
-                       out=kw.get("out"))
+    call = parse(method, {p.option: kw.get(p.option[2:]) for p in method.params},
+                 {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
+                 debug=bool(kw.get("debug")), test=bool(kw.get("test")),
+                 redactor=click.get_current_context().find_root().obj)
+    if call.settings.dontwait and not call.test:
+        from .jobs import start
+
+        return Finished(start(call), None, call.redactor)  # the job's own answer goes to --out
+    from .execute import execute
+
+    outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None)
+    return Finished(outcome, call.out, call.redactor)
 
 
 @click.group(cls=Root, invoke_without_command=True, add_help_option=False,
@@ -178,16 +186,6 @@ def bitrix24(ctx, help_):
         helptext.show(helptext.library(ctx.info_name))
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                               "help_option_names": []})
-@click.pass_context
-def sandbox(ctx):
-    """Run a local Bitrix24 portal emulator (oint sandbox --help)."""
-    from .sandbox import serve
-
-    serve(ctx.args)
-
-
 @cli.command(add_help_option=False)
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish", "powershell"]))
 def completion(shell):
@@ -195,6 +193,15 @@ def completion(shell):
     from .completion import script
 
     output.say(script(cli, shell))
+
+
+def _add_sandbox() -> None:
+    from .sandbox.command import sandbox
+
+    cli.add_command(sandbox)
+
+
+_add_sandbox()
 
 
 def main() -> None:

@@ -6,45 +6,21 @@ text; on a terminal, rich renders the same sections as tables. rich is
 imported only then, so help in scripts stays fast.
 """
 
-import os
 import shutil
 import sys
 import textwrap
 from typing import NamedTuple
 
 from . import __version__
-from .errors import EXIT_CODES
-from .methods import LIBRARIES, METHODS, TOKEN, URL, Method
-from .settings import CONFIG_ENV
+from .methods import ADVANCED, CONFIG_ENV, GLOBAL, JOBS_ENV, LIBRARIES, METHODS, TOKEN, URL, Method
+from .outcome import DESCRIPTIONS
 
 ENV_VARS = {
     URL.env: "--url, so the webhook stays out of ps and crontab lines",
     TOKEN.env: "--token",
     CONFIG_ENV: "--config",
-    "OINT_JOBS_DIR": "where --dontwait writes its job files",
+    JOBS_ENV: "where --dontwait writes its job files (default ~/.local/state/oint/jobs, private)",
 }
-
-# (option, metavar, description): the advanced call settings, as in oint's table
-ADVANCED = (
-    ("--proxy", "URL|JSON", "Proxy: http(s)://[user:password@]host:port, or oint's structure "
-     '{"Protocol","Host","Port","User","Password","UseOSAuthentication"} as JSON'),
-    ("--timeout", "SECONDS", "Timeout of each attempt (default 30; oint waits 3600)"),
-    ("--adv-response", "", "Print the complete HTTP structure: code, body and headers"),
-    ("--retries", "N", "Re-sends on 5xx, QUERY_LIMIT_EXCEEDED, OVERLOAD_LIMIT and connection errors, "
-     "with exponential backoff and jitter, honouring Retry-After (default 3, at most 20)"),
-    ("--dontwait", "", "Run in a detached background job; print the job and the file its result goes to"),
-    ("--config", "JSON|PATH", "oint's advanced settings as a JSON object or a file: keys proxy, timeout, "
-     "adv_response, retries, dontwait (also ca_bundle, insecure). Explicit flags win"),
-    ("--ca-bundle", "PATH", "Trust this CA file (PEM) for a self-hosted portal's certificate"),
-    ("--insecure", "", "Do not verify the portal's TLS certificate (self-signed portals; unsafe)"),
-)
-GLOBAL = (
-    ("--out", "PATH", "Write the JSON to PATH atomically and print one confirmation line"),
-    ("--debug", "", "Log the HTTP exchange to stderr (secrets masked)"),
-    ("--test", "", "Print the request that would be sent (secrets masked); send nothing"),
-    ("--help", "", "Show this help"),
-)
-
 
 class Table(NamedTuple):
     header: tuple | None  # None: a two-column listing without a header row
@@ -110,16 +86,16 @@ def _rich(page: Page) -> None:
 
 def show(page: Page) -> None:
     """Print a page: rich tables on a terminal, plain UTF-8 text otherwise."""
-    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+    from .output import say, use_colour
+
+    if use_colour(sys.stdout):
         _rich(page)
     else:
-        from .output import say
-
         say(plain(page))
 
 
 def _options(items) -> Table:
-    return Table(None, [(f"{o} {mv}".strip(), d) for o, mv, d in items])
+    return Table(None, [(f"{o.name} {o.metavar}".strip(), o.help) for o in items])
 
 
 def root() -> Page:
@@ -168,5 +144,5 @@ def method(m: Method) -> Page:
         ("Example (bash)", _example(m, "\\")),
         ("Example (CMD/bat)", _example(m, "^")),
         ("Environment variables", Table(None, list(ENV_VARS.items()))),
-        ("Exit codes", Table(None, [(str(code), text) for code, text in EXIT_CODES.items()])),
+        ("Exit codes", Table(None, [(str(int(code)), text) for code, text in DESCRIPTIONS.items()])),
     ]

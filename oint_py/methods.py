@@ -1,10 +1,13 @@
-"""The method table: every Bitrix24 method oint-py knows, declared as data.
+"""The method table and the option table: every Bitrix24 method and every
+option oint-py knows, declared as data.
 
-Adding a method is adding an entry here; the CLI, help, completion, the HTTP
-core and batching all read this table.
+Adding a method is adding an entry to METHODS; the CLI, help, completion,
+parsing, the HTTP core and batching all read these tables.
 """
 
 from dataclasses import dataclass, field
+
+from . import bounds
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,8 @@ class Method:
     description: str
     params: tuple[Param, ...]
     # The STATUS timeman.status shows once this call has taken effect. When a
-    # non-idempotent call fails ambiguously (it may have reached the portal),
-    # the status is checked before re-sending. None: safe to re-send.
+    # call that is not idempotent fails ambiguously (it may have reached the
+    # portal), the status is checked before re-sending. None: safe to re-send.
     confirm_status: str | None = None
     example: dict = field(default_factory=dict)
 
@@ -36,6 +39,28 @@ class Method:
     def key(self) -> str:
         return self.name.lower()
 
+
+@dataclass(frozen=True)
+class Option:
+    """An advanced or standard option shared by every method."""
+
+    name: str  # --adv-response
+    metavar: str  # "" for a flag
+    kind: str  # flag | text | path | number | integer | size
+    help: str
+    config: str | None = None  # its key in oint's --config JSON (and OINT_CONFIG)
+    env: str | None = None
+    low: float = 0
+    high: float = 0
+
+    @property
+    def alias(self) -> str | None:
+        """oint's key spelling (--adv_response), accepted but not advertised."""
+        return "--" + self.name[2:].replace("-", "_") if "-" in self.name[2:] else None
+
+
+CONFIG_ENV = "OINT_CONFIG"  # stands for --config
+JOBS_ENV = "OINT_JOBS_DIR"  # where --dontwait keeps its job files
 
 URL = Param("URL", "--url", "String", True, "URL of webhook or a Bitrix24 domain, when token used",
             env="OINT_BITRIX24_URL")
@@ -63,6 +88,39 @@ REPORT = Param(
     "Reason for change. Required when Time is specified and free schedule is disabled",
     rest="REPORT",
 )
+
+ADVANCED = (
+    Option("--proxy", "URL|JSON", "text", "Proxy: http(s)://[user:password@]host:port, or oint's structure "
+           '{"Protocol","Host","Port","User","Password","UseOSAuthentication"} as JSON', config="proxy"),
+    Option("--timeout", "SECONDS", "number", f"Bound on each whole attempt: connect, send and the entire answer "
+           f"(default {bounds.DEFAULT_TIMEOUT:g}; oint waits 3600)", config="timeout",
+           low=0.001, high=bounds.MAX_TIMEOUT),
+    Option("--adv-response", "", "flag", "Print the complete HTTP structure: code, body and headers",
+           config="adv_response"),
+    Option("--retries", "N", "integer", "Re-sends on 5xx, 429, QUERY_LIMIT_EXCEEDED, OVERLOAD_LIMIT and connection "
+           "errors, with exponential backoff and jitter, honouring Retry-After "
+           f"(default {bounds.DEFAULT_RETRIES}, at most {bounds.MAX_RETRIES})", config="retries",
+           low=0, high=bounds.MAX_RETRIES),
+    Option("--dontwait", "", "flag", "Run in a detached background job; print the job and the file its result goes to",
+           config="dontwait"),
+    Option("--config", "JSON|PATH", "text", "oint's advanced settings as a JSON object or a file: keys proxy, "
+           "timeout, adv_response, retries, dontwait (also ca_bundle, insecure, max_answer). Explicit flags win",
+           env=CONFIG_ENV),
+    Option("--ca-bundle", "PATH", "path", "Trust this CA file (PEM) instead of the system's certificate store",
+           config="ca_bundle"),
+    Option("--insecure", "", "flag", "Do not verify the portal's TLS certificate (self-signed portals; unsafe)",
+           config="insecure"),
+    Option("--max-answer", "SIZE", "size", "Largest answer accepted, after decompression: bytes, or with K, M or G "
+           f"(default {bounds.DEFAULT_MAX_ANSWER // 2**20}M)", config="max_answer",
+           low=1024, high=2**40),
+)
+GLOBAL = (
+    Option("--out", "PATH", "path", "Write the JSON to PATH atomically and print one confirmation line"),
+    Option("--debug", "", "flag", "Log the HTTP exchange to stderr (secrets masked)"),
+    Option("--test", "", "flag", "Print the request that would be sent (secrets masked); send nothing"),
+    Option("--help", "", "flag", "Show this help"),
+)
+CONFIG_OPTIONS = {o.config: o for o in ADVANCED if o.config}
 
 _EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--token": "***"}
 _TIMED_EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--time": "2026-05-26T14:13:07",

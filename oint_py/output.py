@@ -1,25 +1,54 @@
-"""Everything the user sees: JSON on stdout, --out files, one-line messages on
-stderr, and the exit code that goes with each outcome.
+"""Everything the user sees: an Outcome rendered as JSON on stdout or in an
+--out file, one-line messages on stderr, help and confirmations.
 
-Bytes are always UTF-8, whatever the console code page or PYTHONIOENCODING
-(cp1251 and cp866 consoles, redirected output in Windows CMD): we write to the
-binary buffer, never through the text layer's encoder.
+- Bytes are always UTF-8, whatever the console code page or PYTHONIOENCODING
+  (cp1251 and cp866 consoles, redirected output in Windows CMD): we write to
+  the binary buffer, never through the text layer's encoder.
+- Colour (rich) only on a real console: a terminal on POSIX; on Windows a
+  handle for which GetConsoleMode succeeds (`>nul` is a character device that
+  isatty() calls a terminal). Never with NO_COLOR or TERM=dumb.
+- An answer the portal gave is never lost: when --out cannot be written it
+  goes to stdout instead, and the exit status is NOT_WRITTEN (6); when stdout
+  itself fails (disk full, I/O error) the status is NOT_WRITTEN too. A reader
+  that went away (EPIPE; EINVAL on Windows pipes) is quiet and changes nothing.
+- Missing streams (pythonw under Task Scheduler has no stdout/stderr) are
+  treated as the null device; --out is still written.
 """
 
+import errno
 import json
 import os
 import sys
 import tempfile
 
-from . import redact
-from .errors import UsageFailure
+from .outcome import ExitStatus, Outcome
+
+
+class WriteFailed(Exception):
+    """A stream refused the bytes (not a reader that left)."""
 
 
 def dumps(data) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
+def _reader_left(exc: OSError) -> bool:
+    return isinstance(exc, BrokenPipeError) or (os.name == "nt" and exc.errno == errno.EINVAL)
+
+
+def _silence(stream) -> None:
+    """Point a failed stream at the null device, so that Python's own flush at
+    exit does not fail again (and print a traceback of its own)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _write(stream, text: str) -> None:
+    """Write UTF-8 bytes; raise WriteFailed when the stream refuses them."""
+    if stream is None:  # pythonw: no console at all
+        return
     try:
         stream.flush()
         buffer = getattr(stream, "buffer", None)
@@ -28,56 +57,80 @@ def _write(stream, text: str) -> None:
         else:
             buffer.write(text.encode("utf-8"))
             buffer.flush()
-    except BrokenPipeError:
-        # `oint ... | head -1`: the reader left. Say no more, and keep the exit
-        # code of the call itself rather than turning it into a crash.
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
-        except (OSError, ValueError):
-            pass
+    except OSError as exc:
+        _silence(stream)
+        if _reader_left(exc):  # `oint ... | head -1`: the reader left; keep the call's own exit code
+            return
+        raise WriteFailed(exc.strerror or str(exc)) from None
 
 
 def say(text: str) -> None:
-    """A line on stdout (confirmations, listings, help)."""
-    _write(sys.stdout, text if text.endswith("\n") else text + "\n")
+    """A line on stdout (confirmations, listings, help). A failure here loses no answer."""
+    try:
+        _write(sys.stdout, text if text.endswith("\n") else text + "\n")
+    except WriteFailed:
+        pass
 
 
-def warn(text: str) -> None:
-    """One line on stderr, with every secret masked."""
-    _write(sys.stderr, "oint: " + redact.redact(text).replace("\n", " ") + "\n")
+def warn(text: str, redact=None) -> None:
+    """One line on stderr, masked by `redact` when given."""
+    text = redact(text) if redact else text
+    try:
+        _write(sys.stderr, "oint: " + " ".join(text.split("\n")) + "\n")
+    except WriteFailed:
+        pass
 
 
-def debug(text: str) -> None:
-    _write(sys.stderr, redact.redact(text) + "\n")
+def debug_logger(redact):
+    def log(text: str) -> None:
+        try:
+            _write(sys.stderr, redact(text) + "\n")
+        except WriteFailed:
+            pass
+
+    return log
 
 
-def _use_colour() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+def is_console(stream) -> bool:
+    try:
+        if stream is None or not stream.isatty():
+            return False
+        if os.name == "nt":
+            import ctypes
+            import msvcrt
+
+            mode = ctypes.c_ulong()
+            return bool(ctypes.windll.kernel32.GetConsoleMode(msvcrt.get_osfhandle(stream.fileno()), ctypes.byref(mode)))
+    except (AttributeError, ValueError, OSError):
+        return False
+    return True
 
 
-def check_out(path: str) -> str:
-    """Validate --out before anything is sent: the folder must exist and be writable."""
-    target = os.path.abspath(path)
-    if os.path.isdir(target):
-        raise UsageFailure(f"--out {path!r} is a directory")
-    folder = os.path.dirname(target)
-    if not os.path.isdir(folder):
-        raise UsageFailure(f"--out: folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise UsageFailure(f"--out: folder {folder!r} is not writable")
-    return target
+def use_colour(stream) -> bool:
+    """The one colour policy: rich output only on a real console, never with NO_COLOR or TERM=dumb."""
+    return is_console(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-def write_atomic(path: str, text: str) -> None:
+def umask_mode() -> int:
+    """The mode a new file gets from shell redirection or `curl -o`: 0666 less the umask."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_atomic(path: str, text: str, mode: int | None = None) -> None:
     """Write to a temporary file beside `path`, then rename over it: a reader
-    never sees half a file, and a failed run leaves the old file as it was."""
+    never sees half a file, and a failed run leaves the old file as it was.
+    `mode`: the new file's permissions (None: follow the umask)."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".oint-", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".oint-", suffix=".tmp", dir=folder)  # O_EXCL, 0600, unpredictable
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
+        if os.name != "nt":
+            os.chmod(tmp, umask_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -87,17 +140,48 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
-def emit(data, out: str | None = None) -> None:
-    text = dumps(data)
-    if out:
-        try:
-            write_atomic(out, text)
-        except OSError as exc:
-            raise UsageFailure(f"--out: cannot write {out!r} (the call was made): {exc.strerror or exc}") from None
-        say(f"Result written to {out}")
-    elif _use_colour():
+def _stdout_json(text: str) -> None:
+    if use_colour(sys.stdout):
         from rich.console import Console
 
-        Console(soft_wrap=True).print_json(text)
-    else:
-        _write(sys.stdout, text)
+        try:
+            Console(soft_wrap=True).print_json(text)
+            return
+        except UnicodeError:  # a console whose code page cannot show the answer: plain UTF-8 bytes instead
+            pass
+        except OSError as exc:
+            _silence(sys.stdout)
+            if _reader_left(exc):
+                return
+            raise WriteFailed(exc.strerror or str(exc)) from None
+    _write(sys.stdout, text)
+
+
+def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None) -> ExitStatus:
+    """Show an outcome; return the exit status it ends with (NOT_WRITTEN when
+    its answer could not be written where asked). `mode`: for --out files."""
+    status = outcome.status
+    if outcome.data is not None:
+        text = dumps(outcome.data)
+        if out:
+            try:
+                write_atomic(out, text, mode)
+            except OSError as exc:
+                warn(f"--out: cannot write {out} ({exc.strerror or exc}); the call was made, "
+                     "and its answer is printed on stdout instead", redact)
+                try:
+                    _write(sys.stdout, text)
+                except WriteFailed:
+                    pass
+                status = ExitStatus.NOT_WRITTEN
+            else:
+                say(f"Result written to {out}")
+        else:
+            try:
+                _stdout_json(text)
+            except WriteFailed as exc:
+                warn(f"cannot write the answer to stdout ({exc}); the call was made", redact)
+                status = ExitStatus.NOT_WRITTEN
+    for message in outcome.messages:
+        warn(message, redact)
+    return status

@@ -1,87 +1,112 @@
 """Keep secrets (webhook codes, tokens, proxy passwords) out of everything we print.
 
-Secrets are registered from the raw command line and environment before Click
-parses anything (`register_argv`), and again where options are read; every line
-written to stderr (errors, --debug) and the --test output pass through
-`redact()`, which also masks any `/rest/<user>/<code>/` webhook path. The JSON
-answer of the portal on stdout is not redacted: it is the user's data and
-Bitrix24 never echoes the credentials.
+A `Redactor` is an immutable set of secrets plus the places secrets stand in
+text. It masks, in every line written to stderr, in --debug and in --test:
+- in their known places, whatever their length: the code of a webhook path
+  (`/rest/<user>/<code>/`), the password of a URL (`scheme://user:PASSWORD@`),
+  and the values of JSON keys `auth` and `password`;
+- anywhere else, each registered secret of `MIN_SECRET_LEN` characters or
+  more (shorter strings would mask ordinary words).
+
+cli.py builds one from the raw command line and environment before Click
+parses anything (so even a parser complaint is masked); call.py adds what only
+parsing finds (a password inside a proxy structure) and the Call carries it.
+The portal's JSON answer on stdout is not redacted: it is the user's data, and
+Bitrix24 never echoes credentials.
 """
 
 import json
 import re
+from dataclasses import dataclass
 from urllib.parse import quote
 
 MASK = "***"
-MIN_SECRET_LEN = 4  # shorter strings would mask ordinary words
-
-_secrets: set[str] = set()
+MIN_SECRET_LEN = 4
 
 # /rest/<user id>/<webhook code>/ : the code is the secret part of a webhook URL
 WEBHOOK_RE = re.compile(r"(/rest/\d+/)([^/?#\s\"']+)")
+_URL_PASSWORD_RE = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s\"']*:)([^@/\s\"']*)(@)")
+_JSON_SECRET_RE = re.compile(r"(\"(?:auth|password)\"\s*:\s*\")((?:[^\"\\]|\\.)*)(\")", re.IGNORECASE)
 
 
-def add_secret(value: str | None) -> None:
-    if not value or len(value) < MIN_SECRET_LEN:
-        return
-    for form in (value, quote(value, safe=""), json.dumps(value)[1:-1]):
-        if len(form) >= MIN_SECRET_LEN:
-            _secrets.add(form)
+def _forms(value: str) -> set[str]:
+    return {form for form in (value, quote(value, safe=""), json.dumps(value)[1:-1]) if len(form) >= MIN_SECRET_LEN}
 
 
-def clear() -> None:
-    _secrets.clear()
+@dataclass(frozen=True)
+class Redactor:
+    secrets: frozenset[str] = frozenset()
+
+    def adding(self, *values: str | None) -> "Redactor":
+        """A redactor that also masks `values` (empty ones are ignored)."""
+        found = set(self.secrets)
+        for value in values:
+            if value:
+                found |= _forms(value)
+        return Redactor(frozenset(found))
+
+    def __call__(self, text: str) -> str:
+        text = WEBHOOK_RE.sub(lambda m: m.group(1) + MASK, text)
+        text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        text = _JSON_SECRET_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+    @classmethod
+    def from_argv(cls, args: list[str], environ) -> "Redactor":
+        """The secrets of a command line and environment, found before anything
+        parses them: tokens, webhook codes and passwords in URLs, and the
+        Password of a proxy structure (alone or inside --config JSON)."""
+        from .methods import CONFIG_ENV, TOKEN, URL
+
+        tokens = [environ.get(TOKEN.env)]
+        urls = [environ.get(URL.env)]
+        structures = [environ.get(CONFIG_ENV)]
+        for i, arg in enumerate(args):
+            name, eq, value = arg.partition("=")
+            if name in ("--token", "--url", "--proxy", "--config"):
+                value = value if eq else (args[i + 1] if i + 1 < len(args) else None)
+                {"--token": tokens, "--url": urls, "--proxy": urls, "--config": structures}[name].append(value)
+                if name == "--proxy":
+                    structures.append(value)
+        found: list[str | None] = list(tokens)
+        for text in filter(None, structures):
+            found += json_passwords(text)
+        for url in filter(None, urls):
+            found += url_secrets(url)
+        return cls().adding(*found)
 
 
-def redact(text: str) -> str:
-    text = WEBHOOK_RE.sub(lambda m: m.group(1) + MASK, text)
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
+def url_secrets(url: str) -> list[str]:
+    """The webhook code and the password a URL carries."""
+    found = []
+    hook = WEBHOOK_RE.search(url)
+    if hook:
+        found.append(hook.group(2))
+    userinfo = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
+    found.append(userinfo.partition(":")[2])
+    return found
 
 
-def register_argv(args: list[str], environ) -> None:
-    """Register the secrets of a command line before anything parses it, so that
-    even a parser's complaint ("unexpected extra argument ...") is masked: tokens,
-    webhook codes in URLs, and passwords in URLs (the proxy's)."""
-    from .methods import TOKEN, URL
-    from .settings import CONFIG_ENV
+def json_passwords(text: str) -> list[str]:
+    """Every string under a key named Password (any case) in JSON text; nothing
+    when the text is not JSON (or is too deep to be taken as JSON anyway)."""
+    from .bounds import BoundError, load_json
 
-    tokens = [environ.get(TOKEN.env)]
-    urls = [environ.get(URL.env)]
-    structures = [environ.get(CONFIG_ENV)]
-    for i, arg in enumerate(args):
-        name, eq, value = arg.partition("=")
-        if name in ("--token", "--url", "--proxy", "--config"):
-            value = value if eq else (args[i + 1] if i + 1 < len(args) else None)
-            {"--token": tokens, "--url": urls, "--proxy": urls, "--config": structures}[name].append(value)
-            if name == "--proxy":
-                structures.append(value)
-    for token in tokens:
-        add_secret(token)
-    for text in filter(None, structures):
-        _register_json_passwords(text)
-    for url in filter(None, urls):
-        hook = WEBHOOK_RE.search(url)
-        if hook:
-            add_secret(hook.group(2))
-        userinfo = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
-        add_secret(userinfo.partition(":")[2])
-
-
-def _register_json_passwords(text: str) -> None:
-    """oint's proxy structure, alone or inside --config JSON: its Password is a secret."""
     try:
-        stack = [json.loads(text)]
-    except ValueError:
-        return
+        stack = [load_json(text, "secret scan")]
+    except BoundError:
+        return []
+    found = []
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             for key, value in item.items():
                 if str(key).lower() == "password" and isinstance(value, str):
-                    add_secret(value)
+                    found.append(value)
                 else:
                     stack.append(value)
         elif isinstance(item, list):
             stack.extend(item)
+    return found

@@ -1,40 +1,44 @@
-"""The HTTP core: URL and auth building, retries, redirects, proxy, timeout, TLS.
+"""The HTTP core: one POST with its bounds, and a REST call with retries.
 
-One `Client.call()` sends one REST method and returns an `Answer`: the status,
-headers and parsed body of the last HTTP response, and how to read it
-(`ok`, `api_error`, `failed`). Transport failures with no answer at all raise
-`RequestFailure`. httpx is imported only when a request is really made.
+`Client.call()` sends one JSON body and returns an `Answer`: the status,
+headers and parsed body of the portal's last response and how to read it
+(`ok`, `api_error`, `failed`). Failures with no usable answer raise
+RequestFailure (OutcomeUnknown when a call that is not idempotent may have
+been applied and nobody can say). Bounds, all in bounds.py:
+- time: `--timeout` bounds each whole attempt (connect, TLS, send, headers and
+  the entire body): every socket operation gets at most what is left of it;
+- size: the answer is streamed and counted after decompression (gzip and
+  deflate decoded here, a chunk at a time), and refused past `--max-answer`;
+- depth: JSON nested deeper than MAX_JSON_DEPTH is not an answer;
+- redirects: followed only within the origin the user named, at most
+  MAX_REDIRECTS; 303 is followed with a GET without a body (the call was made).
+httpx is imported only when a request is really made, and an SSL context is
+built only for https.
 """
 
-import email.utils
 import json
 import random
-import re
 import sys
 import time
 import types
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
-from . import __version__, redact
-from .errors import RequestFailure, UsageFailure
-from .settings import Settings, reject_blanks
+from . import __version__, bounds, tls
+from .outcome import OutcomeUnknown, RequestFailure, UsageError
+from .settings import Settings
 
-MAX_REDIRECTS = 5
-BACKOFF_BASE = 0.25  # seconds; doubles each attempt, full jitter in [50%, 100%]
-BACKOFF_CAP = 8.0
-RETRY_AFTER_CAP = 60.0  # a longer Retry-After ends the retries instead of blocking a cron job
-THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT")  # refused before processing: safe to re-send
+THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
 REDIRECTS = (301, 302, 303, 307, 308)
-_WEBHOOK_PATH = re.compile(r"^(.*?/rest/\d+/[^/]+)(?:/|$)")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _httpx():
     """Import httpx without its own command-line tool: httpx/__init__ imports
-    httpx._main, which pulls in rich and click's console code we never use
-    (about 35 ms of every call, measured with bench/bench.py). A stand-in
-    module with a `main` keeps httpx's namespace complete."""
+    httpx._main, which pulls in rich and click's console code we never use.
+    A stand-in module with a `main` keeps httpx's namespace complete."""
     if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
         stub = types.ModuleType("httpx._main")
 
@@ -48,65 +52,27 @@ def _httpx():
     return httpx
 
 
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) with the default port filled in: what 'the same
+    portal' means for credentials."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
 @dataclass(frozen=True)
-class Endpoint:
-    base: str  # ends with "/": the REST method name is appended
-    token: str | None = None
-
-    def url(self, rest_method: str) -> str:
-        return self.base + rest_method
-
-    def payload(self, params: dict) -> dict:
-        """The JSON body: empty fields left out, the token (if any) as `auth`."""
-        body = {k: v for k, v in params.items() if v not in (None, "")}
-        return {**body, "auth": self.token} if self.token else body
-
-
-def endpoint(url: str, token: str | None) -> Endpoint:
-    """Where to send: a webhook URL (`https://host/rest/1/<code>/`), or a portal
-    address plus --token (then `https://host/rest/<method>` and `auth` in the body).
-    A bare domain means https, as in oint; an explicit http:// is kept for
-    self-hosted portals."""
-    raw = (url or "").strip()
-    if not raw:
-        raise UsageFailure("--url is empty")
-    reject_blanks(raw, "--url")
-    if "://" not in raw:
-        raw = "https://" + raw.lstrip("/")
-    try:
-        parts = urlsplit(raw)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        raise UsageFailure(f"--url: {redact.redact(str(exc))}") from None
-    if parts.password:
-        redact.add_secret(parts.password)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise UsageFailure(f"--url: only http:// and https:// portals are supported, not {parts.scheme}://")
-    if not parts.hostname or any(c.isspace() for c in parts.netloc):
-        raise UsageFailure(f"--url: no valid host in {redact.redact(url)!r}")
-    origin = f"{parts.scheme.lower()}://{parts.netloc}"
-    if token:
-        redact.add_secret(token)
-        prefix = parts.path.split("/rest/")[0] if "/rest/" in parts.path else ""
-        return Endpoint(f"{origin}{prefix.rstrip('/')}/rest/", token)
-    hook = _WEBHOOK_PATH.match(parts.path)
-    if not hook:
-        raise UsageFailure(
-            "--url is not a webhook URL (https://HOST/rest/USER_ID/CODE/) and no --token was given"
-        )
-    redact.add_secret(hook.group(1).rsplit("/", 1)[1])
-    return Endpoint(f"{origin}{hook.group(1)}/")
-
-
-@dataclass
 class Answer:
     code: int
-    headers: dict[str, str]
+    headers: dict
     body: Any  # parsed JSON, or the text when it is not JSON
     url: str
     kind: str = "ok"  # ok | api_error | failed
     problem: str = ""  # one line for stderr when kind != ok
-    notes: list[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def error(self):
+        return self.body.get("error") if isinstance(self.body, dict) else None
 
     def adv(self) -> dict:
         return {"code": self.code, "body": self.body, "headers": self.headers}
@@ -115,16 +81,15 @@ class Answer:
 def classify(code: int, content: bytes, content_type: str) -> tuple[Any, str, str]:
     """Parse a body and say what it is: (body, kind, problem)."""
     text = content.decode("utf-8", errors="replace")
-    try:
-        body = json.loads(text) if text.strip() else None
-    except ValueError:
-        body = None
-        is_json = False
-    else:
-        is_json = body is not None
-    if not is_json:
-        what = "an empty body" if not text.strip() else f"{content_type or 'no content type'}, not JSON"
-        snippet = re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", text)).strip()[:120]
+    body, why = None, ""
+    if text.strip():
+        try:
+            body = bounds.load_json(text, "the answer")
+        except bounds.BoundError as exc:
+            why = str(exc) if "deeper" in str(exc) else ""
+    if body is None:
+        what = why or ("an empty body" if not text.strip() else f"{content_type or 'no content type'}, not JSON")
+        snippet = "" if why else " ".join(_strip_tags(text).split())[:120]
         return text, "failed", f"the portal answered HTTP {code} with {what}" + (f": {snippet}" if snippet else "")
     if isinstance(body, dict) and "error" in body:
         desc = body.get("error_description") or ""
@@ -135,7 +100,13 @@ def classify(code: int, content: bytes, content_type: str) -> tuple[Any, str, st
     return body, "failed", f"the portal answered HTTP {code} with JSON that is not a Bitrix24 answer"
 
 
-def retry_after(headers: dict[str, str]) -> float | None:
+def _strip_tags(text: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]*>", " ", text[:4096])
+
+
+def retry_after(headers: dict) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None
@@ -143,18 +114,17 @@ def retry_after(headers: dict[str, str]) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # only for the rare HTTP-date form
+
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def backoff(attempt: int) -> float:
-    return min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
-
-
-PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
+    return min(bounds.BACKOFF_CAP, bounds.BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
 
 
 class LeakyBucket:
@@ -162,7 +132,7 @@ class LeakyBucket:
     `rate` requests a second. One request of headroom below the portal's 50:
     the portal measures at arrival, a few milliseconds after we send."""
 
-    def __init__(self, capacity: float = PORTAL_BURST - 1, rate: float = PORTAL_RATE):
+    def __init__(self, capacity: float = bounds.PORTAL_BURST - 1, rate: float = bounds.PORTAL_RATE):
         self.capacity, self.rate = capacity, rate
         self.level, self.stamp = 0.0, time.monotonic()
 
@@ -179,140 +149,277 @@ class LeakyBucket:
         return wait
 
 
-def _describe(exc: Exception, settings: Settings) -> tuple[str, bool]:
-    """A one-line message for a transport failure, and whether re-sending may help
-    (TLS and proxy refusals will not change on a second try)."""
-    httpx = _httpx()
+class _Failed(Exception):
+    """One attempt got no usable answer. retryable: a second try may help;
+    maybe_applied: the request may have reached the portal."""
 
-    text = redact.redact(str(exc)) or type(exc).__name__
-    if isinstance(exc, httpx.ProxyError):
-        return f"proxy error: {text}", False
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out after {settings.timeout:g} s ({type(exc).__name__})", True
-    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-        return (f"TLS certificate verification failed ({text}); "
-                "for a self-signed portal give --ca-bundle PATH or --insecure"), False
-    if "SSL" in text or "TLS" in text:
-        return f"TLS error: {text}", False
-    if isinstance(exc, httpx.ConnectError):
-        return f"cannot connect: {text}", True
-    return f"connection failed: {text}", True
+    def __init__(self, message: str, retryable: bool, maybe_applied: bool):
+        super().__init__(message)
+        self.message, self.retryable, self.maybe_applied = message, retryable, maybe_applied
+
+
+# -- the whole-attempt deadline, enforced at every socket operation ---------
+class _Clock:
+    deadline: float | None = None
+
+    def left(self, timeout: float | None, error: type) -> float | None:
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise error("the whole attempt ran out of time")
+        return left if timeout is None else min(timeout, left)
+
+
+def _deadline_classes():
+    import httpcore
+
+    class Stream(httpcore.NetworkStream):
+        def __init__(self, inner, clock: _Clock):
+            self.inner, self.clock = inner, clock
+
+        def read(self, max_bytes, timeout=None):
+            return self.inner.read(max_bytes, self.clock.left(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer, timeout=None):
+            return self.inner.write(buffer, self.clock.left(timeout, httpcore.WriteTimeout))
+
+        def close(self):
+            self.inner.close()
+
+        def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+            left = self.clock.left(timeout, httpcore.ConnectTimeout)
+            return Stream(self.inner.start_tls(ssl_context, server_hostname, left), self.clock)
+
+        def get_extra_info(self, info):
+            return self.inner.get_extra_info(info)
+
+    class Backend(httpcore.NetworkBackend):
+        def __init__(self, inner, clock: _Clock):
+            self.inner, self.clock = inner, clock
+
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            left = self.clock.left(timeout, httpcore.ConnectTimeout)
+            return Stream(self.inner.connect_tcp(host, port, left, local_address, socket_options), self.clock)
+
+        def connect_unix_socket(self, path, timeout=None, socket_options=None):
+            left = self.clock.left(timeout, httpcore.ConnectTimeout)
+            return Stream(self.inner.connect_unix_socket(path, left, socket_options), self.clock)
+
+        def sleep(self, seconds):
+            self.inner.sleep(seconds)
+
+    return Backend
+
+
+class _Decoder:
+    """Content-Encoding decoded a chunk at a time, never producing more than asked."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding.strip().lower()
+        self.z = None
+        if self.encoding in ("gzip", "x-gzip"):
+            self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding not in ("", "identity", "deflate"):
+            raise _Failed(f"the portal answered with Content-Encoding {encoding!r}, which was not asked for",
+                          retryable=False, maybe_applied=True)
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        if self.encoding == "deflate" and self.z is None and data:
+            zlib_header = len(data) > 1 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self.z = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
+        if self.z is None:
+            return data
+        try:
+            return self.z.decompress(data, room)
+        except zlib.error as exc:
+            raise _Failed(f"the portal's {self.encoding} answer is corrupt ({exc})", False, True) from None
 
 
 class Client:
-    def __init__(self, settings: Settings, log: Callable[[str], None] | None = None, transport=None):
-        """`transport`: an httpx transport to use instead of the network (unit tests)."""
+    def __init__(self, settings: Settings, target: str, log: Callable[[str], None] | None = None, transport=None):
+        """`target`: the portal URL (decides whether TLS is needed at all);
+        `transport`: an httpx transport to use instead of the network (unit tests)."""
         httpx = _httpx()
 
         self.settings = settings
+        self.origin = origin(target)
         self.log = log or (lambda line: None)
         self.bucket = LeakyBucket()
-        verify: Any = not settings.insecure
-        if settings.ca_bundle:
+        self.clock = _Clock()
+        https = self.origin[0] == "https" or (settings.proxy or "").lower().startswith("https:")
+        if https:
+            try:
+                verify = tls.context(settings.insecure, settings.ca_bundle)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise UsageError(f"cannot load the trusted certificates "
+                                 f"({tls.describe(settings.insecure, settings.ca_bundle)}): {exc}") from None
+            self.log(f"  TLS trust: {tls.describe(settings.insecure, settings.ca_bundle)}")
+        else:
             import ssl
 
-            try:
-                verify = ssl.create_default_context(cafile=settings.ca_bundle)
-            except (OSError, ssl.SSLError) as exc:
-                raise UsageFailure(f"--ca-bundle {settings.ca_bundle!r}: {exc}") from None
+            verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used: plain http loads no certificates
         try:
             self.http = httpx.Client(
-                proxy=settings.proxy,
-                verify=verify,
-                timeout=settings.timeout,
-                follow_redirects=False,
-                transport=transport,
-                headers={"User-Agent": f"oint-py/{__version__}", "Accept": "application/json"},
+                proxy=settings.proxy, verify=verify, timeout=settings.timeout, follow_redirects=False,
+                trust_env=False, transport=transport,
+                headers={"User-Agent": f"oint-py/{__version__}", "Accept": "application/json",
+                         "Accept-Encoding": "gzip, deflate"},
             )
         except (ValueError, httpx.InvalidURL) as exc:
-            raise UsageFailure(f"--proxy: {redact.redact(str(exc))}") from None
+            raise UsageError(f"--proxy: {exc}") from None
+        if transport is None:
+            backend = _deadline_classes()
+            pools = [t._pool for t in (self.http._transport, *self.http._mounts.values()) if t is not None]
+            for pool in pools:  # httpcore's pool and proxy classes create every connection through this
+                pool._network_backend = backend(pool._network_backend, self.clock)
 
     def close(self) -> None:
         self.http.close()
 
-    # -- one POST, following portal moves by re-POSTing the same body --------
+    # -- one attempt: a POST, following same-origin moves --------------------
     def post(self, url: str, payload: dict) -> Answer:
         httpx = _httpx()
 
-        content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        verb, content = "POST", json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        for _hop in range(MAX_REDIRECTS + 1):
-            self.bucket.acquire()
-            self.log(f"> POST {url}")
-            self.log(f"> {json.dumps(payload, ensure_ascii=False)}")
-            try:
-                resp = self.http.post(url, content=content, headers=headers)
-            except httpx.InvalidURL as exc:  # only a redirect can bring one: --url was checked
-                raise RequestFailure(f"the portal redirected to an invalid URL: {redact.redact(str(exc))}") from None
-            except httpx.HTTPError as exc:
-                self.log(f"< {type(exc).__name__}: {exc}")
-                raise
-            self.log(f"< HTTP {resp.status_code} {resp.reason_phrase}")
-            for name, value in resp.headers.items():
-                self.log(f"< {name}: {value}")
-            self.log(f"< {resp.text[:2000]}")
-            location = resp.headers.get("location")
-            if resp.status_code not in REDIRECTS or not location:
-                break
-            target = urljoin(url, location)
-            if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
-                raise RequestFailure(f"refused a redirect from https to {redact.redact(target)} (would expose credentials)")
-            self.log(f"  portal moved: re-POSTing to {target}")
-            url = target
-        else:
-            raise RequestFailure(f"more than {MAX_REDIRECTS} redirects, last to {redact.redact(url)}")
+        accepted = False  # a 303 said the call was made
+        self.bucket.acquire()
+        self.clock.deadline = time.monotonic() + self.settings.timeout
+        try:
+            for _hop in range(bounds.MAX_REDIRECTS + 1):
+                self.log(f"> {verb} {url}")
+                if content:
+                    self.log(f"> {json.dumps(payload, ensure_ascii=False)}")
+                try:
+                    with self.http.stream(verb, url, content=content, headers=headers) as resp:
+                        target = self._redirect(url, resp, accepted or resp.status_code == 303)
+                        if target is None:
+                            raw = self._read(resp)
+                            break
+                except httpx.HTTPError as exc:
+                    raise self._failure(exc, accepted) from None
+                if resp.status_code == 303:  # See Other: the call was made; fetch its answer, never re-POST
+                    verb, content, headers, accepted = "GET", None, {}, True
+                url = target
+            else:
+                raise _Failed(f"more than {bounds.MAX_REDIRECTS} redirects, last to {url}", False, accepted)
+        finally:
+            self.clock.deadline = None
         hdrs = {k.lower(): v for k, v in resp.headers.items()}
-        body, kind, problem = classify(resp.status_code, resp.content, hdrs.get("content-type", ""))
-        return Answer(resp.status_code, hdrs, body, url, kind, redact.redact(problem))
+        body, kind, problem = classify(resp.status_code, bytes(raw), hdrs.get("content-type", ""))
+        self.log(f"< {raw[:bounds.MAX_LOGGED_BODY].decode('utf-8', 'replace')}")
+        return Answer(resp.status_code, hdrs, body, url, kind, problem)
 
-    # -- a REST call with retries -------------------------------------------
-    def call(self, ep: Endpoint, rest_method: str, params: dict,
-             confirm: Callable[[dict], "Answer | dict | None"] | None = None, retries: int | None = None) -> Answer:
-        """Send `rest_method`; re-send on 5xx, throttling and connection errors.
+    def _redirect(self, url: str, resp, accepted: bool) -> str | None:
+        """Where a redirect leads, if it is to be followed; None when `resp` is the answer."""
+        self.log(f"< HTTP {resp.status_code} {resp.reason_phrase}")
+        for name, value in resp.headers.items():
+            self.log(f"< {name}: {value}")
+        location = resp.headers.get("location")
+        if resp.status_code not in REDIRECTS or not location:
+            return None
+        try:
+            target = urljoin(url, location)
+            new = origin(target)
+        except ValueError:
+            raise _Failed(f"the portal redirected to an invalid address {location!r}", False, accepted) from None
+        done = " The call was accepted before the redirect." if accepted else ""
+        if self.origin[0] == "https" and new[0] != "https":
+            raise _Failed(f"refused a redirect from https to {target} (would expose credentials).{done}",
+                          False, accepted)
+        if new != self.origin:
+            raise _Failed(f"the portal moved to {target}: not followed, since the webhook code or token would go to "
+                          f"another address; check the new address and update --url.{done}", False, accepted)
+        self.log(f"  portal moved within its address: {'GET' if resp.status_code == 303 else 'POST'} {target}")
+        return target
 
-        `confirm(payload)` is asked after an ambiguous failure (the request may
-        have been applied) and before re-sending. It returns an Answer (the call
-        took effect: stop), a new payload (re-send that instead), or None
-        (re-send unchanged). `retries` overrides the settings' number."""
+    def _read(self, resp) -> bytearray:
+        """The whole body, decoded, within --max-answer."""
+        limit = self.settings.max_answer
+        decoder = _Decoder(resp.headers.get("content-encoding", ""))
+        body = bytearray()
+        for chunk in resp.iter_raw():
+            body += decoder.feed(chunk, limit - len(body) + 1)
+            if len(body) > limit:
+                raise _Failed(f"the answer is larger than {limit:,} bytes (--max-answer); not read further",
+                              retryable=False, maybe_applied=True)
+        return body
+
+    def _failure(self, exc: Exception, accepted: bool) -> _Failed:
+        """A one-line message for a transport failure; whether re-sending may help
+        (TLS and proxy refusals will not change); whether the portal may have it."""
         httpx = _httpx()
 
+        text = str(exc) or type(exc).__name__
+        self.log(f"< {type(exc).__name__}: {text}")
+        if isinstance(exc, httpx.ProxyError):
+            return _Failed(f"proxy error: {text}", False, accepted)
+        if isinstance(exc, httpx.ConnectTimeout):
+            return _Failed(f"timed out connecting (--timeout {self.settings.timeout:g} s)", True, accepted)
+        if isinstance(exc, httpx.TimeoutException):
+            return _Failed(f"timed out: no whole answer within --timeout {self.settings.timeout:g} s "
+                           f"({type(exc).__name__})", True, True)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return _Failed(f"TLS certificate verification failed ({text}); for a self-signed portal give "
+                           "--ca-bundle PATH (or SSL_CERT_FILE), or --insecure", False, accepted)
+        if "SSL" in text or "TLS" in text:
+            return _Failed(f"TLS error: {text}", False, accepted)
+        if isinstance(exc, httpx.ConnectError):
+            return _Failed(f"cannot connect: {text}", True, accepted)
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+            return _Failed(f"cannot send: {text}", False, accepted)
+        return _Failed(f"connection failed: {text}", True, True)
+
+    # -- a REST call with retries -------------------------------------------
+    def call(self, url: str, payload: dict, confirm: Callable[[dict], "Answer | dict"] | None = None,
+             retries: int | None = None) -> Answer:
+        """POST `payload` to `url`; re-send on 5xx, throttling and connection errors.
+
+        `confirm(payload)` is given for calls that are not idempotent. After a
+        failure that may have reached the portal, and before re-sending, it
+        returns an Answer (the call took effect: stop) or the payload to send
+        (what has not taken effect), or raises OutcomeUnknown (nobody can tell:
+        nothing is sent again). `retries` overrides the settings' number."""
         retries = self.settings.retries if retries is None else retries
-        payload = ep.payload(params)
-        url = ep.url(rest_method)
         attempt = 0
         while True:
-            answer, failure, ambiguous = None, None, False
+            answer, failure, maybe_applied = None, None, False
             try:
                 answer = self.post(url, payload)
-            except httpx.HTTPError as exc:
-                failure, retryable = _describe(exc, self.settings)
-                if not retryable:
-                    raise RequestFailure(failure) from None
-                # refused connections never reached the portal; anything later may have
-                ambiguous = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            except _Failed as exc:
+                if not exc.retryable:
+                    raise RequestFailure(exc.message + self._unknown(exc.maybe_applied, confirm)) from None
+                failure, maybe_applied = exc.message, exc.maybe_applied
             else:
-                error = answer.body.get("error") if isinstance(answer.body, dict) else None
-                if answer.code < 500 and error not in THROTTLED:
+                if answer.code < 500 and answer.code != 429 and answer.error not in THROTTLED:
                     return answer
-                ambiguous = answer.code >= 500 and error not in THROTTLED
+                maybe_applied = answer.code >= 500 and answer.error not in THROTTLED
             wait = backoff(attempt)
             asked = retry_after(answer.headers) if answer else None
             if asked is not None:
                 wait = max(wait, asked)
-            if attempt >= retries or (asked or 0) > RETRY_AFTER_CAP:
+            if attempt >= retries or (asked or 0) > bounds.RETRY_AFTER_CAP:
                 why = "" if attempt >= retries else f" (the portal asked to wait {asked:g} s)"
-                tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                tries = f" [{attempt + 1} attempt{'s' if attempt else ''}]{why}"
+                unknown = self._unknown(maybe_applied, confirm)
                 if answer is None:
-                    raise RequestFailure(f"{failure} [{tries}]{why}")
-                answer.kind = "failed"
-                answer.problem = f"{answer.problem or f'HTTP {answer.code}'} [{tries}]{why}"
-                return answer
-            if ambiguous and confirm is not None:
-                confirmed = confirm(payload)
+                    raise RequestFailure(f"{failure}{tries}{unknown}")
+                return replace(answer, kind="failed", problem=f"{answer.problem or f'HTTP {answer.code}'}{tries}{unknown}")
+            if maybe_applied and confirm is not None:
+                try:
+                    confirmed = confirm(payload)
+                except OutcomeUnknown as exc:
+                    raise OutcomeUnknown(f"{failure or answer.problem}; {exc.message}") from None
                 if isinstance(confirmed, Answer):
                     return confirmed
-                if confirmed is not None:
-                    payload = confirmed
+                payload = confirmed
             attempt += 1
             self.log(f"  retry {attempt}/{retries} in {wait:.2f} s: {failure or answer.problem}")
             time.sleep(wait)
+
+    @staticmethod
+    def _unknown(maybe_applied: bool, confirm) -> str:
+        if maybe_applied and confirm is not None:
+            return "; the call may have reached the portal: check with GetTimekeepingStatus before sending it again"
+        return ""

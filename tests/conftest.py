@@ -1,6 +1,10 @@
-"""Shared fixtures: the installed `oint` run as a subprocess, a loopback
+"""Shared fixtures: the working tree's `oint` run as a subprocess, a loopback
 Bitrix24 portal (the package's own sandbox), real TLS certificates from a
-throwaway CA, and a real proxy process."""
+throwaway CA, and a real proxy process.
+
+Every subprocess runs `python -m oint_py` with this checkout first on
+PYTHONPATH: a change under oint_py/ is what the tests run, with no reinstall
+(and whether the package is also installed, and how, does not matter)."""
 
 import json
 import os
@@ -11,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from oint_py.sandbox import Portal
+from oint_py.sandbox.server import Portal
 
 HERE = Path(__file__).parent
+ROOT = HERE.parent
 BIN = Path(sys.executable).parent
-OINT = str(BIN / ("oint.exe" if os.name == "nt" else "oint"))
+OINT = [sys.executable, "-m", "oint_py"]  # the working tree's oint (see clean_env's PYTHONPATH)
 SECRET_TOKEN = "tok-3f9a1c77e2b54d10"
 WEBHOOK_CODE = "wh5k2m9q7x1z8p4r"
 
@@ -34,13 +39,14 @@ class Result:
 def clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("OINT_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
-    env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"})
+    env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     env.update(extra)
     return env
 
 
 def run_oint(*args, env: dict | None = None, timeout: float = 60, **env_extra) -> Result:
-    proc = subprocess.run([OINT, *map(str, args)], capture_output=True, timeout=timeout,
+    proc = subprocess.run([*OINT, *map(str, args)], capture_output=True, timeout=timeout,
                           env=env or clean_env(**env_extra), stdin=subprocess.DEVNULL)
     return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout)
 

@@ -12,11 +12,17 @@ import pytest
 from click.testing import CliRunner
 from conftest import OINT, SECRET_TOKEN, clean_env, clock_without_sleep
 
-from oint_py import run, transport
+from oint_py import bounds, execute, transport
+from oint_py.call import endpoint as parse_endpoint
 from oint_py.cli import cli
-from oint_py.errors import RequestFailure, UsageFailure
+from oint_py.outcome import ExitStatus, Outcome, RequestFailure, UsageError
+from oint_py.redact import Redactor
 from oint_py.settings import Settings
-from oint_py.transport import Client, LeakyBucket, classify, endpoint, retry_after
+from oint_py.transport import Client, LeakyBucket, classify, retry_after
+
+
+def endpoint(url, token):
+    return parse_endpoint(url, token, Redactor())
 
 
 @pytest.fixture(autouse=True)
@@ -29,9 +35,14 @@ def client_with(handler, **settings) -> tuple[Client, list[httpx.Request]]:
 
     def record(request):
         seen.append(request)
-        return handler(request, len(seen))
+        answer = handler(request, len(seen))  # as from a socket: a body not yet read
+        return httpx.Response(answer.status_code, headers=answer.headers, stream=httpx.ByteStream(answer.content))
 
-    return Client(Settings(**settings), transport=httpx.MockTransport(record)), seen
+    return Client(Settings(**settings), "https://p/", transport=httpx.MockTransport(record)), seen
+
+
+def send(client, ep, rest, params, **kwargs):
+    return client.call(ep.url(rest), ep.payload(params), **kwargs)
 
 
 def test_endpoint_forms():
@@ -42,7 +53,7 @@ def test_endpoint_forms():
     ep = endpoint("p.bitrix24.by", "tok")
     assert (ep.base, ep.token) == ("https://p.bitrix24.by/rest/", "tok")
     for bad in ("p.bitrix24.by", "https://p/rest/x/abc/", "mailto:x", "https://", "https://p /rest/1/a/"):
-        with pytest.raises(UsageFailure):
+        with pytest.raises(UsageError):
             endpoint(bad, None)
 
 
@@ -73,7 +84,7 @@ def test_retry_after_forms():
 
 def test_backoff_grows_and_is_capped():
     assert all(0.125 <= transport.backoff(0) <= 0.25 for _ in range(50))
-    assert all(transport.backoff(20) <= transport.BACKOFF_CAP for _ in range(50))
+    assert all(transport.backoff(20) <= bounds.BACKOFF_CAP for _ in range(50))
 
 
 def test_leaky_bucket_waits_only_past_its_burst(monkeypatch):
@@ -91,7 +102,7 @@ def test_retries_503_then_returns_the_result():
         return httpx.Response(200, json={"result": {"STATUS": "CLOSED"}})
 
     client, seen = client_with(handler)
-    answer = client.call(endpoint("https://p/rest/1/abcd/", None), "timeman.close", {"USER_ID": "1", "TIME": ""})
+    answer = send(client, endpoint("https://p/rest/1/abcd/", None), "timeman.close", {"USER_ID": "1", "TIME": ""})
     assert answer.kind == "ok" and len(seen) == 3
     assert json.loads(seen[0].content) == {"USER_ID": "1"}
     assert seen[0].headers["content-type"] == "application/json; charset=utf-8"
@@ -99,7 +110,7 @@ def test_retries_503_then_returns_the_result():
 
 def test_400_is_not_retried():
     client, seen = client_with(lambda r, n: httpx.Response(400, json={"error": "REPORT_NEEDED"}))
-    answer = client.call(endpoint("https://p/rest/1/abcd/", None), "timeman.close", {})
+    answer = send(client, endpoint("https://p/rest/1/abcd/", None), "timeman.close", {})
     assert answer.kind == "api_error" and len(seen) == 1
 
 
@@ -109,21 +120,37 @@ def test_connection_errors_exhaust_into_request_failure():
 
     client, seen = client_with(handler, retries=2)
     with pytest.raises(RequestFailure, match=r"cannot connect.*\[3 attempts\]"):
-        client.call(endpoint("https://p/rest/1/abcd/", None), "timeman.status", {})
+        send(client, endpoint("https://p/rest/1/abcd/", None), "timeman.status", {})
     assert len(seen) == 3
 
 
-def test_redirect_reposts_the_same_body_with_the_token():
+def test_redirect_within_the_origin_reposts_the_same_body_with_the_token():
     def handler(request, n):
         if n == 1:
-            return httpx.Response(302, headers={"Location": "https://moved.example/rest/timeman.close"})
+            return httpx.Response(308, headers={"Location": "/new/rest/timeman.close"})
         return httpx.Response(200, json={"result": True})
 
     client, seen = client_with(handler)
-    client.call(endpoint("old.example", SECRET_TOKEN), "timeman.close", {"USER_ID": "3"})
+    send(client, endpoint("p", SECRET_TOKEN), "timeman.close", {"USER_ID": "3"})
     assert [r.method for r in seen] == ["POST", "POST"]
-    assert str(seen[1].url) == "https://moved.example/rest/timeman.close"
+    assert str(seen[1].url) == "https://p/new/rest/timeman.close"
     assert json.loads(seen[1].content) == {"USER_ID": "3", "auth": SECRET_TOKEN}
+
+
+@pytest.mark.parametrize("location", ["https://moved.example/rest/timeman.close", "https://p:8443/rest/timeman.close",
+                                      "http://p/rest/timeman.close", "https://P.:443/x"])
+def test_redirect_to_another_origin_is_not_followed(location):
+    def handler(request, n):
+        return httpx.Response(302, headers={"Location": location})
+
+    client, seen = client_with(handler)
+    if location.endswith("/x"):  # the same origin spelled differently is followed
+        with pytest.raises(RequestFailure, match="more than 5 redirects"):
+            send(client, endpoint("p", SECRET_TOKEN), "timeman.close", {})
+        return
+    with pytest.raises(RequestFailure, match="moved|refused a redirect"):
+        send(client, endpoint("p", SECRET_TOKEN), "timeman.close", {"USER_ID": "3"})
+    assert len(seen) == 1
 
 
 def test_confirm_stops_a_resend_after_an_ambiguous_failure():
@@ -132,7 +159,7 @@ def test_confirm_stops_a_resend_after_an_ambiguous_failure():
 
     client, seen = client_with(handler)
     done = transport.Answer(200, {}, {"result": {"STATUS": "PAUSED"}}, "u")
-    answer = client.call(endpoint("https://p/rest/1/abcd/", None), "timeman.pause", {}, confirm=lambda p: done)
+    answer = send(client, endpoint("https://p/rest/1/abcd/", None), "timeman.pause", {}, confirm=lambda p: done)
     assert answer is done and len(seen) == 1
 
 
@@ -140,7 +167,7 @@ def test_an_internal_error_is_one_masked_line_and_exit_99(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError(f"bug near {SECRET_TOKEN}")
 
-    monkeypatch.setattr(run, "execute", boom)
+    monkeypatch.setattr(execute, "execute", boom)
     result = CliRunner().invoke(cli, ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
     assert result.exit_code == 99
     assert result.stderr == "oint: internal error: RuntimeError: bug near ***\n"
@@ -148,7 +175,7 @@ def test_an_internal_error_is_one_masked_line_and_exit_99(monkeypatch):
 
 def test_ctrl_c_exits_130(portal):
     portal.inject("slow:10")
-    proc = subprocess.Popen([OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook()], env=clean_env(),
+    proc = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook()], env=clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
     while not portal.calls() and time.monotonic() < deadline:
@@ -162,7 +189,7 @@ def test_ctrl_c_exits_130(portal):
 def test_a_reader_that_leaves_early_does_not_change_the_exit_code(portal):
     """`oint ... | head -c 1`: the reader is gone before the answer is written."""
     portal.inject("slow:0.5")
-    proc = subprocess.Popen([OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
+    proc = subprocess.Popen([*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
                             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # nobody reads: the write meets a closed pipe
     err = proc.stderr.read()
@@ -170,8 +197,9 @@ def test_a_reader_that_leaves_early_does_not_change_the_exit_code(portal):
     assert err == b""
 
 
-def test_out_is_never_half_written(tmp_path, monkeypatch):
-    """A write that fails midway (disk full) leaves the previous file whole and no debris."""
+def test_out_is_never_half_written_and_the_answer_is_not_lost(tmp_path, monkeypatch, capfdbinary):
+    """A write that fails midway (disk full) leaves the previous file whole and no
+    debris; the answer goes to stdout instead, and the status says it was not written."""
     from oint_py import output
 
     target = tmp_path / "result.json"
@@ -181,7 +209,10 @@ def test_out_is_never_half_written(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(output.os, "fsync", disk_full)
-    with pytest.raises(UsageFailure, match="No space left"):
-        output.emit({"result": {"STATUS": "CLOSED"}}, str(target))
+    status = output.render(Outcome(ExitStatus.API_ERROR, {"result": {"STATUS": "CLOSED"}}), out=str(target))
+    assert status == ExitStatus.NOT_WRITTEN
     assert target.read_text(encoding="utf-8") == "OLD"
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    out, err = capfdbinary.readouterr()
+    assert json.loads(out) == {"result": {"STATUS": "CLOSED"}}
+    assert b"No space left on device" in err and b"the call was made" in err

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 from conftest import assert_no_secret, run_oint
 
 
@@ -61,12 +62,24 @@ def test_retry_after_beyond_the_cap_stops_retrying(portal):
     assert len(portal.calls()) == 1
 
 
-def test_slow_answer_beyond_timeout(portal):
-    portal.inject("slow:3", "slow:3", "slow:3")  # close, the status check after it, close again
-    r = close(portal, "--timeout", "0.5", "--retries", 1)
+def test_slow_close_whose_status_cannot_be_read_is_never_sent_twice(portal):
+    """The close times out (the portal may have applied it) and so does the status
+    check: nobody can tell, so oint does not re-send; exit 4 says how to check."""
+    portal.inject("slow:3", "slow:3", "slow:3")  # close, the status check after it, (a second close)
+    r = close(portal, "--timeout", "0.5", "--retries", 3)
     assert r.code == 4
-    assert "timed out after 0.5 s" in r.err
-    assert r.json()["error"] == "REQUEST_FAILED"
+    assert "no whole answer within --timeout 0.5 s" in r.err
+    assert "it was not sent again" in r.err and "GetTimekeepingStatus" in r.err
+    assert r.json()["error"] == "OUTCOME_UNKNOWN"
+    assert len(portal.calls("timeman.close")) == 1
+    assert len(portal.calls("timeman.status")) == 1
+
+
+def test_slow_status_read_is_retried_after_its_timeout(portal):
+    portal.inject("slow:3")
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--timeout", "0.5")
+    assert r.code == 0, r.err  # idempotent: re-sent without a status check
+    assert len(portal.calls("timeman.status")) == 2
 
 
 def test_connection_reset_is_retried(portal):
@@ -104,17 +117,42 @@ def test_empty_and_truncated_bodies(portal):
     assert "Traceback" not in r.err
 
 
-def test_portal_moved_is_followed_by_reposting_the_same_body(make_portal):
+def test_portal_moved_within_its_origin_is_followed_by_reposting_the_same_body(portal):
+    portal.redirect_to = portal.base + "/moved"
+    for status in (301, 302, 307, 308):
+        portal.redirect_status = status
+        r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--userid", 9)
+        assert r.code == 0, (status, r.err)
+    moved = [c for c in portal.calls("timeman.status") if c["path"].startswith("/moved/")]
+    assert [c["verb"] for c in moved] == ["POST"] * 4
+    assert all(c["params"] == {"USER_ID": "9"} for c in moved)
+
+
+@pytest.mark.parametrize("auth", ["webhook", "token"])
+def test_portal_moved_to_another_origin_gets_no_credentials(make_portal, auth):
+    """A redirect to another host or port would carry the webhook code (in the path)
+    or the token (in the body): it is not followed; the line names the new address."""
     new = make_portal()
     old = make_portal()
     old.redirect_to = new.base
-    for status in (301, 302, 307, 308):
-        old.redirect_status = status
-        r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", old.webhook(), "--userid", 9)
-        assert r.code == 0, (status, r.err)
-    calls = new.calls("timeman.status")
-    assert [c["verb"] for c in calls] == ["POST"] * 4
-    assert all(c["params"] == {"USER_ID": "9"} for c in calls)
+    args = ["--url", old.webhook()] if auth == "webhook" else ["--url", old.base, "--token", old.token]
+    r = run_oint("bitrix24", "StopTimekeeping", *args, "--userid", 9)
+    assert r.code == 4
+    assert f"the portal moved to {new.base}/rest/" in r.err and "update --url" in r.err
+    assert new.calls() == []
+    assert len(old.calls()) == 1
+    assert_no_secret(r.err, r.out)
+
+
+def test_see_other_is_fetched_with_get_and_never_reposted(portal):
+    """303: the portal took the close and points at its answer. One close, then a GET without a body."""
+    portal.inject("see-other")
+    r = close(portal)
+    assert r.code == 0, r.err
+    assert [c["verb"] for c in portal.calls()] == ["POST", "GET"]
+    assert len(portal.calls("timeman.close")) == 1
+    assert portal.calls("timeman.status")[0]["params"] == {}
+    assert r.json()["result"]["STATUS"] == "CLOSED"
 
 
 def test_redirect_loop_gives_up_after_5_hops(portal):

@@ -55,10 +55,10 @@ def test_bash_completes_libraries_methods_any_case_and_options():
 
 def test_powershell_completion_protocol():
     env = clean_env(_OINT_COMPLETE="powershell_complete", COMP_LINE="oint bitrix24 pause")
-    proc = subprocess.run([OINT], capture_output=True, text=True, env=env, timeout=30)
+    proc = subprocess.run(OINT, capture_output=True, text=True, env=env, timeout=30)
     assert proc.stdout.split() == ["plain,PauseTimekeeping"]
     env["COMP_LINE"] = "oint bitrix24 PauseTimekeeping --to"
-    proc = subprocess.run([OINT], capture_output=True, text=True, env=env, timeout=30)
+    proc = subprocess.run(OINT, capture_output=True, text=True, env=env, timeout=30)
     assert proc.stdout.split() == ["plain,--token"]
 
 
@@ -67,7 +67,7 @@ def _run_in_terminal(*args) -> bytes:
     master, slave = pty.openpty()
     env = clean_env(TERM="xterm-256color", COLUMNS="100")
     env.pop("NO_COLOR")
-    proc = subprocess.Popen([OINT, *args], stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen([*OINT, *args], stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env)
     os.close(slave)
     chunks = []
     while True:
@@ -102,12 +102,14 @@ def test_json_is_coloured_only_on_a_terminal(portal):
     assert "\x1b[" not in run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()).out
 
 
-def test_job_folder_works_without_posix_user_ids(monkeypatch, tmp_path):
-    """On Windows there is no os.getuid: the jobs folder is named after USERNAME."""
+def test_jobs_folder_on_windows_is_in_local_app_data(monkeypatch, tmp_path):
+    """Windows has no XDG folders and no POSIX owners: %LOCALAPPDATA%\\oint\\jobs."""
     from oint_py import jobs
 
-    monkeypatch.delattr(os, "getuid")
-    monkeypatch.delenv("OINT_JOBS_DIR", raising=False)
-    monkeypatch.setenv("USERNAME", "ivanov")
-    monkeypatch.setattr(jobs.tempfile, "gettempdir", lambda: str(tmp_path))
-    assert jobs.jobs_dir() == str(tmp_path / "oint-jobs-ivanov")
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path))
+    monkeypatch.setattr(jobs.os, "name", "nt")
+    try:
+        folder = jobs.default_dir()
+    finally:
+        monkeypatch.undo()
+    assert folder == os.path.join(str(tmp_path), "oint", "jobs")

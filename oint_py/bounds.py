@@ -1,0 +1,85 @@
+"""Every bound oint-py keeps, in one place, and the two readers that enforce
+them on untrusted text: JSON of any origin and files named in options.
+
+Nothing here imports the rest of the package. The README's "Bounds" table
+lists these numbers; change both together.
+"""
+
+import codecs
+import json
+from typing import Any
+
+DEFAULT_TIMEOUT = 30.0  # seconds for one whole attempt: connect, send and the entire answer (oint: 3600)
+MAX_TIMEOUT = 86400.0
+DEFAULT_RETRIES = 3  # re-sends after the first attempt
+MAX_RETRIES = 20
+BACKOFF_BASE = 0.25  # seconds; doubles each attempt, full jitter in [50%, 100%]
+BACKOFF_CAP = 8.0
+RETRY_AFTER_CAP = 60.0  # a longer Retry-After ends the retries instead of blocking a cron job
+MAX_REDIRECTS = 5  # portal moves followed, same origin only
+DEFAULT_MAX_ANSWER = 64 * 1024 * 1024  # bytes of one answer, counted after decompression
+MAX_JSON_DEPTH = 64  # nesting of any JSON we parse (Bitrix24 answers nest 5 deep)
+MAX_OPTION_FILE = 4 * 1024 * 1024  # bytes of a file named in an option (--userid @file, --config PATH)
+MAX_LOGGED_BODY = 2000  # characters of an answer shown by --debug
+BATCH_SIZE = 50  # Bitrix24's limit of commands in one batch request
+PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
+
+
+class BoundError(ValueError):
+    """Untrusted input broke a bound or a format; the message says which, in one line."""
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def load_json(text: str | bytes, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads that never raises anything but BoundError: bad JSON, or
+    nesting deeper than `max_depth` (json's own parser raises RecursionError
+    on deep input; everything that later walks the value is recursive too)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise BoundError(f"{what}: JSON nested deeper than {max_depth} levels") from None
+    except ValueError as exc:
+        raise BoundError(f"{what}: not valid JSON ({exc})") from None
+    if _depth(value) > max_depth:
+        raise BoundError(f"{what}: JSON nested deeper than {max_depth} levels")
+    return value
+
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def decode_text(data: bytes, what: str) -> str:
+    """UTF-8, or UTF-16/32 with a byte-order mark (Windows PowerShell 5.1's `>`
+    and Notepad's "Unicode" write UTF-16 LE with a BOM). Anything else that is
+    not UTF-8 (an ANSI file with Cyrillic, say) is refused by name."""
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise BoundError(f"{what} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def read_option_file(path: str, what: str, limit: int = MAX_OPTION_FILE) -> str:
+    """The text of a file named in an option, read at most `limit` + 1 bytes
+    (so /dev/zero or a runaway pipe cannot eat memory). Works on pipes, as
+    `--userid @<(command)` gives."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise BoundError(f"{what}: cannot read {path!r}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise BoundError(f"{what}: {path!r} is larger than {limit // 1024} KiB")
+    return decode_text(data, f"{what}: {path!r}")

@@ -1,0 +1,352 @@
+"""The edge: every option, environment variable and --config key is parsed and
+checked here, once, into an immutable Call (or a UsageError, exit 5, before
+anything is sent). Nothing below this layer validates user input again.
+"""
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote, urlsplit
+
+from . import bounds, timeparse
+from .methods import BY_KEY, CONFIG_OPTIONS, Method, Option
+from .outcome import UsageError
+from .redact import Redactor, url_secrets
+from .settings import Settings
+
+_WEBHOOK_PATH = re.compile(r"^(.*?/rest/\d+/[^/]+)(?:/|$)")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the calls go: a webhook base (`https://host/rest/1/<code>/`), or a
+    portal's `/rest/` base plus an OAuth token sent as `auth` in the body."""
+
+    base: str  # ends with "/": the REST method name is appended
+    token: str | None = None
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.base)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def url(self, rest_method: str) -> str:
+        return self.base + rest_method
+
+    def payload(self, params: dict) -> dict:
+        """The JSON body: empty fields left out, the token (if any) as `auth`."""
+        body = {k: v for k, v in params.items() if v not in (None, "")}
+        return {**body, "auth": self.token} if self.token else body
+
+
+@dataclass(frozen=True)
+class Call:
+    """One method call, fully checked: what execute() needs and nothing to parse."""
+
+    method: Method
+    endpoint: Endpoint
+    user_ids: tuple[str, ...] = ()  # empty: the webhook's (or token's) own user
+    many: bool = False  # a list form was given: batch, output keyed by user
+    params: tuple[tuple[str, str], ...] = ()  # REST fields other than USER_ID, in table order
+    settings: Settings = field(default_factory=Settings)
+    out: str | None = None  # absolute path
+    debug: bool = False
+    test: bool = False
+    redactor: Redactor = field(default_factory=Redactor)
+
+    @property
+    def rest_params(self) -> dict:
+        return dict(self.params)
+
+    def to_json(self) -> dict:
+        """Everything a background job needs to make this very call (secrets included:
+        the caller keeps this off command lines and out of shared files)."""
+        return {"method": self.method.name, "base": self.endpoint.base, "token": self.endpoint.token,
+                "user_ids": list(self.user_ids), "many": self.many, "params": [list(p) for p in self.params],
+                "settings": self.settings.to_json(), "out": self.out, "debug": self.debug,
+                "secrets": sorted(self.redactor.secrets)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Call":
+        return cls(BY_KEY[data["method"].lower()], Endpoint(data["base"], data["token"]), tuple(data["user_ids"]),
+                   bool(data["many"]), tuple(tuple(p) for p in data["params"]), Settings.from_json(data["settings"]),
+                   data["out"], bool(data["debug"]), False, Redactor(frozenset(data["secrets"])))
+
+
+# -- small converters: each raises UsageError naming the option --------------
+def reject_blanks(value: str, option: str) -> None:
+    """URLs (portal and proxy) may hold no spaces or control characters."""
+    if any(ord(c) < 33 or ord(c) == 127 for c in value):
+        raise UsageError(f"{option} contains spaces or control characters")
+
+
+def check_host(host: str, option: str) -> None:
+    """A host the resolver can take: an IP literal, or labels of 1-63 characters
+    (253 in all); non-ASCII names and `xn--` labels must be valid IDNA."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return
+    except ValueError:
+        pass
+    name = host.rstrip(".")
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(labels):
+        raise UsageError(f"{option}: {host!r} is not a valid host name (empty label or too long)")
+    if name.isascii() and not any(label.lower().startswith("xn--") for label in labels):
+        bad = next((label for label in labels if not _HOST_LABEL.match(label)), None)
+        if bad is not None:
+            raise UsageError(f"{option}: {host!r} is not a valid host name (label {bad[:70]!r})")
+        return
+    import idna
+
+    try:
+        idna.encode(name, uts46=True)
+    except (idna.IDNAError, UnicodeError, ValueError) as exc:
+        raise UsageError(f"{option}: {host!r} is not a valid host name ({exc})") from None
+
+
+def _split_url(raw: str, option: str, redactor: Redactor):
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise UsageError(f"{option}: {redactor(str(exc))}") from None
+    if not parts.hostname:
+        raise UsageError(f"{option}: no host in {redactor(raw)!r}")
+    check_host(parts.hostname, option)
+    return parts
+
+
+def number(option: Option, value, label: str | None = None):
+    """An option of kind number or integer, within its range."""
+    name = label or option.config or option.name
+    integer = option.kind == "integer"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UsageError(f"{name}: expected a number, got {value!r}")
+    try:
+        if integer and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        result = int(value) if integer else float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"{name}: expected {'a whole number' if integer else 'a number'}, got {value!r}") from None
+    if not (option.low <= result <= option.high):  # also refuses NaN
+        raise UsageError(f"{name}: {result} is out of range {option.low:g}..{option.high:g}")
+    return result
+
+
+def flag(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise UsageError(f"{name}: expected true or false, got {value!r}")
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30}
+
+
+def size(option: Option, value) -> int:
+    """Bytes, or a number with K, M or G (powers of 1024)."""
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if not m or m[2].lower() not in _UNITS:
+            raise UsageError(f"{option.config}: expected a size such as 64M, got {value!r}")
+        value = int(float(m[1]) * _UNITS[m[2].lower()])
+    return int(number(replace(option, kind="integer"), value))
+
+
+# -- the pieces of a call ----------------------------------------------------
+def load_config(value: str) -> dict:
+    """--config (or OINT_CONFIG): a JSON object, or a path to a file holding one."""
+    try:
+        text = value if value.lstrip().startswith(("{", "[")) else bounds.read_option_file(value, "--config")
+        data = bounds.load_json(text, "--config")
+    except bounds.BoundError as exc:
+        raise UsageError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise UsageError("--config: expected a JSON object with keys " + ", ".join(CONFIG_OPTIONS))
+    unknown = sorted(set(data) - set(CONFIG_OPTIONS))
+    if unknown:
+        raise UsageError(f"--config: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(CONFIG_OPTIONS)}")
+    return data
+
+
+def proxy_url(value, redactor: Redactor) -> tuple[str, Redactor]:
+    """A proxy URL, or oint's structure {Protocol, Host, Port, User, Password,
+    UseOSAuthentication} (as a dict or as JSON text), as a URL httpx takes;
+    and the redactor with the proxy's password added."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = bounds.load_json(value, "--proxy")
+        except bounds.BoundError as exc:
+            raise UsageError(str(exc)) from None
+    if isinstance(value, dict):
+        fields = {str(k).lower(): v for k, v in value.items()}
+        if flag("proxy UseOSAuthentication", fields.get("useosauthentication", False)):
+            raise UsageError("--proxy: UseOSAuthentication (NTLM/Kerberos) is not supported; give User and Password")
+        host = str(fields.get("host") or "").strip()
+        if not host:
+            raise UsageError("--proxy: the structure needs Host")
+        scheme = str(fields.get("protocol") or "http").lower().rstrip(":/")
+        port, user, password = fields.get("port"), fields.get("user"), fields.get("password")
+        auth = ""
+        if user:
+            redactor = redactor.adding(str(password or ""))
+            auth = quote(str(user), safe="") + (":" + quote(str(password), safe="") if password else "") + "@"
+        port_option = Option("--proxy", "", "integer", "", low=1, high=65535)
+        port_part = f":{number(port_option, port, 'proxy Port')}" if port not in (None, "") else ""
+        value = f"{scheme}://{auth}{host}{port_part}"
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"--proxy: expected a URL or a structure, got {type(value).__name__}")
+    value = value.strip()
+    reject_blanks(value, "--proxy")
+    if "://" not in value:
+        value = "http://" + value
+    redactor = redactor.adding(*url_secrets(value))
+    scheme = value.split("://", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        raise UsageError(f"--proxy: {scheme!r} proxies are not supported; use an http:// or https:// proxy")
+    _split_url(value, "--proxy", redactor)
+    return value, redactor
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy HTTP_PROXY / HTTPS_PROXY / ALL_PROXY name for `url`, unless
+    NO_PROXY exempts its host. Only the environment counts: not the Windows
+    registry, whose bypass list httpx would ignore (see the README)."""
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    proxies = getproxies_environment()
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or proxy_bypass_environment(parts.netloc, proxies):
+        return None
+    return proxy
+
+
+def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
+    """Where to send: a webhook URL (`https://host/rest/1/<code>/`), or a portal
+    address plus --token (then `https://host/rest/<method>` and `auth` in the body).
+    A bare domain means https, as in oint; an explicit http:// is kept for
+    self-hosted portals."""
+    raw = (url or "").strip()
+    if not raw:
+        raise UsageError("--url is empty")
+    reject_blanks(raw, "--url")
+    if "://" not in raw:
+        raw = "https://" + raw.lstrip("/")
+    scheme = raw.split("://", 1)[0].lower()
+    if scheme not in ("http", "https"):
+        raise UsageError(f"--url: only http:// and https:// portals are supported, not {scheme}://")
+    parts = _split_url(raw, "--url", redactor)
+    origin = f"{scheme}://{parts.netloc}"
+    if token:
+        prefix = parts.path.split("/rest/")[0] if "/rest/" in parts.path else ""
+        return Endpoint(f"{origin}{prefix.rstrip('/')}/rest/", token)
+    hook = _WEBHOOK_PATH.match(parts.path)
+    if not hook:
+        raise UsageError("--url is not a webhook URL (https://HOST/rest/USER_ID/CODE/) and no --token was given")
+    return Endpoint(f"{origin}{hook.group(1)}/")
+
+
+def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
+    """--userid: one ID, a list `1,2,3`, or `@file` (one ID a line, # comments).
+    Returns (ids, many): many is True for the list forms, whose output is keyed
+    by user. IDs are normalised (`051` is user 51) and each is sent once."""
+    if value is None:
+        return (), False
+    text, many = value.strip(), False
+    if not text:
+        raise UsageError("--userid is empty (an unset shell variable?); leave the option out for the webhook's own user")
+    if text.startswith("@"):
+        try:
+            text = bounds.read_option_file(text[1:], "--userid")
+        except bounds.BoundError as exc:
+            raise UsageError(str(exc)) from None
+        text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+        many = True
+    parts = [p for p in text.replace(",", " ").split() if p]
+    many = many or "," in value or len(parts) > 1
+    bad = [p for p in parts if not (p.isascii() and p.isdigit() and int(p) > 0)]
+    if bad:
+        raise UsageError(f"--userid: {bad[0][:40]!r} is not a user ID (a positive whole number)")
+    if not parts:
+        raise UsageError("--userid: no user IDs given")
+    return tuple(dict.fromkeys(str(int(p)) for p in parts)), many
+
+
+def rest_params(method: Method, values: dict) -> tuple[tuple[str, str], ...]:
+    """The REST fields of the call except USER_ID, checked before anything is sent."""
+    params = []
+    for p in method.params:
+        value = values.get(p.option)
+        if p.rest and p.rest != "USER_ID" and value not in (None, ""):
+            if p.rest == "TIME":
+                try:
+                    value = timeparse.to_atom(value)
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
+            params.append((p.rest, value))
+    return tuple(params)
+
+
+def check_out(path: str) -> str:
+    """--out: its folder must exist and be writable; checked before anything is sent."""
+    if not path:
+        raise UsageError("--out is empty")
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise UsageError(f"--out {path!r} is a directory")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--out: folder {folder!r} is not writable")
+    return target
+
+
+def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -> tuple[Settings, Redactor]:
+    """Explicit flags (None when not given) over --config over the defaults.
+    `target`: the portal URL, for the environment's proxy."""
+    merged = load_config(config) if config else {}
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    given: dict = {}
+    for key, option in CONFIG_OPTIONS.items():
+        if key not in merged:
+            continue
+        value = merged[key]
+        if option.kind == "flag":
+            given[key] = flag(key, value)
+        elif option.kind in ("number", "integer"):
+            given[key] = number(option, value)
+        elif option.kind == "size":
+            given[key] = size(option, value)
+        elif key == "proxy" and value not in (None, "", {}):
+            given[key], redactor = proxy_url(value, redactor)
+        elif key == "ca_bundle" and value:
+            given[key] = str(value)
+            if not os.path.isfile(given[key]):
+                raise UsageError(f"--ca-bundle: no such file {given[key]!r}")
+    if given.get("insecure") and given.get("ca_bundle"):
+        raise UsageError("--insecure and --ca-bundle contradict each other; give one")
+    if not given.get("proxy"):
+        env_proxy = environment_proxy(target)
+        if env_proxy:
+            given["proxy"], redactor = proxy_url(env_proxy, redactor)
+    return Settings(**{k: v for k, v in given.items() if v is not None}), redactor
+
+
+def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
+          debug: bool = False, test: bool = False, redactor: Redactor = Redactor()) -> Call:
+    """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
+    not given); flags: the --config keys given as flags (None when not given)."""
+    url, token = values.get("--url") or "", values.get("--token") or None
+    redactor = redactor.adding(token, *url_secrets(url))
+    ep = endpoint(url, token, redactor)
+    ids, many = user_ids(values.get("--userid"))
+    params = rest_params(method, values)
+    conf, redactor = settings(flags, config, ep.base, redactor)
+    target = check_out(out) if out is not None else None
+    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor)

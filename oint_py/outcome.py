@@ -1,0 +1,82 @@
+"""What a call ended as: the exit statuses and the Outcome that carries one.
+
+Every way the program can end maps to exactly one documented ExitStatus.
+Windows `if errorlevel N` means "N or higher", so the codes grow with how bad
+(or how unexpected) the outcome is. Execution returns an Outcome and never
+prints; output.py renders it; only cli.py turns it into the process's exit.
+"""
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    UNKNOWN_LIBRARY = 1  # as oint
+    UNKNOWN_METHOD = 2  # as oint
+    API_ERROR = 3  # the portal answered {"error": ...}; the JSON is still printed
+    REQUEST_FAILED = 4  # no usable answer: timeout, connection, TLS, proxy, redirect, not Bitrix24 JSON, too large
+    BAD_OPTIONS = 5  # invalid options, --time or --config: nothing was sent
+    NOT_WRITTEN = 6  # the call was made, but its answer could not be written where asked
+    INTERNAL = 99  # a bug in oint-py (oint's catch-all code); never a traceback
+    INTERRUPTED = 130  # Ctrl-C
+
+
+DESCRIPTIONS = {
+    ExitStatus.OK: "success: the portal answered with a result",
+    ExitStatus.UNKNOWN_LIBRARY: "unknown library (oint's code)",
+    ExitStatus.UNKNOWN_METHOD: "unknown method (oint's code)",
+    ExitStatus.API_ERROR: "the portal answered an error (for several users: at least one failed); "
+    "the error JSON is printed",
+    ExitStatus.REQUEST_FAILED: "the request failed: timeout, connection, TLS, proxy, a redirect not followed, "
+    "an answer that is not Bitrix24 JSON or is too large, retries exhausted, or an outcome that is unknown",
+    ExitStatus.BAD_OPTIONS: "invalid options, --time or --config; nothing was sent",
+    ExitStatus.NOT_WRITTEN: "the call was made but its answer could not be written (--out or stdout failed); "
+    "when --out failed, the answer is on stdout",
+    ExitStatus.INTERNAL: "internal error in oint-py (please report it)",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
+
+class OintError(Exception):
+    """Ends the program with one line on stderr and an exit status."""
+
+    status = ExitStatus.INTERNAL
+
+    def __init__(self, message: str, status: ExitStatus | None = None):
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class UsageError(OintError):
+    """Bad input, found before anything was sent."""
+
+    status = ExitStatus.BAD_OPTIONS
+
+
+class RequestFailure(OintError):
+    """No usable answer from the portal."""
+
+    status = ExitStatus.REQUEST_FAILED
+
+
+class OutcomeUnknown(RequestFailure):
+    """A call that is not idempotent may have been applied, and the status
+    check that would tell failed too: it is not sent again."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: ExitStatus
+    data: Any = None  # the JSON for stdout (or --out); None prints nothing
+    messages: tuple[str, ...] = ()  # one line each on stderr, prefixed "oint: "
+
+    @classmethod
+    def failed(cls, error: OintError, data: Any = None) -> "Outcome":
+        return cls(error.status, data, (error.message,))

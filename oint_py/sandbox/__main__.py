@@ -1,0 +1,10 @@
+"""`python -m oint_py.sandbox ARGS`: the detached child of `oint sandbox --background`."""
+
+import sys
+
+from .command import sandbox
+
+try:
+    sandbox.main(sys.argv[1:], prog_name="oint sandbox", standalone_mode=False)
+except Exception:  # the parent has read the first stdout line; nothing else is listening
+    sys.exit(5)

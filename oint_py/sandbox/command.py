@@ -1,0 +1,111 @@
+"""`oint sandbox`: run the emulated portal, in the foreground or detached.
+
+Imports only click at module level: the portal and its server load when the
+command runs, so registering the command costs `oint` nothing at start-up.
+"""
+
+import json
+import sys
+
+import click
+
+from ..outcome import UsageError
+from .portal import DEFAULT_CODE, DEFAULT_TOKEN, FAULTS
+
+
+def _rate(ctx, param, value):
+    if value is None:
+        return None
+    burst, _, per_second = value.partition("/")
+    try:
+        rate = (float(burst), float(per_second or 2))
+    except ValueError:
+        raise click.BadParameter(f"expected BURST/RATE such as 50/2, got {value!r}") from None
+    if not (rate[0] >= 1 and rate[1] > 0):
+        raise click.BadParameter(f"expected a burst of at least 1 and a positive rate, got {value!r}")
+    return rate
+
+
+class SandboxCommand(click.Command):
+    """Option errors read `oint: sandbox: ...` and exit 5, like every option error."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["sandbox_args"] = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.ClickException as exc:
+            raise UsageError(f"sandbox: {exc.format_message()}") from None
+
+
+@click.command("sandbox", cls=SandboxCommand, context_settings={"help_option_names": ["--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
+@click.option("--port", type=int, default=8024, show_default=True, help="Port (0 picks a free one)")
+@click.option("--code", default=DEFAULT_CODE, show_default=True, help="Webhook code (URL /rest/<user>/<code>/)")
+@click.option("--token", default=DEFAULT_TOKEN, show_default=True, help="Accepted OAuth token")
+@click.option("--users", type=int, default=1000, show_default=True, help="Users 1..N exist, each with today's day open")
+@click.option("--closed", is_flag=True, help="Start with every day closed")
+@click.option("--free-schedule", is_flag=True, help="No REPORT needed when TIME is given")
+@click.option("--rate-limit", metavar="BURST/RATE", callback=_rate,
+              help="Leaky bucket, e.g. 50/2 as on standard plans, 250/5 as on Enterprise")
+@click.option("--fail", multiple=True, metavar="FAULT",
+              help="Inject a fault into the next request (repeatable): " + FAULTS)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate: serve https")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM key for --tls-cert")
+@click.option("--stop-after", type=float, default=0, help="Exit after so many seconds (0: never)")
+@click.option("--background", is_flag=True, help="Start detached, print the URLs, return")
+@click.pass_context
+def sandbox(ctx, background, **options):
+    """Run a local Bitrix24 portal emulator (webhook and token auth, timeman.*, batch, faults)."""
+    if background:
+        return _background([a for a in ctx.meta["sandbox_args"] if a != "--background"])
+    return serve(**options)
+
+
+def serve(*, host, port, code, token, users, closed, free_schedule, rate_limit, fail, tls_cert, tls_key,
+          stop_after) -> None:
+    """Run a portal in the foreground until Ctrl-C or --stop-after; its first
+    stdout line is JSON: the URLs, or why it could not listen."""
+    import ssl
+    import threading
+
+    from .server import Portal
+
+    try:
+        portal = Portal(host=host, port=port, code=code, token=token, users=users, free_schedule=free_schedule,
+                        rate_limit=rate_limit, certfile=tls_cert, keyfile=tls_key, opened=not closed)
+    except (OSError, ssl.SSLError) as exc:
+        print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc}"}), flush=True)
+        raise UsageError(f"sandbox: cannot listen on {host}:{port}: {exc}") from None
+    portal.inject(*fail)
+    print(json.dumps({"sandbox": portal.base, "webhook": portal.webhook(1), "token": token, "users": users}),
+          flush=True)
+    if stop_after:
+        threading.Timer(stop_after, portal.server.shutdown).start()
+    try:
+        portal.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        portal.server.server_close()
+
+
+def _background(args: list[str]) -> None:
+    import os
+    import subprocess
+
+    if "--stop-after" not in args and not any(a.startswith("--stop-after=") for a in args):
+        args += ["--stop-after", "3600"]
+    kwargs = {"start_new_session": True} if os.name != "nt" else {
+        "creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+    proc = subprocess.Popen([sys.executable, "-m", "oint_py.sandbox", *args], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **kwargs)
+    line = proc.stdout.readline().decode("utf-8", "replace")  # one JSON line once it listens, or why not
+    proc.stdout.close()
+    try:
+        info = json.loads(line)
+    except ValueError:
+        info = {"error": "the sandbox exited without a word"}
+    if "error" in info:
+        raise UsageError(f"sandbox: {info['error']}")
+    sys.stdout.write(line)
+    sys.stdout.flush()
