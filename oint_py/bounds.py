@@ -21,6 +21,7 @@ DEFAULT_MAX_ANSWER = 64 * 1024 * 1024  # bytes of one answer, counted after deco
 MAX_JSON_DEPTH = 64  # nesting of any JSON we parse (Bitrix24 answers nest 5 deep)
 MAX_OPTION_FILE = 4 * 1024 * 1024  # bytes of a file named in an option (--userid @file, --config PATH)
 MAX_LOGGED_BODY = 2000  # characters of an answer shown by --debug
+MAX_MESSAGE = 2000  # characters of one stderr line: a hostile value is cut, not echoed whole
 BATCH_SIZE = 50  # Bitrix24's limit of commands in one batch request
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 

@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 
+from .bounds import MAX_MESSAGE
 from .outcome import ExitStatus, Outcome
 
 
@@ -72,11 +73,16 @@ def say(text: str) -> None:
         pass
 
 
+
+
+
 def warn(text: str, redact=None) -> None:
-    """One line on stderr, masked by `redact` when given."""
-    text = redact(text) if redact else text
+    """One line on stderr, masked by `redact` when given, at most MAX_MESSAGE long."""
+    text = " ".join((redact(text) if redact else text).split("\n"))
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + "... (cut)"
     try:
-        _write(sys.stderr, "oint: " + " ".join(text.split("\n")) + "\n")
+        _write(sys.stderr, "oint: " + text + "\n")
     except WriteFailed:
         pass
 

@@ -1,0 +1,323 @@
+"""Issue 9's hostile world, each case against a real loopback server and the
+working tree's oint as a process: local users who prepared the jobs folder,
+portals that redirect, drip, bloat, nest or drop the line, and input that
+must be refused before anything is sent."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+
+import pytest
+from conftest import OINT, SECRET_TOKEN, assert_no_secret, clean_env, run_oint
+
+POSIX = os.name != "nt"
+
+
+def close(portal, *extra, method="StopTimekeeping"):
+    return run_oint("bitrix24", method, "--url", portal.webhook(), *extra)
+
+
+# -- background jobs ----------------------------------------------------------
+def _job(portal, jobs_env: dict, *extra):
+    return run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait", *extra,
+                    **jobs_env)
+
+
+def _wait_for(path: str, seconds: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
+def test_default_jobs_folder_is_private_and_job_files_are_0600(portal, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    r = _job(portal, {"HOME": str(home), "XDG_STATE_HOME": ""})
+    assert r.code == 0, r.err
+    job = r.json()
+    folder = home / ".local" / "state" / "oint" / "jobs"
+    assert os.path.dirname(job["exit_file"]) == str(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    _wait_for(job["exit_file"])
+    for name in ("result_file", "log_file", "exit_file"):
+        assert stat.S_IMODE(os.stat(job[name]).st_mode) == 0o600, name
+    assert open(job["exit_file"]).read().strip() == "0"
+    assert json.loads(open(job["result_file"], encoding="utf-8").read())["result"]["STATUS"] == "CLOSED"
+    assert sorted(os.listdir(folder)) == sorted(os.path.basename(job[n]) for n in ("result_file", "log_file", "exit_file"))
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
+@pytest.mark.parametrize("prepared", ["symlink", "other-owner", "world-writable", "group-writable"])
+def test_a_jobs_folder_another_user_prepared_is_refused(portal, tmp_path, prepared):
+    """Another local user pre-creates the folder: oint refuses it and writes nothing there."""
+    folder = tmp_path / "jobs"
+    if prepared == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        folder.symlink_to(tmp_path / "elsewhere")
+    else:
+        folder.mkdir(mode=0o700)
+        if prepared == "other-owner":
+            if os.geteuid() != 0:
+                pytest.skip("needs root to give the folder away")
+            os.chown(folder, 65534, 65534)
+        else:
+            os.chmod(folder, 0o777 if prepared == "world-writable" else 0o770)
+    r = _job(portal, {"OINT_JOBS_DIR": str(folder)})
+    assert r.code == 5, r.err
+    assert r.out == "" and r.err.count("\n") == 1 and "jobs folder" in r.err
+    assert os.listdir(folder) == []
+    assert portal.calls() == []
+
+
+@pytest.mark.skipif(not POSIX, reason="O_NOFOLLOW and /proc")
+def test_job_secrets_travel_as_data_not_argv(portal, tmp_path):
+    folder = tmp_path / "jobs"
+    portal.inject("slow:1")
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", portal.token, "--dontwait",
+                 OINT_JOBS_DIR=str(folder))
+    job = r.json()
+    try:
+        with open(f"/proc/{job['pid']}/cmdline", "rb") as fh:
+            cmdline = fh.read()
+        assert portal.token.encode() not in cmdline and b"--token" not in cmdline
+    except FileNotFoundError:
+        pass
+    _wait_for(job["exit_file"])
+    assert open(job["exit_file"]).read().strip() == "0"
+    assert portal.calls("timeman.close")[0]["params"]["auth"] == portal.token
+    assert_no_secret(open(job["log_file"], encoding="utf-8").read())
+
+
+# -- secrets of any length ----------------------------------------------------
+def test_short_secrets_are_masked_in_their_known_places(make_portal):
+    portal = make_portal(code="ab1", token="xy")
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--debug", "--userid", 2)
+    assert r.code == 0, r.err
+    assert "/rest/1/***/timeman.close" in r.err and "/ab1/" not in r.err
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", "xy", "--test",
+                 "--proxy", "http://u:pw@127.0.0.1:3128")
+    assert r.json()["requests"][0]["body"]["auth"] == "***"
+    assert r.json()["proxy"] == "http://u:***@127.0.0.1:3128"
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", "xy", "--debug")
+    assert '"auth": "***"' in r.err and '"xy"' not in r.err
+
+
+# -- never applied twice, never lost ------------------------------------------
+def test_dropped_close_with_an_unreadable_status_is_sent_once(portal):
+    """apply-reset: the portal closes the day and drops the line; the status check
+    is dropped too. Before, oint sent the same close four times."""
+    portal.inject("apply-reset", "reset")
+    r = close(portal, "--userid", 5)
+    assert r.code == 4
+    assert r.json()["error"] == "OUTCOME_UNKNOWN"
+    assert "not sent again" in r.err and "GetTimekeepingStatus" in r.err
+    assert len(portal.calls("timeman.close")) == 1
+    assert portal.days[5]["STATUS"] == "CLOSED"
+
+
+def test_batch_users_whose_status_cannot_be_read_are_not_resent(portal):
+    portal.inject("apply-reset", "reset")
+    r = close(portal, "--userid", "6,7,8")
+    assert r.code == 4
+    data = r.json()
+    assert {uid: v["error"] for uid, v in data.items()} == dict.fromkeys(["6", "7", "8"], "OUTCOME_UNKNOWN")
+    assert len(portal.calls("batch")) == 2  # the close, the status check; no second close
+    assert [line.split(":")[1].strip() for line in r.err.splitlines()] == ["user 6", "user 7", "user 8"]
+
+
+@pytest.mark.parametrize("fault", ["status:429", "status:503"])
+def test_throttled_answers_mean_not_done_and_are_retried(portal, fault):
+    portal.inject(fault)
+    r = close(portal, "--userid", 9, "--retries", 2)
+    assert r.code == 0, r.err
+    assert len(portal.calls("timeman.close")) == 2
+    assert portal.calls("timeman.status") == []  # refused before processing: no status check needed
+
+
+def test_batch_failures_are_one_stderr_line_per_user(portal):
+    r = close(portal, "--userid", "20,99999,21,99998")
+    assert r.code == 3
+    assert r.err.splitlines() == ["oint: user 99999: User not found", "oint: user 99998: User not found"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE")
+def test_out_that_cannot_be_written_prints_the_answer_and_exits_6(portal, tmp_path):
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    target = tmp_path / "r.json"
+    proc = subprocess.run([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "11",
+                           "--out", str(target)], capture_output=True, env=clean_env(), preexec_fn=small_files,
+                          timeout=60)
+    assert proc.returncode == 6, proc.stderr
+    assert json.loads(proc.stdout)["result"]["STATUS"] == "CLOSED"  # the answer is not lost
+    assert b"the call was made" in proc.stderr
+    assert os.listdir(tmp_path) == []  # no half-written file, no debris
+    assert portal.days[11]["STATUS"] == "CLOSED"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_stdout_that_fails_exits_6_not_99(portal):
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "12"],
+                              stdout=full, stderr=subprocess.PIPE, env=clean_env(), timeout=60)
+    assert proc.returncode == 6, proc.stderr
+    assert b"cannot write the answer to stdout" in proc.stderr and b"Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX umask")
+def test_out_files_follow_the_umask(portal, tmp_path):
+    target = tmp_path / "r.json"
+    proc = subprocess.run([*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--out",
+                           str(target)], capture_output=True, env=clean_env(), preexec_fn=lambda: os.umask(0o027),
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+# -- bounded against a hostile portal -----------------------------------------
+def test_timeout_bounds_the_whole_answer_not_each_read(portal):
+    """drip: every byte comes quickly, the whole answer would take ~20 s. With
+    per-read timeouts the call would succeed; bounded as a whole, it times out."""
+    portal.inject("drip:0.2")
+    r = close(portal, "--timeout", "1", "--retries", 0, method="GetTimekeepingStatus")
+    assert r.code == 4
+    assert "no whole answer within --timeout 1 s" in r.err
+
+
+def _peak_child_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB")
+@pytest.mark.parametrize("fault", ["gzip-bomb:1024", "huge:400"])
+def test_answers_past_the_size_cap_end_in_exit_4_with_little_memory(portal, fault):
+    portal.inject(fault)
+    r = close(portal, "--retries", 0, method="GetTimekeepingStatus")
+    assert r.code == 4
+    assert "larger than 67,108,864 bytes (--max-answer)" in r.err
+    assert _peak_child_rss_mb() < 300
+
+
+def test_max_answer_option_lowers_the_cap(portal):
+    portal.inject("huge:1")
+    r = close(portal, "--retries", 0, "--max-answer", "64K", method="GetTimekeepingStatus")
+    assert r.code == 4 and "larger than 65,536 bytes" in r.err
+
+
+def test_deeply_nested_answer_is_a_request_failure(portal):
+    portal.inject("deep:100000")
+    r = close(portal, "--retries", 0, method="GetTimekeepingStatus")
+    assert r.code == 4, r.err
+    assert "nested deeper than 64 levels" in r.err and "Traceback" not in r.err
+
+
+DEEP = '{"a":' * 15000 + "1" + "}" * 15000  # far past the recursion limit, within one argv string's limit
+
+
+@pytest.mark.parametrize("option", ["--config", "--proxy"])
+def test_deeply_nested_json_options_exit_5(option):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h/rest/1/abcd/", option, DEEP)
+    assert r.code == 5 and "nested deeper" in r.err and r.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["bitrix24", "StopTimekeeping", "--help"]])
+def test_version_and_help_work_whatever_oint_config_holds(args):
+    r = run_oint(*args, OINT_CONFIG=DEEP)
+    assert r.code == 0, r.err
+    assert r.err == ""
+
+
+def test_deep_oint_config_on_a_call_exits_5():
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h/rest/1/abcd/", OINT_CONFIG=DEEP)
+    assert r.code == 5 and "nested deeper" in r.err
+
+
+# -- bad input: exit 5, nothing sent ------------------------------------------
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_option_files_are_capped(portal):
+    r = close(portal, "--userid", "@/dev/zero")
+    assert r.code == 5 and "larger than 4096 KiB" in r.err
+    r = close(portal, "--config", "/dev/zero")
+    assert r.code == 5 and "larger than" in r.err
+    assert portal.calls() == []
+
+
+def test_option_files_that_are_not_utf8_are_named(portal, tmp_path):
+    ansi = tmp_path / "ids.txt"
+    ansi.write_bytes("# сотрудники\n5\n".encode("cp1251"))
+    r = close(portal, "--userid", f"@{ansi}")
+    assert r.code == 5 and str(ansi) in r.err and "not UTF-8" in r.err
+    assert portal.calls() == []
+
+
+def test_utf16_files_from_powershell_are_read(portal, tmp_path):
+    ids = tmp_path / "ids.txt"
+    ids.write_bytes("\ufeff# отдел\r\n13\r\n14\r\n".encode("utf-16-le"))
+    conf = tmp_path / "oint.json"
+    conf.write_bytes('\ufeff{"retries": 0}'.encode("utf-16-le"))
+    r = close(portal, "--userid", f"@{ids}", "--config", str(conf))
+    assert r.code == 0, r.err
+    assert list(r.json()) == ["13", "14"]
+
+
+@pytest.mark.skipif(not POSIX or not os.path.exists("/bin/bash"), reason="process substitution needs bash")
+def test_userid_from_process_substitution(portal):
+    script = f'exec "$@" --userid @<(printf "15\\n16\\n")'
+    proc = subprocess.run(["bash", "-c", script, "bash", *OINT, "bitrix24", "GetTimekeepingStatus", "--url",
+                           portal.webhook()], capture_output=True, env=clean_env(), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert list(json.loads(proc.stdout)) == ["15", "16"]
+
+
+@pytest.mark.parametrize("host", ["a..b", "xn--", "x" * 64 + ".example", "xn--zz.com", "-a.example"])
+def test_hosts_that_cannot_be_encoded_exit_5(host):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", f"https://{host}/rest/1/abcd/")
+    assert r.code == 5, r.err
+    assert "not a valid host name" in r.err
+
+
+def test_empty_userid_is_refused_not_the_webhook_owner(portal):
+    r = close(portal, "--userid", "")
+    assert r.code == 5 and "--userid is empty" in r.err
+    assert portal.calls() == []
+
+
+def test_zero_padded_ids_are_one_user_sent_once(portal):
+    r = close(portal, "--userid", "51,051,0051")
+    assert r.code == 0, r.err
+    assert list(r.json()) == ["51"]
+    (call,) = portal.calls("batch")
+    assert list(call["params"]["cmd"]) == ["u51"]
+
+
+@pytest.mark.parametrize("typed,words", [
+    ("2026-03-29T02:30:00", ["does not exist in Europe/Berlin", "+01:00 to +02:00"]),
+    ("2026-10-25T02:30:00", ["happens twice in Europe/Berlin", "2026-10-25T02:30:00+02:00",
+                             "2026-10-25T02:30:00+01:00"]),
+])
+def test_naive_times_in_a_dst_gap_or_overlap_are_refused(typed, words):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h/rest/1/abcd/", "--time", typed, "--test",
+                 TZ="Europe/Berlin")
+    assert r.code == 5, r.out
+    for word in words:
+        assert word in r.err
+    assert "explicit offset" in r.err or "the offset you mean" in r.err
+
+
+def test_secret_token_never_in_any_failure(portal):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", "a..b", "--token", SECRET_TOKEN)
+    assert r.code == 5
+    assert_no_secret(r.out, r.err)
