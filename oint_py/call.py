@@ -3,7 +3,6 @@ checked here, once, into an immutable Call (or a UsageError, exit 5, before
 anything is sent). Nothing below this layer validates user input again.
 """
 
-import ipaddress
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -85,11 +84,14 @@ def reject_blanks(value: str, option: str) -> None:
 def check_host(host: str, option: str) -> None:
     """A host the resolver can take: an IP literal, or labels of 1-63 characters
     (253 in all); non-ASCII names and `xn--` labels must be valid IDNA."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return
-    except ValueError:
-        pass
+    if ":" in host or host.replace(".", "").isdigit():  # an IP literal (ipaddress loads only for these)
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            return
+        except ValueError:
+            pass
     name = host.rstrip(".")
     labels = name.split(".")
     if not name or len(name) > 253 or not all(labels):

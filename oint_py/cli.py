@@ -13,10 +13,17 @@ from typing import NamedTuple
 
 import click
 
-from . import __version__, helptext, output
+from . import __version__, output
 from .methods import ADVANCED, BY_KEY, CONFIG_OPTIONS, GLOBAL, LIBRARIES, METHODS, URL, Method, Option
 from .outcome import ExitStatus, OintError, Outcome
 from .redact import Redactor
+
+
+def _help(page: str, *args) -> None:
+    """Show a help page; helptext (and rich, on a terminal) load only here."""
+    from . import helptext
+
+    helptext.show(getattr(helptext, page)(*args))
 
 
 class Finished(NamedTuple):
@@ -28,6 +35,19 @@ class Finished(NamedTuple):
 
 
 class Root(click.Group):
+    LAZY = {"sandbox": "oint_py.sandbox.command"}  # command name: its module
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx, name):
+        """`oint sandbox` loads its module only when it is the command run."""
+        if name in self.LAZY and name not in self.commands:
+            import importlib
+
+            self.add_command(getattr(importlib.import_module(self.LAZY[name]), name))
+        return super().get_command(ctx, name)
+
     def resolve_command(self, ctx, args):
         cmd = self.get_command(ctx, args[0])
         if cmd is None and ctx.resilient_parsing:  # completing: nothing to offer, no error
@@ -103,17 +123,19 @@ class MethodCommand(click.Command):
         # oint: a method called with no options shows its help. A URL in the
         # environment counts as an option, so cron can call it bare.
         if not args and not os.environ.get(URL.env) and not ctx.resilient_parsing:
-            helptext.show(helptext.method(self.method))
+            _help("method", self.method)
             ctx.exit(0)
         return super().parse_args(ctx, args)
 
     def get_help(self, ctx):
+        from . import helptext
+
         return helptext.plain(helptext.method(self.method))
 
 
 def _show_help(ctx, param, value):
     if value and not ctx.resilient_parsing:
-        helptext.show(helptext.method(ctx.command.method))
+        _help("method", ctx.command.method)
         ctx.exit(0)
 
 
@@ -175,7 +197,7 @@ def cli(ctx, version, help_):
         output.say(f"oint-py {__version__}")
         ctx.exit(0)
     if ctx.invoked_subcommand is None:
-        helptext.show(helptext.root())
+        _help("root")
 
 
 @cli.group(cls=Library, name="bitrix24", invoke_without_command=True, add_help_option=False)
@@ -183,7 +205,7 @@ def cli(ctx, version, help_):
 @click.pass_context
 def bitrix24(ctx, help_):
     if ctx.invoked_subcommand is None:
-        helptext.show(helptext.library(ctx.info_name))
+        _help("library", ctx.info_name)
 
 
 @cli.command(add_help_option=False)
@@ -193,15 +215,6 @@ def completion(shell):
     from .completion import script
 
     output.say(script(cli, shell))
-
-
-def _add_sandbox() -> None:
-    from .sandbox.command import sandbox
-
-    cli.add_command(sandbox)
-
-
-_add_sandbox()
 
 
 def main() -> None:

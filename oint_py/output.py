@@ -19,7 +19,6 @@ import errno
 import json
 import os
 import sys
-import tempfile
 
 from .bounds import MAX_MESSAGE
 from .outcome import ExitStatus, Outcome
@@ -128,6 +127,8 @@ def write_atomic(path: str, text: str, mode: int | None = None) -> None:
     """Write to a temporary file beside `path`, then rename over it: a reader
     never sees half a file, and a failed run leaves the old file as it was.
     `mode`: the new file's permissions (None: follow the umask)."""
+    import tempfile
+
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".oint-", suffix=".tmp", dir=folder)  # O_EXCL, 0600, unpredictable
     try:

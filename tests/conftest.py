@@ -38,7 +38,8 @@ class Result:
 
 def clean_env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("OINT_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+           if not k.startswith("OINT_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                                                             "ssl_cert_file", "ssl_cert_dir")}
     env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8",
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     env.update(extra)
