@@ -275,7 +275,7 @@ def test_utf16_files_from_powershell_are_read(portal, tmp_path):
 
 @pytest.mark.skipif(not POSIX or not os.path.exists("/bin/bash"), reason="process substitution needs bash")
 def test_userid_from_process_substitution(portal):
-    script = f'exec "$@" --userid @<(printf "15\\n16\\n")'
+    script = 'exec "$@" --userid @<(printf "15\\n16\\n")'
     proc = subprocess.run(["bash", "-c", script, "bash", *OINT, "bitrix24", "GetTimekeepingStatus", "--url",
                            portal.webhook()], capture_output=True, env=clean_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr

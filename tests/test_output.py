@@ -25,10 +25,16 @@ def test_stdout_is_utf8_whatever_the_console_encoding(portal, encoding):
     assert portal.calls("timeman.close")[-1]["params"]["REPORT"] == REPORT
 
 
-def test_api_error_text_in_cyrillic_on_an_ascii_console(portal):
+def test_api_error_text_in_cyrillic_on_an_ascii_console(make_portal):
+    """A Russian-language portal's error, on a console that cannot encode it: the JSON and the
+    stderr line are UTF-8 bytes, the exit code is the API error's."""
+    portal = make_portal(lang="ru")
     r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "99999",
                  env=clean_env(PYTHONIOENCODING="ascii"))
-    assert r.code == 3 and "Traceback" not in r.err
+    assert r.code == 3, r.err
+    assert r.json()["error_description"] == "Пользователь не найден"
+    assert "Пользователь не найден".encode() in r.raw
+    assert r.err == "oint: the portal answered HTTP 400 error '': Пользователь не найден\n"
 
 
 def test_out_writes_the_file_and_prints_one_line(portal, tmp_path):

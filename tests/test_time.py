@@ -50,16 +50,29 @@ def test_clock_time_means_today():
     assert sent == f"{today}T18:05:00+09:00"
 
 
-def test_seed_example_does_not_end_in_wrong_datetime_format(portal):
-    """The seed's documented result for its own example is WRONG_DATETIME_FORMAT; ours is not."""
+def _on(day: str):
+    """A portal clock fixed at 17:00 on `day`, in UTC+03:00 (the seed's portal is in Minsk)."""
+    moment = datetime.fromisoformat(f"{day}T17:00:00+03:00")
+    return lambda: moment
+
+
+def test_seed_example_closes_the_day_it_was_written_for(make_portal):
+    """The seed's documented result for its own example is WRONG_DATETIME_FORMAT. On a portal whose
+    day is 2026-05-26, the same command closes the day."""
+    portal = make_portal(now=_on("2026-05-26"))
     r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--userid", "1",
-                 "--time", "2026-05-26T14:13:07", "--report", "Time off", "--token", portal.token)
-    assert r.json().get("error") != "WRONG_DATETIME_FORMAT"
-    # the portal's day is today, so a day on 2026-05-26 is refused for its date, not its format
-    if datetime.now().date().isoformat() != "2026-05-26":
-        assert r.json()["error"] == "WRONG_DATETIME"
-    sent = portal.calls("timeman.close")[0]["params"]["TIME"]
-    assert sent.startswith("2026-05-26T14:13:07") and sent[19] in "+-" and sent[22] == ":"
+                 "--time", "2026-05-26T14:13:07", "--report", "Time off", "--token", portal.token, TZ="Europe/Minsk")
+    assert r.code == 0, r.out
+    assert r.json()["result"]["TIME_FINISH"] == "2026-05-26T14:13:07+03:00"
+    assert portal.calls("timeman.close")[0]["params"]["TIME"] == "2026-05-26T14:13:07+03:00"
+
+
+def test_seed_example_on_another_day_is_refused_for_its_date_not_its_format(make_portal):
+    portal = make_portal(now=_on("2026-05-27"))
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--userid", "1",
+                 "--time", "2026-05-26T14:13:07", "--report", "Time off", "--token", portal.token, TZ="Europe/Minsk")
+    assert r.code == 3
+    assert r.json()["error"] == "WRONG_DATETIME"
 
 
 def test_same_form_for_today_closes_the_day(portal):

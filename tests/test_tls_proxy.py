@@ -1,7 +1,6 @@
 """Real TLS with generated certificates, and a real proxy process."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -128,4 +127,3 @@ def test_b24pysdk_peer_client_speaks_to_the_same_portal(tls_portal, certs):
     closed, status = (json.loads(line) for line in proc.stdout.splitlines())
     assert closed["STATUS"] == "CLOSED" and status["STATUS"] == "CLOSED"
     assert tls_portal.calls("timeman.close")[0]["path"].endswith("timeman.close.json")
-    assert os.path.exists(certs["ca"])

@@ -30,6 +30,14 @@ class ApiError(Exception):
         self.status, self.error, self.description = status, error, description
 
 
+RUSSIAN = {
+    "User not found": "Пользователь не найден",
+    "Workday is not opened": "Рабочий день не начат",
+    "Report is needed": "Необходимо указать причину изменения",
+    "Wrong datetime format": "Неверный формат даты",
+}
+
+
 def _now() -> datetime:
     return datetime.now().astimezone().replace(microsecond=0)
 
@@ -47,8 +55,12 @@ class PortalState:
     """The emulated portal: state, rules and faults."""
 
     def __init__(self, *, code=DEFAULT_CODE, token=DEFAULT_TOKEN, users=1000, admins=(1,), free_schedule=False,
-                 rate_limit: tuple[float, float] | None = None, opened=True):
+                 rate_limit: tuple[float, float] | None = None, opened=True, now=None, lang="en"):
+        """`now`: the portal's clock (a callable giving an aware datetime; tests fix the date);
+        `lang`: "ru" answers errors in Russian, as a Russian-language portal does."""
         self.code, self.token = code, token
+        self.now = now or _now
+        self.lang = lang
         self.users = set(range(1, users + 1))
         self.admins = set(admins)
         self.free_schedule = free_schedule
@@ -64,9 +76,9 @@ class PortalState:
         self.redirect_to: str | None = None
         self.redirect_status = 302
         if opened:
-            start = _now().replace(hour=9, minute=0, second=0)
-            if start > _now():
-                start = _now() - timedelta(minutes=1)
+            start = self.now().replace(hour=9, minute=0, second=0)
+            if start > self.now():
+                start = self.now() - timedelta(minutes=1)
             for uid in self.users:
                 self.days[uid] = self._record("OPENED", start)
 
@@ -122,11 +134,15 @@ class PortalState:
         moment = datetime.fromisoformat(raw)
         if verb == "close" and day_start and raw[:10] != day_start[:10]:
             raise ApiError(400, "WRONG_DATETIME", "Day close date should correspond to the day open date")
-        if verb == "open" and raw[:10] != _atom(_now())[:10]:
+        if verb == "open" and raw[:10] != _atom(self.now())[:10]:
             raise ApiError(400, "WRONG_DATETIME", "Day open date should correspond to the current date")
         if not params.get("REPORT") and not self.free_schedule:
             raise ApiError(400, "REPORT_NEEDED", "Report is needed")
         return moment
+
+    def describe(self, exc: ApiError) -> str:
+        """An error's description in the portal's language."""
+        return RUSSIAN.get(exc.description, exc.description) if self.lang == "ru" else exc.description
 
     def dispatch(self, method: str, params: dict, caller: int):
         """Run one REST method; return its result or raise ApiError."""
@@ -141,7 +157,7 @@ class PortalState:
 
     def _day(self, uid: int) -> dict:
         day = self.days.get(uid)
-        if day and day["STATUS"] == "OPENED" and day["TIME_START"][:10] < _atom(_now())[:10]:
+        if day and day["STATUS"] == "OPENED" and day["TIME_START"][:10] < _atom(self.now())[:10]:
             day.update(STATUS="EXPIRED", TIME_FINISH_DEFAULT=day["TIME_START"][:10] + "T18:00:00" + day["TIME_START"][19:])
         return day
 
@@ -159,7 +175,7 @@ class PortalState:
     def _m_timeman_open(self, params, caller):
         uid = self._user(caller, params)
         day = self._day(uid)
-        moment = self._time(params, None, "open") or _now()
+        moment = self._time(params, None, "open") or self.now()
         if day and day["STATUS"] in ("OPENED", "PAUSED") and day["TIME_START"][:10] == _atom(moment)[:10]:
             day.update(STATUS="OPENED", ACTIVE=True)  # resumes a paused day
         elif day and day["STATUS"] == "CLOSED" and day["TIME_START"][:10] == _atom(moment)[:10]:
@@ -176,7 +192,7 @@ class PortalState:
         moment = self._time(params, day["TIME_START"], "close")
         if moment is None and day["STATUS"] == "EXPIRED":
             raise ApiError(400, "WD_EXPIRED", "Workday is expired")
-        moment = moment or _now()
+        moment = moment or self.now()
         start = datetime.fromisoformat(day["TIME_START"])
         day.update(STATUS="CLOSED", ACTIVE=False, TIME_FINISH=_atom(moment), IP_CLOSE="127.0.0.1",
                    DURATION=_hms((moment - start).total_seconds()))
@@ -207,7 +223,7 @@ class PortalState:
             try:
                 results[key] = self.dispatch(name.strip().lower(), dict(parse_qsl(query)), caller)
             except ApiError as exc:
-                errors[key] = {"error": exc.error, "error_description": exc.description}
+                errors[key] = {"error": exc.error, "error_description": self.describe(exc)}
                 if halt:
                     break
             times[key] = self._timing(started)

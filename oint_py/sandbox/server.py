@@ -248,7 +248,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             result = portal.dispatch(method, params, caller)
         except ApiError as exc:
-            return self._error(exc.status, exc.error, exc.description)
+            return self._error(exc.status, exc.error, portal.describe(exc))
         if fault == "apply-reset":
             return self._reset()
         if fault == "see-other":
