@@ -1,9 +1,7 @@
 """Shell friendliness: completion scripts, help on a terminal, Windows-minded output."""
 
 import os
-import pty
 import re
-import select
 import shutil
 import subprocess
 from pathlib import Path
@@ -64,6 +62,9 @@ def test_powershell_completion_protocol():
 
 def _run_in_terminal(*args) -> bytes:
     """Run oint with a pseudo-terminal as stdout, as a person at a console would."""
+    pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX")
+    import select
+
     master, slave = pty.openpty()
     env = clean_env(TERM="xterm-256color", COLUMNS="100")
     env.pop("NO_COLOR")

@@ -78,7 +78,10 @@ class Portal(PortalState):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = os.name != "nt"
+
+    @property
+    def allow_reuse_address(self) -> bool:  # read by server_bind; on Windows it would let two servers share a port
+        return os.name != "nt"
 
     def handle_error(self, request, client_address):  # clients that hang up are no news
         pass
