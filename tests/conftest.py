@@ -52,9 +52,9 @@ def run_oint(*args, env: dict | None = None, timeout: float = 60, **env_extra) -
     return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout)
 
 
-@pytest.fixture
-def oint():
-    return run_oint
+def oint_on(portal, *args, method: str = "StopTimekeeping", **kwargs) -> Result:
+    """`oint bitrix24 METHOD --url <portal's webhook> ARGS`: the set-up most tests share."""
+    return run_oint("bitrix24", method, "--url", portal.webhook(), *args, **kwargs)
 
 
 def _portal(**kwargs):

@@ -2,11 +2,11 @@
 never flip a workday twice."""
 
 import pytest
-from conftest import run_oint
+from conftest import oint_on, run_oint
 
 
 def test_list_of_users_is_one_batch_keyed_by_user(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2,3")
+    r = oint_on(portal, "--userid", "1,2,3")
     assert r.code == 0, r.err
     data = r.json()
     assert list(data) == ["1", "2", "3"]
@@ -26,13 +26,13 @@ def test_time_with_a_plus_survives_the_batch_query_string(portal):
 def test_users_from_a_file_with_comments(portal, tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("# forgotten workdays\n10\n11  # night shift\n\n12\n", encoding="utf-8")
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--userid", f"@{ids}")
+    r = oint_on(portal, "--userid", f"@{ids}", method="GetTimekeepingStatus")
     assert r.code == 0, r.err
     assert list(r.json()) == ["10", "11", "12"]
 
 
 def test_one_user_failing_makes_the_exit_code_3(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "20,99999,21")
+    r = oint_on(portal, "--userid", "20,99999,21")
     assert r.code == 3
     data = r.json()
     assert data["20"]["result"]["STATUS"] == "CLOSED"
@@ -71,7 +71,7 @@ def test_throttled_batches_are_retried(make_portal):
 
 
 def test_one_id_in_list_form_keeps_keyed_output(portal):
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--userid", "7,")
+    r = oint_on(portal, "--userid", "7,", method="GetTimekeepingStatus")
     assert list(r.json()) == ["7"]
 
 
@@ -95,7 +95,7 @@ def test_applied_then_dropped_is_not_sent_twice(portal, method, rest, expected):
 def test_start_after_an_applied_then_dropped_call(make_portal):
     portal = make_portal(opened=False)
     portal.inject("apply-reset")
-    r = run_oint("bitrix24", "StartTimekeeping", "--url", portal.webhook(), "--userid", 31)
+    r = oint_on(portal, "--userid", 31, method="StartTimekeeping")
     assert r.code == 0, r.err
     assert len(portal.calls("timeman.open")) == 1
     assert portal.days[31]["STATUS"] == "OPENED"
@@ -103,7 +103,7 @@ def test_start_after_an_applied_then_dropped_call(make_portal):
 
 def test_pause_that_never_arrived_is_re_sent(portal):
     portal.inject("reset")  # dropped before the portal applied anything
-    r = run_oint("bitrix24", "PauseTimekeeping", "--url", portal.webhook(), "--userid", 32)
+    r = oint_on(portal, "--userid", 32, method="PauseTimekeeping")
     assert r.code == 0, r.err
     assert len(portal.calls("timeman.pause")) == 2
     assert portal.days[32]["STATUS"] == "PAUSED"
@@ -111,7 +111,7 @@ def test_pause_that_never_arrived_is_re_sent(portal):
 
 def test_batch_pause_applied_then_dropped_is_not_sent_twice(portal):
     portal.inject("apply-reset")
-    r = run_oint("bitrix24", "PauseTimekeeping", "--url", portal.webhook(), "--userid", "40,41,42")
+    r = oint_on(portal, "--userid", "40,41,42", method="PauseTimekeeping")
     assert r.code == 0, r.err
     assert all(portal.days[i]["STATUS"] == "PAUSED" for i in (40, 41, 42))
     sent = [sorted({cmd.split("?")[0] for cmd in c["params"]["cmd"].values()}) for c in portal.calls("batch")]
@@ -124,7 +124,7 @@ def test_siblings_share_the_options_and_exit_codes(portal):
         r = run_oint("bitrix24", name, "--url", portal.webhook(), "--userid", 50, "--adv-response")
         assert r.code == 0, (name, r.err)
         assert r.json()["code"] == 200
-    r = run_oint("bitrix24", "GetTimekeepingSettings", "--url", portal.webhook(), "--userid", 99999)
+    r = oint_on(portal, "--userid", 99999, method="GetTimekeepingSettings")
     assert r.code == 3
 
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_oint
+from conftest import oint_on, run_oint
 
 from oint_py.methods import METHODS
 
@@ -101,7 +101,7 @@ def test_method_names_case_insensitive_and_equals_form(portal):
 
 
 def test_oint_spelling_of_advanced_keys_is_accepted(portal):
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--adv_response")
+    r = oint_on(portal, "--adv_response", method="GetTimekeepingStatus")
     assert r.code == 0
     assert r.json()["code"] == 200
 

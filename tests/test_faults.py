@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import assert_no_secret, run_oint
+from conftest import oint_on, assert_no_secret, run_oint
 
 
 def close(portal, *extra, url=None):
@@ -77,7 +77,7 @@ def test_slow_close_whose_status_cannot_be_read_is_never_sent_twice(portal):
 
 def test_slow_status_read_is_retried_after_its_timeout(portal):
     portal.inject("slow:3")
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--timeout", "0.5")
+    r = oint_on(portal, "--timeout", "0.5", method="GetTimekeepingStatus")
     assert r.code == 0, r.err  # idempotent: re-sent without a status check
     assert len(portal.calls("timeman.status")) == 2
 
@@ -121,7 +121,7 @@ def test_portal_moved_within_its_origin_is_followed_by_reposting_the_same_body(p
     portal.redirect_to = portal.base + "/moved"
     for status in (301, 302, 307, 308):
         portal.redirect_status = status
-        r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--userid", 9)
+        r = oint_on(portal, "--userid", 9, method="GetTimekeepingStatus")
         assert r.code == 0, (status, r.err)
     moved = [c for c in portal.calls("timeman.status") if c["path"].startswith("/moved/")]
     assert [c["verb"] for c in moved] == ["POST"] * 4

@@ -11,13 +11,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import OINT, SECRET_TOKEN, assert_no_secret, clean_env, run_oint
+from conftest import oint_on, OINT, SECRET_TOKEN, assert_no_secret, clean_env, run_oint
 
 POSIX = os.name != "nt"
-
-
-def close(portal, *extra, method="StopTimekeeping"):
-    return run_oint("bitrix24", method, "--url", portal.webhook(), *extra)
 
 
 # -- background jobs ----------------------------------------------------------
@@ -98,7 +94,7 @@ def test_job_secrets_travel_as_data_not_argv(portal, tmp_path):
 # -- secrets of any length ----------------------------------------------------
 def test_short_secrets_are_masked_in_their_known_places(make_portal):
     portal = make_portal(code="ab1", token="xy")
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--debug", "--userid", 2)
+    r = oint_on(portal, "--debug", "--userid", 2)
     assert r.code == 0, r.err
     assert "/rest/1/***/timeman.close" in r.err and "/ab1/" not in r.err
     r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", "xy", "--test",
@@ -114,7 +110,7 @@ def test_dropped_close_with_an_unreadable_status_is_sent_once(portal):
     """apply-reset: the portal closes the day and drops the line; the status check
     is dropped too. Before, oint sent the same close four times."""
     portal.inject("apply-reset", "reset")
-    r = close(portal, "--userid", 5)
+    r = oint_on(portal, "--userid", 5)
     assert r.code == 4
     assert r.json()["error"] == "OUTCOME_UNKNOWN"
     assert "not sent again" in r.err and "GetTimekeepingStatus" in r.err
@@ -124,7 +120,7 @@ def test_dropped_close_with_an_unreadable_status_is_sent_once(portal):
 
 def test_batch_users_whose_status_cannot_be_read_are_not_resent(portal):
     portal.inject("apply-reset", "reset")
-    r = close(portal, "--userid", "6,7,8")
+    r = oint_on(portal, "--userid", "6,7,8")
     assert r.code == 4
     data = r.json()
     assert {uid: v["error"] for uid, v in data.items()} == dict.fromkeys(["6", "7", "8"], "OUTCOME_UNKNOWN")
@@ -135,14 +131,14 @@ def test_batch_users_whose_status_cannot_be_read_are_not_resent(portal):
 @pytest.mark.parametrize("fault", ["status:429", "status:503"])
 def test_throttled_answers_mean_not_done_and_are_retried(portal, fault):
     portal.inject(fault)
-    r = close(portal, "--userid", 9, "--retries", 2)
+    r = oint_on(portal, "--userid", 9, "--retries", 2)
     assert r.code == 0, r.err
     assert len(portal.calls("timeman.close")) == 2
     assert portal.calls("timeman.status") == []  # refused before processing: no status check needed
 
 
 def test_batch_failures_are_one_stderr_line_per_user(portal):
-    r = close(portal, "--userid", "20,99999,21,99998")
+    r = oint_on(portal, "--userid", "20,99999,21,99998")
     assert r.code == 3
     assert r.err.splitlines() == ["oint: user 99999: User not found", "oint: user 99998: User not found"]
 
@@ -190,7 +186,7 @@ def test_timeout_bounds_the_whole_answer_not_each_read(portal):
     """drip: every byte comes quickly, the whole answer would take ~20 s. With
     per-read timeouts the call would succeed; bounded as a whole, it times out."""
     portal.inject("drip:0.2")
-    r = close(portal, "--timeout", "1", "--retries", 0, method="GetTimekeepingStatus")
+    r = oint_on(portal, "--timeout", "1", "--retries", 0, method="GetTimekeepingStatus")
     assert r.code == 4
     assert "no whole answer within --timeout 1 s" in r.err
 
@@ -205,7 +201,7 @@ def _peak_child_rss_mb() -> float:
 @pytest.mark.parametrize("fault", ["gzip-bomb:1024", "huge:400"])
 def test_answers_past_the_size_cap_end_in_exit_4_with_little_memory(portal, fault):
     portal.inject(fault)
-    r = close(portal, "--retries", 0, method="GetTimekeepingStatus")
+    r = oint_on(portal, "--retries", 0, method="GetTimekeepingStatus")
     assert r.code == 4
     assert "larger than 67,108,864 bytes (--max-answer)" in r.err
     assert _peak_child_rss_mb() < 300
@@ -213,13 +209,13 @@ def test_answers_past_the_size_cap_end_in_exit_4_with_little_memory(portal, faul
 
 def test_max_answer_option_lowers_the_cap(portal):
     portal.inject("huge:1")
-    r = close(portal, "--retries", 0, "--max-answer", "64K", method="GetTimekeepingStatus")
+    r = oint_on(portal, "--retries", 0, "--max-answer", "64K", method="GetTimekeepingStatus")
     assert r.code == 4 and "larger than 65,536 bytes" in r.err
 
 
 def test_deeply_nested_answer_is_a_request_failure(portal):
     portal.inject("deep:100000")
-    r = close(portal, "--retries", 0, method="GetTimekeepingStatus")
+    r = oint_on(portal, "--retries", 0, method="GetTimekeepingStatus")
     assert r.code == 4, r.err
     assert "nested deeper than 64 levels" in r.err and "Traceback" not in r.err
 
@@ -248,9 +244,9 @@ def test_deep_oint_config_on_a_call_exits_5():
 # -- bad input: exit 5, nothing sent ------------------------------------------
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
 def test_option_files_are_capped(portal):
-    r = close(portal, "--userid", "@/dev/zero")
+    r = oint_on(portal, "--userid", "@/dev/zero")
     assert r.code == 5 and "larger than 4096 KiB" in r.err
-    r = close(portal, "--config", "/dev/zero")
+    r = oint_on(portal, "--config", "/dev/zero")
     assert r.code == 5 and "larger than" in r.err
     assert portal.calls() == []
 
@@ -258,7 +254,7 @@ def test_option_files_are_capped(portal):
 def test_option_files_that_are_not_utf8_are_named(portal, tmp_path):
     ansi = tmp_path / "ids.txt"
     ansi.write_bytes("# сотрудники\n5\n".encode("cp1251"))
-    r = close(portal, "--userid", f"@{ansi}")
+    r = oint_on(portal, "--userid", f"@{ansi}")
     assert r.code == 5 and str(ansi) in r.err and "not UTF-8" in r.err
     assert portal.calls() == []
 
@@ -268,7 +264,7 @@ def test_utf16_files_from_powershell_are_read(portal, tmp_path):
     ids.write_bytes("\ufeff# отдел\r\n13\r\n14\r\n".encode("utf-16-le"))
     conf = tmp_path / "oint.json"
     conf.write_bytes('\ufeff{"retries": 0}'.encode("utf-16-le"))
-    r = close(portal, "--userid", f"@{ids}", "--config", str(conf))
+    r = oint_on(portal, "--userid", f"@{ids}", "--config", str(conf))
     assert r.code == 0, r.err
     assert list(r.json()) == ["13", "14"]
 
@@ -290,13 +286,13 @@ def test_hosts_that_cannot_be_encoded_exit_5(host):
 
 
 def test_empty_userid_is_refused_not_the_webhook_owner(portal):
-    r = close(portal, "--userid", "")
+    r = oint_on(portal, "--userid", "")
     assert r.code == 5 and "--userid is empty" in r.err
     assert portal.calls() == []
 
 
 def test_zero_padded_ids_are_one_user_sent_once(portal):
-    r = close(portal, "--userid", "51,051,0051")
+    r = oint_on(portal, "--userid", "51,051,0051")
     assert r.code == 0, r.err
     assert list(r.json()) == ["51"]
     (call,) = portal.calls("batch")

@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from conftest import assert_no_secret, clean_env, run_oint
+from conftest import oint_on, assert_no_secret, clean_env, run_oint
 
 REPORT = "Отгул по семейным обстоятельствам"
 
@@ -39,7 +39,7 @@ def test_api_error_text_in_cyrillic_on_an_ascii_console(make_portal):
 
 def test_out_writes_the_file_and_prints_one_line(portal, tmp_path):
     target = tmp_path / "result.json"
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--out", target)
+    r = oint_on(portal, "--out", target)
     assert r.code == 0
     assert r.out == f"Result written to {target}\n"
     assert json.loads(target.read_text("utf-8"))["result"]["STATUS"] == "CLOSED"
@@ -48,13 +48,13 @@ def test_out_writes_the_file_and_prints_one_line(portal, tmp_path):
 
 def test_out_keeps_the_exit_code_and_writes_the_error(portal, tmp_path):
     target = tmp_path / "result.json"
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 99999, "--out", target)
+    r = oint_on(portal, "--userid", 99999, "--out", target)
     assert r.code == 3
     assert json.loads(target.read_text("utf-8"))["error_description"] == "User not found"
 
 
 def test_out_into_a_missing_folder_fails_before_sending(portal, tmp_path):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--out", tmp_path / "no" / "r.json")
+    r = oint_on(portal, "--out", tmp_path / "no" / "r.json")
     assert r.code == 5 and "does not exist" in r.err
     assert portal.calls() == []
 
@@ -62,14 +62,14 @@ def test_out_into_a_missing_folder_fails_before_sending(portal, tmp_path):
 def test_out_replaces_an_old_file_whole(portal, tmp_path):
     target = tmp_path / "result.json"
     target.write_text("x" * 100000)
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--out", target)
+    r = oint_on(portal, "--out", target, method="GetTimekeepingStatus")
     assert r.code == 0
     assert json.loads(target.read_text("utf-8"))["result"]["STATUS"] == "OPENED"
 
 
 def test_config_json_object_and_flags_win(portal):
     portal.inject("status:503", "status:503", "status:503")
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config", '{"retries": 0}')
+    r = oint_on(portal, "--config", '{"retries": 0}')
     assert r.code == 4 and len(portal.calls()) == 1
     r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config", '{"retries": 0}',
                  "--retries", 3)

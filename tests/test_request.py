@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from conftest import assert_no_secret, run_oint
+from conftest import oint_on, assert_no_secret, run_oint
 
 
 def test_webhook_call_posts_json_with_user_id_as_string(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 5)
+    r = oint_on(portal, "--userid", 5)
     assert r.code == 0, r.err
     assert r.json()["result"]["STATUS"] == "CLOSED"
     (call,) = portal.calls()
@@ -62,13 +62,13 @@ def test_another_users_day_needs_admin_rights(portal):
 
 
 def test_unknown_user(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 99999)
+    r = oint_on(portal, "--userid", 99999)
     assert r.code == 3
     assert r.json() == {"error": "", "error_description": "User not found"}
 
 
 def test_adv_response_prints_code_body_headers(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--adv-response")
+    r = oint_on(portal, "--adv-response")
     assert r.code == 0
     data = r.json()
     assert set(data) == {"code", "body", "headers"}
@@ -78,7 +78,7 @@ def test_adv_response_prints_code_body_headers(portal):
 
 
 def test_adv_response_keeps_the_exit_code_of_an_api_error(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 99999, "--adv-response")
+    r = oint_on(portal, "--userid", 99999, "--adv-response")
     assert r.code == 3
     assert r.json()["code"] == 400
 
@@ -94,7 +94,7 @@ def test_test_flag_sends_nothing_and_masks_secrets(portal):
 
 
 def test_debug_logs_the_exchange_with_secrets_masked(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--debug")
+    r = oint_on(portal, "--debug")
     assert r.code == 0
     assert "> POST" in r.err and "/rest/1/***/timeman.close" in r.err and "< HTTP 200" in r.err
     assert_no_secret(r.err, r.out)

@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import run_oint
+from conftest import oint_on, run_oint
 
 from oint_py.timeparse import to_atom
 
@@ -84,12 +84,12 @@ def test_same_form_for_today_closes_the_day(portal):
 
 
 def test_time_without_report_is_the_portals_report_needed(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--time", "now")
+    r = oint_on(portal, "--time", "now")
     assert r.code == 3
     assert r.json()["error"] == "REPORT_NEEDED"
 
 
 def test_bad_time_is_refused_before_anything_is_sent(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--time", "2026-05-26T14:13:07.5Zed")
+    r = oint_on(portal, "--time", "2026-05-26T14:13:07.5Zed")
     assert r.code == 5 and "--time" in r.err
     assert portal.calls() == []

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import assert_no_secret, clean_env, run_oint
+from conftest import oint_on, assert_no_secret, clean_env, run_oint
 
 
 def test_self_signed_portal_is_refused_by_default(tls_portal):
@@ -41,7 +41,7 @@ def test_missing_ca_bundle_is_an_option_error():
 
 def test_http_portal_through_the_proxy(portal, proxy_factory):
     proxy = proxy_factory()
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--proxy", proxy.url)
+    r = oint_on(portal, "--proxy", proxy.url)
     assert r.code == 0, r.err
     log = proxy.log()
     assert [e["verb"] for e in log] == ["POST"]
@@ -66,7 +66,7 @@ def test_oint_proxy_structure(portal, proxy_factory):
     r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config",
                  json.dumps({"proxy": structure}), "--test")
     assert r.code == 0 and "hunter2-pass" not in r.out
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--proxy", json.dumps(structure))
+    r = oint_on(portal, "--proxy", json.dumps(structure))
     assert r.code == 0, r.err
     assert [e["auth_ok"] for e in proxy.log()] == [True]
 
