@@ -20,6 +20,7 @@ MAX_REDIRECTS = 5  # portal moves followed, same origin only
 DEFAULT_MAX_ANSWER = 64 * 1024 * 1024  # bytes of one answer, counted after decompression
 MAX_JSON_DEPTH = 64  # nesting of any JSON we parse (Bitrix24 answers nest 5 deep)
 MAX_OPTION_FILE = 4 * 1024 * 1024  # bytes of a file named in an option (--userid @file, --config PATH)
+MAX_URL = 4096  # characters of --url or --proxy
 MAX_LOGGED_BODY = 2000  # characters of an answer shown by --debug
 MAX_MESSAGE = 2000  # characters of one stderr line: a hostile value is cut, not echoed whole
 BATCH_SIZE = 50  # Bitrix24's limit of commands in one batch request
@@ -42,12 +43,17 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def load_json(text: str | bytes, what: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """json.loads that never raises anything but BoundError: bad JSON, or
+    """json.loads that never raises anything but BoundError: bad JSON (NaN and
+    Infinity included: they are not JSON, and could not be printed as JSON), or
     nesting deeper than `max_depth` (json's own parser raises RecursionError
     on deep input; everything that later walks the value is recursive too)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise BoundError(f"{what}: JSON nested deeper than {max_depth} levels") from None
     except ValueError as exc:

@@ -26,7 +26,7 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
     if call.test:
         return plan(call)
     try:
-        client = Client(call.settings, call.endpoint.base, log=log, transport=transport)
+        client = Client(call.settings, call.endpoint.base, log=log, transport=transport, mask=call.redactor)
     except OintError as exc:
         return Outcome.failed(exc)
     try:
@@ -97,7 +97,7 @@ def _many(call: Call, client: Client) -> Outcome:
             if batch.uid(k) in results:  # settled by a status check during a retry
                 continue
             if k in errors:
-                results[batch.uid(k)] = errors[k]
+                results[batch.uid(k)] = _error_entry(errors[k])
             elif k in done:
                 results[batch.uid(k)] = {"result": done[k]}
             else:
@@ -114,6 +114,13 @@ def _many(call: Call, client: Client) -> Outcome:
         elif "note" in entry:
             messages.append(f"user {uid}: {entry['note']}")
     return Outcome(ExitStatus(status), data, tuple(messages))
+
+
+def _error_entry(value) -> dict:
+    """One user's entry of a batch's result_error, as {"error", "error_description"} whatever the portal sent."""
+    if isinstance(value, dict) and "error" in value:
+        return value
+    return {"error": "BAD_ANSWER", "error_description": f"the batch answered this user's error as {json.dumps(value)[:200]}"}
 
 
 def _statuses(client: Client, call: Call, uids: list[str]) -> dict[str, dict | None]:
@@ -168,5 +175,4 @@ def plan(call: Call) -> Outcome:
         "max_answer": s.max_answer,
         "tls_verify": tls.describe(s.insecure, s.ca_bundle) if https else "not used (plain http)",
     }
-    masked = call.redactor(json.dumps(shown, ensure_ascii=False))
-    return Outcome(ExitStatus.OK, json.loads(masked))
+    return Outcome(ExitStatus.OK, call.redactor.data(shown))

@@ -27,6 +27,7 @@ from .call import Call
 from .methods import JOBS_ENV
 from .outcome import ExitStatus, Outcome, UsageError
 from .redact import Redactor
+from .spawn import detached, module_argv
 
 PRIVATE = 0o600
 
@@ -89,14 +90,9 @@ def start(call: Call) -> Outcome:
         log_fd = create_private(files["log"])
     except OSError as exc:
         raise UsageError(f"cannot create {files['log']}: {exc.strerror or exc}") from None
-    kwargs: dict = {}
-    if os.name == "nt":
-        kwargs["creationflags"] = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
-    else:
-        kwargs["start_new_session"] = True
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "oint_py.jobs", folder, job], stdin=subprocess.PIPE,
-                                stdout=log_fd, stderr=log_fd, close_fds=True, **kwargs)
+        proc = subprocess.Popen(module_argv("oint_py.jobs", folder, job), stdin=subprocess.PIPE,
+                                stdout=log_fd, stderr=log_fd, close_fds=True, **detached())
     finally:
         os.close(log_fd)
     proc.stdin.write(json.dumps(call.to_json()).encode("utf-8"))

@@ -28,8 +28,18 @@ class WriteFailed(Exception):
     """A stream refused the bytes (not a reader that left)."""
 
 
+# C1 controls (U+0080-U+009F) are not escaped by json.dumps, yet some terminals obey them: escape them
+_C1_IN_JSON = {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
+# on stderr every control but tab is shown as an escape: a hostile answer cannot move the cursor or retitle windows
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c != 0x09}
+
+
 def dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    return json.dumps(data, ensure_ascii=False, indent=2).translate(_C1_IN_JSON) + "\n"
+
+
+def printable(text: str) -> str:
+    return text.translate(_CONTROLS)
 
 
 def _reader_left(exc: OSError) -> bool:
@@ -55,7 +65,7 @@ def _write(stream, text: str) -> None:
         if buffer is None:  # a StringIO under test
             stream.write(text)
         else:
-            buffer.write(text.encode("utf-8"))
+            buffer.write(text.encode("utf-8", "backslashreplace"))  # a lone surrogate becomes its JSON escape
             buffer.flush()
     except OSError as exc:
         _silence(stream)
@@ -77,7 +87,7 @@ def say(text: str) -> None:
 
 def warn(text: str, redact=None) -> None:
     """One line on stderr, masked by `redact` when given, at most MAX_MESSAGE long."""
-    text = " ".join((redact(text) if redact else text).split("\n"))
+    text = printable(redact(text) if redact else text)
     if len(text) > MAX_MESSAGE:
         text = text[:MAX_MESSAGE] + "... (cut)"
     try:
@@ -89,7 +99,7 @@ def warn(text: str, redact=None) -> None:
 def debug_logger(redact):
     def log(text: str) -> None:
         try:
-            _write(sys.stderr, redact(text) + "\n")
+            _write(sys.stderr, printable(redact(text)) + "\n")
         except WriteFailed:
             pass
 
@@ -126,14 +136,27 @@ def umask_mode() -> int:
 def write_atomic(path: str, text: str, mode: int | None = None) -> None:
     """Write to a temporary file beside `path`, then rename over it: a reader
     never sees half a file, and a failed run leaves the old file as it was.
-    `mode`: the new file's permissions (None: follow the umask)."""
+    `mode`: the new file's permissions (None: follow the umask). A path that
+    is a device or a pipe (`--out /dev/null`, a FIFO) is written through,
+    never replaced; a symbolic link is replaced, not followed."""
+    import stat
     import tempfile
+
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8", "backslashreplace"))
+        return
 
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".oint-", suffix=".tmp", dir=folder)  # O_EXCL, 0600, unpredictable
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
+            fh.write(text.encode("utf-8", "backslashreplace"))
             fh.flush()
             os.fsync(fh.fileno())
         if os.name != "nt":
@@ -169,7 +192,8 @@ def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int |
     its answer could not be written where asked). `mode`: for --out files."""
     status = outcome.status
     if outcome.data is not None:
-        text = dumps(outcome.data)
+        data = outcome.data if redact is None else redact.data(outcome.data, known_places=False)
+        text = dumps(data)  # a registered secret a portal echoed is masked; its data otherwise untouched
         if out:
             try:
                 write_atomic(out, text, mode)

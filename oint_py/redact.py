@@ -25,8 +25,11 @@ MIN_SECRET_LEN = 4
 
 # /rest/<user id>/<webhook code>/ : the code is the secret part of a webhook URL
 WEBHOOK_RE = re.compile(r"(/rest/\d+/)([^/?#\s\"']+)")
+_WEBHOOK_CODE = re.compile(r"/rest/\d+/([^/?#\s]+)")  # the whole code, quotes and all, to register it
 _URL_PASSWORD_RE = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/@:\s\"']*:)([^@/\s\"']*)(@)")
-_JSON_SECRET_RE = re.compile(r"(\"(?:auth|password)\"\s*:\s*\")((?:[^\"\\]|\\.)*)(\")", re.IGNORECASE)
+# the value of a JSON key auth or password, also when a cut left the string unterminated
+_JSON_SECRET_RE = re.compile(r"(\"(?:auth|password)\"\s*:\s*\")((?:[^\"\\]|\\.)*)(\"|\\?$)", re.IGNORECASE)
+SECRET_KEYS = ("auth", "password")
 
 
 def _forms(value: str) -> set[str]:
@@ -46,12 +49,46 @@ class Redactor:
         return Redactor(frozenset(found))
 
     def __call__(self, text: str) -> str:
+        """Every secret masked: the registered ones first (so that a pattern
+        cannot mask half of one and leave the rest), then the known places."""
+        text = self.literal(text)
         text = WEBHOOK_RE.sub(lambda m: m.group(1) + MASK, text)
         text = _URL_PASSWORD_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
-        text = _JSON_SECRET_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        return _JSON_SECRET_RE.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+
+    def literal(self, text: str) -> str:
+        """Only the registered secrets masked: for the portal's own data, where a
+        key named password or a /rest/ path is the user's, not ours."""
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, MASK)
         return text
+
+    def data(self, value, *, known_places: bool = True):
+        """A copy of JSON-shaped data with every string masked (never the JSON
+        around them: a token `null` must not turn null into ***). With
+        known_places, the values of `auth` and `password` keys are replaced
+        whatever their length and the patterns apply; without, only the
+        registered secrets are (the portal's own data)."""
+        mask = self if known_places else self.literal
+        stack, root = [], [value]
+        stack.append((root, 0))
+        while stack:  # iterative: the depth of JSON we print is bounded, but not by the recursion limit
+            holder, key = stack.pop()
+            item = holder[key]
+            if isinstance(item, dict):
+                copy = {}
+                for k, v in item.items():
+                    secret = known_places and str(k).lower() in SECRET_KEYS and isinstance(v, str)
+                    copy[mask(k) if isinstance(k, str) else k] = MASK if secret else v
+                    if not secret:
+                        stack.append((copy, mask(k) if isinstance(k, str) else k))
+                holder[key] = copy
+            elif isinstance(item, list):
+                holder[key] = copy = list(item)
+                stack.extend((copy, i) for i in range(len(copy)))
+            elif isinstance(item, str):
+                holder[key] = mask(item)
+        return root[0]
 
     @classmethod
     def from_argv(cls, args: list[str], environ) -> "Redactor":
@@ -79,13 +116,18 @@ class Redactor:
 
 
 def url_secrets(url: str) -> list[str]:
-    """The webhook code and the password a URL carries."""
+    """The webhook code and the password a URL carries. A password holding `/`,
+    `?` or `#` ends a URL's host part early for a parser (and then shows up in
+    its complaint), so both readings are registered: up to the first `/` and
+    up to the last `@`."""
     found = []
-    hook = WEBHOOK_RE.search(url)
+    hook = _WEBHOOK_CODE.search(url)
     if hook:
-        found.append(hook.group(2))
-    userinfo = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[0]
-    found.append(userinfo.partition(":")[2])
+        found.append(hook.group(1))
+    rest = url.split("://", 1)[-1].split()[0] if url.split("://", 1)[-1].split() else ""
+    for userinfo in (rest.split("/", 1)[0].rpartition("@")[0], rest.rpartition("@")[0]):
+        password = userinfo.partition(":")[2]
+        found += [password, password.split("/", 1)[0], re.split(r"[/?#]", password, maxsplit=1)[0]]
     return found
 
 

@@ -69,6 +69,7 @@ class Answer:
     kind: str = "ok"  # ok | api_error | failed
     problem: str = ""  # one line for stderr when kind != ok
     notes: tuple[str, ...] = ()
+    accepted: bool = False  # a 303 said the call was made before this answer came
 
     @property
     def error(self):
@@ -78,8 +79,9 @@ class Answer:
         return {"code": self.code, "body": self.body, "headers": self.headers}
 
 
-def classify(code: int, content: bytes, content_type: str) -> tuple[Any, str, str]:
-    """Parse a body and say what it is: (body, kind, problem)."""
+def classify(code: int, content: bytes, content_type: str, mask: Callable[[str], str] = str) -> tuple[Any, str, str]:
+    """Parse a body and say what it is: (body, kind, problem). `mask` hides
+    secrets in the snippet of a body that is not JSON, before it is cut."""
     text = content.decode("utf-8", errors="replace")
     body, why = None, ""
     if text.strip():
@@ -89,7 +91,7 @@ def classify(code: int, content: bytes, content_type: str) -> tuple[Any, str, st
             why = str(exc) if "deeper" in str(exc) else ""
     if body is None:
         what = why or ("an empty body" if not text.strip() else f"{content_type or 'no content type'}, not JSON")
-        snippet = "" if why else " ".join(_strip_tags(text).split())[:120]
+        snippet = "" if why else " ".join(mask(_strip_tags(text)).split())[:120]
         return text, "failed", f"the portal answered HTTP {code} with {what}" + (f": {snippet}" if snippet else "")
     if isinstance(body, dict) and "error" in body:
         desc = body.get("error_description") or ""
@@ -151,11 +153,13 @@ class LeakyBucket:
 
 class _Failed(Exception):
     """One attempt got no usable answer. retryable: a second try may help;
-    maybe_applied: the request may have reached the portal."""
+    maybe_applied: the request may have reached the portal; in_flight: it may
+    even still be running there (we stopped waiting, or a 303 said it was
+    made), so a status check cannot show that it was not applied."""
 
-    def __init__(self, message: str, retryable: bool, maybe_applied: bool):
+    def __init__(self, message: str, retryable: bool, maybe_applied: bool, in_flight: bool = False):
         super().__init__(message)
-        self.message, self.retryable, self.maybe_applied = message, retryable, maybe_applied
+        self.message, self.retryable, self.maybe_applied, self.in_flight = message, retryable, maybe_applied, in_flight
 
 
 # -- the whole-attempt deadline, enforced at every socket operation ---------
@@ -213,11 +217,13 @@ def _deadline_classes():
 
 
 class _Decoder:
-    """Content-Encoding decoded a chunk at a time, never producing more than asked."""
+    """Content-Encoding decoded a chunk at a time, never producing more than
+    asked; gzip may hold several members and must end whole."""
 
     def __init__(self, encoding: str):
         self.encoding = encoding.strip().lower()
         self.z = None
+        self.pending = b""  # deflate: the first bytes, until the format is known
         if self.encoding in ("gzip", "x-gzip"):
             self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif self.encoding not in ("", "identity", "deflate"):
@@ -225,25 +231,43 @@ class _Decoder:
                           retryable=False, maybe_applied=True)
 
     def feed(self, data: bytes, room: int) -> bytes:
-        if self.encoding == "deflate" and self.z is None and data:
-            zlib_header = len(data) > 1 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
-            self.z = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
-        if self.z is None:
+        if self.encoding in ("", "identity"):
             return data
+        if self.z is None:  # deflate: zlib-wrapped (RFC 9110) or raw, as servers send both
+            self.pending += data
+            if len(self.pending) < 2:
+                return b""
+            head, data, self.pending = self.pending, self.pending, b""
+            zlib_header = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+            self.z = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
         try:
-            return self.z.decompress(data, room)
+            out = self.z.decompress(data, room)
+            while self.z.eof and self.z.unused_data and len(out) < room and self.encoding != "deflate":
+                rest = self.z.unused_data  # the next gzip member
+                self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out += self.z.decompress(rest, room - len(out))
+            return out
         except zlib.error as exc:
             raise _Failed(f"the portal's {self.encoding} answer is corrupt ({exc})", False, True) from None
 
+    def finish(self) -> None:
+        if self.encoding in ("", "identity"):
+            return
+        if self.z is None or not self.z.eof:
+            raise _Failed(f"the portal's {self.encoding} answer is truncated", False, True)
+
 
 class Client:
-    def __init__(self, settings: Settings, target: str, log: Callable[[str], None] | None = None, transport=None):
+    def __init__(self, settings: Settings, target: str, log: Callable[[str], None] | None = None, transport=None,
+                 mask: Callable[[str], str] = str):
         """`target`: the portal URL (decides whether TLS is needed at all);
-        `transport`: an httpx transport to use instead of the network (unit tests)."""
+        `transport`: an httpx transport to use instead of the network (unit tests);
+        `mask`: hides secrets in text that is cut before it is shown."""
         httpx = _httpx()
 
         self.settings = settings
         self.origin = origin(target)
+        self.mask = mask
         self.log = log or (lambda line: None)
         self.bucket = LeakyBucket()
         self.clock = _Clock()
@@ -297,19 +321,19 @@ class Client:
                         if target is None:
                             raw = self._read(resp)
                             break
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, httpx.InvalidURL) as exc:
                     raise self._failure(exc, accepted) from None
                 if resp.status_code == 303:  # See Other: the call was made; fetch its answer, never re-POST
                     verb, content, headers, accepted = "GET", None, {}, True
                 url = target
             else:
-                raise _Failed(f"more than {bounds.MAX_REDIRECTS} redirects, last to {url}", False, accepted)
+                raise _Failed(f"more than {bounds.MAX_REDIRECTS} redirects, last to {url}", False, accepted, accepted)
         finally:
             self.clock.deadline = None
         hdrs = {k.lower(): v for k, v in resp.headers.items()}
-        body, kind, problem = classify(resp.status_code, bytes(raw), hdrs.get("content-type", ""))
-        self.log(f"< {raw[:bounds.MAX_LOGGED_BODY].decode('utf-8', 'replace')}")
-        return Answer(resp.status_code, hdrs, body, url, kind, problem)
+        body, kind, problem = classify(resp.status_code, bytes(raw), hdrs.get("content-type", ""), self.mask)
+        self.log(f"< {self.mask(raw.decode('utf-8', 'replace'))[:bounds.MAX_LOGGED_BODY]}")
+        return Answer(resp.status_code, hdrs, body, url, kind, problem, accepted=accepted)
 
     def _redirect(self, url: str, resp, accepted: bool) -> str | None:
         """Where a redirect leads, if it is to be followed; None when `resp` is the answer."""
@@ -323,14 +347,15 @@ class Client:
             target = urljoin(url, location)
             new = origin(target)
         except ValueError:
-            raise _Failed(f"the portal redirected to an invalid address {location!r}", False, accepted) from None
+            raise _Failed(f"the portal redirected to an invalid address {location!r}", False, accepted,
+                          accepted) from None
         done = " The call was accepted before the redirect." if accepted else ""
         if self.origin[0] == "https" and new[0] != "https":
             raise _Failed(f"refused a redirect from https to {target} (would expose credentials).{done}",
-                          False, accepted)
+                          False, accepted, accepted)
         if new != self.origin:
             raise _Failed(f"the portal moved to {target}: not followed, since the webhook code or token would go to "
-                          f"another address; check the new address and update --url.{done}", False, accepted)
+                          f"another address; check the new address and update --url.{done}", False, accepted, accepted)
         self.log(f"  portal moved within its address: {'GET' if resp.status_code == 303 else 'POST'} {target}")
         return target
 
@@ -344,82 +369,115 @@ class Client:
             if len(body) > limit:
                 raise _Failed(f"the answer is larger than {limit:,} bytes (--max-answer); not read further",
                               retryable=False, maybe_applied=True)
+        decoder.finish()
         return body
 
     def _failure(self, exc: Exception, accepted: bool) -> _Failed:
         """A one-line message for a transport failure; whether re-sending may help
-        (TLS and proxy refusals will not change); whether the portal may have it."""
+        (TLS and proxy refusals will not change); whether the portal may have the
+        call (anything after the connection was made), and may still be running
+        it (we stopped waiting)."""
         httpx = _httpx()
 
         text = str(exc) or type(exc).__name__
         self.log(f"< {type(exc).__name__}: {text}")
+        connecting = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError,
+                                      httpx.UnsupportedProtocol, httpx.InvalidURL))
+        sent = accepted or not connecting  # the request may have left
         if isinstance(exc, httpx.ProxyError):
-            return _Failed(f"proxy error: {text}", False, accepted)
+            return _Failed(f"proxy error: {text}", False, accepted, accepted)
         if isinstance(exc, httpx.ConnectTimeout):
-            return _Failed(f"timed out connecting (--timeout {self.settings.timeout:g} s)", True, accepted)
+            return _Failed(f"timed out connecting (--timeout {self.settings.timeout:g} s)", True, accepted, accepted)
         if isinstance(exc, httpx.TimeoutException):
             return _Failed(f"timed out: no whole answer within --timeout {self.settings.timeout:g} s "
-                           f"({type(exc).__name__})", True, True)
+                           f"({type(exc).__name__})", True, True, True)
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             return _Failed(f"TLS certificate verification failed ({text}); for a self-signed portal give "
-                           "--ca-bundle PATH (or SSL_CERT_FILE), or --insecure", False, accepted)
+                           "--ca-bundle PATH (or SSL_CERT_FILE), or --insecure", False, sent, accepted)
         if "SSL" in text or "TLS" in text:
-            return _Failed(f"TLS error: {text}", False, accepted)
+            return _Failed(f"TLS error: {text}", False, sent, sent)
         if isinstance(exc, httpx.ConnectError):
-            return _Failed(f"cannot connect: {text}", True, accepted)
+            return _Failed(f"cannot connect: {text}", True, accepted, accepted)
         if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-            return _Failed(f"cannot send: {text}", False, accepted)
-        return _Failed(f"connection failed: {text}", True, True)
+            return _Failed(f"cannot send: {text}", False, accepted, accepted)
+        return _Failed(f"connection failed: {text}", True, True, accepted)
 
     # -- a REST call with retries -------------------------------------------
-    def call(self, url: str, payload: dict, confirm: Callable[[dict], "Answer | dict"] | None = None,
+    def call(self, url: str, payload: dict, confirm: "Callable[[dict], Answer | dict] | None" = None,
              retries: int | None = None) -> Answer:
         """POST `payload` to `url`; re-send on 5xx, throttling and connection errors.
 
         `confirm(payload)` is given for calls that are not idempotent. After a
-        failure that may have reached the portal, and before re-sending, it
-        returns an Answer (the call took effect: stop) or the payload to send
-        (what has not taken effect), or raises OutcomeUnknown (nobody can tell:
-        nothing is sent again). `retries` overrides the settings' number."""
-        retries = self.settings.retries if retries is None else retries
+        failure that may have reached the portal, it reads the status and
+        returns an Answer (the call took effect: stop) or the payload of what
+        has not taken effect, or raises OutcomeUnknown (the status could not be
+        read). What has not taken effect is re-sent only when the portal
+        cannot still be running the call: never after a timeout, a 504
+        from a gateway, or a 303 that said the call was made; then the outcome
+        is unknown. `retries` overrides the settings' number."""
+        try:
+            return self._call(url, payload, confirm, self.settings.retries if retries is None else retries)
+        except _Settled as settled:
+            return settled.answer
+
+    def _call(self, url: str, payload: dict, confirm, retries: int) -> Answer:
         attempt = 0
         while True:
-            answer, failure, maybe_applied = None, None, False
+            answer, failure, maybe_applied, in_flight = None, None, False, False
             try:
                 answer = self.post(url, payload)
             except _Failed as exc:
+                if exc.maybe_applied and confirm is not None and (not exc.retryable or exc.in_flight):
+                    self._settle(confirm, payload, exc.message, exc.in_flight)
                 if not exc.retryable:
-                    raise RequestFailure(exc.message + self._unknown(exc.maybe_applied, confirm)) from None
-                failure, maybe_applied = exc.message, exc.maybe_applied
+                    raise RequestFailure(exc.message) from None
+                failure, maybe_applied, in_flight = exc.message, exc.maybe_applied, exc.in_flight
             else:
-                if answer.code < 500 and answer.code != 429 and answer.error not in THROTTLED:
+                throttled = not answer.accepted and (answer.code == 429 or answer.error in THROTTLED)
+                done = answer.code < 500 and not throttled
+                if done and answer.kind == "failed" and confirm is not None:  # an answer that is not Bitrix24's
+                    self._settle(confirm, payload, answer.problem, answer.accepted)
                     return answer
-                maybe_applied = answer.code >= 500 and answer.error not in THROTTLED
+                if done and not (answer.accepted and answer.kind != "ok"):
+                    return answer
+                maybe_applied = answer.accepted or (answer.code >= 500 and not throttled)
+                in_flight = answer.accepted or answer.code == 504  # a gateway timed out: the portal may still run it
             wait = backoff(attempt)
             asked = retry_after(answer.headers) if answer else None
             if asked is not None:
                 wait = max(wait, asked)
+            if maybe_applied and confirm is not None:
+                payload = self._settle(confirm, payload, failure or answer.problem, in_flight)
             if attempt >= retries or (asked or 0) > bounds.RETRY_AFTER_CAP:
                 why = "" if attempt >= retries else f" (the portal asked to wait {asked:g} s)"
                 tries = f" [{attempt + 1} attempt{'s' if attempt else ''}]{why}"
-                unknown = self._unknown(maybe_applied, confirm)
                 if answer is None:
-                    raise RequestFailure(f"{failure}{tries}{unknown}")
-                return replace(answer, kind="failed", problem=f"{answer.problem or f'HTTP {answer.code}'}{tries}{unknown}")
-            if maybe_applied and confirm is not None:
-                try:
-                    confirmed = confirm(payload)
-                except OutcomeUnknown as exc:
-                    raise OutcomeUnknown(f"{failure or answer.problem}; {exc.message}") from None
-                if isinstance(confirmed, Answer):
-                    return confirmed
-                payload = confirmed
+                    raise RequestFailure(f"{failure}{tries}")
+                return replace(answer, kind="failed", problem=f"{answer.problem or f'HTTP {answer.code}'}{tries}")
             attempt += 1
             self.log(f"  retry {attempt}/{retries} in {wait:.2f} s: {failure or answer.problem}")
             time.sleep(wait)
 
     @staticmethod
-    def _unknown(maybe_applied: bool, confirm) -> str:
-        if maybe_applied and confirm is not None:
-            return "; the call may have reached the portal: check with GetTimekeepingStatus before sending it again"
-        return ""
+    def _settle(confirm, payload: dict, why: str, in_flight: bool) -> dict:
+        """Ask `confirm` about a call that may have been applied. Returns the
+        payload of what is known not to have taken effect; raises _Settled with
+        the answer when everything has, and OutcomeUnknown when nobody can tell."""
+        try:
+            settled = confirm(payload)
+        except OutcomeUnknown as exc:
+            raise OutcomeUnknown(f"{why}; {exc.message}") from None
+        if isinstance(settled, Answer):
+            raise _Settled(settled)
+        if in_flight:
+            raise OutcomeUnknown(f"{why}; the status does not show it applied, but the portal may still be running "
+                                 "it: it was not sent again. Check with GetTimekeepingStatus before repeating it")
+        return settled
+
+
+class _Settled(Exception):
+    """The status check showed the call took effect: its answer ends the call."""
+
+    def __init__(self, answer: Answer):
+        super().__init__("settled")
+        self.answer = answer

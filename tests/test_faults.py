@@ -92,7 +92,7 @@ def test_connection_reset_is_retried(portal):
 
 def test_html_error_page_is_reported_not_crashed(portal):
     portal.inject(*["html:502"] * 4)
-    r = close(portal, "--retries", 0, "--adv-response")
+    r = oint_on(portal, "--retries", 0, "--adv-response", method="GetTimekeepingStatus")
     assert r.code == 4
     assert "HTTP 502 with text/html, not JSON: 502 Bad Gateway" in r.err
     data = r.json()
@@ -100,11 +100,22 @@ def test_html_error_page_is_reported_not_crashed(portal):
     assert "Traceback" not in r.err
 
 
-def test_html_page_with_200_is_a_failure(portal):
+def test_html_error_page_on_a_close_with_no_readable_status_is_an_unknown_outcome(portal):
+    portal.inject(*["html:502"] * 4)
+    r = close(portal, "--retries", 3)
+    assert r.code == 4
+    assert "HTTP 502 with text/html" in r.err and "not sent again" in r.err
+    assert r.json()["error"] == "OUTCOME_UNKNOWN"
+    assert len(portal.calls("timeman.close")) == 1
+
+
+def test_html_page_with_200_is_a_failure_checked_by_status(portal):
+    """A 200 that is not Bitrix24 JSON: the close may have been applied, so the status is read
+    (here: still open, so the close is reported failed and not re-sent)."""
     portal.inject("html:200")
     r = close(portal)
     assert r.code == 4
-    assert len(portal.calls()) == 1
+    assert [c["method"] for c in portal.calls()] == ["timeman.close", "timeman.status"]
 
 
 def test_empty_and_truncated_bodies(portal):

@@ -317,3 +317,181 @@ def test_secret_token_never_in_any_failure(portal):
     r = run_oint("bitrix24", "StopTimekeeping", "--url", "a..b", "--token", SECRET_TOKEN)
     assert r.code == 5
     assert_no_secret(r.out, r.err)
+
+
+# -- found by the attacker's review -------------------------------------------
+def test_a_call_still_running_on_a_slow_portal_is_not_sent_again(make_portal):
+    """The open times out while the portal is still working on it; the status read at once says
+    CLOSED. Re-sending would open the day twice when the first open lands."""
+    import time
+
+    portal = make_portal(opened=False)
+    portal.inject("slow:2")
+    r = oint_on(portal, "--userid", 5, "--timeout", "0.5", method="StartTimekeeping")
+    assert r.code == 4
+    assert r.json()["error"] == "OUTCOME_UNKNOWN" and "may still be running" in r.err
+    deadline = time.monotonic() + 10
+    while portal.days.get(5, {}).get("STATUS") != "OPENED" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(portal.calls("timeman.open")) == 1
+    assert portal.days[5]["STATUS"] == "OPENED"
+
+
+def test_a_call_a_303_said_was_made_is_never_reposted(make_portal):
+    portal = make_portal(opened=False)
+    portal.inject("see-other", "status:429")  # the GET of the answer is throttled
+    r = oint_on(portal, "--userid", 5, method="StartTimekeeping")
+    assert len(portal.calls("timeman.open")) == 1
+    assert r.code == 0, r.err  # the status check shows the day open: settled
+    assert r.json()["result"]["STATUS"] == "OPENED"
+
+
+def test_odd_batch_errors_are_reported_not_crashed(portal):
+    from oint_py.execute import _error_entry
+
+    assert _error_entry("error here")["error"] == "BAD_ANSWER"
+    assert _error_entry(None)["error"] == "BAD_ANSWER"
+    assert _error_entry({"error": "X", "error_description": "y"}) == {"error": "X", "error_description": "y"}
+
+
+@pytest.mark.parametrize("token", ["null", "30.0", "true", 'a"b'])
+def test_test_flag_with_tokens_that_look_like_json(portal, token):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", token, "--test")
+    assert r.code == 0, r.err
+    assert r.json()["requests"][0]["body"]["auth"] == "***" and r.json()["proxy"] is None
+
+
+@pytest.mark.parametrize("proxy,secret", [("http://bob:Secr3tPart/rest@127.0.0.1:3128", "Secr3tPart"),
+                                          ("http://bob:pa?ss#word1@127.0.0.1:3128", "ss#word1")])
+def test_passwords_that_break_url_parsing_are_not_echoed(proxy, secret):
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h.example/rest/1/abcd/", "--test", "--proxy", proxy)
+    assert secret not in r.err + r.out
+    assert r.code in (0, 5)
+
+
+def test_webhook_code_with_a_quote_is_masked_whole():
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h.example/rest/1/ab'cdefgh/", "--test")
+    assert "cdefgh" not in r.out
+
+
+@pytest.mark.parametrize("args", [["--max-answer", "1" * 400], ["--url", "http://\u2460.example/rest/1/abcdefgh/"],
+                                  ["--url", "https://h.example/rest/1/" + "a" * 70000 + "/"]])
+def test_inputs_that_crashed_are_option_errors(args):
+    args = args if args[0] == "--url" else ["--url", "https://h.example/rest/1/abcd/", *args]
+    r = run_oint("bitrix24", "StopTimekeeping", *args, "--test")
+    assert r.code == 5, r.err
+    assert "Traceback" not in r.err and r.err.count("\n") == 1
+
+
+class _Answer(__import__("http.server").server.BaseHTTPRequestHandler):
+    """A portal that answers every POST with the class's (status, headers, body) and echoes nothing else."""
+
+    protocol_version = "HTTP/1.1"
+    answer = (200, [], b"{}")
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status, headers, body = type(self).answer
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST
+
+
+@pytest.fixture
+def scripted():
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/rest/1/{SECRET_TOKEN[:12]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_lone_surrogate_in_an_answer_is_printed_escaped(scripted):
+    _Answer.answer = (200, [], b'{"result": {"NAME": "\\ud800 and \\u00e9"}}')
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted)
+    assert r.code == 0, r.err
+    assert r.raw.count(b"\\ud800") == 1 and "é".encode() in r.raw
+    assert json.loads(r.raw)["result"]["NAME"].startswith("\ud800")
+
+
+def test_terminal_escapes_from_the_portal_are_shown_not_obeyed(scripted):
+    _Answer.answer = (400, [], json.dumps({"error": "X", "error_description": "\x1b]0;PWNED\x07\x1b[2J\r\x9b1m"}).encode())
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted, "--debug")
+    assert r.code == 3
+    for control in ("\x1b", "\x07", "\r", "\x9b"):
+        assert control not in r.err and control not in r.out
+    assert "\\x1b]0;PWNED" in r.err
+
+
+def test_a_secret_echoed_in_an_error_page_is_masked_even_when_cut(scripted):
+    token = "SECRETTOKEN1234567890"
+    page = "<html>" + "x" * 84 + f'{{"USER_ID": "1", "auth": "{token}"}}</html>'
+    _Answer.answer = (500, [("Content-Type", "text/html")], page.encode())
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.split("/rest/")[0], "--token", token,
+                 "--retries", 0, "--debug")
+    assert r.code == 4
+    assert "SECRETTOKE" not in r.err and token not in r.out
+
+
+@pytest.mark.parametrize("body", [b'{"result": NaN}', b'{"result": Infinity}'])
+def test_not_json_constants_are_not_an_answer(scripted, body):
+    _Answer.answer = (200, [], body)
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted, "--retries", 0)
+    assert r.code == 4 and "not JSON" in r.err
+
+
+def test_truncated_gzip_is_not_an_answer(scripted):
+    import gzip
+
+    whole = gzip.compress(b'{"result": {"STATUS": "CLOSED"}}')
+    _Answer.answer = (200, [("Content-Encoding", "gzip")], whole[:-8])  # no CRC and length
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted, "--retries", 0)
+    assert r.code == 4 and "truncated" in r.err
+    _Answer.answer = (200, [("Content-Encoding", "gzip")], whole + gzip.compress(b""))  # two members
+    assert run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted).code == 0
+
+
+@pytest.mark.skipif(not POSIX, reason="a planted package in the current folder")
+def test_a_package_planted_in_the_current_folder_never_sees_the_job(portal, tmp_path):
+    planted = tmp_path / "cwd" / "oint_py"
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text("")
+    (planted / "jobs.py").write_text(f"import sys\nopen({str(tmp_path / 'stolen')!r}, 'wb').write(sys.stdin.buffer.read())\n")
+    from oint_py.spawn import module_argv
+
+    # started as the console script is: the current folder is not on sys.path (python -m would put it there)
+    proc = subprocess.run(module_argv("oint_py", "bitrix24", "StopTimekeeping", "--url", portal.base, "--token",
+                                      portal.token, "--dontwait"), capture_output=True,
+                          env=clean_env(OINT_JOBS_DIR=str(tmp_path / "jobs")), cwd=tmp_path / "cwd", timeout=60)
+    job = json.loads(proc.stdout)
+    _wait_for(job["exit_file"])
+    assert not (tmp_path / "stolen").exists()
+    assert open(job["exit_file"]).read().strip() == "0"
+
+
+@pytest.mark.skipif(not POSIX or not hasattr(os, "mkfifo"), reason="needs a FIFO")
+def test_out_to_a_pipe_is_written_through_not_replaced(portal, tmp_path):
+    import threading
+
+    fifo = tmp_path / "answer.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    r = oint_on(portal, "--out", str(fifo), method="GetTimekeepingStatus")
+    reader.join(30)
+    assert r.code == 0, r.err
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still a pipe
+    assert json.loads(got[0])["result"]["STATUS"] == "OPENED"

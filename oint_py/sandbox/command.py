@@ -90,15 +90,14 @@ def serve(*, host, port, code, token, users, closed, free_schedule, rate_limit, 
 
 
 def _background(args: list[str]) -> None:
-    import os
     import subprocess
+
+    from ..spawn import detached, module_argv
 
     if "--stop-after" not in args and not any(a.startswith("--stop-after=") for a in args):
         args += ["--stop-after", "3600"]
-    kwargs = {"start_new_session": True} if os.name != "nt" else {
-        "creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
-    proc = subprocess.Popen([sys.executable, "-m", "oint_py.sandbox", *args], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **kwargs)
+    proc = subprocess.Popen(module_argv("oint_py.sandbox", *args), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **detached())
     line = proc.stdout.readline().decode("utf-8", "replace")  # one JSON line once it listens, or why not
     proc.stdout.close()
     try:
