@@ -197,6 +197,14 @@ def header(runs: int, warmup: int) -> str:
             f"{runs} runs each, interleaved, after {warmup} warm-up round{'s' if warmup != 1 else ''}")
 
 
+def load() -> str:
+    """The load average, where the OS has one: wall times above CPU times mean the child waited."""
+    try:
+        return ", load average %.2f %.2f %.2f" % os.getloadavg()
+    except (AttributeError, OSError):
+        return ""
+
+
 def table(cases: list[Case]) -> str:
     floor = next(c for c in cases if c.key == "pass")
     wall0, cpu0 = median(s.wall for s in floor.samples), median(s.cpu for s in floor.samples)
@@ -209,6 +217,21 @@ def table(cases: list[Case]) -> str:
         lines.append(f"| {case.label} | {ms(wall)} | {ms(min(walls))} | {ms(cpu)} "
                      f"| {ms(min(cpus) if cpu is not None else None)} | {mib(median(s.rss for s in case.samples))} "
                      f"| {wall / wall0:.2f} | {f'{cpu / cpu0:.2f}' if cpu is not None else '–'} |")
+    return "\n".join(lines)
+
+
+def compare(cases: list[Case]) -> str:
+    """Ratios of medians between the Python tools that make the same request."""
+    by_key = {c.key: c for c in cases}
+    lines = []
+    for mine, other in (("oint-tls", "sdk-tls"), ("oint-tls", "stdlib-tls"), ("oint-http", "stdlib-http")):
+        if mine in by_key and other in by_key:
+            a, b = by_key[mine].samples, by_key[other].samples
+            cpu = median(s.cpu for s in a)
+            text = f"{mine} / {other}: wall {median(s.wall for s in a) / median(s.wall for s in b):.2f}"
+            if cpu is not None:
+                text += f", CPU {cpu / median(s.cpu for s in b):.2f}"
+            lines.append(text)
     return "\n".join(lines)
 
 
@@ -316,6 +339,11 @@ def main() -> None:
     tls = BenchPortal(certfile=files["cert"]).start()
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env.update(REQUESTS_CA_BUNDLE=files["ca"], NO_COLOR="1")
+    # Bytecode as an installed tool has it: compiled once (in the warm-up), then read. Kept under the
+    # scratch folder, so neither the source tree nor site-packages is written to; without this an
+    # environment with PYTHONDONTWRITEBYTECODE would recompile oint_py (an editable install) every run.
+    no_pyc = env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
     runner = Runner(env, scratch)
     try:
         cases = make_cases(http, tls, files["ca"])
@@ -327,6 +355,9 @@ def main() -> None:
             cases = [c for c in cases if c.key in wanted | {"pass"}]
 
         print(header(ns.runs, ns.warmup), flush=True)
+        if no_pyc:
+            print("(PYTHONDONTWRITEBYTECODE was set: dropped for the children, whose bytecode goes to a "
+                  "private PYTHONPYCACHEPREFIX)")
         if not MEASURES:
             print("(no os.posix_spawn/os.wait4 here: wall time only)")
         true = shutil.which("true")
@@ -344,7 +375,9 @@ def main() -> None:
         print()
         print(table(cases))
         print()
-        print(f"{ns.runs} round{'s' if ns.runs != 1 else ''} in {time.perf_counter() - started:.1f} s. CPU is the child's user + system time; "
+        print(compare(cases))
+        print()
+        print(f"{ns.runs} round{'s' if ns.runs != 1 else ''} in {time.perf_counter() - started:.1f} s{load()}. CPU is the child's user + system time; "
               f"peak RSS is the child's ru_maxrss (median)"
               + (f", which cannot read below the spawner's own {mib(floor)} MiB (what `true` reads here)"
                  if floor else "") + ". "
