@@ -228,7 +228,8 @@ def compare(cases: list[Case]) -> str:
         if mine in by_key and other in by_key:
             a, b = by_key[mine].samples, by_key[other].samples
             cpu = median(s.cpu for s in a)
-            text = f"{mine} / {other}: wall {median(s.wall for s in a) / median(s.wall for s in b):.2f}"
+            wall = median(s.wall for s in a) / median(s.wall for s in b)
+            text = f"{mine} / {other}: wall {wall:.2f}"
             if cpu is not None:
                 text += f", CPU {cpu / median(s.cpu for s in b):.2f}"
             lines.append(text)
@@ -351,7 +352,8 @@ def main() -> None:
             wanted = {k.strip() for k in ns.only.split(",") if k.strip()}
             unknown = wanted - {c.key for c in cases}
             if unknown:
-                ap.error(f"--only: no case {', '.join(sorted(unknown))}; the cases: {', '.join(c.key for c in cases)}")
+                known = ", ".join(c.key for c in cases)
+                ap.error(f"--only: no case {', '.join(sorted(unknown))}; the cases: {known}")
             cases = [c for c in cases if c.key in wanted | {"pass"}]
 
         print(header(ns.runs, ns.warmup), flush=True)
@@ -375,10 +377,12 @@ def main() -> None:
         print()
         print(table(cases))
         print()
-        print(compare(cases))
-        print()
-        print(f"{ns.runs} round{'s' if ns.runs != 1 else ''} in {time.perf_counter() - started:.1f} s{load()}. CPU is the child's user + system time; "
-              f"peak RSS is the child's ru_maxrss (median)"
+        ratios = compare(cases)
+        if ratios:
+            print(ratios + "\n")
+        took = time.perf_counter() - started
+        print(f"{ns.runs} round{'s' if ns.runs != 1 else ''} in {took:.1f} s{load()}. "
+              f"CPU is the child's user + system time; peak RSS is the child's ru_maxrss (median)"
               + (f", which cannot read below the spawner's own {mib(floor)} MiB (what `true` reads here)"
                  if floor else "") + ". "
               f"Every run made the HTTP requests it should "
