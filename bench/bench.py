@@ -194,7 +194,17 @@ def header(runs: int, warmup: int) -> str:
     return (f"{when} · Python {platform.python_version()} ({platform.python_implementation()}) · "
             f"{platform.platform()} · {os.cpu_count()} CPUs · oint-py {version('oint-py')} · "
             f"httpx {version('httpx')} · b24pysdk {version('b24pysdk')} · curl {curl} · {ssl.OPENSSL_VERSION} · "
-            f"{runs} runs each, interleaved, after {warmup} warm-up round{'s' if warmup != 1 else ''}")
+            f"{runs} run{'s' if runs != 1 else ''} each, interleaved, "
+            f"after {warmup} warm-up round{'s' if warmup != 1 else ''}")
+
+
+def editable() -> bool:
+    """Whether oint-py is installed in development mode (pip install -e): a .pth file that runs at startup."""
+    import site
+    import sysconfig
+
+    folders = {sysconfig.get_paths()["purelib"], *getattr(site, "getsitepackages", list)()}
+    return any(any(Path(f).glob("__editable__*oint*.pth")) for f in folders if Path(f).is_dir())
 
 
 def load() -> str:
@@ -281,7 +291,7 @@ def many(runner: Runner, portal: BenchPortal, ca: str, n: int, scratch: Path) ->
         f"| one `oint --userid 1,...,{n}` (batch) | 1 | {one.requests} | {one_links} | {secs(one.wall)} "
         f"| {secs(one.cpu)} | {mib(one.rss)} | {done} |",
         f"| {n} `oint --userid N` processes | {n} | {total.requests} | {each_links} | {secs(total.wall)} "
-        f"| {secs(total.cpu)} | {mib(total.rss)} (max) | {n} |",
+        f"| {secs(total.cpu)} | {mib(total.rss)}{' (max)' if total.rss else ''} | {n} |",
         "",
         f"one call is {total.wall / one.wall:.0f}x faster in wall time"
         + (f" and uses {total.cpu / one.cpu:.0f}x less CPU" if one.cpu else "")
@@ -357,6 +367,9 @@ def main() -> None:
             cases = [c for c in cases if c.key in wanted | {"pass"}]
 
         print(header(ns.runs, ns.warmup), flush=True)
+        if editable():
+            print("(oint-py is an editable install: every Python process here, `python -c pass` included, imports "
+                  "its path finder at startup, pathlib and re with it; a regular install has no such cost)")
         if no_pyc:
             print("(PYTHONDONTWRITEBYTECODE was set: dropped for the children, whose bytecode goes to a "
                   "private PYTHONPYCACHEPREFIX)")
