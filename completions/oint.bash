@@ -1,28 +1,27 @@
+# oint completion for bash: add this line to ~/.bashrc
+#   eval "$(oint completion bash)"
 _oint_completion() {
     local IFS=$'\n'
-    local response
+    local response completion type value
 
-    response=$(env COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD=$COMP_CWORD _OINT_COMPLETE=bash_complete $1)
+    response=$(env COMP_LINE="${COMP_LINE:0:COMP_POINT}" _OINT_COMPLETE=bash_complete "$1")
 
+    COMPREPLY=()
     for completion in $response; do
-        IFS=',' read type value <<< "$completion"
-
-        if [[ $type == 'dir' ]]; then
+        IFS=',' read -r type value <<< "$completion"
+        if [[ $type == dir ]]; then
             COMPREPLY=()
             compopt -o dirnames
-        elif [[ $type == 'file' ]]; then
+            return 0
+        elif [[ $type == file ]]; then
             COMPREPLY=()
             compopt -o default
-        elif [[ $type == 'plain' ]]; then
-            COMPREPLY+=($value)
+            return 0
+        elif [[ $type == plain ]]; then
+            COMPREPLY+=("$value")
         fi
     done
-
     return 0
 }
 
-_oint_completion_setup() {
-    complete -o nosort -F _oint_completion oint
-}
-
-_oint_completion_setup;
+complete -o nosort -F _oint_completion oint

@@ -61,7 +61,7 @@ class Root(click.Group):
         args = list(sys.argv[1:] if args is None else args)
         redact = Redactor.from_argv(args, os.environ)
         if os.environ.get("_OINT_COMPLETE"):
-            from . import completion  # noqa: F401 - registers the PowerShell class
+            from . import completion  # noqa: F401 - registers the completion classes of every shell
         try:
             result = super().main(args, prog_name=prog_name or "oint", complete_var=complete_var,
                                   standalone_mode=False, obj=redact, **extra)

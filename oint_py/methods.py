@@ -103,7 +103,7 @@ ADVANCED = (
            low=0, high=bounds.MAX_RETRIES),
     Option("--dontwait", "", "flag", "Run in a detached background job; print the job and the file its result goes to",
            config="dontwait"),
-    Option("--config", "JSON|PATH", "text", "oint's advanced settings as a JSON object or a file: keys proxy, "
+    Option("--config", "JSON|PATH", "path", "oint's advanced settings as a JSON object or a file: keys proxy, "
            "timeout, adv_response, retries, dontwait (also ca_bundle, insecure, max_answer). Explicit flags win",
            env=CONFIG_ENV),
     Option("--ca-bundle", "PATH", "path", "Trust this CA file (PEM) instead of the system's certificate store",

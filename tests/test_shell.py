@@ -1,13 +1,15 @@
-"""Shell friendliness: completion scripts, help on a terminal, Windows-minded output."""
+"""Shell friendliness: completion scripts not stale, help on a terminal, Windows-minded output.
+
+Completion itself is tested in the real shells in tests/test_completion_shells.py.
+"""
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import BIN, OINT, clean_env, run_oint
+from conftest import OINT, clean_env, run_oint
 
 ROOT = Path(__file__).parent.parent
 FILES = {"bash": "oint.bash", "zsh": "_oint", "fish": "oint.fish", "powershell": "oint.ps1"}
@@ -21,43 +23,6 @@ def test_completion_scripts_are_not_stale(shell):
     assert r.out == committed, (
         f"completions/{FILES[shell]} is stale: regenerate it with "
         f"'oint completion {shell} > completions/{FILES[shell]}'")
-
-
-def bash_complete(*words: str) -> list[str]:
-    """Load completions/oint.bash in a real bash and ask it to complete `words` (the last one incomplete)."""
-    quoted = " ".join(f"'{w}'" for w in words)
-    script = (
-        f"source '{ROOT / 'completions' / 'oint.bash'}'\n"
-        f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}\n"
-        "_oint_completion oint 2>/dev/null\n"
-        'printf "%s\\n" "${COMPREPLY[@]}"\n'
-    )
-    env = clean_env(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True, text=True,
-                          env=env, timeout=30)
-    assert proc.returncode == 0, proc.stderr
-    return [line for line in proc.stdout.splitlines() if line]
-
-
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_bash_completes_libraries_methods_any_case_and_options():
-    assert bash_complete("oint", "bi") == ["bitrix24"]
-    assert bash_complete("oint", "bitrix24", "stop") == ["StopTimekeeping"]
-    assert bash_complete("oint", "bitrix24", "GETTIME") == ["GetTimekeepingStatus", "GetTimekeepingSettings"]
-    options = bash_complete("oint", "bitrix24", "StopTimekeeping", "--")
-    for option in ("--url", "--userid", "--time", "--report", "--token", "--proxy", "--adv-response", "--out"):
-        assert option in options
-    assert "--time" not in bash_complete("oint", "bitrix24", "PauseTimekeeping", "--")
-    assert bash_complete("oint", "bitrix24", "nosuchmethod", "--u") == []
-
-
-def test_powershell_completion_protocol():
-    env = clean_env(_OINT_COMPLETE="powershell_complete", COMP_LINE="oint bitrix24 pause")
-    proc = subprocess.run(OINT, capture_output=True, text=True, env=env, timeout=30)
-    assert proc.stdout.split() == ["plain,PauseTimekeeping"]
-    env["COMP_LINE"] = "oint bitrix24 PauseTimekeeping --to"
-    proc = subprocess.run(OINT, capture_output=True, text=True, env=env, timeout=30)
-    assert proc.stdout.split() == ["plain,--token"]
 
 
 def _run_in_terminal(*args) -> bytes:
