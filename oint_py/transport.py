@@ -148,6 +148,12 @@ class LeakyBucket:
         self.level += 1
         return wait
 
+    def fill(self) -> None:
+        """The portal refused a request as over its limit: its bucket is full,
+        whatever ours says (another process, or a run just before, filled it).
+        From here on requests go at the drain rate."""
+        self.level, self.stamp = float(self.capacity), time.monotonic()
+
 
 class _Failed(Exception):
     """One attempt got no usable answer. retryable: a second try may help;
@@ -394,6 +400,8 @@ class Client:
             else:
                 if answer.code < 500 and answer.code != 429 and answer.error not in THROTTLED:
                     return answer
+                if answer.code == 429 or answer.error in THROTTLED:
+                    self.bucket.fill()
                 maybe_applied = answer.code >= 500 and answer.error not in THROTTLED
             wait = backoff(attempt)
             asked = retry_after(answer.headers) if answer else None
