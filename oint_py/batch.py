@@ -24,9 +24,14 @@ def line(rest: str, params: dict) -> str:
     return f"{rest}?{urlencode(params)}"
 
 
+def user_line(rest: str, uid: str, params: dict) -> str:
+    """One user's command ("" is the caller's own user: no USER_ID)."""
+    return line(rest, {"USER_ID": uid, **params} if uid else params)
+
+
 def lines(rest: str, ids, params: dict) -> dict[str, str]:
     """The same call for each user: {uid: command}."""
-    return {u: line(rest, {"USER_ID": u, **params}) for u in ids}
+    return {u: user_line(rest, u, params) for u in ids}
 
 
 def chunks(per_user: dict[str, str]) -> list[dict]:

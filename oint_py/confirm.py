@@ -106,7 +106,12 @@ def failure(uid: str, entry: dict) -> tuple[ExitStatus, str]:
     code = entry.get("error")
     status = ExitStatus.REQUEST_FAILED if code in TRANSPORT_ERRORS else ExitStatus.API_ERROR
     desc = entry.get("error_description") or ""
-    return status, f"user {uid}: " + ": ".join(str(p) for p in (code, desc) if p not in (None, ""))
+    return status, about(uid, ": ".join(str(p) for p in (code, desc) if p not in (None, "")))
+
+
+def about(uid: str, text: str) -> str:
+    """A stderr line about one user: `user N: text` ("" is the caller's own user: no prefix)."""
+    return f"user {uid}: {text}" if uid else text
 
 
 def settled_text(method: Method) -> str:

@@ -7,11 +7,12 @@ ambiguous failure only where timeman.status says it has not taken effect
 """
 
 import json
+from dataclasses import replace
 from typing import Callable
 
-from . import batch, tls
+from . import batch, sweep, tls
 from .call import Call
-from .confirm import failure, send, settled_text, statuses, unknown_text
+from .confirm import about, failure, send, settled_text, statuses, unknown_text
 from .methods import STATUS_METHOD
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
 from .transport import Answer, Client
@@ -19,9 +20,11 @@ from .transport import Answer, Client
 _KIND_STATUS = {"ok": ExitStatus.OK, "api_error": ExitStatus.API_ERROR, "failed": ExitStatus.REQUEST_FAILED}
 
 
-def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None) -> Outcome:
+def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
+            progress: sweep.Progress | None = None) -> Outcome:
     """`log`: where --debug lines go (the caller masks them); `transport`: an
-    httpx transport instead of the network (unit tests)."""
+    httpx transport instead of the network (unit tests); `progress(what, done,
+    total)`: told how far a run over many users got."""
     if call.test:
         return plan(call)
     try:
@@ -29,6 +32,13 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
     except OintError as exc:
         return Outcome.failed(exc)
     try:
+        if call.all_users:
+            ids, failed = sweep.active_users(call, client, progress)
+            if failed:
+                return failed
+            call = replace(call, user_ids=tuple(ids))
+        if call.reads_first:
+            return sweep.run(call, client, progress)
         return _many(call, client) if call.many else _one(call, client)
     except RequestFailure as exc:
         code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
@@ -67,14 +77,20 @@ def _many(call: Call, client: Client) -> Outcome:
             status = max(status, worse)
             messages.append(line)
         elif "note" in entry:
-            messages.append(f"user {uid}: {entry['note']}")
+            messages.append(about(uid, entry["note"]))
     return Outcome(ExitStatus(status), data, tuple(messages))
 
 
 def plan(call: Call) -> Outcome:
-    """--test: the requests that would be sent, secrets masked; nothing is sent."""
+    """--test: the requests that would be sent, secrets masked; nothing is sent.
+    For --userid all and --if-needed: the first reads (what follows depends on their answers)."""
     ep = call.endpoint
-    if call.many:
+    if call.all_users:
+        requests = [{"method": "POST", "url": ep.url(sweep.USER_METHOD), "body": ep.payload(sweep.ACTIVE)}]
+    elif call.if_needed:
+        requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
+                    for cmd in batch.chunks(batch.lines(STATUS_METHOD, call.user_ids or [""], {}))]
+    elif call.many:
         requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
                     for cmd in batch.commands(call.method.rest, call.user_ids, call.rest_params)]
     else:
@@ -84,6 +100,9 @@ def plan(call: Call) -> Outcome:
     https = ep.base.startswith("https:") or (s.proxy or "").startswith("https:")
     shown = {
         "requests": requests,
+        **({"then": "the requests that follow depend on the answers: the other pages of user.get (all), "
+                    "timeman.status in batches of 50 (--if-needed), and the changes it decides on"}
+           if call.all_users or call.if_needed else {}),
         "headers": {"Content-Type": "application/json; charset=utf-8"},
         "proxy": s.proxy,
         "timeout": s.timeout,
