@@ -161,7 +161,9 @@ def _invoke(method: Method, kw: dict) -> Finished:
         return Finished(start(call), None, call.redactor)  # the job's own answer goes to --out
     from .execute import execute
 
-    outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None)
+    # a bar for the runs that read users and statuses first; --debug's lines would tear it
+    with output.progress_bar(wanted=(call.all_users or call.reads_first) and not call.debug) as progress:
+        outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None, progress=progress)
     return Finished(outcome, call.out, call.redactor)
 
 
