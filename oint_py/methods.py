@@ -60,8 +60,8 @@ class Option:
 
     @property
     def alias(self) -> str | None:
-        """oint's key spelling (--adv_response), accepted but not advertised."""
-        return "--" + self.name[2:].replace("-", "_") if "-" in self.name[2:] else None
+        """oint's key spelling of a --config key (--adv_response), accepted but not advertised."""
+        return "--" + self.name[2:].replace("-", "_") if self.config and "-" in self.name[2:] else None
 
 
 CONFIG_ENV = "OINT_CONFIG"  # stands for --config
