@@ -75,7 +75,8 @@ def _collect(client: Client, call: Call, cmd: dict, confirm, results: dict[str, 
         elif k in done:
             results[batch.uid(k)] = {"result": done[k]}
         else:
-            results[batch.uid(k)] = {"error": "NO_ANSWER", "error_description": "the batch answered nothing for this user"}
+            results[batch.uid(k)] = {"error": "NO_ANSWER",
+                                     "error_description": "the batch answered nothing for this user"}
 
 
 def statuses(client: Client, call: Call, uids: list[str], *, batched: bool) -> dict[str, dict | None]:

@@ -2,9 +2,9 @@
 `--if-needed` and `--plan`.
 
 - active_users(): `user.get` filtered on ACTIVE = true. The first page is a
-  plain call (its answer tells `total` and `next`); the other pages are batch
-  commands `user.get?FILTER[ACTIVE]=true&start=50`, 50 pages a request. A
-  listing that fails anywhere ends the run before anything is changed.
+  plain call (its answer tells `total`); the other pages are batch commands
+  `user.get?FILTER[ACTIVE]=true&start=50`, 50 pages a request. A listing
+  that fails anywhere ends the run before anything is changed.
 - run(): each user's timeman.status, read in batches of 50; a decision per
   user (what --if-needed calls for; for the close of an EXPIRED day, a TIME on
   the day's own open date and a REPORT); the changes sent per user through
@@ -49,18 +49,17 @@ def active_users(call: Call, client: Client, progress: Progress | None = None) -
     answer = client.call(ep.url(USER_METHOD), ep.payload(ACTIVE))
     if answer.kind != "ok":
         return [], _not_listed(call, answer)
-    body = answer.body
-    total, first = body.get("total"), body.get("next")
-    ids = _ids(body.get("result"))
-    if ids is None or not _count(total) or (first is not None and not _count(first)):
+    total, ids = answer.body.get("total"), _ids(answer.body.get("result"))
+    if ids is None or not _count(total):
         return [], _malformed(call, "the first page")
     if total > bounds.MAX_USERS:
         return [], _malformed(call, f"the first page: it counts {total:,} users, more than the "
                                     f"{bounds.MAX_USERS:,} oint-py handles in one run")
     if progress:
         progress("listing users", len(ids), total)
-    starts = range(first, total, PAGE) if first is not None else ()
-    for cmd in batch.chunks({str(s): batch.line(USER_METHOD, {**_ACTIVE_QUERY, "start": s}) for s in starts}):
+    # the other pages by `total`, not by following `next` one page at a time: 50 of them a request
+    pages = {str(at): batch.line(USER_METHOD, {**_ACTIVE_QUERY, "start": at}) for at in range(PAGE, total, PAGE)}
+    for cmd in batch.chunks(pages):
         answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)))
         if answer.kind != "ok":
             return [], _not_listed(call, answer)
