@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import OINT, SECRET_TOKEN, assert_no_secret, clean_env, run_oint
+from conftest import OINT, SECRET_TOKEN, assert_no_secret, clean_env, run_oint, wait_for
 
 POSIX = os.name != "nt"
 
@@ -26,15 +26,6 @@ def _job(portal, jobs_env: dict, *extra):
                     **jobs_env)
 
 
-def _wait_for(path: str, seconds: float = 30) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 @pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
 def test_default_jobs_folder_is_private_and_job_files_are_0600(portal, tmp_path):
     home = tmp_path / "home"
@@ -45,7 +36,7 @@ def test_default_jobs_folder_is_private_and_job_files_are_0600(portal, tmp_path)
     folder = home / ".local" / "state" / "oint" / "jobs"
     assert os.path.dirname(job["exit_file"]) == str(folder)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    _wait_for(job["exit_file"])
+    wait_for(job["exit_file"])
     for name in ("result_file", "log_file", "exit_file"):
         assert stat.S_IMODE(os.stat(job[name]).st_mode) == 0o600, name
     assert open(job["exit_file"]).read().strip() == "0"
@@ -89,7 +80,7 @@ def test_job_secrets_travel_as_data_not_argv(portal, tmp_path):
         assert portal.token.encode() not in cmdline and b"--token" not in cmdline
     except FileNotFoundError:
         pass
-    _wait_for(job["exit_file"])
+    wait_for(job["exit_file"])
     assert open(job["exit_file"]).read().strip() == "0"
     assert portal.calls("timeman.close")[0]["params"]["auth"] == portal.token
     assert_no_secret(open(job["log_file"], encoding="utf-8").read())

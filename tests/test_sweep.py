@@ -5,10 +5,7 @@ its own for the README's recipes."""
 
 import copy
 import json
-import os
-import pty
 import re
-import select
 import shlex
 import subprocess
 from collections import Counter
@@ -16,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
 import pytest
-from conftest import OINT, ROOT, assert_no_secret, clean_env, run_oint
+from conftest import OINT, ROOT, assert_no_secret, clean_env, run_in_terminal, run_oint, wait_for
 
 from oint_py.methods import DEFAULT_REPORT
 from oint_py.sandbox.portal import Paged, forgotten_kind
@@ -328,10 +325,7 @@ def test_a_background_job_keeps_the_sweep(portal, tmp_path):
     r = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed", "--dontwait", OINT_JOBS_DIR=str(jobs))
     assert r.code == 0, r.err
     job = r.json()
-    for _ in range(600):
-        if os.path.exists(job["exit_file"]):
-            break
-        select.select([], [], [], 0.05)
+    wait_for(job["exit_file"])
     assert open(job["exit_file"]).read().strip() == "0", open(job["log_file"]).read()
     result = json.loads(open(job["result_file"], encoding="utf-8").read())
     assert len(result) == 300 and {e["action"] for e in result.values()} == {"closed"}
@@ -351,31 +345,15 @@ def test_help_and_completion_list_the_new_options():
 
 def test_a_progress_bar_on_a_terminal_only(make_portal, tmp_path):
     portal = make_portal(users=400, scenario="forgotten")
-    master, slave = pty.openpty()
-    env = clean_env(TERM="xterm-256color", COLUMNS="100")
-    env.pop("NO_COLOR")
     stdout = tmp_path / "out.json"
     with open(stdout, "wb") as sink:  # a file, not a pipe nobody reads while the terminal is read
-        proc = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all",
-                                 "--if-needed"], stdout=sink, stderr=slave, stdin=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    chunks = []
-    while select.select([master], [], [], 30)[0]:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=30)
-    os.close(master)
-    out = stdout.read_bytes()
-    err = re.sub(rb"\x1b\[[0-9;?]*[a-zA-Z]", b"", b"".join(chunks)).decode()
-    assert proc.returncode == 0
+        shown = run_in_terminal("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all",
+                                "--if-needed", stdout=sink, timeout=30)
+    err = re.sub(rb"\x1b\[[0-9;?]*[a-zA-Z]", b"", shown).decode()
     assert "oint: closing" in err and "352/352" in err and "\u2501" in err  # rich's bar at its last state
     assert err.rstrip().endswith("oint: 352 closed, 40 skipped, 0 failed")
-    assert "\x1b" not in out.decode() and len(json.loads(out)) == 392  # stdout was a pipe: plain JSON
+    out = stdout.read_bytes()
+    assert b"\x1b" not in out and len(json.loads(out)) == 392  # stdout is a file: plain JSON
     # in a pipe (as in cron) stderr holds the summary and nothing else: see the 1,000-user test
 
 
