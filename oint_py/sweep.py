@@ -51,10 +51,10 @@ def active_users(call: Call, client: Client, progress: Progress | None = None) -
         return [], _not_listed(call, answer)
     total, ids = answer.body.get("total"), _ids(answer.body.get("result"))
     if ids is None or not _count(total):
-        return [], _malformed(call, "the first page")
+        return [], _unusable("its first page is not a Bitrix24 list of users")
     if total > bounds.MAX_USERS:
-        return [], _malformed(call, f"the first page: it counts {total:,} users, more than the "
-                                    f"{bounds.MAX_USERS:,} oint-py handles in one run")
+        return [], _unusable(f"it counts {total:,} active users, more than the {bounds.MAX_USERS:,} "
+                             "oint-py lists in one run")
     if progress:
         progress("listing users", len(ids), total)
     # the other pages by `total`, not by following `next` one page at a time: 50 of them a request
@@ -71,7 +71,7 @@ def active_users(call: Call, client: Client, progress: Progress | None = None) -
                                                     f"error {error.get('error')!r}: {error.get('error_description')}"))
             page = _ids(done.get(k))
             if page is None:
-                return [], _malformed(call, f"the page from {batch.uid(k)}")
+                return [], _unusable(f"its page from start={batch.uid(k)} is not a Bitrix24 list of users")
             ids += page
         if progress:
             progress("listing users", min(len(ids), total), total)
@@ -103,8 +103,9 @@ def _not_listed(call: Call, answer: Answer) -> Outcome:
                                   "nothing was changed",))
 
 
-def _malformed(call: Call, where: str) -> Outcome:
-    text = f"{USER_METHOD}: {where} is not a Bitrix24 list of users; nothing was changed"
+def _unusable(why: str) -> Outcome:
+    """An answer that cannot be a listing of the portal's users."""
+    text = f"{USER_METHOD}: {why}; nothing was changed"
     return Outcome(ExitStatus.REQUEST_FAILED, {"error": "REQUEST_FAILED", "error_description": text}, (text,))
 
 

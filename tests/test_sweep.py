@@ -261,12 +261,17 @@ def test_when_the_settling_status_cannot_be_read_the_outcome_is_unknown_and_noth
     assert r.err.splitlines()[-1] == "oint: 0 closed, 0 skipped, 2 failed"
 
 
-def test_a_listing_that_claims_too_many_users_is_not_believed(make_portal):
+@pytest.mark.parametrize("page,why", [
+    (Paged([{"ID": "1"}], 0, 10**9), "it counts 1,000,000,000 active users, more than the 200,000"),
+    (Paged([{"ID": "1; DROP"}], 0, 1), "its first page is not a Bitrix24 list of users"),
+])
+def test_a_listing_that_cannot_be_right_is_not_believed(make_portal, page, why):
     portal = make_portal(users=10)
-    portal._m_user_get = lambda params, caller: Paged([{"ID": "1"}], 0, 10**9)
+    portal._m_user_get = lambda params, caller: page
     before = snapshot(portal)
     r = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed")
-    assert r.code == 4 and r.err.count("\n") == 1 and "more than the 200,000" in r.err
+    assert r.code == 4 and r.err.startswith(f"oint: user.get: {why}")
+    assert r.err.count("\n") == 1 and r.err.rstrip().endswith("nothing was changed")
     assert [c["method"] for c in portal.calls()] == ["user.get"]
     assert snapshot(portal) == before
 
