@@ -19,11 +19,30 @@ def uid(command_key: str) -> str:
     return command_key[1:]
 
 
+def line(rest: str, params: dict) -> str:
+    """One command: the method and its URL-encoded query."""
+    return f"{rest}?{urlencode(params)}"
+
+
+def user_line(rest: str, uid: str, params: dict) -> str:
+    """One user's command ("" is the caller's own user: no USER_ID)."""
+    return line(rest, {"USER_ID": uid, **params} if uid else params)
+
+
+def lines(rest: str, ids, params: dict) -> dict[str, str]:
+    """The same call for each user: {uid: command}."""
+    return {u: user_line(rest, u, params) for u in ids}
+
+
+def chunks(per_user: dict[str, str]) -> list[dict]:
+    """The `cmd` maps for {uid: command}, BATCH_SIZE users each, keyed by key(uid)."""
+    items = list(per_user.items())
+    return [{key(u): command for u, command in items[i : i + BATCH_SIZE]} for i in range(0, len(items), BATCH_SIZE)]
+
+
 def commands(rest: str, ids, params: dict) -> list[dict]:
     """The `cmd` maps for `ids`, BATCH_SIZE users each."""
-    ids = list(ids)
-    chunks = [ids[i : i + BATCH_SIZE] for i in range(0, len(ids), BATCH_SIZE)]
-    return [{key(u): f"{rest}?{urlencode({'USER_ID': u, **params})}" for u in chunk} for chunk in chunks]
+    return chunks(lines(rest, ids, params))
 
 
 def request(cmd: dict) -> dict:

@@ -24,6 +24,7 @@ MAX_URL = 4096  # characters of --url or --proxy
 MAX_LOGGED_BODY = 2000  # characters of an answer shown by --debug
 MAX_MESSAGE = 2000  # characters of one stderr line: a hostile value is cut, not echoed whole
 BATCH_SIZE = 50  # Bitrix24's limit of commands in one batch request
+MAX_USERS = 200_000  # users --userid all lists in one run; a portal's user.get claiming more is not believed
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 
 

@@ -47,17 +47,25 @@ class Call:
     method: Method
     endpoint: Endpoint
     user_ids: tuple[str, ...] = ()  # empty: the webhook's (or token's) own user
-    many: bool = False  # a list form was given: batch, output keyed by user
+    many: bool = False  # a list form (or all) was given: batch, output keyed by user
     params: tuple[tuple[str, str], ...] = ()  # REST fields other than USER_ID, in table order
     settings: Settings = field(default_factory=Settings)
     out: str | None = None  # absolute path
     debug: bool = False
     test: bool = False
     redactor: Redactor = field(default_factory=Redactor)
+    all_users: bool = False  # --userid all: user_ids is empty until user.get has listed the active users
+    if_needed: bool = False  # read each status first; call only where it changes the day
+    plan: bool = False  # read users and statuses, say what would be done, change nothing
 
     @property
     def rest_params(self) -> dict:
         return dict(self.params)
+
+    @property
+    def reads_first(self) -> bool:
+        """--if-needed or --plan: statuses are read before anything is decided."""
+        return self.if_needed or self.plan
 
     def to_json(self) -> dict:
         """Everything a background job needs to make this very call (secrets included:
@@ -65,13 +73,15 @@ class Call:
         return {"method": self.method.name, "base": self.endpoint.base, "token": self.endpoint.token,
                 "user_ids": list(self.user_ids), "many": self.many, "params": [list(p) for p in self.params],
                 "settings": self.settings.to_json(), "out": self.out, "debug": self.debug,
-                "secrets": sorted(self.redactor.secrets)}
+                "secrets": sorted(self.redactor.secrets), "all_users": self.all_users, "if_needed": self.if_needed,
+                "plan": self.plan}
 
     @classmethod
     def from_json(cls, data: dict) -> "Call":
         return cls(BY_KEY[data["method"].lower()], Endpoint(data["base"], data["token"]), tuple(data["user_ids"]),
                    bool(data["many"]), tuple(tuple(p) for p in data["params"]), Settings.from_json(data["settings"]),
-                   data["out"], bool(data["debug"]), False, Redactor(frozenset(data["secrets"])))
+                   data["out"], bool(data["debug"]), False, Redactor(frozenset(data["secrets"])),
+                   bool(data["all_users"]), bool(data["if_needed"]), bool(data["plan"]))
 
 
 # -- small converters: each raises UsageError naming the option --------------
@@ -259,10 +269,14 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
     return Endpoint(f"{origin}{hook.group(1)}/")
 
 
+ALL_USERS = "all"
+
+
 def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
     """--userid: one ID, a list `1,2,3`, or `@file` (one ID a line, # comments).
     Returns (ids, many): many is True for the list forms, whose output is keyed
-    by user. IDs are normalised (`051` is user 51) and each is sent once."""
+    by user. IDs are normalised (`051` is user 51) and each is sent once.
+    (`all` is told apart by parse(), before this.)"""
     if value is None:
         return (), False
     text, many = value.strip(), False
@@ -278,6 +292,8 @@ def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
     parts = [p for p in text.replace(",", " ").split() if p]
     many = many or "," in value or len(parts) > 1
     bad = [p for p in parts if not (p.isascii() and p.isdigit() and int(p) > 0)]
+    if bad and bad[0].lower() == ALL_USERS:
+        raise UsageError("--userid: all stands alone (every active user); it cannot be mixed with IDs or a file")
     if bad:
         raise UsageError(f"--userid: {bad[0][:40]!r} is not a user ID (a positive whole number)")
     if not parts:
@@ -351,14 +367,21 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
 
 
 def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
-          debug: bool = False, test: bool = False, redactor: Redactor = Redactor()) -> Call:
+          debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False,
+          redactor: Redactor = Redactor()) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
     url, token = values.get("--url") or "", values.get("--token") or None
     redactor = redactor.adding(token, *url_secrets(url))
     ep = endpoint(url, token, redactor)
-    ids, many = user_ids(values.get("--userid"))
+    if (if_needed or plan) and not method.changes_state:
+        raise UsageError(f"--if-needed and --plan are for the methods that change a day; {method.name} changes nothing")
+    if plan and test:
+        raise UsageError("--plan reads the portal and --test sends nothing: give one of them")
+    raw = values.get("--userid")
+    all_users = raw is not None and raw.strip().lower() == ALL_USERS
+    ids, many = ((), True) if all_users else user_ids(raw)
     params = rest_params(method, values)
     conf, redactor = settings(flags, config, ep.base, redactor)
     target = check_out(out) if out is not None else None
-    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor)
+    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor, all_users, if_needed, plan)

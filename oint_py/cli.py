@@ -14,7 +14,7 @@ from typing import NamedTuple
 import click
 
 from . import __version__, output
-from .methods import ADVANCED, BY_KEY, CONFIG_OPTIONS, GLOBAL, LIBRARIES, METHODS, URL, Method, Option
+from .methods import ADVANCED, BY_KEY, CONFIG_OPTIONS, GLOBAL, LIBRARIES, METHODS, SWEEP, URL, Method, Option
 from .outcome import ExitStatus, OintError, Outcome
 from .redact import Redactor
 
@@ -154,7 +154,7 @@ def _option(option: Option) -> click.Option:
 def _options(method: Method) -> list[click.Parameter]:
     params = [click.Option([p.option], help=p.description, envvar=p.env, show_envvar=bool(p.env),
                            metavar=p.type.split(",")[0].upper()) for p in method.params]
-    return params + [_option(o) for o in ADVANCED + GLOBAL]
+    return params + [_option(o) for o in (SWEEP if method.changes_state else ()) + ADVANCED + GLOBAL]
 
 
 _COMMANDS: dict[str, MethodCommand] = {}
@@ -175,15 +175,17 @@ def _invoke(method: Method, kw: dict) -> Finished:
 
     call = parse(method, {p.option: kw.get(p.option[2:]) for p in method.params},
                  {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
-                 debug=bool(kw.get("debug")), test=bool(kw.get("test")),
-                 redactor=click.get_current_context().find_root().obj)
+                 debug=bool(kw.get("debug")), test=bool(kw.get("test")), if_needed=bool(kw.get("if_needed")),
+                 plan=bool(kw.get("plan")), redactor=click.get_current_context().find_root().obj)
     if call.settings.dontwait and not call.test:
         from .jobs import start
 
         return Finished(start(call), None, call.redactor)  # the job's own answer goes to --out
     from .execute import execute
 
-    outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None)
+    # a bar for the runs that read users and statuses first; --debug's lines would tear it
+    with output.progress_bar(wanted=(call.all_users or call.reads_first) and not call.debug) as progress:
+        outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None, progress=progress)
     return Finished(outcome, call.out, call.redactor)
 
 

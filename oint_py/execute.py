@@ -1,18 +1,17 @@
 """execute(call) -> Outcome: how a checked Call becomes HTTP requests.
 
-One call for one user, `batch` for several; never prints, never exits. For a
-method that is not idempotent (open, pause, close), a failure that may have
-reached the portal is followed by one timeman.status check per user before
-anything is re-sent: users already in the target state are settled, users
-whose status cannot be read are reported as OUTCOME_UNKNOWN and never sent
-again, and only the rest is re-sent.
+One call for one user, `batch` for several; never prints, never exits. A
+method that is not idempotent (open, pause, close) is re-sent after an
+ambiguous failure only where timeman.status says it has not taken effect
+(confirm.py: the rule, for one user or per user in a batch).
 """
 
-import json
+from dataclasses import replace
 from typing import Callable
 
-from . import batch, tls
+from . import batch, sweep, tls
 from .call import Call
+from .confirm import about, failure, send, settled_text, statuses, unknown_text
 from .methods import STATUS_METHOD
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
 from .transport import Answer, Client
@@ -20,9 +19,11 @@ from .transport import Answer, Client
 _KIND_STATUS = {"ok": ExitStatus.OK, "api_error": ExitStatus.API_ERROR, "failed": ExitStatus.REQUEST_FAILED}
 
 
-def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None) -> Outcome:
+def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
+            progress: sweep.Progress | None = None) -> Outcome:
     """`log`: where --debug lines go (the caller masks them); `transport`: an
-    httpx transport instead of the network (unit tests)."""
+    httpx transport instead of the network (unit tests); `progress(what, done,
+    total)`: told how far a run over many users got."""
     if call.test:
         return plan(call)
     try:
@@ -30,6 +31,13 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
     except OintError as exc:
         return Outcome.failed(exc)
     try:
+        if call.all_users:
+            ids, failed = sweep.active_users(call, client, progress)
+            if failed:
+                return failed
+            call = replace(call, user_ids=tuple(ids))
+        if call.reads_first:
+            return sweep.run(call, client, progress)
         return _many(call, client) if call.many else _one(call, client)
     except RequestFailure as exc:
         code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
@@ -45,11 +53,11 @@ def _one(call: Call, client: Client) -> Outcome:
     confirm = None
     if method.confirm_status:
         def confirm(payload: dict):
-            record = _statuses(client, call, [uid])[uid]
+            record = statuses(client, call, [uid], batched=False)[uid]
             if record is None:
-                raise OutcomeUnknown(_unknown_text(call))
+                raise OutcomeUnknown(unknown_text(method))
             if record.get("STATUS") == method.confirm_status:
-                return Answer(200, {}, {"result": record}, ep.url(STATUS_METHOD), notes=(_settled_text(call),))
+                return Answer(200, {}, {"result": record}, ep.url(STATUS_METHOD), notes=(settled_text(method),))
             return payload
 
     answer = client.call(ep.url(method.rest), ep.payload(params), confirm)
@@ -59,106 +67,29 @@ def _one(call: Call, client: Client) -> Outcome:
 
 
 def _many(call: Call, client: Client) -> Outcome:
-    ep, method = call.endpoint, call.method
-    results: dict[str, dict] = {}
-    status = ExitStatus.OK
-    for cmd in batch.commands(method.rest, call.user_ids, call.rest_params):
-        confirm = None
-        if method.confirm_status:
-            def confirm(payload: dict):
-                pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
-                remaining = {}
-                for uid, record in _statuses(client, call, list(pending)).items():
-                    if record is None:
-                        results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": _unknown_text(call)}
-                    elif record.get("STATUS") == method.confirm_status:
-                        results[uid] = {"result": record, "note": _settled_text(call)}
-                    else:
-                        remaining[batch.key(uid)] = pending[uid]
-                if not remaining:
-                    return Answer(200, {}, batch.EMPTY, ep.url("batch"))
-                return {**payload, "cmd": remaining}
-
-        try:
-            answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)), confirm)
-        except RequestFailure as exc:
-            code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
-            for k in cmd:
-                results.setdefault(batch.uid(k), {"error": code, "error_description": call.redactor(exc.message)})
-            continue
-        if answer.kind != "ok":
-            error = answer.body if answer.kind == "api_error" else {
-                "error": "REQUEST_FAILED", "error_description": call.redactor(answer.problem)}
-            for k in cmd:
-                results.setdefault(batch.uid(k), error)
-            continue
-        done, errors = batch.split(answer.body)
-        for k in cmd:
-            if batch.uid(k) in results:  # settled by a status check during a retry
-                continue
-            if k in errors:
-                results[batch.uid(k)] = _error_entry(errors[k])
-            elif k in done:
-                results[batch.uid(k)] = {"result": done[k]}
-            else:
-                results[batch.uid(k)] = {"error": "NO_ANSWER", "error_description": "the batch answered nothing for this user"}
+    results = send(client, call, call.method, batch.lines(call.method.rest, call.user_ids, call.rest_params))
     data = {uid: results[uid] for uid in call.user_ids}
-    messages = []
+    status, messages = ExitStatus.OK, []
     for uid, entry in data.items():
         if "error" in entry:
-            code = entry.get("error")
-            status = max(status, ExitStatus.REQUEST_FAILED if code in ("REQUEST_FAILED", "OUTCOME_UNKNOWN")
-                         else ExitStatus.API_ERROR)
-            desc = entry.get("error_description") or ""
-            messages.append(f"user {uid}: " + ": ".join(str(p) for p in (code, desc) if p not in (None, "")))
+            worse, line = failure(uid, entry)
+            status = max(status, worse)
+            messages.append(line)
         elif "note" in entry:
-            messages.append(f"user {uid}: {entry['note']}")
+            messages.append(about(uid, entry["note"]))
     return Outcome(ExitStatus(status), data, tuple(messages))
 
 
-def _error_entry(value) -> dict:
-    """One user's entry of a batch's result_error, as {"error", "error_description"} whatever the portal sent."""
-    if isinstance(value, dict) and "error" in value:
-        return value
-    return {"error": "BAD_ANSWER", "error_description": f"the batch answered this user's error as {json.dumps(value)[:200]}"}
-
-
-def _statuses(client: Client, call: Call, uids: list[str]) -> dict[str, dict | None]:
-    """timeman.status of each user ("" is the webhook's own), asked once and
-    never retried; None where it could not be read."""
-    ep = call.endpoint
-    if call.many:
-        url, payload = ep.url("batch"), ep.payload(batch.request(batch.commands(STATUS_METHOD, uids, {})[0]))
-    else:
-        url, payload = ep.url(STATUS_METHOD), ep.payload({"USER_ID": uids[0]} if uids[0] else {})
-    try:
-        answer = client.call(url, payload, retries=0)
-    except RequestFailure:
-        return dict.fromkeys(uids)
-    if answer.kind != "ok":
-        return dict.fromkeys(uids)
-    if call.many:
-        done, _ = batch.split(answer.body)
-        found = {uid: done.get(batch.key(uid)) for uid in uids}
-    else:
-        found = {uids[0]: answer.body.get("result")}
-    return {uid: record if isinstance(record, dict) and "STATUS" in record else None for uid, record in found.items()}
-
-
-def _settled_text(call: Call) -> str:
-    return (f"{call.method.rest} may have reached the portal before the failure; {STATUS_METHOD} shows "
-            f"STATUS={call.method.confirm_status}, so it was not sent again")
-
-
-def _unknown_text(call: Call) -> str:
-    return (f"{call.method.rest} may have reached the portal before the failure, and {STATUS_METHOD} could not be "
-            f"read to tell: it was not sent again. Check with GetTimekeepingStatus before repeating it")
-
-
 def plan(call: Call) -> Outcome:
-    """--test: the requests that would be sent, secrets masked; nothing is sent."""
+    """--test: the requests that would be sent, secrets masked; nothing is sent.
+    For --userid all and --if-needed: the first reads (what follows depends on their answers)."""
     ep = call.endpoint
-    if call.many:
+    if call.all_users:
+        requests = [{"method": "POST", "url": ep.url(sweep.USER_METHOD), "body": ep.payload(sweep.ACTIVE)}]
+    elif call.if_needed:
+        requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
+                    for cmd in batch.chunks(batch.lines(STATUS_METHOD, call.user_ids or [""], {}))]
+    elif call.many:
         requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
                     for cmd in batch.commands(call.method.rest, call.user_ids, call.rest_params)]
     else:
@@ -168,6 +99,9 @@ def plan(call: Call) -> Outcome:
     https = ep.base.startswith("https:") or (s.proxy or "").startswith("https:")
     shown = {
         "requests": requests,
+        **({"then": "the requests that follow depend on the answers: the other pages of user.get (all), "
+                    "timeman.status in batches of 50 (--if-needed), and the changes it decides on"}
+           if call.all_users or call.if_needed else {}),
         "headers": {"Content-Type": "application/json; charset=utf-8"},
         "proxy": s.proxy,
         "timeout": s.timeout,

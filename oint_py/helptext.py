@@ -12,7 +12,7 @@ import textwrap
 from typing import NamedTuple
 
 from . import __version__
-from .methods import ADVANCED, CONFIG_ENV, GLOBAL, JOBS_ENV, LIBRARIES, METHODS, TOKEN, URL, Method
+from .methods import ADVANCED, CONFIG_ENV, GLOBAL, JOBS_ENV, LIBRARIES, METHODS, SWEEP, TOKEN, URL, Method
 from .outcome import DESCRIPTIONS
 
 ENV_VARS = {
@@ -139,6 +139,7 @@ def method(m: Method) -> Page:
         ("", f"{m.title}\n{m.description}. Bitrix24 REST method: {m.rest}"),
         ("Usage", f"  oint bitrix24 {m.name} --url URL [OPTIONS]"),
         ("Parameters", Table(("Parameter", "CLI option", "Type", "Required", "Description"), params)),
+        *([("Only where needed (any --userid form, also --userid all)", _options(SWEEP))] if m.changes_state else []),
         ("Advanced call options", _options(ADVANCED)),
         ("Standard options", _options(GLOBAL)),
         ("Example (bash)", _example(m, "\\")),

@@ -39,6 +39,11 @@ class Method:
     def key(self) -> str:
         return self.name.lower()
 
+    @property
+    def changes_state(self) -> bool:
+        """Open, close, pause: the methods --if-needed and --plan are for."""
+        return self.confirm_status is not None
+
 
 @dataclass(frozen=True)
 class Option:
@@ -55,8 +60,8 @@ class Option:
 
     @property
     def alias(self) -> str | None:
-        """oint's key spelling (--adv_response), accepted but not advertised."""
-        return "--" + self.name[2:].replace("-", "_") if "-" in self.name[2:] else None
+        """oint's key spelling of a --config key (--adv_response), accepted but not advertised."""
+        return "--" + self.name[2:].replace("-", "_") if self.config and "-" in self.name[2:] else None
 
 
 CONFIG_ENV = "OINT_CONFIG"  # stands for --config
@@ -68,8 +73,8 @@ TOKEN = Param("Token", "--token", "String", False, "Access token, when app auth 
               env="OINT_BITRIX24_TOKEN")
 USERID = Param(
     "UserID", "--userid", "String, Number", False,
-    "Users ID. Current by default. Also a list (1,2,3) or @file with one ID a line: "
-    "then all of them are sent in batches of 50",
+    "Users ID. Current by default. Also a list (1,2,3), @file with one ID a line, or all "
+    "(every active user, listed with user.get: needs the webhook's user scope): then they are sent in batches of 50",
     rest="USER_ID",
 )
 
@@ -82,6 +87,9 @@ def _time(verb: str) -> Param:
         rest="TIME",
     )
 
+
+# the REPORT of a close --if-needed sends with a TIME when no --report is given: the portal wants one
+DEFAULT_REPORT = "Workday left open; closed automatically by oint"
 
 REPORT = Param(
     "Report", "--report", "String", False,
@@ -119,6 +127,16 @@ GLOBAL = (
     Option("--debug", "", "flag", "Log the HTTP exchange to stderr (secrets masked)"),
     Option("--test", "", "flag", "Print the request that would be sent (secrets masked); send nothing"),
     Option("--help", "", "flag", "Show this help"),
+)
+# only for the methods that change a day (Method.changes_state)
+SWEEP = (
+    Option("--if-needed", "", "flag", "Read each user's timeman.status first (in batches) and call only where it "
+           "changes something: Stop on OPENED, PAUSED or EXPIRED (an expired day is closed on its own date: "
+           "--time's clock on that date, else the portal's TIME_FINISH_DEFAULT), Start where not OPENED, Pause "
+           "only on OPENED. Other users are skipped, which is no error. A close that sends a TIME without "
+           f"--report sends the report {DEFAULT_REPORT!r}"),
+    Option("--plan", "", "flag", "Read the users and their statuses and print what would be done for each; "
+           "change nothing"),
 )
 CONFIG_OPTIONS = {o.config: o for o in ADVANCED if o.config}
 

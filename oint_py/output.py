@@ -13,12 +13,14 @@
   that went away (EPIPE; EINVAL on Windows pipes) is quiet and changes nothing.
 - Missing streams (pythonw under Task Scheduler has no stdout/stderr) are
   treated as the null device; --out is still written.
+- A progress bar for runs over many users, on stderr and only on a console.
 """
 
 import errno
 import json
 import os
 import sys
+from contextlib import contextmanager
 
 from .bounds import MAX_MESSAGE
 from .outcome import ExitStatus, Outcome
@@ -119,6 +121,28 @@ def is_console(stream) -> bool:
     except (AttributeError, ValueError, OSError):
         return False
     return True
+
+
+@contextmanager
+def progress_bar(wanted: bool = True):
+    """A progress(what, done, total) callback drawing a bar on stderr, or None:
+    only on a real console (never in a pipe, a file, cron or Task Scheduler).
+    The bar goes away when the run ends, before the outcome is rendered."""
+    if not wanted or not is_console(sys.stderr):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, no_color=not use_colour(sys.stderr))
+    with Progress(TextColumn("oint: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        yield update
 
 
 def use_colour(stream) -> bool:

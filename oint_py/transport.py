@@ -150,6 +150,12 @@ class LeakyBucket:
         self.level += 1
         return wait
 
+    def fill(self) -> None:
+        """The portal refused a request as over its limit: its bucket is full,
+        whatever ours says (another process, or a run just before, filled it).
+        From here on requests go at the drain rate."""
+        self.level, self.stamp = float(self.capacity), time.monotonic()
+
 
 class _Failed(Exception):
     """One attempt got no usable answer. retryable: a second try may help;
@@ -440,6 +446,8 @@ class Client:
                     return answer
                 if done and not (answer.accepted and answer.kind != "ok"):
                     return answer
+                if throttled:
+                    self.bucket.fill()
                 maybe_applied = answer.accepted or (answer.code >= 500 and not throttled)
                 in_flight = answer.accepted or answer.code == 504  # a gateway timed out: the portal may still run it
             wait = backoff(attempt)

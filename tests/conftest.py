@@ -57,6 +57,50 @@ def oint_on(portal, *args, method: str = "StopTimekeeping", **kwargs) -> Result:
     return run_oint("bitrix24", method, "--url", portal.webhook(), *args, **kwargs)
 
 
+def wait_for(path, seconds: float = 30) -> None:
+    """Until a file exists (a background job's), at most `seconds`."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def run_in_terminal(*args, stdout=None, timeout: float = 10) -> bytes:
+    """Run oint with a pseudo-terminal as stderr, and as stdout unless a file is given for it,
+    as a person at a console would; return what the terminal showed."""
+    pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX")
+    import select
+
+    master, slave = pty.openpty()
+    env = clean_env(TERM="xterm-256color", COLUMNS="100")
+    env.pop("NO_COLOR")
+    proc = subprocess.Popen([*OINT, *map(str, args)], stdout=stdout or slave, stderr=slave, stdin=subprocess.DEVNULL,
+                            env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], timeout)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=timeout)
+    os.close(master)
+    return b"".join(chunks)
+
+
+@pytest.fixture
+def oint():
+    return run_oint
+
+
 def _portal(**kwargs):
     kwargs.setdefault("code", WEBHOOK_CODE)
     kwargs.setdefault("token", SECRET_TOKEN)

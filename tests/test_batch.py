@@ -60,6 +60,18 @@ def test_stays_under_the_portals_leaky_bucket(make_portal):
     assert portal.throttled == 0
 
 
+def test_a_refusal_for_the_rate_limit_slows_the_rest_to_the_drain_rate(make_portal):
+    """A portal whose bucket is smaller than oint assumes (or that another process shares) refuses
+    a batch: from then on oint believes the portal, not its own count, and sends at the drain rate,
+    so one retry is all the run needs."""
+    portal = make_portal(rate_limit=(10, 5), users=1000)
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--userid",
+                 ",".join(str(i) for i in range(1, 1001)), "--retries", 1)
+    assert r.code == 0, r.err
+    assert portal.throttled == 1
+    assert len(portal.calls("batch")) == 21
+
+
 def test_throttled_batches_are_retried(make_portal):
     # a tight portal (burst 2, 1/s): the third batch is refused with 503 QUERY_LIMIT_EXCEEDED and re-sent
     portal = make_portal(rate_limit=(2, 1))

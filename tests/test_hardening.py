@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import oint_on, OINT, SECRET_TOKEN, assert_no_secret, clean_env, run_oint
+from conftest import OINT, SECRET_TOKEN, assert_no_secret, clean_env, oint_on, run_oint, wait_for
 
 POSIX = os.name != "nt"
 
@@ -20,15 +20,6 @@ POSIX = os.name != "nt"
 def _job(portal, jobs_env: dict, *extra):
     return run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait", *extra,
                     **jobs_env)
-
-
-def _wait_for(path: str, seconds: float = 30) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 @pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
@@ -41,7 +32,7 @@ def test_default_jobs_folder_is_private_and_job_files_are_0600(portal, tmp_path)
     folder = home / ".local" / "state" / "oint" / "jobs"
     assert os.path.dirname(job["exit_file"]) == str(folder)
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    _wait_for(job["exit_file"])
+    wait_for(job["exit_file"])
     for name in ("result_file", "log_file", "exit_file"):
         assert stat.S_IMODE(os.stat(job[name]).st_mode) == 0o600, name
     assert open(job["exit_file"]).read().strip() == "0"
@@ -85,7 +76,7 @@ def test_job_secrets_travel_as_data_not_argv(portal, tmp_path):
         assert portal.token.encode() not in cmdline and b"--token" not in cmdline
     except FileNotFoundError:
         pass
-    _wait_for(job["exit_file"])
+    wait_for(job["exit_file"])
     assert open(job["exit_file"]).read().strip() == "0"
     assert portal.calls("timeman.close")[0]["params"]["auth"] == portal.token
     assert_no_secret(open(job["log_file"], encoding="utf-8").read())
@@ -347,7 +338,7 @@ def test_a_call_a_303_said_was_made_is_never_reposted(make_portal):
 
 
 def test_odd_batch_errors_are_reported_not_crashed(portal):
-    from oint_py.execute import _error_entry
+    from oint_py.confirm import error_entry as _error_entry
 
     assert _error_entry("error here")["error"] == "BAD_ANSWER"
     assert _error_entry(None)["error"] == "BAD_ANSWER"
@@ -476,7 +467,7 @@ def test_a_package_planted_in_the_current_folder_never_sees_the_job(portal, tmp_
                                       portal.token, "--dontwait"), capture_output=True,
                           env=clean_env(OINT_JOBS_DIR=str(tmp_path / "jobs")), cwd=tmp_path / "cwd", timeout=60)
     job = json.loads(proc.stdout)
-    _wait_for(job["exit_file"])
+    wait_for(job["exit_file"])
     assert not (tmp_path / "stolen").exists()
     assert open(job["exit_file"]).read().strip() == "0"
 

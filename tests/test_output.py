@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from conftest import oint_on, assert_no_secret, clean_env, run_oint
+from conftest import assert_no_secret, clean_env, oint_on, run_oint, wait_for
 
 REPORT = "Отгул по семейным обстоятельствам"
 
@@ -96,13 +96,6 @@ def test_bad_config_is_an_option_error(conf, message):
     assert message in r.err
 
 
-def _wait_for(path: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
 def test_dontwait_returns_at_once_and_the_job_writes_its_result(portal, tmp_path):
     portal.inject("slow:1.5")
     r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--token", "", "--userid", 4,
@@ -117,7 +110,7 @@ def test_dontwait_returns_at_once_and_the_job_writes_its_result(portal, tmp_path
             assert portal.code.encode() not in fh.read()
     except FileNotFoundError:
         pass
-    _wait_for(job["exit_file"])
+    wait_for(job["exit_file"])
     assert open(job["exit_file"]).read().strip() == "0"
     assert json.loads(open(job["result_file"], encoding="utf-8").read())["result"]["STATUS"] == "CLOSED"
     assert_no_secret(r.out, open(job["log_file"], encoding="utf-8").read())
@@ -128,6 +121,6 @@ def test_dontwait_job_records_a_failure(portal, tmp_path):
                  "--out", tmp_path / "r.json", OINT_JOBS_DIR=str(tmp_path))
     job = r.json()
     assert job["result_file"] == str(tmp_path / "r.json")
-    _wait_for(job["exit_file"])
+    wait_for(job["exit_file"])
     assert open(job["exit_file"]).read().strip() == "3"
     assert "User not found" in open(job["log_file"], encoding="utf-8").read()

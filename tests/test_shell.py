@@ -5,11 +5,10 @@ Completion itself is tested in the real shells in tests/test_completion_shells.p
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import OINT, clean_env, run_oint
+from conftest import run_in_terminal, run_oint
 
 ROOT = Path(__file__).parent.parent
 FILES = {"bash": "oint.bash", "zsh": "_oint", "fish": "oint.fish", "powershell": "oint.ps1"}
@@ -25,35 +24,10 @@ def test_completion_scripts_are_not_stale(shell):
         f"'oint completion {shell} > completions/{FILES[shell]}'")
 
 
-def _run_in_terminal(*args) -> bytes:
-    """Run oint with a pseudo-terminal as stdout, as a person at a console would."""
-    pty = pytest.importorskip("pty", reason="pseudo-terminals are POSIX")
-    import select
-
-    master, slave = pty.openpty()
-    env = clean_env(TERM="xterm-256color", COLUMNS="100")
-    env.pop("NO_COLOR")
-    proc = subprocess.Popen([*OINT, *args], stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 10)
-        if not ready:
-            break
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=10)
-    os.close(master)
-    return b"".join(chunks)
 
 
 def test_help_is_formatted_on_a_terminal_and_plain_when_piped():
-    on_terminal = _run_in_terminal("bitrix24", "StopTimekeeping", "--help")
+    on_terminal = run_in_terminal("bitrix24", "StopTimekeeping", "--help")
     assert b"\x1b[1m" in on_terminal  # bold headings from rich
     text = re.sub(rb"\x1b\[[0-9;]*m", b"", on_terminal).decode()
     assert "Parameters" in text and "\u2500\u2500\u2500" in text  # a rich table, its header ruled
@@ -63,7 +37,7 @@ def test_help_is_formatted_on_a_terminal_and_plain_when_piped():
 
 
 def test_json_is_coloured_only_on_a_terminal(portal):
-    on_terminal = _run_in_terminal("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook())
+    on_terminal = run_in_terminal("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook())
     assert b"\x1b[" in on_terminal and b"STATUS" in on_terminal
     assert "\x1b[" not in run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()).out
 

@@ -10,7 +10,7 @@ import sys
 import click
 
 from ..outcome import UsageError
-from .portal import DEFAULT_CODE, DEFAULT_TOKEN, FAULTS
+from .portal import DEFAULT_CODE, DEFAULT_TOKEN, FAULTS, SCENARIOS
 
 
 def _rate(ctx, param, value):
@@ -42,8 +42,13 @@ class SandboxCommand(click.Command):
 @click.option("--port", type=int, default=8024, show_default=True, help="Port (0 picks a free one)")
 @click.option("--code", default=DEFAULT_CODE, show_default=True, help="Webhook code (URL /rest/<user>/<code>/)")
 @click.option("--token", default=DEFAULT_TOKEN, show_default=True, help="Accepted OAuth token")
-@click.option("--users", type=int, default=1000, show_default=True, help="Users 1..N exist, each with today's day open")
+@click.option("--users", type=int, default=1000, show_default=True,
+              help="Users 1..N exist, each with today's day open (unless --closed or --scenario)")
 @click.option("--closed", is_flag=True, help="Start with every day closed")
+@click.option("--scenario", type=click.Choice(sorted(SCENARIOS)),
+              help="Start with a mix of days: " + "; ".join(f"{k}: {v}" for k, v in SCENARIOS.items()))
+@click.option("--no-user-scope", is_flag=True,
+              help="The webhook lacks the user scope: user.get answers insufficient_scope")
 @click.option("--free-schedule", is_flag=True, help="No REPORT needed when TIME is given")
 @click.option("--rate-limit", metavar="BURST/RATE", callback=_rate,
               help="Leaky bucket, e.g. 50/2 as on standard plans, 250/5 as on Enterprise")
@@ -61,8 +66,8 @@ def sandbox(ctx, background, **options):
     return serve(**options)
 
 
-def serve(*, host, port, code, token, users, closed, free_schedule, rate_limit, fail, tls_cert, tls_key,
-          stop_after) -> None:
+def serve(*, host, port, code, token, users, closed, scenario, no_user_scope, free_schedule, rate_limit, fail,
+          tls_cert, tls_key, stop_after) -> None:
     """Run a portal in the foreground until Ctrl-C or --stop-after; its first
     stdout line is JSON: the URLs, or why it could not listen."""
     import ssl
@@ -72,13 +77,14 @@ def serve(*, host, port, code, token, users, closed, free_schedule, rate_limit, 
 
     try:
         portal = Portal(host=host, port=port, code=code, token=token, users=users, free_schedule=free_schedule,
-                        rate_limit=rate_limit, certfile=tls_cert, keyfile=tls_key, opened=not closed)
+                        rate_limit=rate_limit, certfile=tls_cert, keyfile=tls_key, opened=not closed,
+                        scenario=scenario, user_scope=not no_user_scope)
     except (OSError, ssl.SSLError) as exc:
         print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc}"}), flush=True)
         raise UsageError(f"sandbox: cannot listen on {host}:{port}: {exc}") from None
     portal.inject(*fail)
-    print(json.dumps({"sandbox": portal.base, "webhook": portal.webhook(1), "token": token, "users": users}),
-          flush=True)
+    print(json.dumps({"sandbox": portal.base, "webhook": portal.webhook(1), "token": token, "users": users,
+                      "scenario": scenario}), flush=True)
     if stop_after:
         threading.Timer(stop_after, portal.server.shutdown).start()
     try:

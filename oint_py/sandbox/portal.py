@@ -1,7 +1,7 @@
-"""The emulated portal's state and rules: users, a workday per user, the
-timeman.* methods, `batch`, the documented error codes, the leaky-bucket rate
-limit and the queue of injected faults. No sockets here: server.py serves it.
-Thread-safe (one lock)."""
+"""The emulated portal's state and rules: users (active or not), a workday
+per user, `user.get` with its paging, the timeman.* methods, `batch`, the
+documented error codes, the leaky-bucket rate limit and the queue of injected
+faults. No sockets here: server.py serves it. Thread-safe (one lock)."""
 
 import re
 import threading
@@ -22,6 +22,15 @@ FAULTS = (
     "huge:MB (a JSON answer that large), gzip-bomb:MB (a small gzip answer that inflates to MB), "
     "deep:N (JSON nested N levels)"
 )
+PAGE = 50  # user.get answers 50 users a page, as Bitrix24 does
+# --scenario forgotten: the kind of each user, by (uid * 7) % 50 so the kinds are spread out and every 50
+# users hold exactly 35 with today's day open, 5 paused, 5 closed, 4 left open since yesterday and 1 inactive
+_FORGOTTEN = ("opened",) * 35 + ("paused",) * 5 + ("closed",) * 5 + ("expired",) * 4 + ("inactive",)
+SCENARIOS = {
+    "forgotten": "70% of users with today's day open, 10% paused, 10% closed, 8% with yesterday's day never "
+                 "closed (EXPIRED), 2% inactive (left open days from a week ago; not listed by user.get)",
+}
+NO_SCOPE = "The request requires higher privileges than provided by the webhook token"
 
 
 class ApiError(Exception):
@@ -46,6 +55,41 @@ def _atom(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def forgotten_kind(uid: int) -> str:
+    """opened, paused, closed, expired or inactive: a user's lot in --scenario forgotten."""
+    return _FORGOTTEN[uid * 7 % len(_FORGOTTEN)]
+
+
+def _truthy(value) -> bool:
+    return value is True or str(value).strip().lower() in ("true", "y", "1")
+
+
+def php_query(query: str) -> dict:
+    """A batch command's query as PHP's parse_str reads it: `FILTER[ACTIVE]=true` is {"FILTER": {"ACTIVE": "true"}}."""
+    params: dict = {}
+    for name, value in parse_qsl(query):
+        head, _, rest = name.partition("[")
+        keys = [head] + (re.findall(r"([^\[\]]*)\]", "[" + rest) if rest else [])
+        target = params
+        for k in keys[:-1]:
+            target = target.setdefault(k, {}) if isinstance(target.get(k, {}), dict) else {}
+        target[keys[-1]] = value
+    return params
+
+
+class Paged(list):
+    """A page of a list method's result, with what Bitrix24 sends beside it: `next` (absent on the last
+    page) and `total`, top-level in a plain answer and in result_next/result_total in a batch."""
+
+    def __init__(self, items, start: int, total: int):
+        super().__init__(items)
+        self.next = start + PAGE if start + PAGE < total else None
+        self.total = total
+
+    def paging(self) -> dict:
+        return {**({"next": self.next} if self.next is not None else {}), "total": self.total}
+
+
 def _hms(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
@@ -55,15 +99,23 @@ class PortalState:
     """The emulated portal: state, rules and faults."""
 
     def __init__(self, *, code=DEFAULT_CODE, token=DEFAULT_TOKEN, users=1000, admins=(1,), free_schedule=False,
-                 rate_limit: tuple[float, float] | None = None, opened=True, now=None, lang="en"):
-        """`now`: the portal's clock (a callable giving an aware datetime; tests fix the date);
+                 rate_limit: tuple[float, float] | None = None, opened=True, scenario: str | None = None,
+                 user_scope=True, finish_default=True, now=None, lang="en"):
+        """`scenario`: a name in SCENARIOS (the days users start with; else all open, or all
+        closed when not `opened`); `user_scope`: the webhook (and token) may call user.get,
+        else insufficient_scope; `finish_default`: EXPIRED days state TIME_FINISH_DEFAULT;
+        `now`: the portal's clock (a callable giving an aware datetime; tests fix the date);
         `lang`: "ru" answers errors in Russian, as a Russian-language portal does."""
+        if scenario is not None and scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         self.code, self.token = code, token
         self.now = now or _now
         self.lang = lang
         self.users = set(range(1, users + 1))
+        self.inactive: set[int] = set()
         self.admins = set(admins)
         self.free_schedule = free_schedule
+        self.user_scope, self.finish_default = user_scope, finish_default
         self.rate_limit = rate_limit  # (capacity, drain per second), as Bitrix24's leaky bucket
         self.level, self.level_stamp = 0.0, time.monotonic()
         self.throttled = 0  # requests refused with QUERY_LIMIT_EXCEEDED by the rate limit
@@ -75,10 +127,23 @@ class PortalState:
         # base ending in /moved stays on this portal: paths under /moved are served as without it.
         self.redirect_to: str | None = None
         self.redirect_status = 302
-        if opened:
-            start = self.now().replace(hour=9, minute=0, second=0)
-            if start > self.now():
-                start = self.now() - timedelta(minutes=1)
+        start = self.now().replace(hour=9, minute=0, second=0)
+        if start > self.now():
+            start = self.now() - timedelta(minutes=1)
+        if scenario == "forgotten":
+            for uid in self.users:
+                kind = forgotten_kind(uid) if uid not in self.admins else "opened"
+                if kind == "inactive":
+                    self.inactive.add(uid)
+                    self.days[uid] = self._record("OPENED", start - timedelta(days=7))
+                elif kind == "expired":
+                    self.days[uid] = self._record("OPENED", start - timedelta(days=1))
+                elif kind == "closed":
+                    self.days[uid] = dict(self._record("CLOSED", start), TIME_FINISH=_atom(self.now()),
+                                          DURATION=_hms((self.now() - start).total_seconds()))
+                else:
+                    self.days[uid] = self._record(kind.upper(), start)
+        elif opened:
             for uid in self.users:
                 self.days[uid] = self._record("OPENED", start)
 
@@ -156,10 +221,33 @@ class PortalState:
             return handler(params, caller)
 
     def _day(self, uid: int) -> dict:
+        """A user's day; one opened before today and never closed is EXPIRED, with the schedule's
+        end of that day as TIME_FINISH_DEFAULT (unless the portal is made without it)."""
         day = self.days.get(uid)
-        if day and day["STATUS"] == "OPENED" and day["TIME_START"][:10] < _atom(self.now())[:10]:
-            day.update(STATUS="EXPIRED", TIME_FINISH_DEFAULT=day["TIME_START"][:10] + "T18:00:00" + day["TIME_START"][19:])
+        if day and day["STATUS"] in ("OPENED", "PAUSED") and day["TIME_START"][:10] < _atom(self.now())[:10]:
+            day.update(STATUS="EXPIRED", ACTIVE=False)
+            if self.finish_default:
+                day["TIME_FINISH_DEFAULT"] = day["TIME_START"][:10] + "T18:00:00" + day["TIME_START"][19:]
         return day
+
+    def _m_user_get(self, params, caller):
+        if not self.user_scope:
+            raise ApiError(403, "insufficient_scope", NO_SCOPE)
+        given = params.get("FILTER")
+        conditions = {str(k).upper(): v for k, v in given.items()} if isinstance(given, dict) else {}
+        if "ACTIVE" in params:  # the older form: filter fields beside the other parameters
+            conditions.setdefault("ACTIVE", params["ACTIVE"])
+        ids = sorted(self.users)
+        if "ACTIVE" in conditions:
+            active = _truthy(conditions["ACTIVE"])
+            ids = [uid for uid in ids if (uid not in self.inactive) == active]
+        try:
+            start = max(0, int(str(params.get("START") or 0)))
+        except ValueError:
+            start = 0
+        page = [{"ID": str(uid), "ACTIVE": uid not in self.inactive, "NAME": "User", "LAST_NAME": str(uid),
+                 "USER_TYPE": "employee"} for uid in ids[start:start + PAGE]]
+        return Paged(page, start, len(ids))
 
     def _m_timeman_status(self, params, caller):
         uid = self._user(caller, params)
@@ -190,8 +278,11 @@ class PortalState:
         if not day or day["STATUS"] == "CLOSED":
             raise ApiError(400, "", "Workday is not opened")
         moment = self._time(params, day["TIME_START"], "close")
-        if moment is None and day["STATUS"] == "EXPIRED":
-            raise ApiError(400, "WD_EXPIRED", "Workday is expired")
+        if day["STATUS"] == "EXPIRED":
+            if moment is None:
+                raise ApiError(400, "WD_EXPIRED", "Workday is expired")
+            if not params.get("REPORT"):  # a forgotten day always wants a reason, free schedule or not
+                raise ApiError(400, "REPORT_NEEDED", "Report is needed")
         moment = moment or self.now()
         start = datetime.fromisoformat(day["TIME_START"])
         day.update(STATUS="CLOSED", ACTIVE=False, TIME_FINISH=_atom(moment), IP_CLOSE="127.0.0.1",
@@ -216,20 +307,24 @@ class PortalState:
             raise ApiError(400, "INVALID_ARG_VALUE", "cmd must be a map")
         if len(cmd) > 50:
             raise ApiError(400, "INVALID_ARG_VALUE", "Max batch length exceeded")
-        results, errors, times = {}, {}, {}
+        results, errors, times, totals, nexts = {}, {}, {}, {}, {}
         for key, line in cmd.items():
             started = time.time()
             name, _, query = str(line).partition("?")
             try:
-                results[key] = self.dispatch(name.strip().lower(), dict(parse_qsl(query)), caller)
+                results[key] = self.dispatch(name.strip().lower(), php_query(query), caller)
             except ApiError as exc:
                 errors[key] = {"error": exc.error, "error_description": self.describe(exc)}
                 if halt:
                     break
+            if isinstance(results.get(key), Paged):
+                totals[key] = results[key].total
+                if results[key].next is not None:
+                    nexts[key] = results[key].next
             times[key] = self._timing(started)
         # PHP serialises empty maps as []
-        return {"result": results or [], "result_error": errors or [], "result_total": [],
-                "result_next": [], "result_time": times or []}
+        return {"result": results or [], "result_error": errors or [], "result_total": totals or [],
+                "result_next": nexts or [], "result_time": times or []}
 
     @staticmethod
     def _timing(started: float) -> dict:

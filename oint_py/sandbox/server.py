@@ -21,7 +21,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from .portal import ApiError, PortalState
+from .portal import ApiError, Paged, PortalState
 
 STATUS_TEXT = {200: "OK", 302: "Found", 303: "See Other", 400: "Bad Request", 401: "Unauthorized",
                403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
@@ -257,4 +257,5 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "see-other":
             status = self.path.rsplit("/", 1)[0] + "/timeman.status"
             return self._send(303, b"", "text/html", [("Location", status)])
-        self._json(200, {"result": result, "time": portal._timing(started)})
+        paging = result.paging() if isinstance(result, Paged) else {}
+        self._json(200, {"result": result, **paging, "time": portal._timing(started)})
