@@ -1,22 +1,22 @@
 """The command line: `oint LIBRARY METHOD --option value`, as oint has it.
 
-The top layer, and thin on purpose: commands are generated from the method
-and option tables; a method's options go to call.parse (all checking happens
-there, once) and the Call to execute (or to a background job); output.render
-shows the Outcome; and only here does an outcome become the process's exit
-status (`Root.main`: no tracebacks, secrets masked).
+Thin on purpose: commands are generated from the method and option tables;
+a method's options go to ending.invoke (call.parse checks them all, once;
+execute or a background job runs the Call), and `Root.main` ends through
+ending.finish, the one place where an outcome or an error becomes the
+process's exit status (no tracebacks, secrets masked). Click's own errors
+become exit 5 here. main.py reads plain method calls without Click.
 """
 
 import os
 import sys
-from typing import NamedTuple
 
 import click
 
 from . import __version__, output
-from .methods import ADVANCED, BY_KEY, CONFIG_OPTIONS, GLOBAL, LIBRARIES, METHODS, SWEEP, URL, Method, Option
-from .outcome import ExitStatus, OintError, Outcome
-from .redact import Redactor
+from .methods import ADVANCED, BY_KEY, GLOBAL, LIBRARIES, METHODS, SWEEP, URL, Method, Option
+from .ending import finish, invoke
+from .outcome import ExitStatus, OintError
 
 
 def _help(page: str, *args) -> None:
@@ -24,14 +24,6 @@ def _help(page: str, *args) -> None:
     from . import helptext
 
     helptext.show(getattr(helptext, page)(*args))
-
-
-class Finished(NamedTuple):
-    """What a method command hands back to Root.main to render."""
-
-    outcome: Outcome
-    out: str | None
-    redact: Redactor
 
 
 class Root(click.Group):
@@ -59,34 +51,20 @@ class Root(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, **extra):
         args = list(sys.argv[1:] if args is None else args)
-        redact = Redactor.from_argv(args, os.environ)
         if os.environ.get("_OINT_COMPLETE"):
             from . import completion  # noqa: F401 - registers the completion classes of every shell
-        try:
-            result = super().main(args, prog_name=prog_name or "oint", complete_var=complete_var,
-                                  standalone_mode=False, obj=redact, **extra)
-            if isinstance(result, Finished):
-                code = output.render(result.outcome, out=result.out, redact=result.redact)
-            else:
-                code = result if isinstance(result, int) else ExitStatus.OK
-        except (click.exceptions.Abort, KeyboardInterrupt):
-            output.warn("interrupted")
-            code = ExitStatus.INTERRUPTED
-        except click.ClickException as exc:
-            hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
-            output.warn(exc.format_message() + hint, redact)
-            code = ExitStatus.BAD_OPTIONS
-        except OintError as exc:
-            output.warn(exc.message, redact)
-            code = exc.status
-        except Exception as exc:  # a bug: one line, masked, never a traceback
-            output.warn(f"internal error: {type(exc).__name__}: {exc}", redact)
-            if "--debug" in args:
-                import traceback
 
-                output.debug_logger(redact)("".join(traceback.format_exc()))
-            code = ExitStatus.INTERNAL
-        sys.exit(int(code))
+        def body(redact):
+            try:
+                return super(Root, self).main(args, prog_name=prog_name or "oint", complete_var=complete_var,
+                                              standalone_mode=False, obj=redact, **extra)
+            except click.exceptions.Abort:
+                raise KeyboardInterrupt from None
+            except click.ClickException as exc:
+                hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+                raise OintError(exc.format_message() + hint, ExitStatus.BAD_OPTIONS) from None
+
+        finish(args, body)
 
 
 class Library(click.Group):
@@ -163,30 +141,11 @@ _COMMANDS: dict[str, MethodCommand] = {}
 def method_command(method: Method) -> MethodCommand:
     if method.name not in _COMMANDS:
         def callback(**kw):
-            return _invoke(method, kw)
+            return invoke(method, kw, click.get_current_context().find_root().obj)
 
         _COMMANDS[method.name] = MethodCommand(method, name=method.name, params=_options(method), callback=callback,
                                                help=method.description, add_help_option=False)
     return _COMMANDS[method.name]
-
-
-def _invoke(method: Method, kw: dict) -> Finished:
-    from .call import parse
-
-    call = parse(method, {p.option: kw.get(p.option[2:]) for p in method.params},
-                 {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
-                 debug=bool(kw.get("debug")), test=bool(kw.get("test")), if_needed=bool(kw.get("if_needed")),
-                 plan=bool(kw.get("plan")), redactor=click.get_current_context().find_root().obj)
-    if call.settings.dontwait and not call.test:
-        from .jobs import start
-
-        return Finished(start(call), None, call.redactor)  # the job's own answer goes to --out
-    from .execute import execute
-
-    # a bar for the runs that read users and statuses first; --debug's lines would tear it
-    with output.progress_bar(wanted=(call.all_users or call.reads_first) and not call.debug) as progress:
-        outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None, progress=progress)
-    return Finished(outcome, call.out, call.redactor)
 
 
 @click.group(cls=Root, invoke_without_command=True, add_help_option=False,
@@ -220,4 +179,5 @@ def completion(shell):
 
 
 def main() -> None:
+    """The Click path only; the `oint` command is main.main, which tries a quicker path first."""
     cli.main(prog_name="oint")
