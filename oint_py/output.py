@@ -19,6 +19,7 @@
 import errno
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 
@@ -36,8 +37,35 @@ _C1_IN_JSON = {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c != 0x09}
 
 
-def dumps(data) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2).translate(_C1_IN_JSON) + "\n"
+BLOCK = 1 << 16  # characters of JSON encoded and written at a time
+
+
+def json_blocks(data, redact=None):
+    """The pretty JSON of `data` as UTF-8 blocks of about BLOCK characters,
+    never the whole text at once (10,000 users' answers stay small in memory).
+    Each block has C1 controls escaped and every registered secret a portal
+    echoed masked (JSON strings are never split across blocks, so neither is a
+    secret); a lone surrogate becomes its JSON escape."""
+    pending, size = [], 0
+    for piece in json.JSONEncoder(ensure_ascii=False, indent=2).iterencode(data):
+        pending.append(piece)
+        size += len(piece)
+        if size >= BLOCK:
+            yield _block(pending, redact)
+            pending, size = [], 0
+    pending.append("\n")
+    yield _block(pending, redact)
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _block(pieces: list, redact) -> bytes:
+    text = "".join(pieces).translate(_C1_IN_JSON)
+    if redact is not None and any(secret in text for secret in redact.secrets):
+        # inside JSON strings only: a token `null` must not mask the JSON null
+        text = _JSON_STRING.sub(lambda m: redact.literal(m.group()), text)
+    return text.encode("utf-8", "backslashreplace")
 
 
 def printable(text: str) -> str:
@@ -59,15 +87,22 @@ def _silence(stream) -> None:
 
 def _write(stream, text: str) -> None:
     """Write UTF-8 bytes; raise WriteFailed when the stream refuses them."""
+    _send(stream, [text.encode("utf-8", "backslashreplace")])  # a lone surrogate becomes its escape
+
+
+def _send(stream, blocks) -> None:
+    """Write blocks of UTF-8 bytes to the stream's binary buffer; raise WriteFailed when it refuses them."""
     if stream is None:  # pythonw: no console at all
         return
     try:
         stream.flush()
         buffer = getattr(stream, "buffer", None)
-        if buffer is None:  # a StringIO under test
-            stream.write(text)
-        else:
-            buffer.write(text.encode("utf-8", "backslashreplace"))  # a lone surrogate becomes its JSON escape
+        for block in blocks:
+            if buffer is None:  # a StringIO under test
+                stream.write(block.decode("utf-8"))
+            else:
+                buffer.write(block)
+        if buffer is not None:
             buffer.flush()
     except OSError as exc:
         _silence(stream)
@@ -157,14 +192,17 @@ def umask_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_atomic(path: str, text: str, mode: int | None = None) -> None:
+def write_atomic(path: str, text, mode: int | None = None) -> None:
     """Write to a temporary file beside `path`, then rename over it: a reader
     never sees half a file, and a failed run leaves the old file as it was.
-    `mode`: the new file's permissions (None: follow the umask). A path that
-    is a device or a pipe (`--out /dev/null`, a FIFO) is written through,
-    never replaced; a symbolic link is replaced, not followed."""
+    `text`: a str, or blocks of UTF-8 bytes. `mode`: the new file's
+    permissions (None: follow the umask). A path that is a device or a pipe
+    (`--out /dev/null`, a FIFO) is written through, never replaced; a
+    symbolic link is replaced, not followed."""
     import stat
     import tempfile
+
+    blocks = [text.encode("utf-8", "backslashreplace")] if isinstance(text, str) else text
 
     try:
         info = os.lstat(path)
@@ -173,14 +211,14 @@ def write_atomic(path: str, text: str, mode: int | None = None) -> None:
     if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
         fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8", "backslashreplace"))
+            fh.writelines(blocks)
         return
 
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".oint-", suffix=".tmp", dir=folder)  # O_EXCL, 0600, unpredictable
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8", "backslashreplace"))
+            fh.writelines(blocks)
             fh.flush()
             os.fsync(fh.fileno())
         if os.name != "nt":
@@ -194,12 +232,12 @@ def write_atomic(path: str, text: str, mode: int | None = None) -> None:
         raise
 
 
-def _stdout_json(text: str) -> None:
+def _stdout_json(data, redact) -> None:
     if use_colour(sys.stdout):
         from rich.console import Console
 
         try:
-            Console(soft_wrap=True).print_json(text)
+            Console(soft_wrap=True).print_json(b"".join(json_blocks(data, redact)).decode("utf-8"))
             return
         except UnicodeError:  # a console whose code page cannot show the answer: plain UTF-8 bytes instead
             pass
@@ -208,24 +246,24 @@ def _stdout_json(text: str) -> None:
             if _reader_left(exc):
                 return
             raise WriteFailed(exc.strerror or str(exc)) from None
-    _write(sys.stdout, text)
+    _send(sys.stdout, json_blocks(data, redact))
 
 
 def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None) -> ExitStatus:
     """Show an outcome; return the exit status it ends with (NOT_WRITTEN when
-    its answer could not be written where asked). `mode`: for --out files."""
+    its answer could not be written where asked). `mode`: for --out files.
+    `redact`: the call's Redactor; its registered secrets are masked in the
+    JSON too (the portal's data otherwise untouched), and everything on stderr."""
     status = outcome.status
     if outcome.data is not None:
-        data = outcome.data if redact is None else redact.data(outcome.data, known_places=False)
-        text = dumps(data)  # a registered secret a portal echoed is masked; its data otherwise untouched
         if out:
             try:
-                write_atomic(out, text, mode)
+                write_atomic(out, json_blocks(outcome.data, redact), mode)
             except OSError as exc:
                 warn(f"--out: cannot write {out} ({exc.strerror or exc}); the call was made, "
                      "and its answer is printed on stdout instead", redact)
                 try:
-                    _write(sys.stdout, text)
+                    _send(sys.stdout, json_blocks(outcome.data, redact))
                 except WriteFailed:
                     pass
                 status = ExitStatus.NOT_WRITTEN
@@ -233,7 +271,7 @@ def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int |
                 say(f"Result written to {out}")
         else:
             try:
-                _stdout_json(text)
+                _stdout_json(outcome.data, redact)
             except WriteFailed as exc:
                 warn(f"cannot write the answer to stdout ({exc}); the call was made", redact)
                 status = ExitStatus.NOT_WRITTEN

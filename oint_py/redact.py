@@ -63,13 +63,11 @@ class Redactor:
             text = text.replace(secret, MASK)
         return text
 
-    def data(self, value, *, known_places: bool = True):
+    def data(self, value):
         """A copy of JSON-shaped data with every string masked (never the JSON
-        around them: a token `null` must not turn null into ***). With
-        known_places, the values of `auth` and `password` keys are replaced
-        whatever their length and the patterns apply; without, only the
-        registered secrets are (the portal's own data)."""
-        mask = self if known_places else self.literal
+        around them: a token `null` must not turn null into ***), and the values
+        of `auth` and `password` keys replaced whatever their length."""
+        mask = self
         stack, root = [], [value]
         stack.append((root, 0))
         while stack:  # iterative: the depth of JSON we print is bounded, but not by the recursion limit
@@ -78,7 +76,7 @@ class Redactor:
             if isinstance(item, dict):
                 copy = {}
                 for k, v in item.items():
-                    secret = known_places and str(k).lower() in SECRET_KEYS and isinstance(v, str)
+                    secret = str(k).lower() in SECRET_KEYS and isinstance(v, str)
                     copy[mask(k) if isinstance(k, str) else k] = MASK if secret else v
                     if not secret:
                         stack.append((copy, mask(k) if isinstance(k, str) else k))

@@ -196,3 +196,52 @@ def assert_no_secret(*texts: str):
         assert SECRET_TOKEN not in text
         assert WEBHOOK_CODE not in text
         assert "Traceback" not in text
+
+
+class ScriptedPortal:
+    """A loopback server that answers every request with `answer` = (status,
+    [(header, value)], body), whatever was asked: for answers no portal
+    should give. `start()`, then `.url` (a webhook URL on it); `stop()`."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        owner = self
+        self.answer = (200, [], b"{}")
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, headers, body = owner.answer
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST
+
+        class Quiet(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):  # oint hanging up early is not news
+                pass
+
+        self.server = Quiet(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/rest/1/{WEBHOOK_CODE}/"
+
+    def start(self) -> "ScriptedPortal":
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

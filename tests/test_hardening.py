@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import OINT, SECRET_TOKEN, assert_no_secret, clean_env, oint_on, run_oint, wait_for
+from conftest import OINT, SECRET_TOKEN, ScriptedPortal, assert_no_secret, clean_env, oint_on, run_oint, wait_for
 
 POSIX = os.name != "nt"
 
@@ -374,52 +374,24 @@ def test_inputs_that_crashed_are_option_errors(args):
     assert "Traceback" not in r.err and r.err.count("\n") == 1
 
 
-class _Answer(__import__("http.server").server.BaseHTTPRequestHandler):
-    """A portal that answers every POST with the class's (status, headers, body) and echoes nothing else."""
-
-    protocol_version = "HTTP/1.1"
-    answer = (200, [], b"{}")
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, headers, body = type(self).answer
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST
-
-
 @pytest.fixture
 def scripted():
-    import threading
-    from http.server import ThreadingHTTPServer
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/rest/1/{SECRET_TOKEN[:12]}/"
-    server.shutdown()
-    server.server_close()
+    portal = ScriptedPortal().start()
+    yield portal
+    portal.stop()
 
 
 def test_a_lone_surrogate_in_an_answer_is_printed_escaped(scripted):
-    _Answer.answer = (200, [], b'{"result": {"NAME": "\\ud800 and \\u00e9"}}')
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted)
+    scripted.answer = (200, [], b'{"result": {"NAME": "\\ud800 and \\u00e9"}}')
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url)
     assert r.code == 0, r.err
     assert r.raw.count(b"\\ud800") == 1 and "é".encode() in r.raw
     assert json.loads(r.raw)["result"]["NAME"].startswith("\ud800")
 
 
 def test_terminal_escapes_from_the_portal_are_shown_not_obeyed(scripted):
-    _Answer.answer = (400, [], json.dumps({"error": "X", "error_description": "\x1b]0;PWNED\x07\x1b[2J\r\x9b1m"}).encode())
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted, "--debug")
+    scripted.answer = (400, [], json.dumps({"error": "X", "error_description": "\x1b]0;PWNED\x07\x1b[2J\r\x9b1m"}).encode())
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url, "--debug")
     assert r.code == 3
     for control in ("\x1b", "\x07", "\r", "\x9b"):
         assert control not in r.err and control not in r.out
@@ -429,8 +401,8 @@ def test_terminal_escapes_from_the_portal_are_shown_not_obeyed(scripted):
 def test_a_secret_echoed_in_an_error_page_is_masked_even_when_cut(scripted):
     token = "SECRETTOKEN1234567890"
     page = "<html>" + "x" * 84 + f'{{"USER_ID": "1", "auth": "{token}"}}</html>'
-    _Answer.answer = (500, [("Content-Type", "text/html")], page.encode())
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.split("/rest/")[0], "--token", token,
+    scripted.answer = (500, [("Content-Type", "text/html")], page.encode())
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url.split("/rest/")[0], "--token", token,
                  "--retries", 0, "--debug")
     assert r.code == 4
     assert "SECRETTOKE" not in r.err and token not in r.out
@@ -438,8 +410,8 @@ def test_a_secret_echoed_in_an_error_page_is_masked_even_when_cut(scripted):
 
 @pytest.mark.parametrize("body", [b'{"result": NaN}', b'{"result": Infinity}'])
 def test_not_json_constants_are_not_an_answer(scripted, body):
-    _Answer.answer = (200, [], body)
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted, "--retries", 0)
+    scripted.answer = (200, [], body)
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url, "--retries", 0)
     assert r.code == 4 and "not JSON" in r.err
 
 
@@ -447,11 +419,11 @@ def test_truncated_gzip_is_not_an_answer(scripted):
     import gzip
 
     whole = gzip.compress(b'{"result": {"STATUS": "CLOSED"}}')
-    _Answer.answer = (200, [("Content-Encoding", "gzip")], whole[:-8])  # no CRC and length
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted, "--retries", 0)
+    scripted.answer = (200, [("Content-Encoding", "gzip")], whole[:-8])  # no CRC and length
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url, "--retries", 0)
     assert r.code == 4 and "truncated" in r.err
-    _Answer.answer = (200, [("Content-Encoding", "gzip")], whole + gzip.compress(b""))  # two members
-    assert run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted).code == 0
+    scripted.answer = (200, [("Content-Encoding", "gzip")], whole + gzip.compress(b""))  # two members
+    assert run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url).code == 0
 
 
 @pytest.mark.skipif(not POSIX, reason="a planted package in the current folder")
@@ -486,3 +458,11 @@ def test_out_to_a_pipe_is_written_through_not_replaced(portal, tmp_path):
     assert r.code == 0, r.err
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still a pipe
     assert json.loads(got[0])["result"]["STATUS"] == "OPENED"
+
+
+def test_a_token_that_looks_like_json_leaves_the_answer_valid(make_portal):
+    """Secrets are masked inside the answer's strings only: a token `null` must not eat its nulls."""
+    portal = make_portal(token="null")
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.base, "--token", "null", "--userid", 3)
+    assert r.code == 0, r.err
+    assert r.json()["result"]["TIME_FINISH"] is None

@@ -11,15 +11,13 @@ import json
 import os
 import socket
 import tempfile
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import clock_without_sleep
+from conftest import WEBHOOK_CODE, ScriptedPortal, clock_without_sleep
 
 from oint_py import jobs, transport
 from oint_py.cli import cli
@@ -139,37 +137,11 @@ def test_hostile_command_lines(library, method, pieces, env):
             os.chdir(here)
 
 
-class _Scripted(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    answer = (200, [], b"")
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, headers, body = type(self).answer
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):  # oint hanging up early is not news (and not oint's traceback)
-        pass
-
-
 @pytest.fixture(scope="module")
 def scripted():
-    server = _QuietServer(("127.0.0.1", 0), _Scripted)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    portal = ScriptedPortal().start()
+    yield portal
+    portal.stop()
 
 
 header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
@@ -196,8 +168,8 @@ headers = st.lists(st.one_of(
        method=st.sampled_from(["StopTimekeeping", "PauseTimekeeping", "GetTimekeepingStatus"]),
        userid=st.sampled_from(["1", "1,2,3"]), adv=st.booleans())
 def test_hostile_portal_answers(scripted, status, headers, body, method, userid, adv):
-    _Scripted.answer = (status, headers, body)
-    url = f"http://127.0.0.1:{scripted.server_address[1]}/rest/1/{CODE}/"
+    scripted.answer = (status, headers, body)
+    url = scripted.url.replace(WEBHOOK_CODE, CODE)
     args = ["bitrix24", method, "--url", url, "--userid", userid, "--retries", "1", "--timeout", "5", "--debug"]
     result = invoke(args + (["--adv-response"] if adv else []))
     assert result.exit_code in (0, 3, 4), (result.exit_code, result.stderr)
