@@ -218,3 +218,16 @@ def test_out_is_never_half_written_and_the_answer_is_not_lost(tmp_path, monkeypa
     out, err = capfdbinary.readouterr()
     assert json.loads(out) == {"result": {"STATUS": "CLOSED"}}
     assert b"No space left on device" in err and b"the call was made" in err
+
+
+def test_a_call_survives_its_trip_to_a_background_job():
+    """jobs.py hands the child call.to_json() on a pipe: the child's Call is the same call."""
+    from oint_py.call import Call, parse
+    from oint_py.methods import BY_KEY
+
+    call = parse(BY_KEY["stoptimekeeping"], {"--url": "https://p/rest/1/abcd/", "--userid": "3,4",
+                                              "--time": "2026-05-26T10:00:00+03:00", "--report": "x"},
+                 {"retries": "2", "adv_response": True, "max_answer": "1M"}, if_needed=True, debug=True,
+                 redactor=Redactor().adding("abcd"))
+    back = Call.from_json(json.loads(json.dumps(call.to_json())))
+    assert back == call
