@@ -337,7 +337,7 @@ class Client:
         finally:
             self.clock.deadline = None
         hdrs = {k.lower(): v for k, v in resp.headers.items()}
-        body, kind, problem = classify(resp.status_code, bytes(raw), hdrs.get("content-type", ""), self.mask)
+        body, kind, problem = classify(resp.status_code, raw, hdrs.get("content-type", ""), self.mask)
         self.log(f"< {self.mask(raw.decode('utf-8', 'replace'))[:bounds.MAX_LOGGED_BODY]}")
         return Answer(resp.status_code, hdrs, body, url, kind, problem, accepted=accepted)
 
