@@ -12,7 +12,8 @@
   itself fails (disk full, I/O error) the status is NOT_WRITTEN too. A reader
   that went away (EPIPE; EINVAL on Windows pipes) is quiet and changes nothing.
 - Missing streams (pythonw under Task Scheduler has no stdout/stderr) are
-  treated as the null device; --out is still written.
+  treated as the null device; --out is still written. On POSIX a missing
+  stdout means it was closed (`>&-`): the answer is lost, so that is exit 6.
 - A progress bar for runs over many users, on stderr and only on a console.
 """
 
@@ -233,6 +234,8 @@ def write_atomic(path: str, text, mode: int | None = None) -> None:
 
 
 def _stdout_json(data, redact) -> None:
+    if sys.stdout is None and os.name != "nt":  # `>&-`: POSIX has no pythonw; a closed stdout loses the answer
+        raise WriteFailed("stdout is closed")
     if use_colour(sys.stdout):
         from rich.console import Console
 

@@ -466,3 +466,12 @@ def test_a_token_that_looks_like_json_leaves_the_answer_valid(make_portal):
     r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.base, "--token", "null", "--userid", 3)
     assert r.code == 0, r.err
     assert r.json()["result"]["TIME_FINISH"] is None
+
+
+@pytest.mark.skipif(not POSIX or not os.path.exists("/bin/bash"), reason="POSIX shells close stdout with >&-")
+def test_a_closed_stdout_is_an_answer_not_written(portal):
+    proc = subprocess.run(["bash", "-c", 'exec >&-; exec "$@"', "bash", *OINT, "bitrix24", "StopTimekeeping",
+                           "--url", portal.webhook(), "--userid", "13"], capture_output=True, env=clean_env(),
+                          timeout=60)
+    assert proc.returncode == 6, proc.stderr
+    assert b"stdout is closed" in proc.stderr and b"the call was made" in proc.stderr
