@@ -371,6 +371,14 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
           redactor: Redactor = Redactor()) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
+    given = {**values, **{f"--{k.replace('_', '-')}": v for k, v in flags.items()}, "--config": config, "--out": out}
+    for option, value in given.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # argv bytes that are not UTF-8 (a cp1251 script, say) arrive as surrogates
+                raise UsageError(f"{option}: not UTF-8 text (save the script as UTF-8, or on Windows run "
+                                 "chcp 65001 first)") from None
     url, token = values.get("--url") or "", values.get("--token") or None
     redactor = redactor.adding(token, *url_secrets(url))
     ep = endpoint(url, token, redactor)
@@ -381,6 +389,9 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     raw = values.get("--userid")
     all_users = raw is not None and raw.strip().lower() == ALL_USERS
     ids, many = ((), True) if all_users else user_ids(raw)
+    if all_users and method.rest == "timeman.pause" and not (if_needed or plan):
+        raise UsageError("PauseTimekeeping --userid all would resume every closed day (a pause on a closed day "
+                         "re-opens it): add --if-needed to pause only the open ones")
     params = rest_params(method, values)
     conf, redactor = settings(flags, config, ep.base, redactor)
     target = check_out(out) if out is not None else None

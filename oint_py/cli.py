@@ -126,7 +126,7 @@ def _option(option: Option) -> click.Option:
     if option.kind == "flag":
         return click.Option(names, is_flag=True, default=None, help=option.help)
     return click.Option(names, metavar=option.metavar, help=option.help, envvar=option.env,
-                        type=click.Path() if option.kind == "path" else None)
+                        type=click.Path(readable=False) if option.kind == "path" else None)  # call.py checks
 
 
 def _options(method: Method) -> list[click.Parameter]:

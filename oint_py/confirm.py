@@ -35,9 +35,10 @@ def send(client: Client, call: Call, method: Method, per_user: dict[str, str],
                 pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
                 remaining = {}
                 for uid, record in statuses(client, call, list(pending), batched=True).items():
-                    if record is None:
-                        results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": unknown_text(method)}
-                    elif record.get("STATUS") == method.confirm_status:
+                    verdict = judge(method, record)
+                    if verdict == "unknown":
+                        results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": unknown_text(method, record)}
+                    elif verdict == "settled":
                         results[uid] = {"result": record, "note": settled_text(method)}
                     else:
                         remaining[batch.key(uid)] = pending[uid]
@@ -123,11 +124,24 @@ def about(uid: str, text: str) -> str:
     return f"user {uid}: {text}" if uid else text
 
 
+def judge(method: Method, record: dict | None) -> str:
+    """The one confirm-by-status rule, for a call that may have reached the portal:
+    "settled" (the status shows it applied), "resend" (the status proves it was
+    not), or "unknown" (no status, or one that cannot tell: never sent again)."""
+    if record is None:
+        return "unknown"
+    if record.get("STATUS") == method.confirm_status:
+        return "settled"
+    return "resend" if method.resend_unapplied else "unknown"
+
+
 def settled_text(method: Method) -> str:
     return (f"{method.rest} may have reached the portal before the failure; {STATUS_METHOD} shows "
             f"STATUS={method.confirm_status}, so it was not sent again")
 
 
-def unknown_text(method: Method) -> str:
-    return (f"{method.rest} may have reached the portal before the failure, and {STATUS_METHOD} could not be "
-            f"read to tell: it was not sent again. Check with GetTimekeepingStatus before repeating it")
+def unknown_text(method: Method, record: dict | None = None) -> str:
+    why = (f"{STATUS_METHOD} shows STATUS={record.get('STATUS')}, which it may itself have caused"
+           if record is not None else f"{STATUS_METHOD} could not be read to tell")
+    return (f"{method.rest} may have reached the portal before the failure, and {why}: it was not sent again. "
+            "Check with GetTimekeepingStatus before repeating it")

@@ -50,8 +50,9 @@ def invoke(method: Method, kw: dict, redact: Redactor) -> Finished:
 def finish(args: list[str], body) -> None:
     """Run `body(redact)` and exit with the status it ends in: a Finished is
     rendered, an int is the status itself, an OintError is one masked line."""
-    redact = Redactor.from_argv(args, os.environ)
+    redact = Redactor()
     try:
+        redact = Redactor.from_argv(args, os.environ)
         result = body(redact)
         if isinstance(result, Finished):
             code = output.render(result.outcome, out=result.out, redact=result.redact)

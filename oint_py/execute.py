@@ -11,7 +11,7 @@ from typing import Callable
 
 from . import batch, sweep, tls
 from .call import Call
-from .confirm import about, failure, send, settled_text, statuses, unknown_text
+from .confirm import about, failure, judge, send, settled_text, statuses, unknown_text
 from .methods import STATUS_METHOD
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
 from .transport import Answer, Client
@@ -54,9 +54,10 @@ def _one(call: Call, client: Client) -> Outcome:
     if method.confirm_status:
         def confirm(payload: dict):
             record = statuses(client, call, [uid], batched=False)[uid]
-            if record is None:
-                raise OutcomeUnknown(unknown_text(method))
-            if record.get("STATUS") == method.confirm_status:
+            verdict = judge(method, record)
+            if verdict == "unknown":
+                raise OutcomeUnknown(unknown_text(method, record))
+            if verdict == "settled":
                 return Answer(200, {}, {"result": record}, ep.url(STATUS_METHOD), notes=(settled_text(method),))
             return payload
 

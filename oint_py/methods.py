@@ -33,6 +33,10 @@ class Method:
     # call that is not idempotent fails ambiguously (it may have reached the
     # portal), the status is checked before re-sending. None: safe to re-send.
     confirm_status: str | None = None
+    # Whether a status other than confirm_status proves the call was not applied,
+    # so that it may be sent again. Not for pause: an applied pause on a closed
+    # day resumes it (OPENED), which looks just like a pause that never arrived.
+    resend_unapplied: bool = True
     example: dict = field(default_factory=dict)
 
     @property
@@ -161,7 +165,7 @@ METHODS: tuple[Method, ...] = (
         "PauseTimekeeping", "timeman.pause", "Timekeeping", "Pause timekeeping",
         "Pauses user timekeeping",
         (URL, USERID, TOKEN),
-        confirm_status="PAUSED", example=_EXAMPLE,
+        confirm_status="PAUSED", resend_unapplied=False, example=_EXAMPLE,
     ),
     Method(
         "GetTimekeepingStatus", "timeman.status", "Timekeeping", "Get timekeeping status",

@@ -65,7 +65,7 @@ def _block(pieces: list, redact) -> bytes:
     text = "".join(pieces).translate(_C1_IN_JSON)
     if redact is not None and any(secret in text for secret in redact.secrets):
         # inside JSON strings only: a token `null` must not mask the JSON null
-        text = _JSON_STRING.sub(lambda m: redact.literal(m.group()), text)
+        text = _JSON_STRING.sub(lambda m: '"' + redact.literal(m.group()[1:-1]) + '"', text)
     return text.encode("utf-8", "backslashreplace")
 
 
@@ -197,7 +197,7 @@ def write_atomic(path: str, text, mode: int | None = None) -> None:
     """Write to a temporary file beside `path`, then rename over it: a reader
     never sees half a file, and a failed run leaves the old file as it was.
     `text`: a str, or blocks of UTF-8 bytes. `mode`: the new file's
-    permissions (None: follow the umask). A path that is a device or a pipe
+    permissions (None: an existing file's own, else follow the umask). A path that is a device or a pipe
     (`--out /dev/null`, a FIFO) is written through, never replaced; a
     symbolic link is replaced, not followed."""
     import stat
@@ -210,10 +210,15 @@ def write_atomic(path: str, text, mode: int | None = None) -> None:
     except OSError:
         info = None
     if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
-        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        # a FIFO nobody reads would block forever: ENXIO instead, and the answer goes to stdout
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
         with os.fdopen(fd, "wb") as fh:
             fh.writelines(blocks)
         return
+    if mode is None and info is not None and stat.S_ISREG(info.st_mode):
+        mode = stat.S_IMODE(info.st_mode)  # as > and curl -o: an existing file keeps its permissions
 
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".oint-", suffix=".tmp", dir=folder)  # O_EXCL, 0600, unpredictable

@@ -33,7 +33,12 @@ SECRET_KEYS = ("auth", "password")
 
 
 def _forms(value: str) -> set[str]:
-    return {form for form in (value, quote(value, safe=""), json.dumps(value)[1:-1]) if len(form) >= MIN_SECRET_LEN}
+    """The ways a secret shows up in text: as is, percent-encoded, and inside JSON
+    (ASCII-escaped as in requests, UTF-8 as in answers); bytes that are not UTF-8
+    (from argv) are encoded as they came."""
+    raw = value.encode("utf-8", "surrogateescape")
+    forms = (value, quote(raw, safe=""), json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1])
+    return {form for form in forms if len(form) >= MIN_SECRET_LEN}
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,9 @@ def _ids(page) -> list[str] | None:
     if not isinstance(page, list) or len(page) > PAGE:
         return None
     ids = [str(user.get("ID")) if isinstance(user, dict) else "" for user in page]
-    return ids if all(i.isascii() and i.isdigit() and int(i) > 0 for i in ids) else None
+    if not all(i.isascii() and i.isdigit() and int(i) > 0 for i in ids):
+        return None
+    return [str(int(i)) for i in ids]  # "07" is user 7: one user, changed once
 
 
 def _not_listed(call: Call, answer: Answer) -> Outcome:
@@ -156,12 +158,12 @@ def _expired(record: dict, given: str | None, report: str) -> Step:
     TIME_START (the portal compares the dates in the day's zone); without --time, the
     portal's TIME_FINISH_DEFAULT."""
     start, default = record.get("TIME_START"), record.get("TIME_FINISH_DEFAULT")
-    if not (isinstance(start, str) and _ATOM.match(start)):
+    if not (isinstance(start, str) and _ATOM.fullmatch(start)):
         return Step("skip", "EXPIRED", reason=f"the day expired, and its TIME_START {start!r} is not a date to "
                                                "close it on", warn=True)
     if given:
         moment = f"{start[:10]}T{given[11:19]}{start[19:]}"
-    elif isinstance(default, str) and _ATOM.match(default):
+    elif isinstance(default, str) and _ATOM.fullmatch(default):
         moment = default
     else:
         return Step("skip", "EXPIRED", reason=f"the day expired on {start[:10]} and the portal states no "
@@ -208,9 +210,10 @@ def _entry(step: Step, acted: str, skipped: str, result: dict | None = None) -> 
         return {"action": "failed", "status_before": None, **step.error}
     entry = {"action": acted, "status_before": step.before, "time": step.params.get("TIME"),
              **({"report": step.params["REPORT"]} if "REPORT" in step.params else {})}
+    entry = {**entry, **(result or {})}
     if result is not None and "error" in result:
-        entry["action"] = "failed"
-    return {**entry, **(result or {})}
+        entry["action"] = "failed"  # after the portal's fields: an entry of its own cannot say otherwise
+    return entry
 
 
 def _report(call: Call, entries: dict[str, dict], steps: dict[str, Step]) -> Outcome:

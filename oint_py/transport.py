@@ -32,6 +32,7 @@ from .settings import Settings
 
 THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
 REDIRECTS = (301, 302, 303, 307, 308)
+GATEWAY_TIMEOUTS = (504, 524, 598, 599)  # a proxy gave up waiting: the portal may still be running the call
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -418,8 +419,8 @@ class Client:
         returns an Answer (the call took effect: stop) or the payload of what
         has not taken effect, or raises OutcomeUnknown (the status could not be
         read). What has not taken effect is re-sent only when the portal
-        cannot still be running the call: never after a timeout, a 504
-        from a gateway, or a 303 that said the call was made; then the outcome
+        cannot still be running the call: never after a timeout, a gateway
+        timeout (504, 524, 598, 599), or a 303 that said the call was made; then the outcome
         is unknown. `retries` overrides the settings' number."""
         try:
             return self._call(url, payload, confirm, self.settings.retries if retries is None else retries)
@@ -449,7 +450,7 @@ class Client:
                 if throttled:
                     self.bucket.fill()
                 maybe_applied = answer.accepted or (answer.code >= 500 and not throttled)
-                in_flight = answer.accepted or answer.code == 504  # a gateway timed out: the portal may still run it
+                in_flight = answer.accepted or answer.code in GATEWAY_TIMEOUTS
             wait = backoff(attempt)
             asked = retry_after(answer.headers) if answer else None
             if asked is not None:

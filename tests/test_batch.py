@@ -113,12 +113,27 @@ def test_start_after_an_applied_then_dropped_call(make_portal):
     assert portal.days[31]["STATUS"] == "OPENED"
 
 
-def test_pause_that_never_arrived_is_re_sent(portal):
+def test_close_that_never_arrived_is_re_sent(portal):
     portal.inject("reset")  # dropped before the portal applied anything
-    r = oint_on(portal, "--userid", 32, method="PauseTimekeeping")
+    r = oint_on(portal, "--userid", 32)
     assert r.code == 0, r.err
-    assert len(portal.calls("timeman.pause")) == 2
-    assert portal.days[32]["STATUS"] == "PAUSED"
+    assert len(portal.calls("timeman.close")) == 2
+    assert portal.days[32]["STATUS"] == "CLOSED"
+
+
+@pytest.mark.parametrize("opened", [True, False])
+def test_pause_whose_status_cannot_tell_is_never_re_sent(make_portal, opened):
+    """A pause dropped before it arrived leaves an OPENED day; an applied pause on a CLOSED day
+    resumes it: OPENED too. The status cannot tell them apart, so the pause is not sent again."""
+    portal = make_portal(opened=opened)
+    if not opened:
+        portal.days[32] = portal._record("CLOSED", portal.now())
+    portal.inject("reset" if opened else "apply-reset")
+    r = oint_on(portal, "--userid", 32, method="PauseTimekeeping")
+    assert r.code == 4
+    assert r.json()["error"] == "OUTCOME_UNKNOWN" and "STATUS=OPENED" in r.err
+    assert len(portal.calls("timeman.pause")) == 1
+    assert portal.days[32]["STATUS"] == "OPENED"
 
 
 def test_batch_pause_applied_then_dropped_is_not_sent_twice(portal):

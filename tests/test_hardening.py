@@ -475,3 +475,76 @@ def test_a_closed_stdout_is_an_answer_not_written(portal):
                           timeout=60)
     assert proc.returncode == 6, proc.stderr
     assert b"stdout is closed" in proc.stderr and b"the call was made" in proc.stderr
+
+
+# -- found by the second review ----------------------------------------------------
+@pytest.mark.skipif(not POSIX, reason="argv bytes that are not UTF-8")
+@pytest.mark.parametrize("args", [["--token", b"t\xffxxxx"], ["--report", b"bad\xff", "--time", "23:59"],
+                                  ["--userid", "2,3", "--report", b"bad\xff", "--time", "23:59"]])
+def test_arguments_that_are_not_utf8_are_option_errors(portal, args):
+    proc = subprocess.run([*map(os.fsencode, OINT), b"bitrix24", b"StopTimekeeping", b"--url",
+                           portal.webhook().encode(), *[a if isinstance(a, bytes) else a.encode() for a in args]],
+                          capture_output=True, env=clean_env(), timeout=60)
+    assert proc.returncode == 5, proc.stderr
+    assert b"not UTF-8" in proc.stderr and b"Traceback" not in proc.stderr
+    assert portal.calls() == []
+
+
+def test_a_token_in_the_environment_that_is_not_utf8_is_an_option_error(portal):
+    env = {**{k: v for k, v in clean_env().items()}, "OINT_BITRIX24_TOKEN": "t\udcffxxxx"}
+    proc = subprocess.run([*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.base],
+                          capture_output=True, env={k: os.fsencode(v) for k, v in env.items()}, timeout=60)
+    assert proc.returncode == 5, proc.stderr
+    assert b"Traceback" not in proc.stderr
+
+
+def test_pause_for_every_user_needs_if_needed(portal):
+    r = oint_on(portal, "--userid", "all", method="PauseTimekeeping")
+    assert r.code == 5 and "--if-needed" in r.err
+    assert portal.calls() == []
+
+
+def test_a_gateway_timeout_of_any_brand_is_never_re_sent(scripted):
+    scripted.answer = (524, [("Content-Type", "text/html")], b"<html>A timeout occurred</html>")
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", scripted.url, "--userid", 3)
+    assert r.code == 4
+    assert r.json()["error"] == "OUTCOME_UNKNOWN"
+
+
+@pytest.mark.parametrize("password", ['"OPEN', 'pä"ss1'])
+def test_secrets_with_quotes_are_masked_inside_answers_without_breaking_them(scripted, password):
+    scripted.answer = (200, [], json.dumps({"result": {"STATUS": "OPENED", "NOTE": f"x{password}y"}},
+                                           ensure_ascii=False).encode())
+    proxy = json.dumps({"Host": "127.0.0.1", "Port": 9, "User": "u", "Password": password})
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url, "--config",
+                 json.dumps({"proxy": proxy}), env=clean_env(NO_PROXY="127.0.0.1"))
+    assert password not in r.out
+    if r.code == 0:
+        assert r.json()["result"]["STATUS"] == "OPENED"
+
+
+@pytest.mark.skipif(not POSIX or not hasattr(os, "mkfifo"), reason="needs a FIFO")
+def test_out_to_a_pipe_nobody_reads_does_not_hang(portal, tmp_path):
+    fifo = tmp_path / "nobody.fifo"
+    os.mkfifo(fifo)
+    r = oint_on(portal, "--out", str(fifo), method="GetTimekeepingStatus")
+    assert r.code == 6
+    assert r.json()["result"]["STATUS"] == "OPENED"
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX modes")
+def test_out_over_an_existing_file_keeps_its_mode(portal, tmp_path):
+    target = tmp_path / "r.json"
+    target.write_text("{}")
+    os.chmod(target, 0o600)
+    r = oint_on(portal, "--out", str(target), method="GetTimekeepingStatus")
+    assert r.code == 0, r.err
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_user_ids_from_user_get_are_normalised_before_dedup():
+    """A portal listing "7" on one page and "07" on another lists one user, changed once."""
+    from oint_py.sweep import _ids
+
+    assert _ids([{"ID": "7"}, {"ID": "07"}, {"ID": 12}]) == ["7", "7", "12"]
+    assert _ids([{"ID": "7\n"}]) is None
