@@ -97,7 +97,6 @@ def plan(call: Call) -> Outcome:
         body = {"USER_ID": call.user_ids[0], **call.rest_params} if call.user_ids else call.rest_params
         requests = [{"method": "POST", "url": ep.url(call.method.rest), "body": ep.payload(body)}]
     s = call.settings
-    https = ep.base.startswith("https:") or (s.proxy or "").startswith("https:")
     shown = {
         "requests": requests,
         **({"then": "the requests that follow depend on the answers: the other pages of user.get (all), "
@@ -108,6 +107,7 @@ def plan(call: Call) -> Outcome:
         "timeout": s.timeout,
         "retries": s.retries,
         "max_answer": s.max_answer,
-        "tls_verify": tls.describe(s.insecure, s.ca_bundle) if https else "not used (plain http)",
+        "tls_verify": (tls.describe(s.insecure, s.ca_bundle) if tls.needed(ep.base, s.proxy)
+                       else "not used (plain http)"),
     }
     return Outcome(ExitStatus.OK, call.redactor.data(shown))

@@ -21,6 +21,11 @@ def _capath_usable(path: str | None) -> bool:
         return False
 
 
+def needed(url: str, proxy: str | None) -> bool:
+    """Whether a call to `url` through `proxy` makes any TLS connection at all."""
+    return url.lower().startswith("https:") or (proxy or "").lower().startswith("https:")
+
+
 def source(insecure: bool, ca_bundle: str | None) -> tuple[str, str | None]:
     """(how, where): the trust source a call would use, without loading it.
     how is one of off, ca-bundle, SSL_CERT_FILE, SSL_CERT_DIR, system-capath,

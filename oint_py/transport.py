@@ -278,8 +278,7 @@ class Client:
         self.log = log or (lambda line: None)
         self.bucket = LeakyBucket()
         self.clock = _Clock()
-        https = self.origin[0] == "https" or (settings.proxy or "").lower().startswith("https:")
-        if https:
+        if tls.needed(target, settings.proxy):
             try:
                 verify = tls.context(settings.insecure, settings.ca_bundle)
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
