@@ -176,8 +176,3 @@ def completion(shell):
     from .completion import script
 
     output.say(script(cli, shell))
-
-
-def main() -> None:
-    """The Click path only; the `oint` command is main.main, which tries a quicker path first."""
-    cli.main(prog_name="oint")

@@ -96,11 +96,6 @@ def run_in_terminal(*args, stdout=None, timeout: float = 10) -> bytes:
     return b"".join(chunks)
 
 
-@pytest.fixture
-def oint():
-    return run_oint
-
-
 def _portal(**kwargs):
     kwargs.setdefault("code", WEBHOOK_CODE)
     kwargs.setdefault("token", SECRET_TOKEN)

@@ -86,7 +86,7 @@ def test_einval_elsewhere_is_a_write_failure(monkeypatch):
 PYTHONW = """
 import sys
 sys.stdout = sys.stderr = None  # pythonw.exe: no console, no streams
-from oint_py.cli import main
+from oint_py.main import main
 main()
 """
 
