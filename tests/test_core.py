@@ -11,11 +11,10 @@ import time
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import OINT, SECRET_TOKEN, clean_env, clock_without_sleep
+from conftest import OINT, SECRET_TOKEN, ConsoleScript, clean_env, clock_without_sleep
 
 from oint_py import bounds, execute, transport
 from oint_py.call import endpoint as parse_endpoint
-from oint_py.cli import cli
 from oint_py.outcome import ExitStatus, Outcome, RequestFailure, UsageError
 from oint_py.redact import Redactor
 from oint_py.settings import Settings
@@ -169,7 +168,7 @@ def test_an_internal_error_is_one_masked_line_and_exit_99(monkeypatch):
         raise RuntimeError(f"bug near {SECRET_TOKEN}")
 
     monkeypatch.setattr(execute, "execute", boom)
-    result = CliRunner().invoke(cli, ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
+    result = CliRunner().invoke(ConsoleScript(), ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
     assert result.exit_code == 99
     assert result.stderr == "oint: internal error: RuntimeError: bug near ***\n"
 

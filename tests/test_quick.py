@@ -61,8 +61,8 @@ def test_quick_takes_the_usual_forms():
 
 
 def test_a_plain_call_does_not_import_click(portal):
-    probe = ("import sys\nfrom oint_py.main import main\ntry:\n    main()\nexcept SystemExit as e:\n"
-             "    print(e.code, 'click' in sys.modules, file=sys.stderr)\n")
+    probe = ("import sys\nfrom oint_py.main import main\ncode = main()\n"
+             "print(int(code), 'click' in sys.modules, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", probe, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
                           capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=60)
     assert proc.stderr.strip().splitlines()[-1] == "0 False"
