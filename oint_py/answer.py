@@ -7,7 +7,6 @@ from enum import Enum
 from typing import Any, Callable
 
 from . import bounds
-from .transport import Reply
 
 THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
 GATEWAY_TIMEOUTS = (504, 524, 598, 599)  # a proxy gave up waiting: the portal may still be running the call
@@ -34,7 +33,6 @@ class Answer:
     problem: str = ""  # one line for stderr when kind is not OK
     notes: tuple[str, ...] = ()
     accepted: bool = False  # a 303 said the call was made before this answer came
-    moved: str | None = None  # the new origin the portal moved to (a webhook's move, followed)
 
     @property
     def error(self):
@@ -47,12 +45,6 @@ class Answer:
 
     def adv(self) -> dict:
         return {"code": self.code, "body": self.body, "headers": self.headers}
-
-
-def read(reply: Reply, mask: Callable[[str], str] = str) -> Answer:
-    body, kind, problem = classify(reply.code, reply.content, reply.headers.get("content-type", ""), mask)
-    return Answer(reply.code, reply.headers, body, reply.url, kind, problem, accepted=reply.accepted,
-                  moved=reply.moved)
 
 
 def classify(code: int, content: bytes, content_type: str, mask: Callable[[str], str] = str) -> tuple[Any, Kind, str]:

@@ -20,12 +20,12 @@ from dataclasses import replace
 from typing import Callable
 
 from . import batch
-from .answer import Answer, Kind, read
-from .call import Call
+from .answer import Answer, Kind, classify
 from .methods import STATUS_METHOD, Method
+from .model import Call
 from .outcome import ExitStatus, OutcomeUnknown, RequestFailure
 from .retry import Step, verdict
-from .transport import Client, Failure
+from .transport import Client, Failure, Reply
 
 # confirm(payload): after a failure that may have reached the portal, the Answer that
 # ends the call (the status shows it applied), or the payload of what was not applied;
@@ -54,9 +54,8 @@ class RestClient:
         attempt = 0
         while True:
             result = self.client.attempt(url, payload)
-            if not isinstance(result, Failure):
-                result = read(result, self.client.mask)
-                self.moved = result.moved or self.moved
+            if isinstance(result, Reply):
+                result = self._read(result)
             ruling = verdict(result, attempt, retries)
             if ruling.throttled:
                 self.client.bucket.fill()
@@ -75,6 +74,14 @@ class RestClient:
             attempt += 1
             self.client.log(f"  retry {attempt}/{retries} in {ruling.wait:.2f} s: {problem}")
             self.client.pause(ruling.wait)
+
+
+    def _read(self, reply: Reply) -> Answer:
+        """A reply as a Bitrix24 answer."""
+        self.moved = reply.moved or self.moved
+        body, kind, problem = classify(reply.code, reply.content, reply.headers.get("content-type", ""),
+                                       self.client.mask)
+        return Answer(reply.code, reply.headers, body, reply.url, kind, problem, accepted=reply.accepted)
 
 
 def _settle(confirm: Confirm, payload: dict, why: str, in_flight: bool) -> "Answer | dict":

@@ -11,10 +11,10 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from . import batch, sweep, tls
-from .call import Call
 from .answer import Answer, Kind
 from .confirm import RestClient, about, failure, judge, send, settled_text, statuses, unknown_text
 from .methods import STATUS_METHOD
+from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
 from .transport import Client
 

@@ -21,9 +21,9 @@ from typing import Callable
 
 from . import batch, bounds
 from .answer import Answer, Kind
-from .call import Call
 from .confirm import RestClient, about, failure, send
 from .methods import BY_KEY, DEFAULT_REPORT, STATUS_METHOD
+from .model import Call
 from .outcome import ExitStatus, Outcome
 
 Progress = Callable[[str, int, int], None]

@@ -252,7 +252,8 @@ def test_out_is_never_half_written_and_the_answer_is_not_lost(tmp_path, monkeypa
 
 def test_a_call_survives_its_trip_to_a_background_job():
     """jobs.py hands the child call.to_json() on a pipe: the child's Call is the same call."""
-    from oint_py.call import Call, parse
+    from oint_py.call import parse
+    from oint_py.model import Call
     from oint_py.methods import BY_KEY
 
     call = parse(BY_KEY["stoptimekeeping"], {"--url": "https://p/rest/1/abcd/", "--userid": "3,4",
