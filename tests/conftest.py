@@ -46,6 +46,16 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def cli_runner():
+    """Click's CliRunner with stderr apart from stdout, on every click the project allows
+    (8.1 mixes them unless told; 8.2 and later keep them apart and took the flag away)."""
+    import inspect
+
+    from click.testing import CliRunner
+
+    return CliRunner(mix_stderr=False) if "mix_stderr" in inspect.signature(CliRunner).parameters else CliRunner()
+
+
 class ConsoleScript:
     """What the installed `oint` script does, for Click's CliRunner (which captures the streams
     in-process): exit with what `oint_py.main:main` returns."""

@@ -10,8 +10,7 @@ import time
 
 import httpx
 import pytest
-from click.testing import CliRunner
-from conftest import OINT, SECRET_TOKEN, ConsoleScript, clean_env, clock_without_sleep
+from conftest import OINT, SECRET_TOKEN, ConsoleScript, cli_runner, clean_env, clock_without_sleep
 
 from oint_py import bounds, execute, retry, transport
 from oint_py.answer import Answer, classify
@@ -199,7 +198,7 @@ def test_an_internal_error_is_one_masked_line_and_exit_99(monkeypatch):
         raise RuntimeError(f"bug near {SECRET_TOKEN}")
 
     monkeypatch.setattr(execute, "execute", boom)
-    result = CliRunner().invoke(ConsoleScript(), ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
+    result = cli_runner().invoke(ConsoleScript(), ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
     assert result.exit_code == 99
     assert result.stderr == "oint: internal error: RuntimeError: bug near ***\n"
 

@@ -14,11 +14,10 @@ import socket
 import tempfile
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import WEBHOOK_CODE, ConsoleScript, ScriptedPortal, clock_without_sleep
+from conftest import WEBHOOK_CODE, ConsoleScript, ScriptedPortal, cli_runner, clock_without_sleep
 
 from oint_py import jobs, transport
 from oint_py.outcome import ExitStatus, Outcome
@@ -54,7 +53,7 @@ def sealed():
 
 
 def invoke(args, env=None):
-    runner = CliRunner()
+    runner = cli_runner()
     result = runner.invoke(ConsoleScript(), args, env={"NO_COLOR": "1", "HTTPS_PROXY": "", "HTTP_PROXY": "",
                                            "ALL_PROXY": "", **(env or {})})
     out, err = result.stdout, result.stderr

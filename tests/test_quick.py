@@ -73,7 +73,7 @@ def test_a_plain_call_does_not_import_click(portal):
 
 def test_help_pages_are_the_same_with_or_without_click():
     """The quick path shows the pages Click's commands show, byte for byte."""
-    from click.testing import CliRunner
+    from conftest import cli_runner
 
     from oint_py.cli import cli
 
@@ -81,6 +81,6 @@ def test_help_pages_are_the_same_with_or_without_click():
                  ["bitrix24", "PauseTimekeeping", "--help"]):
         quick_out = subprocess.run([sys.executable, "-m", "oint_py", *args], capture_output=True, env=clean_env(),
                                    cwd=ROOT, timeout=60)
-        clicked = CliRunner().invoke(cli, args, env={"NO_COLOR": "1"})
+        clicked = cli_runner().invoke(cli, args, env={"NO_COLOR": "1"})
         assert quick_out.returncode == clicked.exit_code == 0, args
         assert quick_out.stdout == clicked.stdout_bytes, args
