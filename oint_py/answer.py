@@ -2,11 +2,11 @@
 Bitrix24's at all. The first module up from the HTTP core that knows the portal.
 """
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable
 
 from . import bounds
+from .record import Record
 
 THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
 GATEWAY_TIMEOUTS = (504, 524, 598, 599)  # a proxy gave up waiting: the portal may still be running the call
@@ -23,8 +23,7 @@ class Kind(str, Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(Record):
     code: int
     headers: dict
     body: Any  # parsed JSON, or the text when it is not JSON

@@ -5,7 +5,6 @@ anything is sent). Nothing below this layer validates user input again.
 
 import os
 import re
-from dataclasses import replace
 from urllib.parse import quote, urlsplit
 
 from . import bounds
@@ -107,7 +106,7 @@ def size(option: Option, value) -> int:
             value = int(float(m[1]) * _UNITS[m[2].lower()])
         except (OverflowError, ValueError):
             raise UsageError(f"{option.config}: {value[:40]!r} is out of range") from None
-    return int(number(replace(option, kind="integer"), value))
+    return int(number(option.replace(kind="integer"), value))
 
 
 # -- the pieces of a call ----------------------------------------------------

@@ -16,7 +16,6 @@ Per-user commands go in batches of 50. Each user ends as an entry:
 """
 
 import json
-from dataclasses import replace
 from enum import Enum
 from typing import Callable
 
@@ -71,7 +70,7 @@ class RestClient:
             if ruling.step is Step.GIVE_UP:
                 if isinstance(result, Failure):
                     raise RequestFailure(f"{problem}{ruling.why}")
-                return replace(result, kind=Kind.FAILED, problem=f"{problem or f'HTTP {result.code}'}{ruling.why}")
+                return result.replace(kind=Kind.FAILED, problem=f"{problem or f'HTTP {result.code}'}{ruling.why}")
             attempt += 1
             self.client.log(f"  retry {attempt}/{retries} in {ruling.wait:.2f} s: {problem}")
             self.client.pause(ruling.wait)

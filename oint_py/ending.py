@@ -6,16 +6,14 @@ cli.py end the same way: one place maps errors to exit codes, masks secrets
 and never shows a traceback.
 """
 
-from dataclasses import dataclass
-
 from . import cmdline, output
 from .methods import CONFIG_OPTIONS, Method
 from .outcome import ExitStatus, OintError, Outcome
+from .record import Record
 from .redact import Redactor
 
 
-@dataclass(frozen=True)
-class Finished:
+class Finished(Record):
     """What a method run hands back to be rendered."""
 
     outcome: Outcome

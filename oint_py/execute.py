@@ -6,11 +6,10 @@ ambiguous failure only where timeman.status says it has not taken effect
 (confirm.py: the rule, for one user or per user in a batch).
 """
 
-from dataclasses import replace
 from typing import Callable
 from urllib.parse import urlsplit
 
-from . import batch, sweep, tls
+from . import batch, tls
 from .answer import Answer, Kind
 from .confirm import (Applied, RestClient, about, failed_entry, failure, judge, send, settled_text, statuses,
                       unknown_text)
@@ -23,7 +22,7 @@ _KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Ki
 
 
 def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
-            progress: sweep.Progress | None = None) -> Outcome:
+            progress: Callable[[str, int, int], None] | None = None) -> Outcome:
     """`log`: where --debug lines go (the caller masks them); `transport`: an
     httpx transport instead of the network (unit tests); `progress(what, done,
     total)`: told how far a run over many users got."""
@@ -41,17 +40,19 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
         client.close()
     if client.moved:
         new = client.moved + urlsplit(ep.base).path
-        outcome = replace(outcome, messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url")))
+        outcome = outcome.replace(messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url")))
     return outcome
 
 
 def _run(call: Call, client: RestClient, progress) -> Outcome:
+    if call.all_users or call.reads_first:
+        from . import sweep  # only runs over many users' statuses need it
     try:
         if call.all_users:
             ids, failed = sweep.active_users(call, client, progress)
             if failed:
                 return failed
-            call = replace(call, user_ids=tuple(ids))
+            call = call.replace(user_ids=tuple(ids))
         if call.reads_first:
             return sweep.run(call, client, progress)
         return _many(call, client) if call.many else _one(call, client)
@@ -97,6 +98,8 @@ def _many(call: Call, client: RestClient) -> Outcome:
 def plan(call: Call) -> Outcome:
     """--test: the requests that would be sent, secrets masked; nothing is sent.
     For --userid all and --if-needed: the first reads (what follows depends on their answers)."""
+    from . import sweep
+
     ep = call.endpoint
     if call.all_users:
         requests = [{"method": "POST", "url": ep.url(sweep.USER_METHOD), "body": ep.payload(sweep.ACTIVE)}]

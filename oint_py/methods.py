@@ -7,13 +7,13 @@ names, the status that confirms a change) and batching read these tables. The
 HTTP core (transport.py) reads none of them: it knows nothing of Bitrix24.
 """
 
-from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from . import bounds
+from .record import Record
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(Record):
     name: str  # oint's parameter name (as in the 1C function signature)
     option: str  # CLI option, long form only
     type: str  # as in oint's docs: String, Number, Date
@@ -23,8 +23,7 @@ class Param:
     env: str | None = None  # an environment variable that stands for the option (secrets stay out of ps)
 
 
-@dataclass(frozen=True)
-class Method:
+class Method(Record):
     name: str  # oint's CLI name, e.g. StopTimekeeping
     rest: str  # REST method, e.g. timeman.close
     area: str
@@ -39,7 +38,7 @@ class Method:
     # so that it may be sent again. Not for pause: an applied pause on a closed
     # day resumes it (OPENED), which looks just like a pause that never arrived.
     resend_unapplied: bool = True
-    example: dict = field(default_factory=dict)
+    example: dict = MappingProxyType({})  # option -> value, for the help page
 
     @property
     def key(self) -> str:
@@ -51,8 +50,7 @@ class Method:
         return self.confirm_status is not None
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(Record):
     """An advanced or standard option shared by every method."""
 
     name: str  # --adv-response

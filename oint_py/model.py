@@ -2,22 +2,21 @@
 
 call.py (the edge) builds a Call from the command line; everything below it
 (execute, sweep, confirm, jobs) reads one. A background job receives its Call
-as JSON (to_json / from_json, field by field from the dataclass itself), never
+as JSON (to_json / from_json, field by field from the record itself), never
 by parsing a command line again.
 """
 
-from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
 from .methods import BY_KEY, Method
+from .record import Record, fields
 from .redact import Redactor
 from .settings import Settings
 
 ALL_USERS = "all"  # --userid all
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Record):
     """Where the calls go: a webhook base (`https://host/rest/1/<code>/`), or a
     portal's `/rest/` base plus an OAuth token sent as `auth` in the body."""
 
@@ -38,8 +37,7 @@ class Endpoint:
         return {**body, "auth": self.token} if self.token else body
 
 
-@dataclass(frozen=True, kw_only=True)
-class Call:
+class Call(Record, kw_only=True):
     """One method call, fully checked: what execute() needs and nothing to parse."""
 
     method: Method
@@ -47,11 +45,11 @@ class Call:
     user_ids: tuple[str, ...] = ()  # empty: the webhook's (or token's) own user
     many: bool = False  # a list form (or all) was given: batch, output keyed by user
     params: tuple[tuple[str, str], ...] = ()  # REST fields other than USER_ID, in table order
-    settings: Settings = field(default_factory=Settings)
+    settings: Settings = Settings()
     out: str | None = None  # absolute path
     debug: bool = False
     test: bool = False
-    redactor: Redactor = field(default_factory=Redactor)
+    redactor: Redactor = Redactor()
     all_users: bool = False  # --userid all: user_ids is empty until user.get has listed the active users
     if_needed: bool = False  # read each status first; call only where it changes the day
     plan: bool = False  # read users and statuses, say what would be done, change nothing
@@ -68,13 +66,12 @@ class Call:
     def to_json(self) -> dict:
         """Everything a background job needs to make this very call (secrets included:
         the caller keeps this off command lines and out of shared files)."""
-        return {f.name: _ENCODE.get(f.name, _plain)(getattr(self, f.name)) for f in fields(self)
-                if f.name not in _LOCAL}
+        return {name: _ENCODE.get(name, _plain)(getattr(self, name)) for name in fields(self) if name not in _LOCAL}
 
     @classmethod
     def from_json(cls, data: dict) -> "Call":
-        return cls(**{f.name: _DECODE.get(f.name, _plain)(data[f.name]) for f in fields(cls)
-                      if f.name in data and f.name not in _LOCAL})
+        return cls(**{name: _DECODE.get(name, _plain)(data[name]) for name in fields(cls)
+                      if name in data and name not in _LOCAL})
 
 
 def _plain(value):

@@ -7,9 +7,10 @@ prints; output.py renders it; only ending.finish turns it into an exit status,
 which main() returns to the console-script shim.
 """
 
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
+
+from .record import Record
 
 
 class ExitStatus(IntEnum):
@@ -72,8 +73,7 @@ class OutcomeUnknown(RequestFailure):
     check that would tell failed too: it is not sent again."""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(Record):
     status: ExitStatus
     data: Any = None  # the JSON for stdout (or --out); None prints nothing
     messages: tuple[str, ...] = ()  # one line each on stderr, prefixed "oint: "

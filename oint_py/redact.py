@@ -20,8 +20,9 @@ path is theirs, not ours.
 
 import json
 import re
-from dataclasses import dataclass
 from urllib.parse import quote
+
+from .record import Record
 
 MASK = "***"
 MIN_SECRET_LEN = 4
@@ -44,8 +45,7 @@ def _forms(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LEN}
 
 
-@dataclass(frozen=True)
-class Redactor:
+class Redactor(Record):
     secrets: frozenset[str] = frozenset()
 
     def adding(self, *values: str | None) -> "Redactor":

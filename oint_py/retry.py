@@ -21,11 +21,11 @@ does what a verdict says.
 
 import random
 import time
-from dataclasses import dataclass
 from enum import Enum
 
 from . import bounds
 from .answer import GATEWAY_TIMEOUTS, Answer, Kind
+from .record import Record
 from .transport import Failure, Trouble
 
 RESOLVE_RETRIES = 1  # a host name that did not resolve is tried once more, then reported
@@ -37,8 +37,7 @@ class Step(Enum):
     GIVE_UP = "give up"  # no more attempts: the last result, with `why`
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Record):
     step: Step
     settle: bool = False  # the call may have been applied: ask the status before going on
     in_flight: bool = False  # ... and may still be running: whatever the status says, never re-send

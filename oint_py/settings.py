@@ -2,13 +2,11 @@
 reads. Parsing and validation live in call.py; this module only holds the
 shape, so that the layers below call.py can use it without importing it."""
 
-from dataclasses import asdict, dataclass
-
 from . import bounds
+from .record import Record
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Record):
     proxy: str | None = None  # the proxy URL in use (an option, --config, or HTTP(S)_PROXY); None: direct
     timeout: float = bounds.DEFAULT_TIMEOUT  # one whole attempt
     retries: int = bounds.DEFAULT_RETRIES
@@ -19,7 +17,7 @@ class Settings:
     max_answer: int = bounds.DEFAULT_MAX_ANSWER
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return self.as_dict()
 
     @classmethod
     def from_json(cls, data: dict) -> "Settings":

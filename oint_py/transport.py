@@ -31,13 +31,13 @@ import socket
 import sys
 import time
 import zlib
-from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 from . import __version__, bounds, tls
 from .outcome import UsageError
+from .record import Record
 from .settings import Settings
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -69,8 +69,7 @@ def origin(url: str) -> tuple[str, str, int]:
 
 
 # -- what one attempt gives ----------------------------------------------------
-@dataclass(frozen=True)
-class Reply:
+class Reply(Record):
     """A whole response: the last one, after the redirects that were followed."""
 
     code: int
@@ -108,8 +107,7 @@ class Trouble(Enum):
 _RETRYABLE = {Trouble.RESOLVE, Trouble.CONNECT, Trouble.CONNECT_TIMEOUT, Trouble.TIMEOUT, Trouble.LOST}
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(Record):
     """No usable answer. maybe_applied: the request may have reached the far end;
     in_flight: it may even still be running there (we stopped waiting, or a 303
     said it was made), so nothing read now can show that it was not applied."""
