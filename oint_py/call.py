@@ -57,6 +57,7 @@ class Call:
     all_users: bool = False  # --userid all: user_ids is empty until user.get has listed the active users
     if_needed: bool = False  # read each status first; call only where it changes the day
     plan: bool = False  # read users and statuses, say what would be done, change nothing
+    auth_file: str | None = None  # absolute path of an auth file whose token is renewed when it expires
 
     @property
     def rest_params(self) -> dict:
@@ -74,14 +75,14 @@ class Call:
                 "user_ids": list(self.user_ids), "many": self.many, "params": [list(p) for p in self.params],
                 "settings": self.settings.to_json(), "out": self.out, "debug": self.debug,
                 "secrets": sorted(self.redactor.secrets), "all_users": self.all_users, "if_needed": self.if_needed,
-                "plan": self.plan}
+                "plan": self.plan, "auth_file": self.auth_file}
 
     @classmethod
     def from_json(cls, data: dict) -> "Call":
         return cls(BY_KEY[data["method"].lower()], Endpoint(data["base"], data["token"]), tuple(data["user_ids"]),
                    bool(data["many"]), tuple(tuple(p) for p in data["params"]), Settings.from_json(data["settings"]),
                    data["out"], bool(data["debug"]), False, Redactor(frozenset(data["secrets"])),
-                   bool(data["all_users"]), bool(data["if_needed"]), bool(data["plan"]))
+                   bool(data["all_users"]), bool(data["if_needed"]), bool(data["plan"]), data.get("auth_file"))
 
 
 # -- small converters: each raises UsageError naming the option --------------
@@ -368,7 +369,7 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
 
 def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
           debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False,
-          redactor: Redactor = Redactor()) -> Call:
+          redactor: Redactor = Redactor(), auth_file: str | None = None) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
     given = {**values, **{f"--{k.replace('_', '-')}": v for k, v in flags.items()}, "--config": config, "--out": out}
@@ -380,6 +381,8 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
                 raise UsageError(f"{option}: not UTF-8 text (save the script as UTF-8, or on Windows run "
                                  "chcp 65001 first)") from None
     url, token = values.get("--url") or "", values.get("--token") or None
+    if auth_file is not None:
+        url, token, auth_file, redactor = _auth_file(auth_file, url, token, redactor)
     redactor = redactor.adding(token, *url_secrets(url))
     ep = endpoint(url, token, redactor)
     if (if_needed or plan) and not method.changes_state:
@@ -395,4 +398,20 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     params = rest_params(method, values)
     conf, redactor = settings(flags, config, ep.base, redactor)
     target = check_out(out) if out is not None else None
-    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor, all_users, if_needed, plan)
+    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor, all_users, if_needed, plan,
+                auth_file)
+
+
+def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):
+    """--auth-file: its access token, and its portal unless --url is given."""
+    if token:
+        raise UsageError("--token and --auth-file both give the access token: give one (check OINT_BITRIX24_TOKEN "
+                         "and OINT_BITRIX24_AUTH_FILE too)")
+    if not path.strip():
+        raise UsageError("--auth-file is empty")
+    from .authfile import load
+
+    path = os.path.abspath(path)
+    data = load(path)
+    redactor = redactor.adding(data["access_token"], data["refresh_token"], data["client_secret"])
+    return url or data["client_endpoint"], data["access_token"], path, redactor

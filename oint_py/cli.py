@@ -14,7 +14,7 @@ import sys
 import click
 
 from . import __version__, output
-from .methods import ADVANCED, BY_KEY, GLOBAL, LIBRARIES, METHODS, SWEEP, URL, Method, Option
+from .methods import BY_KEY, LIBRARIES, METHODS, Method, Option, called_bare, options
 from .ending import finish, invoke
 from .outcome import ExitStatus, OintError
 
@@ -100,7 +100,7 @@ class MethodCommand(click.Command):
     def parse_args(self, ctx, args):
         # oint: a method called with no options shows its help. A URL in the
         # environment counts as an option, so cron can call it bare.
-        if not args and not os.environ.get(URL.env) and not ctx.resilient_parsing:
+        if not args and not called_bare(self.method) and not ctx.resilient_parsing:
             _help("method", self.method)
             ctx.exit(0)
         return super().parse_args(ctx, args)
@@ -132,7 +132,7 @@ def _option(option: Option) -> click.Option:
 def _options(method: Method) -> list[click.Parameter]:
     params = [click.Option([p.option], help=p.description, envvar=p.env, show_envvar=bool(p.env),
                            metavar=p.type.split(",")[0].upper()) for p in method.params]
-    return params + [_option(o) for o in (SWEEP if method.changes_state else ()) + ADVANCED + GLOBAL]
+    return params + [_option(o) for o in options(method)]
 
 
 _COMMANDS: dict[str, MethodCommand] = {}

@@ -29,12 +29,17 @@ def invoke(method: Method, kw: dict, redact: Redactor) -> Finished:
     """Run `method` with its options as Click names them (`url`, `adv_response`;
     None when not given): parse them into a Call, then execute it or start it
     as a background job."""
+    if method.kind != "rest":  # GetAppAuthLink, GetToken, RefreshToken, AuthStatus: no portal method
+        from .appauth import run
+
+        result = run(method, kw, redact)
+        return result if isinstance(result, int) else Finished(*result)
     from .call import parse
 
     call = parse(method, {p.option: kw.get(p.option[2:]) for p in method.params},
                  {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
                  debug=bool(kw.get("debug")), test=bool(kw.get("test")), if_needed=bool(kw.get("if_needed")),
-                 plan=bool(kw.get("plan")), redactor=redact)
+                 plan=bool(kw.get("plan")), redactor=redact, auth_file=kw.get("auth_file"))
     if call.settings.dontwait and not call.test:
         from .jobs import start
 

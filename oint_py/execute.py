@@ -28,6 +28,10 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
         return plan(call)
     try:
         client = Client(call.settings, call.endpoint.base, log=log, transport=transport, mask=call.redactor)
+        if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
+            from .authfile import Renewing
+
+            client = Renewing(client, call.auth_file, call.settings, log)
     except OintError as exc:
         return Outcome.failed(exc)
     try:

@@ -14,14 +14,14 @@ ending.finish.
 import os
 import sys
 
-from .methods import ADVANCED, BY_KEY, GLOBAL, SWEEP, URL, Method
+from .methods import BY_KEY, Method, called_bare, options
 
 
 def _names(method: Method) -> tuple[dict, dict, dict]:
     """(options taking a value, flags, environment variables): option spelling -> Click's keyword."""
     valued = {p.option: p.option[2:] for p in method.params}
     flags, env = {}, {p.option[2:]: p.env for p in method.params if p.env}
-    for option in (SWEEP if method.changes_state else ()) + ADVANCED + GLOBAL:
+    for option in options(method):
         if option.name == "--help":
             continue
         key = option.name[2:].replace("-", "_")
@@ -74,7 +74,7 @@ def page(args: list[str]):
     if args in (["bitrix24"], ["bitrix24", "--help"]):
         return helptext.library("bitrix24")
     method = BY_KEY.get(args[1].lower()) if len(args) in (2, 3) and args[0] == "bitrix24" else None
-    if method and (args[2:] == ["--help"] or (len(args) == 2 and not os.environ.get(URL.env))):
+    if method and (args[2:] == ["--help"] or (len(args) == 2 and not called_bare(method))):
         return helptext.method(method)
     return None
 
