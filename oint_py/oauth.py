@@ -104,6 +104,8 @@ def token(server: str, params: dict, settings: Settings, log: Callable[[str], No
     if not isinstance(answer, dict):
         raise NoAnswer(f"the OAuth server answered HTTP {resp.status_code} with JSON that is not an object")
     log(f"< {json.dumps(masked_answer(answer), ensure_ascii=False)[:bounds.MAX_LOGGED_BODY]}")
+    if resp.status_code >= 500:  # the server failed somewhere: whether the grant was used, nobody can say
+        raise NoAnswer(f"the OAuth server answered HTTP {resp.status_code} ({str(answer.get('error'))[:100]})")
     if "error" in answer:
         return resp.status_code, answer
     if resp.status_code != 200 or not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
