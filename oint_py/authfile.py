@@ -24,10 +24,11 @@ chain must never branch. Hence:
 - private: the file 0600 and its folder are refused (exit 5, naming them) when
   a symbolic link, another user's, or open to group or others (POSIX).
 
-Test-only hook: when the environment variable `_OINT_TEST_KILL_AT` names a
-stage (`before-request`, `after-answer`, `during-write`), the process kills
-itself with SIGKILL there, as a crash would. tests/test_oauth.py uses it;
-nothing else should set it.
+Test-only hooks: when the environment variable `_OINT_TEST_KILL_AT` names a
+stage (`loaded`, `before-request`, `after-answer`, `during-write`), the process kills
+itself with SIGKILL there, as a crash would; `_OINT_TEST_PAUSE_AT=STAGE:SECONDS`
+makes it wait there (holding the lock), so that other processes pile up.
+tests/test_oauth.py uses them; nothing else should set them.
 """
 
 import json
@@ -48,6 +49,7 @@ PORTAL_REAUTH = ("invalid_token", "NOT_INSTALLED", "PAYMENT_REQUIRED")
 # what the OAuth server answers when the refresh token or the app's credentials are refused
 GRANT_REAUTH = ("invalid_grant", "invalid_client", "wrong_client", "unauthorized_client")
 KILL_ENV = "_OINT_TEST_KILL_AT"
+PAUSE_ENV = "_OINT_TEST_PAUSE_AT"
 
 
 class Reauthorize(OintError):
@@ -57,7 +59,14 @@ class Reauthorize(OintError):
 
 
 def _stage(name: str) -> None:
-    """The test-only crash hook (see the module's docstring)."""
+    """The test-only hooks (see the module's docstring)."""
+    pause, _, seconds = os.environ.get(PAUSE_ENV, "").partition(":")
+    if pause == name:
+        import sys
+
+        sys.stderr.write(f"test hook: paused at {name}\n")  # the test waits for this line
+        sys.stderr.flush()
+        time.sleep(float(seconds or 1))
     if os.environ.get(KILL_ENV) == name:
         import signal
 
@@ -316,6 +325,7 @@ class Renewing:
         self.log = log or (lambda line: None)
         self.data = load(path)  # again: another process may have renewed it since the options were read
         self.renewed = False
+        _stage("loaded")
 
     def __getattr__(self, name):
         return getattr(self.client, name)

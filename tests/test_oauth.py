@@ -286,7 +286,7 @@ def test_eight_processes_on_an_expired_token_make_one_refresh(make_portal, folde
     authorize(portal, path)
     wait_past(json.loads(path.read_text())["expires"])
     portal.oauth.ttl = 3600  # the renewed token lives long enough for every process to use it
-    env = app_env(portal)
+    env = app_env(portal, _OINT_TEST_PAUSE_AT="before-request:1.5")  # whoever renews holds the lock a while
     procs = [subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", str(uid)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for uid in range(10, 18)]
     results = [(p.wait(timeout=120), p.stderr.read().decode()) for p in procs]
@@ -294,6 +294,23 @@ def test_eight_processes_on_an_expired_token_make_one_refresh(make_portal, folde
     assert portal.oauth.counts["refreshes"] == 1
     assert {c["params"].get("USER_ID") for c in portal.calls("timeman.close")} == {str(u) for u in range(10, 18)}
     assert oint_auth(portal, path, method="ServerTime").code == 0  # the file is valid and live afterwards
+
+
+def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal, folder):
+    """A read the file, B renewed it (which revokes A's token): A's call answers invalid_token, and A
+    takes B's pair from the file and sends the call once more, instead of asking a person (exit 7)."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired; the file does not know
+    slow = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:2"))
+    assert slow.stderr.readline() == b"test hook: paused at loaded\n"  # it has read the file
+    assert oint_auth(portal, path, "--userid", "5").code == 0  # renews: the slow one's token is revoked
+    assert slow.wait(timeout=60) == 0, slow.stderr.read().decode()
+    assert portal.oauth.counts["refreshes"] == 1
+    errors = [c for c in portal.requests if c["method"] == "timeman.close"]
+    assert len(errors) == 4  # each: refused once, sent once more
 
 
 def test_a_sweep_renews_at_most_once(make_portal, folder):
@@ -499,13 +516,13 @@ def test_secrets_never_shown(portal, folder, tmp_path):
     assert r.code == 0
     shown += [r.out, r.err]
     new = json.loads(path.read_text())
-    # ps: a slow call's command line and the background job's
-    portal.inject("slow:3")
-    proc = subprocess.Popen([*OINT, "bitrix24", "ServerTime", "--auth-file", str(path)], env=app_env(portal),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1)
+    # ps: the command line of a call that is running (held where it has read the auth file)
+    proc = subprocess.Popen([*OINT, "bitrix24", "ServerTime", "--auth-file", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:1"))
+    assert proc.stderr.readline() == b"test hook: paused at loaded\n"
     shown.append(subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout.decode())
     shown.append(Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace"))
+    assert "ServerTime" in shown[-1]
     proc.wait(timeout=60)
     secrets = (CLIENT_SECRET, code, data["access_token"], data["refresh_token"], new["access_token"],
                new["refresh_token"])
