@@ -6,6 +6,8 @@ portal and Bitrix24's OAuth server (single-use refresh tokens that revoke the
 access token issued with them, access tokens living `token_ttl` seconds)."""
 
 import json
+import re
+import shlex
 import os
 import stat
 import subprocess
@@ -530,3 +532,60 @@ def test_secrets_never_shown(portal, folder, tmp_path):
         for secret in secrets:
             assert secret not in text
         assert "Traceback" not in text
+
+
+# -- the README's recipes, run as written against `oint sandbox` as a process of its own -------------------
+def _section() -> str:
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    return text.split("## OAuth apps in cron and Task Scheduler", 1)[1].split("\n## ", 1)[0]
+
+
+def _lines(kind: str) -> list[str]:
+    return [line for block in re.findall(rf"```{kind}\n(.*?)```", _section(), re.S) for line in block.splitlines()]
+
+
+def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
+    started = run_oint("sandbox", "--port", 0, "--users", 200, "--token-ttl", 2, "--background", "--stop-after", 120)
+    assert started.code == 0, started.err
+    facts = started.json()
+    base = facts["sandbox"]
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    env = clean_env(HOME=str(home))
+    setup = _lines("sh")
+    for line in setup:
+        if line.startswith("export "):
+            name, value = line[len("export "):].split("=", 1)
+            env[name] = value.replace("http://127.0.0.1:8024", base)
+    assert (env["OINT_BITRIX24_CLIENT_ID"], env["OINT_BITRIX24_CLIENT_SECRET"]) == \
+        (facts["client_id"], facts["client_secret"])  # the README's app is the sandbox's
+    link = None
+    for line in setup:
+        if line.startswith("mkdir "):
+            subprocess.run(["sh", "-c", line], env=env, check=True)
+        elif line.startswith("oint "):
+            args = shlex.split(line.replace("http://127.0.0.1:8024", base).replace("~", str(home)))
+            if "CODE" in args:  # the browser step: open the link, read the code off the app's page
+                page = httpx.get(link, follow_redirects=True).text
+                args[args.index("CODE")] = re.search(r"code: (\w+)", page).group(1)
+            r = run_oint(*args[1:], env=env)
+            assert r.code == 0, (line, r.err)
+            link = link or r.out.strip()
+    auth = home / ".config" / "oint" / "portal.json"
+    assert stat.S_IMODE(auth.stat().st_mode) == 0o600
+    stored = json.loads(auth.read_text())
+    jobs = [line for line in _lines("cron") + _lines("bat") if "oint bitrix24 " in line]
+    assert len(jobs) == 2
+    for n, line in enumerate(jobs):
+        wait_past(json.loads(auth.read_text())["expires"])
+        args = shlex.split(line[line.index("oint bitrix24 "):].replace("\\", "/"))
+        args[args.index("--auth-file") + 1] = str(auth)
+        out = tmp_path / f"out{n}.json"
+        args[args.index("--out") + 1] = str(out)
+        r = run_oint(*args[1:], env=clean_env())  # cron's bare environment: the file is all it needs
+        assert r.code == 0, (line, r.err)
+        assert r.err.splitlines()[-1] == ("oint: 200 closed, 0 skipped, 0 failed" if n == 0 else
+                                          "oint: 0 closed, 200 skipped, 0 failed")
+    stats = httpx.get(f"{base}/sandbox/stats").json()
+    assert stats["refreshes"] == 2 and stats["early_refreshes"] == 0
+    assert json.loads(auth.read_text())["refresh_token"] != stored["refresh_token"]
