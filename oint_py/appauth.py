@@ -100,7 +100,7 @@ def _grant(method: Method, kw: dict, redact: Redactor):
                                                       f"{answer['error']!r}" + (f": {desc}" if desc else ""),)), out, redact
     if not save:
         return Outcome(ExitStatus.OK, answer), out, redact
-    with authfile.locked(save):
+    with authfile.locked(save, authfile.lock_wait(conf)):
         authfile.save(save, authfile.compose(answer, client_id, secret, server))
     redact = redact.adding(answer.get("access_token"), answer.get("refresh_token"))
     return Outcome(ExitStatus.OK, oauth.masked_answer(answer),

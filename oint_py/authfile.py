@@ -10,7 +10,7 @@ chain must never branch. Hence:
   `expires` has passed; a process renews at most once (Renewing.renewed);
 - one renewal at a time: an exclusive lock on the sibling file `<file>.lock`
   (fcntl.flock on POSIX, msvcrt.locking on Windows), waited for at most
-  AUTH_LOCK_WAIT seconds. Under the lock the file is read again: a pair another
+  twice --timeout (lock_wait). Under the lock the file is read again: a pair another
   process saved meanwhile is used as it is, with no request;
 - all or nothing: the new pair goes to a temporary file in the same folder
   (O_EXCL|O_NOFOLLOW, 0600), fsync, os.replace (retried briefly on Windows,
@@ -216,8 +216,14 @@ def _replace(tmp: str, path: str) -> None:
             time.sleep(0.1)
 
 
+def lock_wait(settings) -> float:
+    """How long to wait for another process renewing: its token request is bounded by
+    --timeout, so twice that (60 s with the default 30), and never under AUTH_LOCK_MIN_WAIT."""
+    return max(bounds.AUTH_LOCK_MIN_WAIT, 2 * settings.timeout)
+
+
 @contextmanager
-def locked(path: str, wait: float = bounds.AUTH_LOCK_WAIT):
+def locked(path: str, wait: float):
     """Hold an exclusive lock on `<path>.lock` (never the auth file itself: it is
     replaced by rename). Waits at most `wait` seconds, then exit 4."""
     lock = path + ".lock"
@@ -279,7 +285,7 @@ def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) 
     the OAuth server, saved before it is returned."""
     from . import oauth
 
-    with locked(path):
+    with locked(path, lock_wait(settings)):
         data = load(path)  # again, under the lock: another process may have renewed it
         if data["access_token"] != used and not expired(data):
             log(f"  auth file: another process renewed the token; using the pair it saved in {path}")

@@ -263,6 +263,8 @@ def called_bare(method: Method) -> bool:
     environment counts as an option, so cron can call a portal method bare."""
     import os
 
+    if method.kind == "status":
+        return bool(os.environ.get(AUTH_FILE_ENV))
     return method.kind == "rest" and bool(os.environ.get(URL.env) or os.environ.get(AUTH_FILE_ENV))
 
 

@@ -98,16 +98,17 @@ class Redactor:
         """The secrets of a command line and environment, found before anything
         parses them: tokens, webhook codes and passwords in URLs, and the
         Password of a proxy structure (alone or inside --config JSON)."""
-        from .methods import CONFIG_ENV, TOKEN, URL
+        from .methods import CONFIG_ENV, SECRET_OPTIONS, URL
 
-        tokens = [environ.get(TOKEN.env)]
+        tokens = [environ.get(env) for env in SECRET_OPTIONS.values() if env]  # tokens, the app's secret, codes
         urls = [environ.get(URL.env)]
         structures = [environ.get(CONFIG_ENV)]
+        lists = {**dict.fromkeys(SECRET_OPTIONS, tokens), "--url": urls, "--proxy": urls, "--config": structures}
         for i, arg in enumerate(args):
             name, eq, value = arg.partition("=")
-            if name in ("--token", "--url", "--proxy", "--config"):
+            if name in lists:
                 value = value if eq else (args[i + 1] if i + 1 < len(args) else None)
-                {"--token": tokens, "--url": urls, "--proxy": urls, "--config": structures}[name].append(value)
+                lists[name].append(value)
                 if name == "--proxy":
                     structures.append(value)
         found: list[str | None] = list(tokens)

@@ -237,7 +237,8 @@ def test_auth_status_shows_the_chain_and_no_secret(portal, folder):
     for secret in (data["access_token"], data["refresh_token"], CLIENT_SECRET):
         assert secret not in r.out + r.err
     requests = len(portal.requests)
-    run_oint("bitrix24", "AuthStatus", env=clean_env(OINT_BITRIX24_AUTH_FILE=str(path)))
+    again = run_oint("bitrix24", "AuthStatus", env=clean_env(OINT_BITRIX24_AUTH_FILE=str(path)))
+    assert again.code == 0 and again.json() == shown  # the file from the environment, called bare as cron does
     assert len(portal.requests) == requests  # sends nothing
 
 
@@ -448,6 +449,27 @@ def test_kill_holding_the_lock_does_not_block_the_next_run(make_portal, folder):
     wait_past(authorize(portal, path)["expires"])
     assert oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT="before-request").code == -9
     assert oint_auth(portal, path, "--userid", "2").code == 0  # the lock died with its holder
+
+
+@pytest.mark.skipif(not POSIX, reason="flock")
+def test_a_lock_held_too_long_ends_with_a_clear_error(make_portal, folder):
+    import fcntl
+
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    wait_past(authorize(portal, path)["expires"])
+    before = path.read_bytes()
+    with open(str(path) + ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a stuck process holds it
+        r = oint_auth(portal, path, "--userid", "2", "--timeout", "1")
+    assert r.code == 4 and "held its lock" in r.err and "nothing was sent" in r.err, r.err
+    assert path.read_bytes() == before and portal.oauth.counts["refreshes"] == 0
+
+
+def test_secrets_on_a_command_line_are_masked_in_errors(portal):
+    r = run_oint("bitrix24", "GetToken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET, "--code",
+                 "c0de-c0de-c0de", "--oauth-server", "ftp://" + CLIENT_SECRET)
+    assert r.code == 5 and CLIENT_SECRET not in r.err and "***" in r.err
 
 
 # -- a lying OAuth server: a clear exit, nothing lost ---------------------------------------------------
