@@ -134,7 +134,7 @@ def _status(kw: dict, redact: Redactor):
         "auth_file": path, "portal": data["client_endpoint"], "member_id": data.get("member_id"),
         "user_id": data.get("user_id"), "scope": data.get("scope"), "status": data.get("status"),
         "oauth_server": data["oauth_server"], "client_id": data["client_id"], "client_secret": MASK,
-        "access_token": MASK, "access_token_expires": _when(data["expires"]),
+        "access_token": MASK, "access_token_expires": _when(data.get("expires_local") or data["expires"]),
         "access_token_expired": authfile.expired(data, now), "refresh_token": MASK,
         "refresh_token_issued": _when(issued), "refresh_token_age_days": age,
         "refresh_token_days_left": None if age is None else round(bounds.REFRESH_TOKEN_DAYS - age, 1),

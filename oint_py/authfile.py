@@ -161,6 +161,11 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
         data["refresh_token"] = old.get("refresh_token")
     if not isinstance(answer.get("expires"), (int, float)) and isinstance(answer.get("expires_in"), (int, float)):
         data["expires"] = now + int(answer["expires_in"])
+    # when it expires by this machine's clock, which may be off from the server's: a clock an hour fast
+    # must not make every run renew (Bitrix24 may block an app that refreshes before every call)
+    ttl = answer.get("expires_in")
+    data["expires_local"] = (now + ttl if isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
+                             else data.get("expires"))
     return data
 
 
@@ -265,7 +270,10 @@ def _try_lock(fd: int) -> bool:
 
 # -- renewing ----------------------------------------------------------------------
 def expired(data: dict, now: float | None = None) -> bool:
-    return (time.time() if now is None else now) >= data["expires"]
+    """Whether the stored expiry has passed, by this machine's clock (see compose)."""
+    when = data.get("expires_local")
+    when = when if isinstance(when, (int, float)) and not isinstance(when, bool) else data["expires"]
+    return (time.time() if now is None else now) >= when
 
 
 def reauthorize_text(path: str, data: dict, why: str) -> str:

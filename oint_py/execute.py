@@ -46,6 +46,8 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
     except RequestFailure as exc:
         code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
         return Outcome.failed(exc, {"error": code, "error_description": call.redactor(exc.message)})
+    except OintError as exc:  # an auth file that cannot be renewed (exit 7) or stays locked: one line, its status
+        return Outcome.failed(exc)
     finally:
         client.close()
 

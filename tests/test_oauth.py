@@ -316,6 +316,30 @@ def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal
     assert len(errors) == 4  # each: refused once, sent once more
 
 
+def test_a_clock_far_ahead_does_not_renew_every_run(portal, folder):
+    """The stored expiry is read by this machine's clock from expires_in, not the server's `expires`:
+    a server clock an hour behind would otherwise make every run renew."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    path.write_text(json.dumps({**data, "expires": data["expires"] - 7200}))  # as a server 2 h behind would say
+    for uid in (2, 3):
+        assert oint_auth(portal, path, "--userid", str(uid)).code == 0
+    assert portal.oauth.counts["refreshes"] == 0
+
+
+def test_a_dead_chain_in_a_background_job_exits_7(portal, folder, tmp_path):
+    path = folder / "a.json"
+    authorize(portal, path)
+    portal.inject("error:NOT_INSTALLED:401")
+    r = oint_auth(portal, path, "--userid", "7", "--dontwait", OINT_JOBS_DIR=str(tmp_path / "jobs"))
+    assert r.code == 0, r.err
+    job = r.json()
+    wait_for(job["exit_file"])
+    assert Path(job["exit_file"]).read_text().strip() == "7"
+    log = Path(job["log_file"]).read_text()
+    assert all(step in log for step in REAUTH_STEPS) and "internal error" not in log
+
+
 def test_a_sweep_renews_at_most_once(make_portal, folder):
     portal = make_portal(token_ttl=1, users=160)
     path = folder / "a.json"
