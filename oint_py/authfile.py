@@ -164,7 +164,8 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
     # when it expires by this machine's clock, which may be off from the server's: a clock an hour fast
     # must not make every run renew (Bitrix24 may block an app that refreshes before every call)
     ttl = answer.get("expires_in")
-    data["expires_local"] = (now + ttl if isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
+    # (counted from now, after the answer arrived, so never before the server's own expiry: no early renewal)
+    data["expires_local"] = (time.time() + ttl if isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
                              else data.get("expires"))
     return data
 

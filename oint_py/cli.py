@@ -64,7 +64,7 @@ class Root(click.Group):
                 hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
                 raise OintError(exc.format_message() + hint, ExitStatus.BAD_OPTIONS) from None
 
-        finish(args, body)
+        return finish(args, body)
 
 
 class Library(click.Group):

@@ -7,7 +7,6 @@ and never shows a traceback.
 """
 
 import os
-import sys
 from dataclasses import dataclass
 
 from . import output
@@ -52,9 +51,11 @@ def invoke(method: Method, kw: dict, redact: Redactor) -> Finished:
     return Finished(outcome, call.out, call.redactor)
 
 
-def finish(args: list[str], body) -> None:
-    """Run `body(redact)` and exit with the status it ends in: a Finished is
-    rendered, an int is the status itself, an OintError is one masked line."""
+def finish(args: list[str], body) -> ExitStatus:
+    """Run `body(redact)` and return the status it ends in: a Finished is
+    rendered, an int is the status itself, an OintError is one masked line.
+    Never raises (a bug is one masked line and INTERNAL) and never exits: the
+    console-script shim does, with what main() returns."""
     redact = Redactor()
     try:
         redact = Redactor.from_argv(args, os.environ)
@@ -76,4 +77,4 @@ def finish(args: list[str], body) -> None:
 
             output.debug_logger(redact)("".join(traceback.format_exc()))
         code = ExitStatus.INTERNAL
-    sys.exit(int(code))
+    return ExitStatus(code)

@@ -15,6 +15,7 @@ import os
 import sys
 
 from .methods import BY_KEY, Method, called_bare, options
+from .outcome import ExitStatus
 
 
 def _names(method: Method) -> tuple[dict, dict, dict]:
@@ -79,20 +80,21 @@ def page(args: list[str]):
     return None
 
 
-def main() -> None:
-    args = sys.argv[1:]
+def main(args: list[str] | None = None) -> ExitStatus:
+    """The console script's entry point: the exit status of `oint ARGS` (the
+    shim that calls it exits with it; nothing below exits the process)."""
+    args = sys.argv[1:] if args is None else list(args)
     found = quick(args)
     shown = None if found else page(args)
     if found is None and shown is None:
         from .cli import cli
 
-        cli.main(args, prog_name="oint")
-        return
+        return cli.main(args, prog_name="oint")
     from .ending import finish, invoke
 
     if shown is not None:
         from .helptext import show
 
-        finish(args, lambda redact: show(shown))
+        return finish(args, lambda redact: show(shown))
     method, kw = found
-    finish(args, lambda redact: invoke(method, kw, redact))
+    return finish(args, lambda redact: invoke(method, kw, redact))

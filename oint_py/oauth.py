@@ -61,9 +61,9 @@ def masked_answer(answer) -> object:
 
 def token(server: str, params: dict, settings: Settings, log: Callable[[str], None] | None = None) -> tuple[int, dict]:
     """(HTTP status, the JSON object answered) for a token request; NotSent or NoAnswer."""
-    from .transport import _httpx
+    from .transport import _import_httpx
 
-    httpx = _httpx()
+    httpx = _import_httpx()
     log = log or (lambda line: None)
     url = f"{server}/oauth/token/?{urlencode(params)}"
     verify = tls.context(settings.insecure, settings.ca_bundle) if tls.needed(url, settings.proxy) else False

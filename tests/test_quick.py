@@ -61,8 +61,8 @@ def test_quick_takes_the_usual_forms():
 
 
 def test_a_plain_call_does_not_import_click(portal):
-    probe = ("import sys\nfrom oint_py.main import main\ntry:\n    main()\nexcept SystemExit as e:\n"
-             "    print(e.code, 'click' in sys.modules, file=sys.stderr)\n")
+    probe = ("import sys\nfrom oint_py.main import main\ncode = main()\n"
+             "print(int(code), 'click' in sys.modules, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", probe, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
                           capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=60)
     assert proc.stderr.strip().splitlines()[-1] == "0 False"
@@ -73,7 +73,7 @@ def test_a_plain_call_does_not_import_click(portal):
 
 def test_help_pages_are_the_same_with_or_without_click():
     """The quick path shows the pages Click's commands show, byte for byte."""
-    from click.testing import CliRunner
+    from conftest import cli_runner
 
     from oint_py.cli import cli
 
@@ -81,6 +81,6 @@ def test_help_pages_are_the_same_with_or_without_click():
                  ["bitrix24", "PauseTimekeeping", "--help"]):
         quick_out = subprocess.run([sys.executable, "-m", "oint_py", *args], capture_output=True, env=clean_env(),
                                    cwd=ROOT, timeout=60)
-        clicked = CliRunner().invoke(cli, args, env={"NO_COLOR": "1"})
+        clicked = cli_runner().invoke(cli, args, env={"NO_COLOR": "1"})
         assert quick_out.returncode == clicked.exit_code == 0, args
         assert quick_out.stdout == clicked.stdout_bytes, args
