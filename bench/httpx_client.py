@@ -9,6 +9,7 @@ checks and its output. Exits 1 unless the answer is a 200 with a result.
 """
 
 import json
+import ssl
 import sys
 
 sys.modules.setdefault("httpx._main", None)  # as oint_py/transport.py: httpx falls back to its own stub
@@ -18,12 +19,8 @@ import httpx  # noqa: E402
 def main() -> int:
     webhook, user = sys.argv[1], sys.argv[2]
     if webhook.startswith("https:"):
-        import ssl
-
         verify = ssl.create_default_context(cafile=sys.argv[3] if len(sys.argv) > 3 else None)
     else:
-        import ssl
-
         verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used for http: no certificates read
     with httpx.Client(verify=verify, timeout=30, trust_env=False) as client:
         resp = client.post(webhook.rstrip("/") + "/timeman.close", json={"USER_ID": user},

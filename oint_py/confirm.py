@@ -17,6 +17,7 @@ Per-user commands go in batches of 50. Each user ends as an entry:
 
 import json
 from dataclasses import replace
+from enum import Enum
 from typing import Callable
 
 from . import batch
@@ -101,6 +102,28 @@ def _settle(confirm: Confirm, payload: dict, why: str, in_flight: bool) -> "Answ
 TRANSPORT_ERRORS = ("REQUEST_FAILED", "OUTCOME_UNKNOWN")
 
 
+class Applied(Enum):
+    """What a status read after an ambiguous failure says of the call."""
+
+    YES = "settled"  # the status shows it applied: it is not sent again
+    NO = "resend"  # the status proves it was not: what was not applied may be re-sent
+    UNKNOWN = "unknown"  # no status, or one that cannot tell: never sent again
+
+
+def failed_entry(exc: RequestFailure, redact: Callable[[str], str]) -> dict:
+    """The entry of a call that got no usable answer."""
+    code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
+    return {"error": code, "error_description": redact(exc.message)}
+
+
+def answer_entry(answer: Answer, redact: Callable[[str], str]) -> dict:
+    """The entry of an answer that is not a result: the portal's error as it sent it,
+    or REQUEST_FAILED with what was wrong with the answer."""
+    if answer.kind is Kind.API_ERROR:
+        return answer.body
+    return {"error": "REQUEST_FAILED", "error_description": redact(answer.problem)}
+
+
 def send(client: RestClient, call: Call, method: Method, per_user: dict[str, str],
          progress: Callable[[int], None] | None = None) -> dict[str, dict]:
     """Send {uid: command} in batches; return {uid: entry}. `progress(n)`: n
@@ -114,10 +137,10 @@ def send(client: RestClient, call: Call, method: Method, per_user: dict[str, str
                 pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
                 remaining = {}
                 for uid, record in statuses(client, call, list(pending), batched=True).items():
-                    verdict = judge(method, record)
-                    if verdict == "unknown":
+                    applied = judge(method, record)
+                    if applied is Applied.UNKNOWN:
                         results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": unknown_text(method, record)}
-                    elif verdict == "settled":
+                    elif applied is Applied.YES:
                         results[uid] = {"result": record, "note": settled_text(method)}
                     else:
                         remaining[batch.key(uid)] = pending[uid]
@@ -137,13 +160,11 @@ def _collect(client: RestClient, call: Call, cmd: dict, confirm, results: dict[s
     try:
         answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)), confirm)
     except RequestFailure as exc:
-        code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
         for k in cmd:
-            results.setdefault(batch.uid(k), {"error": code, "error_description": call.redactor(exc.message)})
+            results.setdefault(batch.uid(k), failed_entry(exc, call.redactor))
         return
     if answer.kind is not Kind.OK:
-        error = answer.body if answer.kind is Kind.API_ERROR else {
-            "error": "REQUEST_FAILED", "error_description": call.redactor(answer.problem)}
+        error = answer_entry(answer, call.redactor)
         for k in cmd:
             results.setdefault(batch.uid(k), error)
         return
@@ -203,15 +224,13 @@ def about(uid: str, text: str) -> str:
     return f"user {uid}: {text}" if uid else text
 
 
-def judge(method: Method, record: dict | None) -> str:
-    """The one confirm-by-status rule, for a call that may have reached the portal:
-    "settled" (the status shows it applied), "resend" (the status proves it was
-    not), or "unknown" (no status, or one that cannot tell: never sent again)."""
+def judge(method: Method, record: dict | None) -> Applied:
+    """The one confirm-by-status rule, for a call that may have reached the portal."""
     if record is None:
-        return "unknown"
+        return Applied.UNKNOWN
     if record.get("STATUS") == method.confirm_status:
-        return "settled"
-    return "resend" if method.resend_unapplied else "unknown"
+        return Applied.YES
+    return Applied.NO if method.resend_unapplied else Applied.UNKNOWN
 
 
 def settled_text(method: Method) -> str:

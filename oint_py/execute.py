@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 
 from . import batch, sweep, tls
 from .answer import Answer, Kind
-from .confirm import RestClient, about, failure, judge, send, settled_text, statuses, unknown_text
+from .confirm import (Applied, RestClient, about, failed_entry, failure, judge, send, settled_text, statuses,
+                      unknown_text)
 from .methods import STATUS_METHOD
 from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
@@ -59,8 +60,7 @@ def _run(call: Call, client: RestClient, progress) -> Outcome:
             return sweep.run(call, client, progress)
         return _many(call, client) if call.many else _one(call, client)
     except RequestFailure as exc:
-        code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
-        return Outcome.failed(exc, {"error": code, "error_description": call.redactor(exc.message)})
+        return Outcome.failed(exc, failed_entry(exc, call.redactor))
     except OintError as exc:  # an auth file that cannot be renewed (exit 7) or stays locked: one line, its status
         return Outcome.failed(exc)
 
@@ -73,10 +73,10 @@ def _one(call: Call, client: RestClient) -> Outcome:
     if method.confirm_status:
         def confirm(payload: dict):
             record = statuses(client, call, [uid], batched=False)[uid]
-            verdict = judge(method, record)
-            if verdict == "unknown":
+            applied = judge(method, record)
+            if applied is Applied.UNKNOWN:
                 raise OutcomeUnknown(unknown_text(method, record))
-            if verdict == "settled":
+            if applied is Applied.YES:
                 return Answer(200, {}, {"result": record}, ep.url(STATUS_METHOD), notes=(settled_text(method),))
             return payload
 

@@ -14,34 +14,20 @@ ending.finish.
 import os
 import sys
 
-from .methods import BY_KEY, Method, called_bare, options
+from . import cmdline
+from .methods import BY_KEY, Method
 from .outcome import ExitStatus
 
 
-def _names(method: Method) -> tuple[dict, dict, dict]:
-    """(options taking a value, flags, environment variables): option spelling -> Click's keyword."""
-    valued = {p.option: p.option[2:] for p in method.params}
-    flags, env = {}, {p.option[2:]: p.env for p in method.params if p.env}
-    for option in options(method):
-        if option.name == "--help":
-            continue
-        key = option.name[2:].replace("-", "_")
-        table = flags if option.kind == "flag" else valued
-        for spelling in filter(None, (option.name, option.alias)):
-            table[spelling] = key
-        if option.env:
-            env[key] = option.env
-    return valued, flags, env
-
-
 def quick(args: list[str]) -> tuple[Method, dict] | None:
-    """The method and Click's keywords for a plain method call; None when Click must read `args`."""
+    """The method and its options split by keyword for a plain method call; None
+    when Click must read `args`. Only splits: cmdline gives the meaning."""
     if len(args) < 3 or args[0] != "bitrix24" or os.environ.get("_OINT_COMPLETE"):
         return None
     method = BY_KEY.get(args[1].lower())
     if method is None:
         return None
-    valued, flags, env = _names(method)
+    valued, flags = cmdline.spellings(method)
     kw: dict = {}
     i = 2
     while i < len(args):
@@ -57,9 +43,6 @@ def quick(args: list[str]) -> tuple[Method, dict] | None:
             i += 2
         else:
             return None
-    for key, variable in env.items():  # as Click's envvar: the option wins, an empty variable is no value
-        if kw.get(key) is None and os.environ.get(variable):
-            kw[key] = os.environ[variable]
     return method, kw
 
 
@@ -75,7 +58,7 @@ def page(args: list[str]):
     if args in (["bitrix24"], ["bitrix24", "--help"]):
         return helptext.library("bitrix24")
     method = BY_KEY.get(args[1].lower()) if len(args) in (2, 3) and args[0] == "bitrix24" else None
-    if method and (args[2:] == ["--help"] or (len(args) == 2 and not called_bare(method))):
+    if method and (args[2:] == ["--help"] or cmdline.shows_help(method, args[2:])):
         return helptext.method(method)
     return None
 
@@ -95,6 +78,6 @@ def main(args: list[str] | None = None) -> ExitStatus:
     if shown is not None:
         from .helptext import show
 
-        return finish(args, lambda redact: show(shown))
+        return finish(args, lambda masking: show(shown))
     method, kw = found
-    return finish(args, lambda redact: invoke(method, kw, redact))
+    return finish(args, lambda masking: invoke(method, kw, masking))

@@ -2,7 +2,9 @@
 option oint-py knows, declared as data.
 
 Adding a method is adding an entry to METHODS; the CLI, help, completion,
-parsing, the HTTP core and batching all read these tables.
+parsing (call.py, cmdline.py), the quick path, execution (the REST method
+names, the status that confirms a change) and batching read these tables. The
+HTTP core (transport.py) reads none of them: it knows nothing of Bitrix24.
 """
 
 from dataclasses import dataclass, field
@@ -244,28 +246,6 @@ METHODS += (
 # options that carry a secret (masked everywhere before anything parses them), with their environment variables
 SECRET_OPTIONS = {TOKEN.option: TOKEN.env, CLIENT_SECRET.option: CLIENT_SECRET.env, "--code": None,
                   "--refresh": None}
-
-
-def options(method: Method) -> tuple[Option, ...]:
-    """The options a method takes besides its parameters, in the order help shows them."""
-    if method.kind == "token":
-        return OAUTH + OAUTH_ADVANCED + GLOBAL
-    if method.kind == "status":
-        return (AUTH_FILE,) + GLOBAL
-    if method.kind == "link":
-        return GLOBAL
-    return ((SWEEP if method.changes_state else ()) + ((AUTH_FILE,) if method.takes_token else ())
-            + ADVANCED + GLOBAL)
-
-
-def called_bare(method: Method) -> bool:
-    """oint: a method with no options shows its help. A portal (or an auth file) in the
-    environment counts as an option, so cron can call a portal method bare."""
-    import os
-
-    if method.kind == "status":
-        return bool(os.environ.get(AUTH_FILE_ENV))
-    return method.kind == "rest" and bool(os.environ.get(URL.env) or os.environ.get(AUTH_FILE_ENV))
 
 
 BY_KEY = {m.key: m for m in METHODS}

@@ -21,7 +21,7 @@ from typing import Callable
 
 from . import batch, bounds
 from .answer import Answer, Kind
-from .confirm import RestClient, about, failure, send
+from .confirm import RestClient, about, answer_entry, failure, send
 from .methods import BY_KEY, DEFAULT_REPORT, STATUS_METHOD
 from .model import Call
 from .outcome import ExitStatus, Outcome
@@ -99,8 +99,7 @@ def _not_listed(call: Call, answer: Answer) -> Outcome:
             f"{USER_METHOD}: insufficient_scope: {holder} lacks the user scope (user, or user_basic), which "
             "--userid all needs to list the portal's users; add the scope or give the user IDs. Nothing was changed",))
     status = ExitStatus.API_ERROR if answer.kind is Kind.API_ERROR else ExitStatus.REQUEST_FAILED
-    data = answer.body if answer.kind is Kind.API_ERROR else {
-        "error": "REQUEST_FAILED", "error_description": call.redactor(answer.problem)}
+    data = answer_entry(answer, call.redactor)
     return Outcome(status, data, (f"{USER_METHOD}: {answer.problem}; the users could not be listed, "
                                   "nothing was changed",))
 
