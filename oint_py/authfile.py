@@ -75,45 +75,38 @@ def _stage(name: str) -> None:
 
 
 # -- privacy -------------------------------------------------------------------
-def _check(path: str, info: os.stat_result, what: str) -> None:
+def _private(path: str, folder: bool, must_exist: bool = True) -> None:
+    """Refuse the auth file (`folder` False) or its folder when it is a symbolic link,
+    not a regular file (a folder), another user's, or open to others: the folder
+    writable by group or others, the file open to them at all."""
+    what = "auth file folder" if folder else "auth file"
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if must_exist or folder:
+            raise UsageError(f"{what} {path} does not exist" + ("" if folder else
+                             f"; create it with GetToken --code ... --save {path}")) from None
+        return
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UsageError(f"{what} {path} is a symbolic link; refusing to keep tokens through it")
+    if not (stat.S_ISDIR if folder else stat.S_ISREG)(info.st_mode):
+        raise UsageError(f"{what} {path} is not a {'folder' if folder else 'regular file'}")
     if os.name == "nt":  # no POSIX owners or modes: the file lives in the user's own profile
         return
     if info.st_uid != os.geteuid():
         raise UsageError(f"{what} {path} belongs to another user (uid {info.st_uid}); refusing to use it")
-    if what == "auth file" and info.st_mode & 0o077:
-        raise UsageError(f"auth file {path} can be read or written by group or others "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it")
-    if info.st_mode & 0o022:
-        raise UsageError(f"{what} {path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
-                         "keep the auth file in a private folder (chmod 700)")
+    if info.st_mode & (0o022 if folder else 0o077):
+        fix = "keep the auth file in a private folder (chmod 700)" if folder else f"run chmod 600 {path}"
+        raise UsageError(f"{what} {path} is open to {'writing by ' if folder else ''}group or others "
+                         f"(mode {stat.S_IMODE(info.st_mode):04o}); {fix}")
 
 
 def check_private(path: str, must_exist: bool = True) -> None:
     """Refuse an auth file (and its folder) that is a link, another user's, or open to others."""
-    folder = os.path.dirname(path)
-    try:
-        info = os.lstat(folder)
-    except OSError as exc:
-        raise UsageError(f"auth file folder {folder}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise UsageError(f"auth file folder {folder} is a symbolic link; refusing to keep tokens through it")
-    if not stat.S_ISDIR(info.st_mode):
-        raise UsageError(f"auth file folder {folder} is not a folder")
-    _check(folder, info, "auth file folder")
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        if must_exist:
-            raise UsageError(f"auth file {path} does not exist; create it with GetToken --code ... --save {path}") \
-                from None
-        return
-    except OSError as exc:
-        raise UsageError(f"auth file {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise UsageError(f"auth file {path} is a symbolic link; refusing to follow it")
-    if not stat.S_ISREG(info.st_mode):
-        raise UsageError(f"auth file {path} is not a regular file")
-    _check(path, info, "auth file")
+    _private(os.path.dirname(path), folder=True)
+    _private(path, folder=False, must_exist=must_exist)
 
 
 # -- reading and writing ---------------------------------------------------------

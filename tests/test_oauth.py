@@ -182,7 +182,7 @@ def test_unsafe_places_are_refused(portal, tmp_path, folder):
     open_folder.mkdir()
     open_folder.chmod(0o777)
     r = run_oint("bitrix24", "GetToken", "--code", "x", "--save", open_folder / "a.json", env=app_env(portal))
-    assert r.code == 5 and str(open_folder) in r.err and "writable by group or others" in r.err
+    assert r.code == 5 and str(open_folder) in r.err and "open to writing by group or others" in r.err
     link = folder / "link.json"
     link.symlink_to(path)
     r = oint_auth(portal, link, method="ServerTime")
