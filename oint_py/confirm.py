@@ -75,7 +75,6 @@ class RestClient:
             self.client.log(f"  retry {attempt}/{retries} in {ruling.wait:.2f} s: {problem}")
             self.client.pause(ruling.wait)
 
-
     def _read(self, reply: Reply) -> Answer:
         """A reply as a Bitrix24 answer."""
         self.moved = reply.moved or self.moved
