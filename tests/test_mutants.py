@@ -177,6 +177,28 @@ def test_batch_whose_settling_status_cannot_be_read_is_outcome_unknown_per_user(
     assert len(closes) == 1
 
 
+def test_batch_answered_with_a_gateway_timeout_settles_what_it_can_and_never_re_sends(tmp_path):
+    """A close batch answered 524: user 1's status shows CLOSED (settled), user 2's OPENED, which
+    proves nothing while the portal may still be running the batch: OUTCOME_UNKNOWN, not re-sent.
+    Kills: OUTCOME_UNKNOWN and REQUEST_FAILED swapped in a batch; the in-flight rule lost in batches."""
+    closes = []
+
+    def respond(req):
+        cmd = commands(req)
+        if all(c.startswith("timeman.status") for c in cmd.values()):
+            return batch_answer({"u1": {"STATUS": "CLOSED"}, "u2": {"STATUS": "OPENED"}})
+        closes.append(cmd)
+        return 524, [("Content-Type", "text/html")], b"<html>A timeout occurred</html>"
+
+    with Script(respond) as s:
+        r, _ = run_timeless(tmp_path, *STOP, s.url, "--userid", "1,2")
+    assert r.code == 4
+    data = r.json()
+    assert data["1"]["result"]["STATUS"] == "CLOSED" and "note" in data["1"]
+    assert data["2"]["error"] == "OUTCOME_UNKNOWN" and "GetTimekeepingStatus" in data["2"]["error_description"]
+    assert len(closes) == 1
+
+
 def test_batch_of_reads_that_never_gets_an_answer_is_request_failed_per_user(tmp_path):
     """Kills: the same swap the other way (a read that failed reported as an unknown outcome)."""
     with Script(lambda req: RESET) as s:
