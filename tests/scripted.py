@@ -15,14 +15,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from conftest import WEBHOOK_CODE, Result, clean_env
 
 # The child: time.sleep records and returns at once; time.monotonic moves only by what was slept
-# (so the leaky bucket's drain is exact). Both are replaced before oint is imported.
+# (so the leaky bucket's drain is exact); random draws alternate between the lowest and the highest
+# value (so a backoff's jitter shows its whole range, deterministically). All replaced before oint
+# is imported.
 _TIMELESS = r"""
-import atexit, json, sys, time
+import atexit, itertools, json, random, sys, time
 _log, _now = [], [time.monotonic()]
 def _sleep(seconds):
     _log.append(seconds)
     _now[0] += max(0.0, seconds)
 time.sleep, time.monotonic = _sleep, lambda: _now[0]
+_ends = itertools.cycle((0.0, 1.0))
+random.uniform = lambda a, b: a + (b - a) * next(_ends)
+random.random = lambda: min(next(_ends), 1.0 - 2**-53)
 _path = sys.argv.pop(1)
 def _write():
     with open(_path, "w") as fh:
