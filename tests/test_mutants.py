@@ -4,6 +4,7 @@ of the code it catches. Real oint processes against the sandbox portal or a scri
 one (tests/scripted.py); pure functions directly where the behaviour is pure."""
 
 import json
+import re
 import socket
 import zlib
 from datetime import datetime, timezone
@@ -383,3 +384,71 @@ def test_token_on_a_portal_at_its_root():
         r = run_oint(*STATUS, s.base, "--token", "tok-1")
     assert r.code == 0, r.err
     assert [req["path"] for req in s.requests] == ["/rest/timeman.status"]
+
+
+# -- survivors of the sampled cosmic-ray run (tools/mutation.sh) ---------------------------
+def test_now_is_this_moment_in_the_zone():
+    """Kills: `now` read in another zone than the one given (zone or local_zone() -> and)."""
+    moment = datetime(2026, 5, 26, 23, 30, 15, 999, tzinfo=timezone.utc)
+    assert to_atom("now", now=moment, zone=ZoneInfo("Asia/Kolkata")) == "2026-05-27T05:00:15+05:30"
+
+
+@pytest.mark.parametrize("zone,day,clock,jump", [
+    ("Europe/London", "2026-03-29", "01:30", "+00:00 to +01:00"),
+    ("Europe/Berlin", "2026-03-29", "02:30", "+01:00 to +02:00"),
+    ("America/St_Johns", "2026-03-08", "02:30", "-03:30 to -02:30"),
+])
+def test_the_gap_message_names_both_offsets(zone, day, clock, jump):
+    """Kills: the offsets in the refusal misprinted (sign at zero, minutes)."""
+    with pytest.raises(TimeError, match=re.escape(jump)):
+        to_atom(f"{day}T{clock}", zone=ZoneInfo(zone))
+
+
+@pytest.mark.parametrize("typed", ["2026-05-26T14:13:07+23:59", "2026-05-26T14:13:07-23:00"])
+def test_the_largest_offsets_are_accepted(typed):
+    """Kills: the offset-hours range check off by one (+23:xx refused)."""
+    assert to_atom(typed) == typed
+
+
+def test_a_bad_user_id_is_named():
+    """Kills: the message naming another entry than the first bad one."""
+    r = run_oint(*STATUS, "https://h/rest/1/abcd/", "--userid", "1,x7,y8", "--test")
+    assert r.code == 5 and "'x7' is not a user ID" in r.err
+
+
+@pytest.mark.parametrize("entry,shown", [
+    ({"message": "denied"}, '{"message": "denied"}'),  # a map without "error": not a success
+    ("z" * 500, '"' + "z" * 199),  # anything else, shown cut at 200 characters
+])
+def test_a_batch_users_error_entry_that_is_not_bitrix24s_is_bad_answer(tmp_path, entry, shown):
+    """Kills: a user's result_error entry without an "error" key taken as it came (the user would
+    count as done, exit 0), or its description cut elsewhere."""
+    with Script(lambda req: batch_answer({"u2": {"STATUS": "OPENED"}}, {"u1": entry})) as s:
+        r, _ = run_timeless(tmp_path, *STATUS, s.url, "--userid", "1,2")
+    assert r.code == 3, r.err
+    first = r.json()["1"]
+    assert first["error"] == "BAD_ANSWER"
+    assert first["error_description"] == "the batch answered this user's error as " + shown
+    assert r.json()["2"] == {"result": {"STATUS": "OPENED"}}
+
+
+def test_only_the_proxy_password_is_masked_in_a_config_structure():
+    """Kills: other strings of a --config proxy structure (its Host) taken for passwords and masked."""
+    config = {"proxy": {"Host": "proxy.example", "Port": 3128, "User": "someone", "Password": "pw-4f1e2d"}}
+    r = run_oint(*STATUS, "https://h/rest/1/abcd/", "--test", "--config", json.dumps(config))
+    assert r.code == 0, r.err
+    assert r.json()["proxy"] == "http://someone:***@proxy.example:3128"
+
+
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_a_token_echoed_in_an_answer_is_masked_in_debug_in_its_json_escaped_forms(ascii_only):
+    """A hostile portal echoes the token in its answer; --debug logs the answer's raw text, where
+    the token stands JSON-escaped (ASCII-escaped or UTF-8). Kills: one of those forms not registered."""
+    token = 'tök"en-77'
+    body = json.dumps({"result": {"STATUS": "OPENED", "NOTE": f"<{token}>"}}, ensure_ascii=ascii_only).encode()
+    with Script(lambda req: (200, [("Content-Type", "application/json")], body)) as s:
+        r = run_oint(*STATUS, s.base, "--token", token, "--debug")
+    assert r.code == 0, r.err
+    escaped = json.dumps(token, ensure_ascii=ascii_only)[1:-1]
+    assert [line for line in r.err.splitlines() if line.startswith("< {")], r.err
+    assert escaped not in r.err and "ök" not in r.err and "00f6k" not in r.err

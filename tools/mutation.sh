@@ -1,7 +1,7 @@
 #!/bin/sh
 # Mutation testing that sees the subprocess tests: cosmic-ray writes each mutant into a COPY of
 # this tree and runs the module's test command (tools/mutation/MODULE.toml), whose tests run oint
-# as processes. Sampled: SAMPLE mutants per module (default 25; 0 = all), drawn with SEED.
+# as processes. Sampled: SAMPLE mutants per module (default 15; 0 = all), drawn with SEED.
 #
 #   pip install -e ".[test,mutation]"
 #   tools/mutation.sh [MODULE ...]        # default: transport bounds call redact timeparse confirm sweep
@@ -9,12 +9,13 @@
 #
 # JOBS modules run side by side (default 1), each in its own copy. Results: $OUT (default
 # ./mutation-results/MODULE.txt, survivors with their diffs) and one score line per module on stdout.
+# A mutant counts as killed when its module's test command fails (see tools/mutation/session.py).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$root/.venv/bin/python}
 [ -x "$python" ] || python=python3
 bin=$(dirname "$python")
-sample=${SAMPLE:-25}
+sample=${SAMPLE:-15}
 seed=${SEED:-18}
 jobs=${JOBS:-1}
 out=${OUT:-$root/mutation-results}
@@ -39,10 +40,8 @@ one() {
     rm -rf "$work"
 }
 
-running=0
-for module in "$@"; do
-    one "$module" &
-    running=$((running + 1))
-    if [ "$running" -ge "$jobs" ]; then wait; running=0; fi
-done
-wait
+if [ "${1:-}" = --one ]; then
+    one "$2"
+else
+    printf '%s\n' "$@" | xargs -P "$jobs" -n 1 "$0" --one
+fi
