@@ -452,3 +452,12 @@ def test_a_token_echoed_in_an_answer_is_masked_in_debug_in_its_json_escaped_form
     escaped = json.dumps(token, ensure_ascii=ascii_only)[1:-1]
     assert [line for line in r.err.splitlines() if line.startswith("< {")], r.err
     assert escaped not in r.err and "ök" not in r.err and "00f6k" not in r.err
+
+
+@pytest.mark.parametrize("option,value", [("--proxy", "http:// "), ("--url", "https://  ")])
+def test_a_url_with_nothing_after_its_scheme_is_an_option_error(option, value):
+    """Kills: the secret scan of such a URL crashing (exit 99) before the option is refused."""
+    args = ["--url", "https://h/rest/1/abcd/", option, value] if option == "--proxy" else ["--url", value]
+    r = run_oint("bitrix24", "GetTimekeepingStatus", *args, "--test")
+    assert r.code == 5, r.err
+    assert r.err.startswith(f"oint: {option}")
