@@ -461,3 +461,10 @@ def test_a_url_with_nothing_after_its_scheme_is_an_option_error(option, value):
     r = run_oint("bitrix24", "GetTimekeepingStatus", *args, "--test")
     assert r.code == 5, r.err
     assert r.err.startswith(f"oint: {option}")
+
+
+def test_a_proxy_without_a_scheme_is_http():
+    """Kills: the `http://` put before a bare host:port broken (a crash, exit 99)."""
+    r = run_oint(*STATUS, "https://h/rest/1/abcd/", "--proxy", "127.0.0.1:3128", "--test")
+    assert r.code == 0, r.err
+    assert r.json()["proxy"] == "http://127.0.0.1:3128"
