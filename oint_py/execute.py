@@ -33,6 +33,10 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
     try:  # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
         client = RestClient(Client(call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
                                    moves_with=None if ep.token else urlsplit(ep.base).path))
+        if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
+            from .authfile import Renewing
+
+            client = Renewing(client, call.auth_file, call.settings, log)
     except OintError as exc:
         return Outcome.failed(exc)
     try:
@@ -57,6 +61,8 @@ def _run(call: Call, client: RestClient, progress) -> Outcome:
         return _many(call, client) if call.many else _one(call, client)
     except RequestFailure as exc:
         return Outcome.failed(exc, failed_entry(exc, call.redactor))
+    except OintError as exc:  # an auth file that cannot be renewed (exit 7) or stays locked: one line, its status
+        return Outcome.failed(exc)
 
 
 def _one(call: Call, client: RestClient) -> Outcome:
