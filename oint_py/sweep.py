@@ -24,7 +24,7 @@ from .answer import Answer, Kind
 from .confirm import RestClient, about, answer_entry, failure, send
 from .methods import BY_KEY, DEFAULT_REPORT, STATUS_METHOD
 from .model import Call
-from .outcome import ExitStatus, Outcome
+from .outcome import ExitStatus, Outcome, RequestFailure
 
 Progress = Callable[[str, int, int], None]
 
@@ -46,7 +46,7 @@ WORDS = {"timeman.close": ("close", "closing", "closed"), "timeman.open": ("open
 def active_users(call: Call, client: RestClient, progress: Progress | None = None) -> tuple[list[str], Outcome | None]:
     """(the active users' IDs, None), or ([], the Outcome that ends the run)."""
     ep = call.endpoint
-    answer = client.call(ep.url(USER_METHOD), ep.payload(ACTIVE))
+    answer = _ask(client, ep.url(USER_METHOD), ep.payload(ACTIVE))
     if answer.kind is not Kind.OK:
         return [], _not_listed(call, answer)
     total, ids = answer.body.get("total"), _ids(answer.body.get("result"))
@@ -60,7 +60,7 @@ def active_users(call: Call, client: RestClient, progress: Progress | None = Non
     # the other pages by `total`, not by following `next` one page at a time: 50 of them a request
     pages = {str(at): batch.line(USER_METHOD, {**_ACTIVE_QUERY, "start": at}) for at in range(PAGE, total, PAGE)}
     for cmd in batch.chunks(pages):
-        answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)))
+        answer = _ask(client, ep.url("batch"), ep.payload(batch.request(cmd)))
         if answer.kind is not Kind.OK:
             return [], _not_listed(call, answer)
         done, errors = batch.split(answer.body)
@@ -76,6 +76,15 @@ def active_users(call: Call, client: RestClient, progress: Progress | None = Non
         if progress:
             progress("listing users", min(len(ids), total), total)
     return list(dict.fromkeys(ids)), None
+
+
+def _ask(client: RestClient, url: str, payload: dict) -> Answer:
+    """A read of the listing; no answer at all (a dropped connection, retries spent) is a failed one,
+    so that the run ends saying the users could not be listed and nothing was changed."""
+    try:
+        return client.call(url, payload)
+    except RequestFailure as exc:
+        return Answer(0, {}, None, url, Kind.FAILED, exc.message)
 
 
 def _count(value) -> bool:

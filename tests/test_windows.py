@@ -125,16 +125,29 @@ def test_years_localtime_s_refuses_are_option_errors(monkeypatch):
         timeparse.to_atom("0206-05-26T10:00:00")
 
 
-def test_the_registry_proxy_is_not_used(monkeypatch):
-    """urllib's getproxies() reads the Windows registry; oint reads only the environment."""
-    import urllib.request
+REGISTRY_PROXY = r"""
+import sys, urllib.request
+# What urllib answers on Windows, where getproxies() adds the registry's (Internet Options) proxy
+# to the environment's; replaced before oint (and httpx, which imports getproxies by name) loads.
+registry = {"http": sys.argv.pop(1)}
+urllib.request.getproxies = lambda: {**urllib.request.getproxies_environment(), **registry}
+urllib.request.getproxies_registry = lambda: dict(registry)
+sys.argv[0] = "oint"
+from oint_py.main import main
+sys.exit(main())
+"""
 
-    from oint_py.call import environment_proxy
 
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(urllib.request, "getproxies", lambda: {"https": "http://corp-proxy:3128"})
-    assert environment_proxy("https://intranet.local/rest/1/abc/") is None
+def test_the_registry_proxy_is_not_used(portal, proxy_factory):
+    """urllib's getproxies() reads the Windows registry; oint reads only the environment. The
+    registry here names a real proxy: a call that went through it (trust_env, or getproxies()
+    instead of getproxies_environment()) shows in its log."""
+    proxy = proxy_factory()
+    proc = subprocess.run([sys.executable, "-c", REGISTRY_PROXY, proxy.url, "bitrix24", "GetTimekeepingStatus",
+                           "--url", portal.webhook()], capture_output=True, timeout=60, env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proxy.log() == []
+    assert len(portal.calls()) == 1
 
 
 def test_no_proxy_keeps_loopback_direct(portal, proxy_factory):
