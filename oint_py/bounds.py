@@ -25,6 +25,9 @@ MAX_LOGGED_BODY = 2000  # characters of an answer shown by --debug
 MAX_MESSAGE = 2000  # characters of one stderr line: a hostile value is cut, not echoed whole
 BATCH_SIZE = 50  # Bitrix24's limit of commands in one batch request
 MAX_USERS = 200_000  # users --userid all lists in one run; a portal's user.get claiming more is not believed
+STOP_GRACE = 10.0  # seconds a stopped run waits for the request in flight before it cuts it
+LOCK_WAIT = 60.0  # seconds a state-changing run over many users waits for another run's lock on the same portal
+MAX_LOCK_WAIT = 3600.0  # OINT_LOCK_WAIT's ceiling
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 from . import batch
 from .call import Call
 from .methods import STATUS_METHOD, Method
-from .outcome import ExitStatus, OutcomeUnknown, RequestFailure
+from .outcome import ExitStatus, OutcomeUnknown, RequestFailure, Unreachable
 from .transport import Answer, Client
 
 TRANSPORT_ERRORS = ("REQUEST_FAILED", "OUTCOME_UNKNOWN")
@@ -26,34 +26,43 @@ def send(client: Client, call: Call, method: Method, per_user: dict[str, str],
          progress: Callable[[int], None] | None = None) -> dict[str, dict]:
     """Send {uid: command} in batches; return {uid: entry}. `progress(n)`: n
     more users have their answer."""
-    ep = call.endpoint
     results: dict[str, dict] = {}
     for cmd in batch.chunks(per_user):
-        confirm = None
-        if method.confirm_status:
-            def confirm(payload: dict):
-                pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
-                remaining = {}
-                for uid, record in statuses(client, call, list(pending), batched=True).items():
-                    verdict = judge(method, record)
-                    if verdict == "unknown":
-                        results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": unknown_text(method, record)}
-                    elif verdict == "settled":
-                        results[uid] = {"result": record, "note": settled_text(method)}
-                    else:
-                        remaining[batch.key(uid)] = pending[uid]
-                if not remaining:
-                    return Answer(200, {}, batch.EMPTY, ep.url("batch"))
-                return {**payload, "cmd": remaining}
-
-        _collect(client, call, cmd, confirm, results)
+        results.update(send_batch(client, call, method, cmd)[0])
         if progress:
             progress(len(cmd))
     return results
 
 
-def _collect(client: Client, call: Call, cmd: dict, confirm, results: dict[str, dict]) -> None:
-    """One batch request; each of its users' entries into `results` (kept where a status check settled it)."""
+def send_batch(client: Client, call: Call, method: Method, cmd: dict) -> tuple[dict[str, dict], bool]:
+    """One batch request of at most BATCH_SIZE commands ({key(uid): command});
+    ({uid: entry}, whether the portal could not be reached at all)."""
+    ep = call.endpoint
+    results: dict[str, dict] = {}
+    confirm = None
+    if method.confirm_status:
+        def confirm(payload: dict):
+            pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
+            remaining = {}
+            for uid, record in statuses(client, call, list(pending), batched=True).items():
+                verdict = judge(method, record)
+                if verdict == "unknown":
+                    results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": unknown_text(method, record)}
+                elif verdict == "settled":
+                    results[uid] = {"result": record, "note": settled_text(method)}
+                else:
+                    remaining[batch.key(uid)] = pending[uid]
+            if not remaining:
+                return Answer(200, {}, batch.EMPTY, ep.url("batch"))
+            return {**payload, "cmd": remaining}
+
+    unreachable = _collect(client, call, cmd, confirm, results)
+    return results, unreachable
+
+
+def _collect(client: Client, call: Call, cmd: dict, confirm, results: dict[str, dict]) -> bool:
+    """One batch request; each of its users' entries into `results` (kept where a status check settled it).
+    True when the portal could not be reached at all."""
     ep = call.endpoint
     try:
         answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)), confirm)
@@ -61,13 +70,13 @@ def _collect(client: Client, call: Call, cmd: dict, confirm, results: dict[str, 
         code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
         for k in cmd:
             results.setdefault(batch.uid(k), {"error": code, "error_description": call.redactor(exc.message)})
-        return
+        return isinstance(exc, Unreachable)
     if answer.kind != "ok":
         error = answer.body if answer.kind == "api_error" else {
             "error": "REQUEST_FAILED", "error_description": call.redactor(answer.problem)}
         for k in cmd:
             results.setdefault(batch.uid(k), error)
-        return
+        return False
     done, errors = batch.split(answer.body)
     for k in cmd:
         if batch.uid(k) in results:  # settled by a status check during a retry
@@ -79,6 +88,7 @@ def _collect(client: Client, call: Call, cmd: dict, confirm, results: dict[str, 
         else:
             results[batch.uid(k)] = {"error": "NO_ANSWER",
                                      "error_description": "the batch answered nothing for this user"}
+    return False
 
 
 def error_entry(value) -> dict:

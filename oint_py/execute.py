@@ -6,12 +6,13 @@ ambiguous failure only where timeman.status says it has not taken effect
 (confirm.py: the rule, for one user or per user in a batch).
 """
 
+from contextlib import ExitStack, closing
 from dataclasses import replace
 from typing import Callable
 
 from . import batch, sweep, tls
 from .call import Call
-from .confirm import about, failure, judge, send, settled_text, statuses, unknown_text
+from .confirm import judge, settled_text, statuses, unknown_text
 from .methods import STATUS_METHOD
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
 from .transport import Answer, Client
@@ -20,30 +21,53 @@ _KIND_STATUS = {"ok": ExitStatus.OK, "api_error": ExitStatus.API_ERROR, "failed"
 
 
 def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
-            progress: sweep.Progress | None = None) -> Outcome:
+            progress: sweep.Progress | None = None, record: sweep.Record | None = None, stop=None) -> Outcome:
     """`log`: where --debug lines go (the caller masks them); `transport`: an
     httpx transport instead of the network (unit tests); `progress(what, done,
-    total)`: told how far a run over many users got."""
+    total)`: told how far a run over many users got; `record(entries)`: given
+    every user's entry so far after each batch; `stop`: a stopping.Stop, looked
+    at between batches."""
     if call.test:
         return plan(call)
     try:
-        client = Client(call.settings, call.endpoint.base, log=log, transport=transport, mask=call.redactor)
-    except OintError as exc:
-        return Outcome.failed(exc)
-    try:
-        if call.all_users:
-            ids, failed = sweep.active_users(call, client, progress)
-            if failed:
-                return failed
-            call = replace(call, user_ids=tuple(ids))
-        if call.reads_first:
-            return sweep.run(call, client, progress)
-        return _many(call, client) if call.many else _one(call, client)
+        with ExitStack() as held:
+            if call.many and call.method.changes_state and not call.plan:
+                from . import lock
+
+                held.enter_context(lock.held(call.endpoint.base))
+            client = held.enter_context(closing(Client(call.settings, call.endpoint.base, log=log,
+                                                       transport=transport, mask=call.redactor)))
+            return _run(call, client, progress, record, stop)
     except RequestFailure as exc:
         code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
         return Outcome.failed(exc, {"error": code, "error_description": call.redactor(exc.message)})
-    finally:
-        client.close()
+    except OintError as exc:
+        return Outcome.failed(exc)
+
+
+def _run(call: Call, client: Client, progress, record, stop) -> Outcome:
+    notes: tuple[str, ...] = ()
+    if call.all_users:
+        listing, failed = sweep.active_users(call, client, progress)
+        if failed:
+            return failed
+        if not listing.ids:
+            return Outcome(ExitStatus.OK, {}, listing.notes + _inactive(listing) + (
+                f"{sweep.USER_METHOD}: the portal lists no active users; nothing was done",))
+        call = replace(call, user_ids=tuple(listing.ids))
+        notes = listing.notes + _inactive(listing)
+    if not call.many and not call.reads_first:
+        return _one(call, client)
+    outcome = sweep.run(call, client, progress, record, stop)
+    return replace(outcome, messages=notes + outcome.messages)
+
+
+def _inactive(listing: sweep.Listing) -> tuple[str, ...]:
+    if not listing.inactive:
+        return ()
+    shown = ", ".join(listing.inactive[:10]) + (", ..." if len(listing.inactive) > 10 else "")
+    return (f"{sweep.USER_METHOD}: {len(listing.inactive)} listed users are not ACTIVE (the portal ignored the "
+            f"filter): {shown}; they were skipped",)
 
 
 def _one(call: Call, client: Client) -> Outcome:
@@ -65,20 +89,6 @@ def _one(call: Call, client: Client) -> Outcome:
     messages = answer.notes + ((answer.problem,) if answer.kind != "ok" else ())
     data = answer.adv() if call.settings.adv_response else answer.body
     return Outcome(_KIND_STATUS[answer.kind], data, messages)
-
-
-def _many(call: Call, client: Client) -> Outcome:
-    results = send(client, call, call.method, batch.lines(call.method.rest, call.user_ids, call.rest_params))
-    data = {uid: results[uid] for uid in call.user_ids}
-    status, messages = ExitStatus.OK, []
-    for uid, entry in data.items():
-        if "error" in entry:
-            worse, line = failure(uid, entry)
-            status = max(status, worse)
-            messages.append(line)
-        elif "note" in entry:
-            messages.append(about(uid, entry["note"]))
-    return Outcome(ExitStatus(status), data, tuple(messages))
 
 
 def plan(call: Call) -> Outcome:

@@ -42,23 +42,23 @@ def default_dir() -> str:
     return os.path.join(state, "oint", "jobs")
 
 
-def check_private(folder: str) -> None:
-    """Refuse a jobs folder another local user could read into or write into."""
+def check_private(folder: str, what: str = "jobs folder") -> None:
+    """Refuse a private folder (jobs, locks) another local user could read into or write into."""
     try:
         info = os.lstat(folder)
     except OSError as exc:
-        raise UsageError(f"jobs folder {folder}: {exc.strerror or exc}") from None
+        raise UsageError(f"{what} {folder}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(info.st_mode):
-        raise UsageError(f"jobs folder {folder} is a symbolic link; refusing to write job files through it")
+        raise UsageError(f"{what} {folder} is a symbolic link; refusing to write job files through it")
     if not stat.S_ISDIR(info.st_mode):
-        raise UsageError(f"jobs folder {folder} is not a folder")
+        raise UsageError(f"{what} {folder} is not a folder")
     if os.name == "nt":  # no POSIX owners or modes: the folder lives in the user's own profile
         return
     if info.st_uid != os.geteuid():
-        raise UsageError(f"jobs folder {folder} belongs to another user (uid {info.st_uid}); "
+        raise UsageError(f"{what} {folder} belongs to another user (uid {info.st_uid}); "
                          f"set {JOBS_ENV} to a folder of your own")
     if info.st_mode & 0o022:
-        raise UsageError(f"jobs folder {folder} is writable by group or others "
+        raise UsageError(f"{what} {folder} is writable by group or others "
                          f"(mode {stat.S_IMODE(info.st_mode):04o}); make it 0700 or set {JOBS_ENV}")
 
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 from . import __version__, bounds, tls
-from .outcome import OutcomeUnknown, RequestFailure, UsageError
+from .outcome import OutcomeUnknown, RequestFailure, Unreachable, UsageError
 from .settings import Settings
 
 THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
@@ -164,9 +164,11 @@ class _Failed(Exception):
     even still be running there (we stopped waiting, or a 303 said it was
     made), so a status check cannot show that it was not applied."""
 
-    def __init__(self, message: str, retryable: bool, maybe_applied: bool, in_flight: bool = False):
+    def __init__(self, message: str, retryable: bool, maybe_applied: bool, in_flight: bool = False,
+                 unreachable: bool = False):
         super().__init__(message)
         self.message, self.retryable, self.maybe_applied, self.in_flight = message, retryable, maybe_applied, in_flight
+        self.unreachable = unreachable  # no connection could be made, or none answered in time
 
 
 # -- the whole-attempt deadline, enforced at every socket operation ---------
@@ -393,17 +395,18 @@ class Client:
         if isinstance(exc, httpx.ProxyError):
             return _Failed(f"proxy error: {text}", False, accepted, accepted)
         if isinstance(exc, httpx.ConnectTimeout):
-            return _Failed(f"timed out connecting (--timeout {self.settings.timeout:g} s)", True, accepted, accepted)
+            return _Failed(f"timed out connecting (--timeout {self.settings.timeout:g} s)", True, accepted, accepted,
+                           unreachable=True)
         if isinstance(exc, httpx.TimeoutException):
             return _Failed(f"timed out: no whole answer within --timeout {self.settings.timeout:g} s "
-                           f"({type(exc).__name__})", True, True, True)
+                           f"({type(exc).__name__})", True, True, True, unreachable=True)
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             return _Failed(f"TLS certificate verification failed ({text}); for a self-signed portal give "
                            "--ca-bundle PATH (or SSL_CERT_FILE), or --insecure", False, sent, accepted)
         if "SSL" in text or "TLS" in text:
             return _Failed(f"TLS error: {text}", False, sent, sent)
         if isinstance(exc, httpx.ConnectError):
-            return _Failed(f"cannot connect: {text}", True, accepted, accepted)
+            return _Failed(f"cannot connect: {text}", True, accepted, accepted, unreachable=True)
         if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
             return _Failed(f"cannot send: {text}", False, accepted, accepted)
         return _Failed(f"connection failed: {text}", True, True, accepted)
@@ -429,7 +432,7 @@ class Client:
     def _call(self, url: str, payload: dict, confirm, retries: int) -> Answer:
         attempt = 0
         while True:
-            answer, failure, maybe_applied, in_flight = None, None, False, False
+            answer, failure, maybe_applied, in_flight, unreachable = None, None, False, False, False
             try:
                 answer = self.post(url, payload)
             except _Failed as exc:
@@ -437,7 +440,8 @@ class Client:
                     self._settle(confirm, payload, exc.message, exc.in_flight)
                 if not exc.retryable:
                     raise RequestFailure(exc.message) from None
-                failure, maybe_applied, in_flight = exc.message, exc.maybe_applied, exc.in_flight
+                failure, maybe_applied, in_flight, unreachable = (exc.message, exc.maybe_applied, exc.in_flight,
+                                                                  exc.unreachable)
             else:
                 throttled = not answer.accepted and (answer.code == 429 or answer.error in THROTTLED)
                 done = answer.code < 500 and not throttled
@@ -460,7 +464,7 @@ class Client:
                 why = "" if attempt >= retries else f" (the portal asked to wait {asked:g} s)"
                 tries = f" [{attempt + 1} attempt{'s' if attempt else ''}]{why}"
                 if answer is None:
-                    raise RequestFailure(f"{failure}{tries}")
+                    raise (Unreachable if unreachable else RequestFailure)(f"{failure}{tries}")
                 return replace(answer, kind="failed", problem=f"{answer.problem or f'HTTP {answer.code}'}{tries}")
             attempt += 1
             self.log(f"  retry {attempt}/{retries} in {wait:.2f} s: {failure or answer.problem}")
