@@ -270,6 +270,7 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
 
 
 ALL_USERS = "all"
+MAX_ID_DIGITS = 19  # a Bitrix24 user ID is an integer: 19 digits hold any 64-bit one
 
 
 def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
@@ -291,6 +292,9 @@ def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
         many = True
     parts = [p for p in text.replace(",", " ").split() if p]
     many = many or "," in value or len(parts) > 1
+    long = next((p for p in parts if len(p) > MAX_ID_DIGITS), None)
+    if long is not None:  # before int(): Python refuses over 4,300 digits, and 4,000 cost time and memory
+        raise UsageError(f"--userid: {long[:20]!r}... is not a user ID (more than {MAX_ID_DIGITS} digits)")
     bad = [p for p in parts if not (p.isascii() and p.isdigit() and int(p) > 0)]
     if bad and bad[0].lower() == ALL_USERS:
         raise UsageError("--userid: all stands alone (every active user); it cannot be mixed with IDs or a file")

@@ -29,7 +29,7 @@ from enum import Enum
 from typing import Callable
 
 from . import batch, bounds
-from .call import Call
+from .call import MAX_ID_DIGITS, Call
 from .confirm import about, failure, send_batch, statuses
 from .methods import BY_KEY, DEFAULT_REPORT, Method
 from .outcome import ExitStatus, Outcome
@@ -42,7 +42,6 @@ USER_METHOD = "user.get"
 ACTIVE = {"FILTER": {"ACTIVE": True}, "sort": "ID", "order": "ASC"}  # the first page's JSON body
 _PAGE_QUERY = {"FILTER[ACTIVE]": "true", "sort": "ID", "order": "ASC"}  # the same in a batch command's query
 PAGE = 50  # users a page of user.get
-MAX_ID_DIGITS = 19  # a Bitrix24 user ID is an integer: 19 digits hold any 64-bit one
 GONE_BATCHES = 3  # batches in a row that reach no portal: it is gone, the rest is not attempted
 _ATOM = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:([+-]\d{2}):?(\d{2})|Z)$")
 

@@ -237,17 +237,22 @@ class PortalState:
         conditions = {str(k).upper(): v for k, v in given.items()} if isinstance(given, dict) else {}
         if "ACTIVE" in params:  # the older form: filter fields beside the other parameters
             conditions.setdefault("ACTIVE", params["ACTIVE"])
-        ids = sorted(self.users)
+        ids = sorted(self.users, reverse=str(params.get("SORT", "")).upper() == "ID"
+                     and str(params.get("ORDER", "")).upper() == "DESC")
         if "ACTIVE" in conditions:
             active = _truthy(conditions["ACTIVE"])
             ids = [uid for uid in ids if (uid not in self.inactive) == active]
+        if str(conditions.get(">ID", "")).isdigit():  # paging by ID: those above the last one seen
+            ids = [uid for uid in ids if uid > int(conditions[">ID"])]
         try:
-            start = max(0, int(str(params.get("START") or 0)))
+            start = int(str(params.get("START") or 0))
         except ValueError:
             start = 0
         page = [{"ID": str(uid), "ACTIVE": uid not in self.inactive, "NAME": "User", "LAST_NAME": str(uid),
-                 "USER_TYPE": "employee"} for uid in ids[start:start + PAGE]]
-        return Paged(page, start, len(ids))
+                 "USER_TYPE": "employee"} for uid in ids[max(0, start):max(0, start) + PAGE]]
+        if start == -1:  # no count: a plain list, neither next nor total (Bitrix24's fast paging)
+            return page
+        return Paged(page, max(0, start), len(ids))
 
     def _m_timeman_status(self, params, caller):
         uid = self._user(caller, params)
