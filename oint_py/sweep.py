@@ -30,7 +30,7 @@ from typing import Callable
 
 from . import batch, bounds
 from .call import MAX_ID_DIGITS, Call
-from .confirm import about, failure, send_batch, statuses
+from .confirm import TRANSPORT_ERRORS, about, failure, send_batch, statuses
 from .methods import BY_KEY, DEFAULT_REPORT, Method
 from .outcome import ExitStatus, Outcome
 from .transport import Answer, Client
@@ -443,18 +443,18 @@ def _report(call: Call, tally: Tally, end: End, stop) -> Outcome:
         if "error" in entry:
             worse, line = failure(uid, entry)
             status = max(status, worse)
-            key = (entry.get("error"), entry.get("error_description"))
-            if key == last and entry.get("error") in ("REQUEST_FAILED", "OUTCOME_UNKNOWN"):
+            code = entry.get("error")
+            if code == last and code in TRANSPORT_ERRORS:
                 repeated += 1  # a portal that went away: one line, not one a user
                 continue
             if repeated:
-                messages.append(f"... and {repeated} more users with the same error")
-            repeated, last = 0, key
+                messages.append(f"... and {repeated} more users with {last} (see the record)")
+            repeated, last = 0, code
             messages.append(line)
         elif "note" in entry:
             messages.append(about(uid, entry["note"]))
     if repeated:
-        messages.append(f"... and {repeated} more users with the same error")
+        messages.append(f"... and {repeated} more users with {last} (see the record)")
     counts = tally.counts
     if end is End.GONE:
         status = max(status, ExitStatus.REQUEST_FAILED)

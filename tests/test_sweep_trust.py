@@ -154,3 +154,132 @@ def test_a_portal_that_ignores_the_active_filter_does_not_get_dismissed_users_op
     assert 3 not in portal.days and 55 not in portal.days
     assert r.err.splitlines()[0] == ("oint: user.get: 2 listed users are not ACTIVE (the portal ignored the "
                                      "filter): 3, 55; they were skipped")
+
+
+# -- item 6: two sweeps at once; a close refused as "not opened" ----------------------------------------
+def sweep_process(portal, state, *args, **env):
+    return subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all",
+                             "--if-needed", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=clean_env(XDG_STATE_HOME=str(state), **env))
+
+
+def test_two_sweeps_at_once_close_each_day_once_and_both_exit_0(make_portal, tmp_path):
+    portal = make_portal(users=300)
+    portal.inject(*["slow:0.4"] * 8)  # the first run takes a few seconds
+    first = sweep_process(portal, tmp_path)
+    deadline = time.monotonic() + 30
+    while not portal.calls() and time.monotonic() < deadline:  # the first run has its lock and is sending
+        time.sleep(0.05)
+    second = sweep_process(portal, tmp_path)
+    out1, err1 = first.communicate(timeout=60)
+    out2, err2 = second.communicate(timeout=60)
+    assert first.returncode == 0, err1
+    assert second.returncode == 0, err2
+    assert Counter(sent(portal, "timeman.close").values()) == Counter({1: 300})  # nobody's day closed twice
+    assert err2.decode().splitlines() == ["oint: 0 closed, 300 skipped, 0 failed"]
+    folder = tmp_path / "oint" / "locks"
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert [oct(f.stat().st_mode & 0o777) for f in folder.iterdir()] == ["0o600"]
+    assert portal.code not in str(list(folder.iterdir()))
+
+
+def test_a_lock_held_too_long_exits_4_naming_the_other_run_and_sends_nothing(make_portal, tmp_path, monkeypatch):
+    portal = make_portal(users=10)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    from oint_py import lock
+
+    with lock.held(portal.webhook()):
+        r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2",
+                     env=clean_env(XDG_STATE_HOME=str(tmp_path), OINT_LOCK_WAIT="0.5"))
+    assert r.code == 4
+    assert r.err.startswith(f"oint: another oint run (pid {os.getpid()}) is changing days on 127.0.0.1")
+    assert "Nothing was sent" in r.err and r.err.count("\n") == 1
+    assert portal.calls() == []
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused(make_portal, tmp_path):
+    portal = make_portal(users=10)
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2",
+                 env=clean_env(XDG_STATE_HOME=str(tmp_path)))
+    assert r.code == 0, r.err
+    (lock_file,) = (tmp_path / "oint" / "locks").iterdir()
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    lock_file.unlink()
+    lock_file.symlink_to(target)
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2",
+                 env=clean_env(XDG_STATE_HOME=str(tmp_path)))
+    assert r.code == 5 and "lock file" in r.err
+
+
+def test_a_day_closed_by_someone_else_between_read_and_close_counts_as_done(make_portal):
+    portal = make_portal(users=10)
+    real = portal._m_timeman_status
+
+    def status(params, caller):
+        answer = real(params, caller)
+        if str(params.get("USER_ID")) == "5" and portal.days[5]["STATUS"] == "OPENED":
+            portal.days[5]["STATUS"] = "CLOSED"  # the user closes the day just after oint read it
+        return answer
+
+    portal._m_timeman_status = status
+    r = on(portal, "StopTimekeeping", "--userid", "4,5,6", "--if-needed")
+    assert r.code == 0, r.err
+    entry = r.json()["5"]
+    assert entry["action"] == "skipped" and entry["status_before"] == "OPENED"
+    assert "CLOSED by now" in entry["reason"]
+    assert r.err.splitlines() == ["oint: 2 closed, 1 skipped, 0 failed"]
+
+
+# -- issue 16: a run cut short leaves a true record; a portal that went away stops the sending ---------------
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)] * 2)
+def test_a_signal_at_a_random_moment_leaves_a_record_that_matches_the_portal(make_portal, tmp_path, sig, code):
+    portal = make_portal(users=1000)
+    portal.inject(*["slow:0.06"] * 60)  # about 3 s of sweep
+    out = tmp_path / "record.json"
+    proc = sweep_process(portal, tmp_path, "--out", out)
+    deadline = time.monotonic() + 30
+    while not portal.calls() and time.monotonic() < deadline:  # its handlers are in place once it sends
+        time.sleep(0.01)
+    time.sleep(random.uniform(0, 3))
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    record = json.loads(out.read_text(encoding="utf-8"))
+    closes = sent(portal, "timeman.close")
+    assert set(record) == {str(uid) for uid in portal.users}
+    for uid, entry in record.items():  # every applied close is listed, and nothing listed was not applied
+        applied = portal.days[int(uid)]["STATUS"] == "CLOSED"
+        assert (entry["action"] == "closed") == applied, (uid, entry)
+        assert closes[uid] == (1 if applied else 0) or entry.get("error") == "OUTCOME_UNKNOWN", (uid, entry)
+        assert entry["action"] in ("closed", "not reached") or entry.get("error") == "OUTCOME_UNKNOWN"
+    if proc.returncode == 0:  # the signal came after the last batch
+        assert all(e["action"] == "closed" for e in record.values())
+        return
+    assert proc.returncode == code, err
+    counts = Counter(e["action"] for e in record.values())
+    assert err.splitlines()[-1] == (
+        f"oint: stopped by {signal.Signals(sig).name}: {counts['closed']} closed, 0 skipped, {counts['failed']} "
+        f"failed, {counts['not reached']} not reached; run the same command again to finish the job")
+    # ... and so it does
+    again = sweep_process(portal, tmp_path)
+    _, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert all(day["STATUS"] == "CLOSED" for day in portal.days.values())
+    assert Counter(sent(portal, "timeman.close").values()) == Counter({1: 1000})
+
+
+def test_a_portal_that_dies_mid_sweep_stops_the_sending_after_3_batches(make_portal, tmp_path):
+    portal = make_portal(users=1000)
+    portal.inject(*["slow:0"] * 10, "die")  # user.get twice, 4 batches of status + close, then gone
+    r = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed", "--retries", "1")
+    assert r.code == 4
+    data = r.json()
+    counts = Counter(e["action"] for e in data.values())
+    assert counts == Counter({"closed": 200, "failed": 150, "not attempted": 650})
+    lines = r.err.splitlines()
+    assert len(lines) <= 5, lines
+    assert lines[-2] == ("oint: the portal could not be reached for 3 batches in a row (no connection, no name or "
+                         "no answer in time): 650 users not attempted, nothing more was sent")
+    assert lines[-1] == ("oint: 200 closed, 0 skipped, 150 failed, 650 not reached; run the same command again to "
+                         "finish the job")

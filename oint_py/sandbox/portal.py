@@ -20,7 +20,7 @@ FAULTS = (
     "reset (drop the connection unanswered), apply-reset (apply the call, then drop the connection), "
     "retry-after:SECONDS (a 503 with it), see-other (apply the call, answer 303 to its status), "
     "huge:MB (a JSON answer that large), gzip-bomb:MB (a small gzip answer that inflates to MB), "
-    "deep:N (JSON nested N levels)"
+    "deep:N (JSON nested N levels), die (the portal goes away: stops listening, drops every connection)"
 )
 PAGE = 50  # user.get answers 50 users a page, as Bitrix24 does
 # --scenario forgotten: the kind of each user, by (uid * 7) % 50 so the kinds are spread out and every 50
@@ -123,6 +123,7 @@ class PortalState:
         self.days: dict[int, dict] = {}
         self.requests: list[dict] = []  # every request: method, path, verb, headers, params
         self.faults: deque = deque()  # consumed one per request: see inject()
+        self.dead = False  # after the fault "die": every request is dropped
         # "portal moved": answer every request with a redirect to this base URL + the path. A
         # base ending in /moved stays on this portal: paths under /moved are served as without it.
         self.redirect_to: str | None = None
