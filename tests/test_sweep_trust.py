@@ -283,3 +283,42 @@ def test_a_portal_that_dies_mid_sweep_stops_the_sending_after_3_batches(make_por
                          "no answer in time): 650 users not attempted, nothing more was sent")
     assert lines[-1] == ("oint: 200 closed, 0 skipped, 150 failed, 650 not reached; run the same command again to "
                          "finish the job")
+
+
+# -- item 4: statuses read just before the change, and the STATUS each answer returns checked ----------------
+def test_a_day_closed_while_earlier_batches_are_paused_is_not_re_opened(make_portal):
+    portal = make_portal(users=200)
+    real = portal._m_timeman_pause
+
+    def pause(params, caller):
+        if portal.days[180]["STATUS"] == "OPENED":
+            portal.days[180].update(STATUS="CLOSED")  # user 180 closes the day while oint pauses the first users
+        return real(params, caller)
+
+    portal._m_timeman_pause = pause
+    r = on(portal, "PauseTimekeeping", "--userid", "all", "--if-needed")
+    assert r.code == 0, r.err
+    assert portal.days[180]["STATUS"] == "CLOSED" and "180" not in sent(portal, "timeman.pause")
+    assert r.json()["180"]["action"] == "skipped" and r.json()["180"]["status_before"] == "CLOSED"
+    assert r.err.splitlines() == ["oint: 199 paused, 1 skipped, 0 failed"]
+
+
+def test_a_change_the_portal_answers_with_another_status_is_reported_as_it_happened(make_portal):
+    portal = make_portal(users=20)
+    real = portal._m_timeman_status
+
+    def status(params, caller):
+        answer = real(params, caller)
+        if str(params.get("USER_ID")) == "7":
+            portal.days[7]["STATUS"] = "CLOSED"  # closed between oint's read and its pause: the pause re-opens it
+        return answer
+
+    portal._m_timeman_status = status
+    r = on(portal, "PauseTimekeeping", "--userid", "6,7", "--if-needed")
+    assert r.code == 3
+    entry = r.json()["7"]
+    assert entry["action"] == "failed" and entry["error"] == "UNEXPECTED_STATUS"
+    assert entry["result"]["STATUS"] == "OPENED" == portal.days[7]["STATUS"]
+    assert r.err.splitlines() == [f"oint: user 7: UNEXPECTED_STATUS: {entry['error_description']}",
+                                  "oint: 1 paused, 0 skipped, 1 failed"]
+    assert "STATUS=OPENED after timeman.pause" in entry["error_description"]
