@@ -45,7 +45,7 @@ def invoke(method: Method, kw: dict, redact: Redactor) -> Finished:
 
     log = output.debug_logger(call.redactor) if call.debug else None
     many = call.many or call.reads_first  # runs batch by batch: each batch recorded, a signal stops the sending
-    record = output.recorder(call.out, call.redactor) if call.out and many else None
+    record = output.recorder(call.out, call.redactor) if call.out and call.many else None
     if many:
         from .stopping import on_signals
     # a bar for the runs that read users and statuses first; --debug's lines would tear it

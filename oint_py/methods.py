@@ -51,6 +51,9 @@ class Method:
     # refusals (error_description) that mean the change is already made, once a status check shows confirm_status
     done_refusals: tuple[str, ...] = ()
     status_method: str = "GetTimekeepingStatus"  # the method whose STATUS these fields speak of
+    # --if-needed may send it before reading the status: on a day that does not need it the portal refuses
+    # it and changes nothing, and only the refused users' statuses are read (half the requests of reading first)
+    act_first: bool = False
 
     @property
     def key(self) -> str:
@@ -176,7 +179,7 @@ METHODS: tuple[Method, ...] = (
         confirm_status="CLOSED", example=_TIMED_EXAMPLE,
         needed=("OPENED", "PAUSED", "EXPIRED"), skip_why="the day is {status}, not open",
         words=("close", "closing", "closed"), dated_by_start=True,
-        done_refusals=("Workday is not opened", "Рабочий день не начат"),
+        done_refusals=("Workday is not opened", "Рабочий день не начат"), act_first=True,
     ),
     Method(
         "PauseTimekeeping", "timeman.pause", "Timekeeping", "Pause timekeeping",

@@ -10,14 +10,17 @@
   the users are listed once more by ID (`FILTER[>ID]` = the last one seen,
   `start=-1`), which no shift can defeat. A listing that fails anywhere, or
   that cannot be right even then, ends the run before anything is changed.
-- run(): per batch of 50 users, each user's timeman.status read (with
+- run(): per batch of 50 users, each user's status read (with
   --if-needed or --plan), a decision per user (for the close of an EXPIRED
   day, a TIME on the day's own open date and a REPORT), the changes sent
   through confirm.send_batch (an ambiguous failure is settled by status, and
-  nobody is changed twice), and the STATUS each answer returns checked. Each
-  batch's entries go to `record` at once. A stop request (a signal) or a
-  portal that cannot be reached for GONE_BATCHES batches in a row ends the
-  loop; the users left are "not reached". With --plan nothing is sent.
+  nobody is changed twice), and the STATUS each answer returns checked. A
+  method that acts first (Method.act_first: a close without --time) is sent
+  to every user at once instead, and only the users it was refused for are
+  read and decided on, after the others. Each batch's entries go to `record`
+  at once. A stop request (a signal) or a portal that cannot be reached for
+  GONE_BATCHES batches in a row ends the loop; the users left are "not
+  reached". With --plan nothing is sent.
 
 Never prints: `progress(what, done, total)` is told how far it got.
 """
@@ -318,21 +321,21 @@ class Tally:
 def run(call: Call, client: Client, progress: Progress | None = None, record: Record | None = None,
         stop=None) -> Outcome:
     """Batch by batch: read the statuses (--if-needed, --plan), decide per user, then (unless --plan) make
-    the changes. `record(entries)` is given every user's entry so far after each batch; `stop`
-    (a stopping.Stop) is looked at between batches."""
+    the changes; or, for a method that acts first, send the changes at once and read only the refused
+    users' statuses, after the others. `record(entries)` is given every user's entry so far after each
+    batch; `stop` (a stopping.Stop) is looked at between batches."""
     uids = list(call.user_ids) if call.user_ids or call.many else [""]  # "": the webhook's own user
-    tally, end, streak = Tally(call), End.DONE, 0
+    tally, end, streak, refused = Tally(call), End.DONE, 0, []
     what = "reading statuses" if call.plan else call.method.words[1] if call.reads_first else "sending"
-    for at in range(0, len(uids), bounds.BATCH_SIZE):
+    for chunk, first in _chunks(uids, _acts_first(call), refused):
         if stop is not None and stop.signal is not None:
             end = End.STOPPED
             break
         if streak >= GONE_BATCHES:
             end = End.GONE
             break
-        chunk = uids[at:at + bounds.BATCH_SIZE]
         try:
-            unreachable = _batch(call, client, chunk, tally)
+            unreachable = _first(call, client, chunk, tally, refused) if first else _batch(call, client, chunk, tally)
         except KeyboardInterrupt:
             if stop is None or stop.signal is None:
                 raise
@@ -343,17 +346,46 @@ def run(call: Call, client: Client, progress: Progress | None = None, record: Re
         if record is not None:
             record(tally.entries)
         if progress:
-            progress(what, at + len(chunk), len(uids))
-    for uid in uids[len(tally.entries):]:
-        tally.add(uid, {"action": "not reached" if end is End.STOPPED else "not attempted"}, "not reached")
+            progress(what, len(tally.entries), len(uids))
+    for uid in uids:
+        if uid not in tally.entries:
+            tally.add(uid, {"action": "not reached" if end is End.STOPPED else "not attempted"}, "not reached")
+    tally.entries = {uid: tally.entries[uid] for uid in uids}  # in the order asked, refused users included
     return _report(call, tally, end, stop)
+
+
+def _acts_first(call: Call) -> bool:
+    """Close first: no TIME to check against the day's start, nothing to plan."""
+    return call.if_needed and call.method.act_first and not call.plan and "TIME" not in dict(call.rest_params)
+
+
+def _chunks(uids: list[str], first: bool, refused: list[str]):
+    """(up to BATCH_SIZE users, whether to act first): every user, then those whose change was refused."""
+    for at in range(0, len(uids), bounds.BATCH_SIZE):
+        yield uids[at:at + bounds.BATCH_SIZE], first
+    while refused:
+        chunk, refused[:] = refused[:bounds.BATCH_SIZE], refused[bounds.BATCH_SIZE:]
+        yield chunk, False
+
+
+def _first(call: Call, client: Client, chunk: list[str], tally: Tally, refused: list[str]) -> bool:
+    """The change sent to every user of a batch without reading first. A user the portal refused (a day not
+    open, or expired) goes to `refused`, to be read and decided on like any other."""
+    method = call.method
+    results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
+    for uid in chunk:
+        if "error" in results[uid] and results[uid]["error"] not in TRANSPORT_ERRORS:
+            refused.append(uid)
+        else:
+            tally.add(uid, *_entry(call, Step(Kind.ACT, None, dict(call.rest_params)), results[uid]))
+    return unreachable
 
 
 def _cut(call: Call, chunk: list[str], tally: Tally) -> None:
     """The users of a request cut in flight by a stop: nobody can tell whether it was applied."""
     unknown = {"error": "OUTCOME_UNKNOWN", "error_description": f"the run was stopped while {call.method.rest} "
                f"was in flight for this user, with no answer within {bounds.STOP_GRACE:g} s: it may have been "
-               "applied. Check with GetTimekeepingStatus, or re-run with --if-needed"}
+               f"applied. Check with {_status_method(call.method).name}, or re-run with --if-needed"}
     for uid in chunk:
         if uid not in tally.entries:
             tally.add(uid, {"action": "failed", "status_before": None, **unknown} if call.reads_first else unknown,

@@ -6,7 +6,7 @@ faults. No sockets here: server.py serves it. Thread-safe (one lock)."""
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, defaultdict, deque
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
@@ -124,6 +124,7 @@ class PortalState:
         self.requests: list[dict] = []  # every request: method, path, verb, headers, params
         self.faults: deque = deque()  # consumed one per request: see inject()
         self.dead = False  # after the fault "die": every request is dropped
+        self.applied: defaultdict = defaultdict(Counter)  # {"timeman.close": {uid: changes made}}, for tests
         # "portal moved": answer every request with a redirect to this base URL + the path. A
         # base ending in /moved stays on this portal: paths under /moved are served as without it.
         self.redirect_to: str | None = None
@@ -276,6 +277,7 @@ class PortalState:
             day.update(STATUS="OPENED", ACTIVE=True, TIME_FINISH=None)  # re-opens today's day
         else:
             self.days[uid] = day = self._record("OPENED", moment)
+        self.applied["timeman.open"][uid] += 1
         return dict(day)
 
     def _m_timeman_close(self, params, caller):
@@ -294,6 +296,7 @@ class PortalState:
         day.update(STATUS="CLOSED", ACTIVE=False, TIME_FINISH=_atom(moment), IP_CLOSE="127.0.0.1",
                    DURATION=_hms((moment - start).total_seconds()))
         day.pop("TIME_FINISH_DEFAULT", None)
+        self.applied["timeman.close"][uid] += 1
         return dict(day)
 
     def _m_timeman_pause(self, params, caller):
@@ -304,6 +307,7 @@ class PortalState:
         # not idempotent, as on a real portal: pausing a closed day resumes it
         day.update(STATUS="OPENED" if day["STATUS"] == "CLOSED" else "PAUSED", TIME_FINISH=None)
         day["ACTIVE"] = day["STATUS"] == "OPENED"
+        self.applied["timeman.pause"][uid] += 1
         return dict(day)
 
     def _batch(self, params, caller):
