@@ -2,9 +2,9 @@
 second): not a test, nothing here passes or fails.
 
     python bench/sweep_bench.py listing   # batched offset pages (with the cross-checks) vs paging by ID
-    python bench/sweep_bench.py sweep     # StopTimekeeping --userid all --if-needed as a process: read-then-act
-                                          # batch by batch (what oint does), wall time, requests, peak RSS
-    python bench/sweep_bench.py first     # close-first-and-classify-refusals, as a prototype in this process
+    python bench/sweep_bench.py sweep     # StopTimekeeping --userid all --if-needed --out as a process (what oint
+                                          # does: close first), wall time, requests, peak RSS
+    python bench/sweep_bench.py first     # close-first-and-classify-refusals, the first prototype, in this process
 
 Each run starts a fresh portal (an empty bucket)."""
 
@@ -62,7 +62,7 @@ def run_sweep():
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.monotonic() - t
-    print(f"read-then-act: exit {os.waitstatus_to_exitcode(status)}, {len(p.calls())} requests, {took:.1f} s, "
+    print(f"oint sweep: exit {os.waitstatus_to_exitcode(status)}, {len(p.calls())} requests, {took:.1f} s, "
           f"peak RSS {usage.ru_maxrss / 1024:.1f} MiB, throttled {p.throttled}; {err.decode().strip()}")
     p.stop()
 
