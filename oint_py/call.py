@@ -5,83 +5,18 @@ anything is sent). Nothing below this layer validates user input again.
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from urllib.parse import quote, urlsplit
 
-from . import bounds, timeparse
-from .methods import BY_KEY, CONFIG_OPTIONS, Method, Option
+from . import bounds
+from .methods import CONFIG_OPTIONS, Method, Option
+from .model import ALL_USERS, Call, Endpoint
 from .outcome import UsageError
 from .redact import Redactor, url_secrets
 from .settings import Settings
 
 _WEBHOOK_PATH = re.compile(r"^(.*?/rest/\d+/[^/]+)(?:/|$)")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the calls go: a webhook base (`https://host/rest/1/<code>/`), or a
-    portal's `/rest/` base plus an OAuth token sent as `auth` in the body."""
-
-    base: str  # ends with "/": the REST method name is appended
-    token: str | None = None
-
-    @property
-    def origin(self) -> str:
-        parts = urlsplit(self.base)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    def url(self, rest_method: str) -> str:
-        return self.base + rest_method
-
-    def payload(self, params: dict) -> dict:
-        """The JSON body: empty fields left out, the token (if any) as `auth`."""
-        body = {k: v for k, v in params.items() if v not in (None, "")}
-        return {**body, "auth": self.token} if self.token else body
-
-
-@dataclass(frozen=True)
-class Call:
-    """One method call, fully checked: what execute() needs and nothing to parse."""
-
-    method: Method
-    endpoint: Endpoint
-    user_ids: tuple[str, ...] = ()  # empty: the webhook's (or token's) own user
-    many: bool = False  # a list form (or all) was given: batch, output keyed by user
-    params: tuple[tuple[str, str], ...] = ()  # REST fields other than USER_ID, in table order
-    settings: Settings = field(default_factory=Settings)
-    out: str | None = None  # absolute path
-    debug: bool = False
-    test: bool = False
-    redactor: Redactor = field(default_factory=Redactor)
-    all_users: bool = False  # --userid all: user_ids is empty until user.get has listed the active users
-    if_needed: bool = False  # read each status first; call only where it changes the day
-    plan: bool = False  # read users and statuses, say what would be done, change nothing
-
-    @property
-    def rest_params(self) -> dict:
-        return dict(self.params)
-
-    @property
-    def reads_first(self) -> bool:
-        """--if-needed or --plan: statuses are read before anything is decided."""
-        return self.if_needed or self.plan
-
-    def to_json(self) -> dict:
-        """Everything a background job needs to make this very call (secrets included:
-        the caller keeps this off command lines and out of shared files)."""
-        return {"method": self.method.name, "base": self.endpoint.base, "token": self.endpoint.token,
-                "user_ids": list(self.user_ids), "many": self.many, "params": [list(p) for p in self.params],
-                "settings": self.settings.to_json(), "out": self.out, "debug": self.debug,
-                "secrets": sorted(self.redactor.secrets), "all_users": self.all_users, "if_needed": self.if_needed,
-                "plan": self.plan}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Call":
-        return cls(BY_KEY[data["method"].lower()], Endpoint(data["base"], data["token"]), tuple(data["user_ids"]),
-                   bool(data["many"]), tuple(tuple(p) for p in data["params"]), Settings.from_json(data["settings"]),
-                   data["out"], bool(data["debug"]), False, Redactor(frozenset(data["secrets"])),
-                   bool(data["all_users"]), bool(data["if_needed"]), bool(data["plan"]))
 
 
 # -- small converters: each raises UsageError naming the option --------------
@@ -269,9 +204,6 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
     return Endpoint(f"{origin}{hook.group(1)}/")
 
 
-ALL_USERS = "all"
-MAX_ID_DIGITS = 19  # a Bitrix24 user ID is an integer: 19 digits hold any 64-bit one
-
 
 def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
     """--userid: one ID, a list `1,2,3`, or `@file` (one ID a line, # comments).
@@ -292,9 +224,9 @@ def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
         many = True
     parts = [p for p in text.replace(",", " ").split() if p]
     many = many or "," in value or len(parts) > 1
-    long = next((p for p in parts if len(p) > MAX_ID_DIGITS), None)
+    long = next((p for p in parts if len(p) > bounds.MAX_ID_DIGITS), None)
     if long is not None:  # before int(): Python refuses over 4,300 digits, and 4,000 cost time and memory
-        raise UsageError(f"--userid: {long[:20]!r}... is not a user ID (more than {MAX_ID_DIGITS} digits)")
+        raise UsageError(f"--userid: {long[:20]!r}... is not a user ID (more than {bounds.MAX_ID_DIGITS} digits)")
     bad = [p for p in parts if not (p.isascii() and p.isdigit() and int(p) > 0)]
     if bad and bad[0].lower() == ALL_USERS:
         raise UsageError("--userid: all stands alone (every active user); it cannot be mixed with IDs or a file")
@@ -312,6 +244,8 @@ def rest_params(method: Method, values: dict) -> tuple[tuple[str, str], ...]:
         value = values.get(p.option)
         if p.rest and p.rest != "USER_ID" and value not in (None, ""):
             if p.rest == "TIME":
+                from . import timeparse  # only a call that names a time needs the zone rules
+
                 try:
                     value = timeparse.to_atom(value)
                 except ValueError as exc:
@@ -399,4 +333,5 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     params = rest_params(method, values)
     conf, redactor = settings(flags, config, ep.base, redactor)
     target = check_out(out) if out is not None else None
-    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor, all_users, if_needed, plan)
+    return Call(method=method, endpoint=ep, user_ids=ids, many=many, params=params, settings=conf, out=target,
+                debug=debug, test=test, redactor=redactor, all_users=all_users, if_needed=if_needed, plan=plan)

@@ -9,15 +9,17 @@ ambiguous failure only where timeman.status says it has not taken effect
 from contextlib import ExitStack, closing
 from dataclasses import replace
 from typing import Callable
+from urllib.parse import urlsplit
 
 from . import batch, sweep, tls
-from .call import Call
-from .confirm import judge, settled_text, statuses, unknown_text
+from .answer import Answer, Kind
+from .confirm import Applied, RestClient, failed_entry, judge, settled_text, statuses, unknown_text
 from .methods import STATUS_METHOD
+from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
-from .transport import Answer, Client
+from .transport import Client
 
-_KIND_STATUS = {"ok": ExitStatus.OK, "api_error": ExitStatus.API_ERROR, "failed": ExitStatus.REQUEST_FAILED}
+_KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Kind.FAILED: ExitStatus.REQUEST_FAILED}
 
 
 def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
@@ -29,23 +31,29 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
     at between batches."""
     if call.test:
         return plan(call)
+    ep = call.endpoint
     try:
         with ExitStack() as held:
-            if call.many and call.method.changes_state and not call.plan:
+            if call.many and call.method.changes_state and not call.plan:  # one such run per portal at a time
                 from . import lock
 
-                held.enter_context(lock.held(call.endpoint.base))
-            client = held.enter_context(closing(Client(call.settings, call.endpoint.base, log=log,
-                                                       transport=transport, mask=call.redactor)))
-            return _run(call, client, progress, record, stop)
+                held.enter_context(lock.held(ep.base))
+            # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
+            client = held.enter_context(closing(RestClient(Client(
+                call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
+                moves_with=None if ep.token else urlsplit(ep.base).path))))
+            outcome = _run(call, client, progress, record, stop)
     except RequestFailure as exc:
-        code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
-        return Outcome.failed(exc, {"error": code, "error_description": call.redactor(exc.message)})
+        return Outcome.failed(exc, failed_entry(exc, call.redactor))
     except OintError as exc:
         return Outcome.failed(exc)
+    if client.moved:
+        new = client.moved + urlsplit(ep.base).path
+        outcome = replace(outcome, messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url")))
+    return outcome
 
 
-def _run(call: Call, client: Client, progress, record, stop) -> Outcome:
+def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
     notes: tuple[str, ...] = ()
     if call.all_users:
         listing, failed = sweep.active_users(call, client, progress)
@@ -70,7 +78,7 @@ def _inactive(listing: sweep.Listing) -> tuple[str, ...]:
             f"filter): {shown}; they were skipped",)
 
 
-def _one(call: Call, client: Client) -> Outcome:
+def _one(call: Call, client: RestClient) -> Outcome:
     uid = call.user_ids[0] if call.user_ids else ""
     params = {"USER_ID": uid, **call.rest_params} if uid else call.rest_params
     ep, method = call.endpoint, call.method
@@ -78,15 +86,15 @@ def _one(call: Call, client: Client) -> Outcome:
     if method.confirm_status:
         def confirm(payload: dict):
             record = statuses(client, call, [uid], batched=False)[uid]
-            verdict = judge(method, record)
-            if verdict == "unknown":
+            applied = judge(method, record)
+            if applied is Applied.UNKNOWN:
                 raise OutcomeUnknown(unknown_text(method, record))
-            if verdict == "settled":
+            if applied is Applied.YES:
                 return Answer(200, {}, {"result": record}, ep.url(STATUS_METHOD), notes=(settled_text(method),))
             return payload
 
     answer = client.call(ep.url(method.rest), ep.payload(params), confirm)
-    messages = answer.notes + ((answer.problem,) if answer.kind != "ok" else ())
+    messages = answer.notes + ((answer.problem,) if answer.kind is not Kind.OK else ())
     data = answer.adv() if call.settings.adv_response else answer.body
     return Outcome(_KIND_STATUS[answer.kind], data, messages)
 

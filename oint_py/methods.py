@@ -2,7 +2,9 @@
 option oint-py knows, declared as data.
 
 Adding a method is adding an entry to METHODS; the CLI, help, completion,
-parsing, the HTTP core and batching all read these tables.
+parsing (call.py, cmdline.py), the quick path, execution (the REST method
+names, the status that confirms a change) and batching read these tables. The
+HTTP core (transport.py) reads none of them: it knows nothing of Bitrix24.
 """
 
 from dataclasses import dataclass, field

@@ -32,11 +32,11 @@ from enum import Enum
 from typing import Callable
 
 from . import batch, bounds
-from .call import MAX_ID_DIGITS, Call
-from .confirm import TRANSPORT_ERRORS, about, failure, send_batch, statuses
+from .answer import Answer, Kind
+from .confirm import TRANSPORT_ERRORS, RestClient, about, answer_entry, failure, send_batch, statuses
 from .methods import BY_KEY, DEFAULT_REPORT, Method
+from .model import Call
 from .outcome import ExitStatus, Outcome
-from .transport import Answer, Client
 
 Progress = Callable[[str, int, int], None]
 Record = Callable[[dict], None]
@@ -61,7 +61,7 @@ class _Wrong(Exception):
     """The listing cannot be right: why, in a sentence."""
 
 
-def active_users(call: Call, client: Client, progress: Progress | None = None) -> tuple[Listing, Outcome | None]:
+def active_users(call: Call, client: RestClient, progress: Progress | None = None) -> tuple[Listing, Outcome | None]:
     """(the listing, None), or (an empty listing, the Outcome that ends the run)."""
     try:
         pages = _offset_pages(call, client, progress)
@@ -80,11 +80,11 @@ def active_users(call: Call, client: Client, progress: Progress | None = None) -
     return listing, None
 
 
-def _offset_pages(call: Call, client: Client, progress: Progress | None) -> list | Outcome:
+def _offset_pages(call: Call, client: RestClient, progress: Progress | None) -> list | Outcome:
     """[(start, records, total, next)], the first page's and then the others', 50 pages a batch request."""
     ep = call.endpoint
     answer = client.call(ep.url(USER_METHOD), ep.payload(ACTIVE))
-    if answer.kind != "ok":
+    if answer.kind is not Kind.OK:
         return _not_listed(call, answer)
     total, first = answer.body.get("total"), _records(answer.body.get("result"), "its first page")
     if not _count(total):
@@ -97,14 +97,14 @@ def _offset_pages(call: Call, client: Client, progress: Progress | None) -> list
     starts = {str(at): batch.line(USER_METHOD, {**_PAGE_QUERY, "start": at}) for at in range(PAGE, total, PAGE)}
     for cmd in batch.chunks(starts):
         answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)))
-        if answer.kind != "ok":
+        if answer.kind is not Kind.OK:
             return _not_listed(call, answer)
         done, errors = batch.split(answer.body)
         totals, nexts = batch.paging(answer.body)
         for k in cmd:
             if k in errors:
                 error = errors[k] if isinstance(errors[k], dict) else {}
-                return _not_listed(call, Answer(200, {}, error, "", "api_error",
+                return _not_listed(call, Answer(200, {}, error, "", Kind.API_ERROR,
                                                 f"error {error.get('error')!r}: {error.get('error_description')}"))
             start = int(batch.uid(k))
             pages.append((start, _records(done.get(k), f"its page from start={start}"), totals.get(k), nexts.get(k)))
@@ -131,14 +131,14 @@ def _mismatch(pages: list) -> str:
     return ""
 
 
-def _by_id(call: Call, client: Client) -> list | Outcome:
+def _by_id(call: Call, client: RestClient) -> list | Outcome:
     """Every active user's record by ID paging: each page those above the last ID seen. Sequential."""
     ep = call.endpoint
     found, last = [], 0
     while True:
         answer = client.call(ep.url(USER_METHOD), ep.payload(
             {"FILTER": {"ACTIVE": True, ">ID": last}, "sort": "ID", "order": "ASC", "start": -1}))
-        if answer.kind != "ok":
+        if answer.kind is not Kind.OK:
             return _not_listed(call, answer)
         page = _records(answer.body.get("result"), f"its page of IDs above {last}")
         for uid, _ in page:
@@ -172,8 +172,8 @@ def _records(page, what: str) -> list[tuple[str, bool]]:
         uid = str(user.get("ID")) if isinstance(user, dict) else ""
         if not (uid.isascii() and uid.isdigit()):
             raise _Wrong(f"{what} is not a Bitrix24 list of users")
-        if len(uid) > MAX_ID_DIGITS:  # before int(): a 5,000-digit "ID" is no user, and costs time
-            raise _Wrong(f"{what} holds a user ID of {len(uid):,} digits (more than {MAX_ID_DIGITS})")
+        if len(uid) > bounds.MAX_ID_DIGITS:  # before int(): a 5,000-digit "ID" is no user, and costs time
+            raise _Wrong(f"{what} holds a user ID of {len(uid):,} digits (more than {bounds.MAX_ID_DIGITS})")
         if int(uid) <= 0:
             raise _Wrong(f"{what} is not a Bitrix24 list of users")
         records.append((str(int(uid)), _active(user.get("ACTIVE", True))))  # "07" is user 7: one user, changed once
@@ -191,9 +191,8 @@ def _not_listed(call: Call, answer: Answer) -> Outcome:
         return Outcome(ExitStatus.API_ERROR, answer.body, (
             f"{USER_METHOD}: insufficient_scope: {holder} lacks the user scope (user, or user_basic), which "
             "--userid all needs to list the portal's users; add the scope or give the user IDs. Nothing was changed",))
-    status = ExitStatus.API_ERROR if answer.kind == "api_error" else ExitStatus.REQUEST_FAILED
-    data = answer.body if answer.kind == "api_error" else {
-        "error": "REQUEST_FAILED", "error_description": call.redactor(answer.problem)}
+    status = ExitStatus.API_ERROR if answer.kind is Kind.API_ERROR else ExitStatus.REQUEST_FAILED
+    data = answer_entry(answer, call.redactor)
     return Outcome(status, data, (f"{USER_METHOD}: {answer.problem}; the users could not be listed, "
                                   "nothing was changed",))
 
@@ -205,7 +204,7 @@ def _unusable(why: str) -> Outcome:
 
 
 # -- deciding ------------------------------------------------------------------
-class Kind(Enum):
+class Decision(Enum):
     ACT = "act"  # send the change
     SKIP = "skip"  # nothing to change
     FAIL = "fail"  # its status could not be read, or a needed change cannot be made: a failure
@@ -215,7 +214,7 @@ class Kind(Enum):
 class Step:
     """What is to happen to one user."""
 
-    kind: Kind
+    kind: Decision
     before: str | None  # STATUS read first
     params: dict = field(default_factory=dict)  # REST fields besides USER_ID
     reason: str = ""  # for SKIP
@@ -223,27 +222,27 @@ class Step:
 
 
 def _fail(before: str | None, code: str, why: str) -> Step:
-    return Step(Kind.FAIL, before, error={"error": code, "error_description": why})
+    return Step(Decision.FAIL, before, error={"error": code, "error_description": why})
 
 
 def decide(call: Call, entry: dict) -> Step:
     """One user's Step, from the status entry read for them."""
     if "error" in entry:
-        return Step(Kind.FAIL, None, error=entry)
+        return Step(Decision.FAIL, None, error=entry)
     method, params = call.method, call.rest_params
     record = entry.get("result")
     status = record.get("STATUS") if isinstance(record, dict) else None
     if not isinstance(status, str):
         return _fail(None, "NO_STATUS", f"{_status_method(method).rest} gave no STATUS")
     if call.if_needed and not _needed(method, status):
-        return Step(Kind.SKIP, status, reason=method.skip_why.format(status=status) + method.skip_notes.get(status, ""))
+        return Step(Decision.SKIP, status, reason=method.skip_why.format(status=status) + method.skip_notes.get(status, ""))
     if not method.dated_by_start:
-        return Step(Kind.ACT, status, params)
+        return Step(Decision.ACT, status, params)
     if call.if_needed and status == "EXPIRED":
         return _expired(record, params.get("TIME"), params.get("REPORT") or DEFAULT_REPORT)
     if "TIME" in params and call.if_needed:
         params = {**params, "REPORT": params.get("REPORT") or DEFAULT_REPORT}
-    return _not_before_start(Step(Kind.ACT, status, params), record)
+    return _not_before_start(Step(Decision.ACT, status, params), record)
 
 
 def _needed(method: Method, status: str) -> bool:
@@ -271,7 +270,7 @@ def _expired(record: dict, given: str | None, report: str) -> Step:
         return _fail("EXPIRED", "NOT_CLOSED", f"the day expired on {start[:10]} and the portal states no "
                                               "TIME_FINISH_DEFAULT; it stays open. Give --time HH:MM to close it "
                                               "at that time on its own date")
-    return _not_before_start(Step(Kind.ACT, "EXPIRED", {"TIME": moment, "REPORT": report}), {"TIME_START": start})
+    return _not_before_start(Step(Decision.ACT, "EXPIRED", {"TIME": moment, "REPORT": report}), {"TIME_START": start})
 
 
 def _not_before_start(step: Step, record: dict) -> Step:
@@ -318,7 +317,7 @@ class Tally:
         self.counts[kind] += 1
 
 
-def run(call: Call, client: Client, progress: Progress | None = None, record: Record | None = None,
+def run(call: Call, client: RestClient, progress: Progress | None = None, record: Record | None = None,
         stop=None) -> Outcome:
     """Batch by batch: read the statuses (--if-needed, --plan), decide per user, then (unless --plan) make
     the changes; or, for a method that acts first, send the changes at once and read only the refused
@@ -368,7 +367,7 @@ def _chunks(uids: list[str], first: bool, refused: list[str]):
         yield chunk, False
 
 
-def _first(call: Call, client: Client, chunk: list[str], tally: Tally, refused: list[str]) -> bool:
+def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refused: list[str]) -> bool:
     """The change sent to every user of a batch without reading first. A user the portal refused (a day not
     open, or expired) goes to `refused`, to be read and decided on like any other."""
     method = call.method
@@ -377,7 +376,7 @@ def _first(call: Call, client: Client, chunk: list[str], tally: Tally, refused: 
         if "error" in results[uid] and results[uid]["error"] not in TRANSPORT_ERRORS:
             refused.append(uid)
         else:
-            tally.add(uid, *_entry(call, Step(Kind.ACT, None, dict(call.rest_params)), results[uid]))
+            tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), results[uid]))
     return unreachable
 
 
@@ -392,7 +391,7 @@ def _cut(call: Call, chunk: list[str], tally: Tally) -> None:
                       "failed")
 
 
-def _batch(call: Call, client: Client, chunk: list[str], tally: Tally) -> bool:
+def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bool:
     """One batch of users read, decided and changed; their entries into `tally`. True when no portal answered."""
     method = call.method
     if not call.reads_first:
@@ -406,7 +405,7 @@ def _batch(call: Call, client: Client, chunk: list[str], tally: Tally) -> bool:
     steps = {uid: decide(call, read[uid]) for uid in chunk}
     results: dict[str, dict] = {}
     if not call.plan and not unreachable:
-        todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Kind.ACT}
+        todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Decision.ACT}
         if todo:
             results, unreachable = send_batch(client, call, method, batch.chunks(todo)[0])
             _already_done(call, client, steps, results)
@@ -416,7 +415,7 @@ def _batch(call: Call, client: Client, chunk: list[str], tally: Tally) -> bool:
     return unreachable
 
 
-def _already_done(call: Call, client: Client, steps: dict, results: dict) -> None:
+def _already_done(call: Call, client: RestClient, steps: dict, results: dict) -> None:
     """A change the portal refused as already made (a close of a day that is "not opened": another run, or the
     user, closed it in between) is a skip when a status check shows it made."""
     method = call.method
@@ -426,7 +425,7 @@ def _already_done(call: Call, client: Client, steps: dict, results: dict) -> Non
         return
     for uid, now in statuses(client, call, refused, batched=True).items():
         if now is not None and now.get("STATUS") == method.confirm_status:
-            steps[uid] = Step(Kind.SKIP, steps[uid].before, reason=f"the day is {method.confirm_status} by now: it "
+            steps[uid] = Step(Decision.SKIP, steps[uid].before, reason=f"the day is {method.confirm_status} by now: it "
                               f"was {method.words[2]} by someone else after its status was read")
             results.pop(uid)
 
@@ -435,10 +434,10 @@ def _entry(call: Call, step: Step, result: dict | None) -> tuple[dict, str]:
     """One user's part of the answer and how it counts. `result`: the portal's entry for the change (None when
     nothing was sent)."""
     planned, _, done = call.method.words
-    if step.kind is Kind.SKIP:
+    if step.kind is Decision.SKIP:
         return {"action": "skip" if call.plan else "skipped", "status_before": step.before,
                 "reason": step.reason}, "skipped"
-    if step.kind is Kind.FAIL:
+    if step.kind is Decision.FAIL:
         return {"action": "failed", "status_before": step.before, **step.error}, "failed"
     entry = {"action": planned if call.plan else done, "status_before": step.before, "time": step.params.get("TIME"),
              **({"report": step.params["REPORT"]} if "REPORT" in step.params else {})}
