@@ -21,23 +21,13 @@ from urllib.parse import urlsplit
 
 from . import bounds
 from .outcome import RequestFailure, UsageError
+from .private import private_dir, state_dir
 
 WAIT_ENV = "OINT_LOCK_WAIT"
 
 
 def folder() -> str:
-    from .jobs import check_private, default_dir
-
-    path = os.path.join(os.path.dirname(default_dir()), "locks")
-    if not os.path.lexists(path):
-        try:
-            os.makedirs(path, mode=0o700)
-        except FileExistsError:  # made meanwhile: checked below like any other
-            pass
-        except OSError as exc:
-            raise UsageError(f"cannot create the locks folder {path}: {exc.strerror or exc}") from None
-    check_private(path, "locks folder")
-    return path
+    return private_dir(os.path.join(state_dir(), "locks"), "locks folder")
 
 
 def wait_bound() -> float:
