@@ -105,12 +105,12 @@ def plan(call: Call) -> Outcome:
     ep = call.endpoint
     if call.all_users:
         requests = [{"method": "POST", "url": ep.url(sweep.USER_METHOD), "body": ep.payload(sweep.ACTIVE)}]
-    elif call.if_needed:
+    elif call.if_needed and not sweep.acts_first(call):
         requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
                     for cmd in batch.chunks(batch.lines(STATUS_METHOD, call.user_ids or [""], {}))]
-    elif call.many:
+    elif call.many or call.if_needed:  # the if-needed close without --time: closes first
         requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
-                    for cmd in batch.commands(call.method.rest, call.user_ids, call.rest_params)]
+                    for cmd in batch.commands(call.method.rest, call.user_ids or [""], call.rest_params)]
     else:
         body = {"USER_ID": call.user_ids[0], **call.rest_params} if call.user_ids else call.rest_params
         requests = [{"method": "POST", "url": ep.url(call.method.rest), "body": ep.payload(body)}]
@@ -118,7 +118,8 @@ def plan(call: Call) -> Outcome:
     shown = {
         "requests": requests,
         **({"then": "the requests that follow depend on the answers: the other pages of user.get (all), "
-                    "timeman.status in batches of 50 (--if-needed), and the changes it decides on"}
+                    "timeman.status in batches of 50 (--if-needed; a close without --time: of the users "
+                    "it was refused for), and the changes it decides on"}
            if call.all_users or call.if_needed else {}),
         "headers": {"Content-Type": "application/json; charset=utf-8"},
         "proxy": s.proxy,

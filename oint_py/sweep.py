@@ -308,7 +308,6 @@ class End(Enum):
 class Tally:
     """The entries so far and the counts a summary gives."""
 
-    call: Call
     entries: dict = field(default_factory=dict)
     counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0})
 
@@ -324,9 +323,9 @@ def run(call: Call, client: RestClient, progress: Progress | None = None, record
     users' statuses, after the others. `record(entries)` is given every user's entry so far after each
     batch; `stop` (a stopping.Stop) is looked at between batches."""
     uids = list(call.user_ids) if call.user_ids or call.many else [""]  # "": the webhook's own user
-    tally, end, streak, refused = Tally(call), End.DONE, 0, []
+    tally, end, streak, refused = Tally(), End.DONE, 0, []
     what = "reading statuses" if call.plan else call.method.words[1] if call.reads_first else "sending"
-    for chunk, first in _chunks(uids, _acts_first(call), refused):
+    for chunk, first in _chunks(uids, acts_first(call), refused):
         if stop is not None and stop.signal is not None:
             end = End.STOPPED
             break
@@ -353,7 +352,7 @@ def run(call: Call, client: RestClient, progress: Progress | None = None, record
     return _report(call, tally, end, stop)
 
 
-def _acts_first(call: Call) -> bool:
+def acts_first(call: Call) -> bool:
     """Close first: no TIME to check against the day's start, nothing to plan."""
     return call.if_needed and call.method.act_first and not call.plan and "TIME" not in dict(call.rest_params)
 
@@ -463,29 +462,26 @@ def _signal_name(number: int | None) -> str:
         return f"signal {number}"
 
 
-_SIGNAL_STATUS = {1: ExitStatus.HANGUP, 2: ExitStatus.INTERRUPTED, 15: ExitStatus.TERMINATED}
+_SIGNAL_STATUS = {"SIGHUP": ExitStatus.HANGUP, "SIGINT": ExitStatus.INTERRUPTED, "SIGTERM": ExitStatus.TERMINATED}
 
 
 def _report(call: Call, tally: Tally, end: End, stop) -> Outcome:
     """The per-user answer, the stderr lines and the summary; the exit status of the worst failure."""
-    status, messages = ExitStatus.OK, []
-    repeated, last = 0, None
+    status, messages, run = ExitStatus.OK, [], []  # run: a streak of users failing the same way for want of an answer
     for uid, entry in tally.entries.items():
         if "error" in entry:
             worse, line = failure(uid, entry)
             status = max(status, worse)
-            code = entry.get("error")
-            if code == last and code in TRANSPORT_ERRORS:
-                repeated += 1  # a portal that went away: one line, not one a user
-                continue
-            if repeated:
-                messages.append(f"... and {repeated} more users with {last} (see the record)")
-            repeated, last = 0, code
-            messages.append(line)
+            if run and (entry.get("error") != run[0][0] or entry.get("error") not in TRANSPORT_ERRORS):
+                messages += _streak(run)
+                run = []
+            if entry.get("error") in TRANSPORT_ERRORS:
+                run.append((entry.get("error"), line))
+            else:
+                messages.append(line)
         elif "note" in entry:
             messages.append(about(uid, entry["note"]))
-    if repeated:
-        messages.append(f"... and {repeated} more users with {last} (see the record)")
+    messages += _streak(run)
     counts = tally.counts
     if end is End.GONE:
         status = max(status, ExitStatus.REQUEST_FAILED)
@@ -493,11 +489,21 @@ def _report(call: Call, tally: Tally, end: End, stop) -> Outcome:
                         f"no name or no answer in time): {counts['not reached']} users not attempted, nothing more "
                         "was sent")
     if end is End.STOPPED:
-        status = _SIGNAL_STATUS.get(stop.signal, ExitStatus.INTERRUPTED)
+        status = _SIGNAL_STATUS.get(_signal_name(stop.signal), ExitStatus.INTERRUPTED)  # Windows' SIGBREAK: 130
     if call.reads_first or end is not End.DONE:
         messages.append(_summary(call, counts, end, stop))
     data = tally.entries if call.many else next(iter(tally.entries.values()))
     return Outcome(ExitStatus(status), data, tuple(messages))
+
+
+SHOWN = 3  # of a streak of users failing the same way for want of an answer (a portal gone): the rest in one line
+
+
+def _streak(run: list) -> list[str]:
+    """The stderr lines of a streak of (code, line): all of a short one; of a long one its first and a count."""
+    if len(run) <= SHOWN:
+        return [line for _, line in run]
+    return [run[0][1], f"... and {len(run) - 1} more users with {run[0][0]} (see the record)"]
 
 
 def _summary(call: Call, counts: dict, end: End, stop) -> str:

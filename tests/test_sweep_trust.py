@@ -326,3 +326,10 @@ def test_a_change_the_portal_answers_with_another_status_is_reported_as_it_happe
     assert r.err.splitlines() == [f"oint: user 7: UNEXPECTED_STATUS: {entry['error_description']}",
                                   "oint: 1 paused, 0 skipped, 1 failed"]
     assert "STATUS=OPENED after timeman.pause" in entry["error_description"]
+
+
+@pytest.mark.parametrize("args,first", [([], "timeman.close?USER_ID=1"), (["--time", "18:00"], "timeman.status?USER_ID=1")])
+def test_test_shows_the_close_first_or_the_status_read_first(portal, args, first):
+    r = on(portal, "StopTimekeeping", "--userid", "1,2", "--if-needed", "--test", *args)
+    assert r.code == 0, r.err
+    assert r.json()["requests"][0]["body"]["cmd"]["u1"].startswith(first) and portal.calls() == []
