@@ -29,6 +29,11 @@ MAX_USERS = 200_000  # users --userid all lists in one run; a portal's user.get 
 STOP_GRACE = 10.0  # seconds a stopped run waits for the request in flight before it cuts it
 LOCK_WAIT = 60.0  # seconds a state-changing run over many users waits for another run's lock on the same portal
 MAX_LOCK_WAIT = 3600.0  # OINT_LOCK_WAIT's ceiling
+MAX_TOKEN_ANSWER = 64 * 1024  # bytes of an OAuth server's token answer (a real one is under 1 KiB)
+AUTH_LOCK_MIN_WAIT = 5.0  # seconds a process waits at least for another one renewing the same auth file
+# (twice --timeout, see authfile.lock_wait: 60 s with the default timeout)
+MAX_AUTH_FILE = 64 * 1024  # bytes of an auth file
+REFRESH_TOKEN_DAYS = 180  # how long Bitrix24 keeps a refresh token (older docs: 28 days)
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 
 

@@ -306,7 +306,7 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
 
 def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
           debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False,
-          redactor: Redactor = Redactor()) -> Call:
+          redactor: Redactor = Redactor(), auth_file: str | None = None) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
     given = {**values, **{f"--{k.replace('_', '-')}": v for k, v in flags.items()}, "--config": config, "--out": out}
@@ -318,6 +318,8 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
                 raise UsageError(f"{option}: not UTF-8 text (save the script as UTF-8, or on Windows run "
                                  "chcp 65001 first)") from None
     url, token = values.get("--url") or "", values.get("--token") or None
+    if auth_file is not None:
+        url, token, auth_file, redactor = _auth_file(auth_file, url, token, redactor)
     redactor = redactor.adding(token, *url_secrets(url))
     ep = endpoint(url, token, redactor)
     if (if_needed or plan) and not method.changes_state:
@@ -334,4 +336,20 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     conf, redactor = settings(flags, config, ep.base, redactor)
     target = check_out(out) if out is not None else None
     return Call(method=method, endpoint=ep, user_ids=ids, many=many, params=params, settings=conf, out=target,
-                debug=debug, test=test, redactor=redactor, all_users=all_users, if_needed=if_needed, plan=plan)
+                debug=debug, test=test, redactor=redactor, all_users=all_users, if_needed=if_needed, plan=plan,
+                auth_file=auth_file)
+
+
+def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):
+    """--auth-file: its access token, and its portal unless --url is given."""
+    if token:
+        raise UsageError("--token and --auth-file both give the access token: give one (check OINT_BITRIX24_TOKEN "
+                         "and OINT_BITRIX24_AUTH_FILE too)")
+    if not path.strip():
+        raise UsageError("--auth-file is empty")
+    from .authfile import load
+
+    path = os.path.abspath(path)
+    data = load(path)
+    redactor = redactor.adding(data["access_token"], data["refresh_token"], data["client_secret"])
+    return url or data["client_endpoint"], data["access_token"], path, redactor

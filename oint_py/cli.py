@@ -102,7 +102,7 @@ class MethodCommand(click.Command):
         super().__init__(**kwargs)
 
     def parse_args(self, ctx, args):
-        if cmdline.shows_help(args) and not ctx.resilient_parsing:
+        if cmdline.shows_help(self.method, args) and not ctx.resilient_parsing:
             _help("method", self.method)
             ctx.exit(0)
         return super().parse_args(ctx, args)

@@ -9,19 +9,27 @@ options their meaning lives here, and both call it:
 - the environment: an option given wins over its variable; an empty
   variable is no value (OINT_BITRIX24_URL, OINT_BITRIX24_TOKEN, OINT_CONFIG);
 - a method named with nothing after it shows its help, as in oint, unless
-  the URL comes from the environment (so cron can call it bare).
+  the URL (or an auth file) comes from the environment (so cron can call it bare).
 
 Defaults and checks are call.py's, once the meaning is settled.
 """
 
 import os
 
-from .methods import ADVANCED, GLOBAL, SWEEP, URL, Method, Option
+from .methods import (ADVANCED, AUTH_FILE, AUTH_FILE_ENV, GLOBAL, OAUTH, OAUTH_ADVANCED, SWEEP, URL, Method,
+                      Option)
 
 
 def options(method: Method) -> tuple[Option, ...]:
-    """The shared options a method takes, besides its own parameters."""
-    return (SWEEP if method.changes_state else ()) + ADVANCED + GLOBAL
+    """The shared options a method takes, besides its own parameters, in the order help shows them."""
+    if method.kind == "token":  # GetToken, RefreshToken
+        return OAUTH + OAUTH_ADVANCED + GLOBAL
+    if method.kind == "status":  # AuthStatus
+        return (AUTH_FILE,) + GLOBAL
+    if method.kind == "link":  # GetAppAuthLink
+        return GLOBAL
+    return ((SWEEP if method.changes_state else ()) + ((AUTH_FILE,) if method.takes_token else ())
+            + ADVANCED + GLOBAL)
 
 
 def keyword(option_name: str) -> str:
@@ -60,7 +68,13 @@ def with_environment(method: Method, given: dict, environ=None) -> dict:
     return result
 
 
-def shows_help(rest: list[str], environ=None) -> bool:
-    """Whether a method named with `rest` after it shows its help instead of calling."""
+def shows_help(method: Method, rest: list[str], environ=None) -> bool:
+    """Whether a method named with `rest` after it shows its help instead of calling.
+    A portal method's URL or auth file in the environment, or AuthStatus's auth file,
+    counts as an option."""
     environ = os.environ if environ is None else environ
-    return not rest and not environ.get(URL.env)
+    if rest:
+        return False
+    if method.kind == "status":
+        return not environ.get(AUTH_FILE_ENV)
+    return method.kind != "rest" or not (environ.get(URL.env) or environ.get(AUTH_FILE_ENV))

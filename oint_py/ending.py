@@ -42,10 +42,15 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
 
     kw = cmdline.with_environment(method, kw)
     masking.redact = Redactor.of_options(kw)
+    if method.kind != "rest":  # GetAppAuthLink, GetToken, RefreshToken, AuthStatus: no portal method
+        from .appauth import run
+
+        result = run(method, kw, masking.redact)
+        return result if isinstance(result, int) else Finished(*result)
     call = parse(method, {p.option: kw.get(cmdline.keyword(p.option)) for p in method.params},
                  {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
                  debug=bool(kw.get("debug")), test=bool(kw.get("test")), if_needed=bool(kw.get("if_needed")),
-                 plan=bool(kw.get("plan")), redactor=masking.redact)
+                 plan=bool(kw.get("plan")), redactor=masking.redact, auth_file=kw.get("auth_file"))
     masking.redact = call.redactor
     if call.settings.dontwait and not call.test:
         from .jobs import start

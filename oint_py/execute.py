@@ -39,9 +39,13 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
 
                 held.enter_context(lock.held(ep.base))
             # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
-            client = held.enter_context(closing(RestClient(Client(
-                call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
-                moves_with=None if ep.token else urlsplit(ep.base).path))))
+            client = RestClient(Client(call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
+                                       moves_with=None if ep.token else urlsplit(ep.base).path))
+            if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
+                from .authfile import Renewing
+
+                client = Renewing(client, call.auth_file, call.settings, log)
+            held.enter_context(closing(client))
             outcome = _run(call, client, progress, record, stop)
     except RequestFailure as exc:
         return Outcome.failed(exc, failed_entry(exc, call.redactor))

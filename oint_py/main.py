@@ -58,7 +58,7 @@ def page(args: list[str]):
     if args in (["bitrix24"], ["bitrix24", "--help"]):
         return helptext.library("bitrix24")
     method = BY_KEY.get(args[1].lower()) if len(args) in (2, 3) and args[0] == "bitrix24" else None
-    if method and (args[2:] == ["--help"] or cmdline.shows_help(args[2:])):
+    if method and (args[2:] == ["--help"] or cmdline.shows_help(method, args[2:])):
         return helptext.method(method)
     return None
 

@@ -55,6 +55,7 @@ class Call:
     all_users: bool = False  # --userid all: user_ids is empty until user.get has listed the active users
     if_needed: bool = False  # read each status first; call only where it changes the day
     plan: bool = False  # read users and statuses, say what would be done, change nothing
+    auth_file: str | None = None  # absolute path of an auth file whose token is renewed when it expires
 
     @property
     def rest_params(self) -> dict:

@@ -20,6 +20,7 @@ class ExitStatus(IntEnum):
     REQUEST_FAILED = 4  # no usable answer: timeout, connection, TLS, proxy, redirect, not Bitrix24 JSON, too large
     BAD_OPTIONS = 5  # invalid options, --time or --config: nothing was sent
     NOT_WRITTEN = 6  # the call was made, but its answer could not be written where asked
+    REAUTHORIZE = 7  # an app's auth file cannot be renewed: a person must authorise the app again in a browser
     INTERNAL = 99  # a bug in oint-py (oint's catch-all code); never a traceback
     HANGUP = 129  # SIGHUP during a run over many users (128 + 1, the shell's convention)
     INTERRUPTED = 130  # Ctrl-C
@@ -37,6 +38,9 @@ DESCRIPTIONS = {
     ExitStatus.BAD_OPTIONS: "invalid options, --time or --config; nothing was sent",
     ExitStatus.NOT_WRITTEN: "the call was made but its answer could not be written (--out or stdout failed); "
     "when --out failed, the answer is on stdout",
+    ExitStatus.REAUTHORIZE: "a person must authorise the app again (the auth file's tokens cannot be renewed: "
+    "invalid_grant, invalid_client, invalid_token, NOT_INSTALLED, PAYMENT_REQUIRED); stderr gives the steps, "
+    "the auth file is left as it was",
     ExitStatus.INTERNAL: "internal error in oint-py (please report it)",
     ExitStatus.HANGUP: "stopped by SIGHUP (a closed terminal) during a run over many users; the record says "
     "what was applied",

@@ -101,11 +101,14 @@ class Redactor:
 
     @classmethod
     def of_options(cls, kw: dict) -> "Redactor":
-        """The secrets a method's options hold, by keyword (`token`, `url`, `proxy`,
-        `config`; the environment already folded in): tokens, webhook codes and
+        """The secrets a method's options hold, by keyword (`token`, `clientsecret`, `code`,
+        `refresh`, `url`, `proxy`, `config`; the environment already folded in): tokens, the
+        app's secret, authorization codes, webhook codes and
         passwords in URLs, and the Password of a proxy structure (alone or inside
         --config JSON)."""
-        found: list[str | None] = [kw.get("token")]
+        from .methods import SECRET_OPTIONS
+
+        found: list[str | None] = [kw.get(option[2:]) for option in SECRET_OPTIONS]  # token, clientsecret, ...
         for text in filter(None, (kw.get("proxy"), kw.get("config"))):
             found += json_passwords(text)
         for url in filter(None, (kw.get("url"), kw.get("proxy"))):
@@ -116,13 +119,13 @@ class Redactor:
     def from_argv(cls, args: list[str], environ) -> "Redactor":
         """The secrets of a raw command line and environment: for Click's own
         complaints, made before the options are split (see the module's doc)."""
-        from .methods import CONFIG_ENV, TOKEN, URL
+        from .methods import CONFIG_ENV, SECRET_OPTIONS, URL
 
-        kw: dict = {"token": [environ.get(TOKEN.env)], "url": [environ.get(URL.env)],
-                    "config": [environ.get(CONFIG_ENV)], "proxy": []}
+        kw: dict = {"url": [environ.get(URL.env)], "config": [environ.get(CONFIG_ENV)], "proxy": [],
+                    **{option[2:]: [environ.get(env) if env else None] for option, env in SECRET_OPTIONS.items()}}
         for i, arg in enumerate(args):
             name, eq, value = arg.partition("=")
-            if name in ("--token", "--url", "--proxy", "--config"):
+            if name in ("--url", "--proxy", "--config", *SECRET_OPTIONS):
                 kw[name[2:]].append(value if eq else (args[i + 1] if i + 1 < len(args) else None))
         masks = [cls.of_options({key: value}) for key, values in kw.items() for value in values if value]
         return cls(frozenset().union(*(m.secrets for m in masks)))
