@@ -53,6 +53,11 @@ def _now() -> datetime:
     return datetime.now().astimezone().replace(microsecond=0)
 
 
+def _parse(text: str) -> datetime:
+    """A date as the portal stores it; `+0300` too (Python 3.10's fromisoformat wants `+03:00`)."""
+    return datetime.fromisoformat(re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text))
+
+
 def _atom(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
@@ -301,7 +306,7 @@ class PortalState:
             if not params.get("REPORT"):  # a forgotten day always wants a reason, free schedule or not
                 raise ApiError(400, "REPORT_NEEDED", "Report is needed")
         moment = moment or self.now()
-        start = datetime.fromisoformat(day["TIME_START"])
+        start = _parse(day["TIME_START"])
         day.update(STATUS="CLOSED", ACTIVE=False, TIME_FINISH=_atom(moment), IP_CLOSE="127.0.0.1",
                    DURATION=_hms((moment - start).total_seconds()))
         day.pop("TIME_FINISH_DEFAULT", None)
