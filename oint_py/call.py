@@ -224,6 +224,9 @@ def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
         many = True
     parts = [p for p in text.replace(",", " ").split() if p]
     many = many or "," in value or len(parts) > 1
+    long = next((p for p in parts if len(p) > bounds.MAX_ID_DIGITS), None)
+    if long is not None:  # before int(): Python refuses over 4,300 digits, and 4,000 cost time and memory
+        raise UsageError(f"--userid: {long[:20]!r}... is not a user ID (more than {bounds.MAX_ID_DIGITS} digits)")
     bad = [p for p in parts if not (p.isascii() and p.isdigit() and int(p) > 0)]
     if bad and bad[0].lower() == ALL_USERS:
         raise UsageError("--userid: all stands alone (every active user); it cannot be mixed with IDs or a file")

@@ -56,11 +56,19 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
         from .jobs import start
 
         return Finished(start(call), None, call.redactor)  # the job's own answer goes to --out
+    from contextlib import nullcontext
+
     from .execute import execute
 
+    log = output.debug_logger(call.redactor) if call.debug else None
+    many = call.many or call.reads_first  # runs batch by batch: each batch recorded, a signal stops the sending
+    record = output.recorder(call.out, call.redactor) if call.out and call.many else None
+    if many:
+        from .stopping import on_signals
     # a bar for the runs that read users and statuses first; --debug's lines would tear it
-    with output.progress_bar(wanted=(call.all_users or call.reads_first) and not call.debug) as progress:
-        outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None, progress=progress)
+    with output.progress_bar(wanted=(call.all_users or call.reads_first) and not call.debug) as progress, \
+            (on_signals() if many else nullcontext()) as stop:
+        outcome = execute(call, log=log, progress=progress, record=record, stop=stop)
     return Finished(outcome, call.out, call.redactor)
 
 

@@ -17,7 +17,6 @@ one can guess; results are renamed into place from random temporary names.
 import json
 import os
 import secrets
-import stat
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from . import output
 from .methods import JOBS_ENV
 from .model import Call
 from .outcome import ExitStatus, Outcome, UsageError
+from .private import check_private, private_dir, state_dir  # noqa: F401 - check_private: jobs' own rule too
 from .redact import Redactor
 from .spawn import detached, module_argv
 
@@ -33,46 +33,11 @@ PRIVATE = 0o600
 
 
 def default_dir() -> str:
-    if os.name == "nt":
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
-        return os.path.join(base, "oint", "jobs")
-    state = os.environ.get("XDG_STATE_HOME")
-    if not state or not os.path.isabs(state):  # the XDG spec: a relative value is to be ignored
-        state = os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "oint", "jobs")
-
-
-def check_private(folder: str) -> None:
-    """Refuse a jobs folder another local user could read into or write into."""
-    try:
-        info = os.lstat(folder)
-    except OSError as exc:
-        raise UsageError(f"jobs folder {folder}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise UsageError(f"jobs folder {folder} is a symbolic link; refusing to write job files through it")
-    if not stat.S_ISDIR(info.st_mode):
-        raise UsageError(f"jobs folder {folder} is not a folder")
-    if os.name == "nt":  # no POSIX owners or modes: the folder lives in the user's own profile
-        return
-    if info.st_uid != os.geteuid():
-        raise UsageError(f"jobs folder {folder} belongs to another user (uid {info.st_uid}); "
-                         f"set {JOBS_ENV} to a folder of your own")
-    if info.st_mode & 0o022:
-        raise UsageError(f"jobs folder {folder} is writable by group or others "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}); make it 0700 or set {JOBS_ENV}")
+    return os.path.join(state_dir(), "jobs")
 
 
 def jobs_dir() -> str:
-    folder = os.path.abspath(os.environ.get(JOBS_ENV) or default_dir())
-    if not os.path.lexists(folder):
-        try:
-            os.makedirs(folder, mode=0o700)
-        except FileExistsError:  # made meanwhile: checked below like any other
-            pass
-        except OSError as exc:
-            raise UsageError(f"cannot create the jobs folder {folder}: {exc.strerror or exc}") from None
-    check_private(folder)
-    return folder
+    return private_dir(os.path.abspath(os.environ.get(JOBS_ENV) or default_dir()))
 
 
 def create_private(path: str) -> int:

@@ -40,6 +40,22 @@ class Method:
     # day resumes it (OPENED), which looks just like a pause that never arrived.
     resend_unapplied: bool = True
     example: dict = field(default_factory=dict)
+    # -- for --if-needed and --plan (state-changing methods only) --
+    # the STATUS values that make the call needed; () means every status but confirm_status
+    needed: tuple[str, ...] = ()
+    # why a user is skipped: a format with {status}; notes added for some statuses
+    skip_why: str = ""
+    skip_notes: dict = field(default_factory=dict)
+    # the action as a plan says it, as the progress bar says it, and once done
+    words: tuple[str, str, str] = ("", "", "")
+    # the day's own date: an EXPIRED day is changed with a TIME on the date it opened, and a REPORT
+    dated_by_start: bool = False
+    # refusals (error_description) that mean the change is already made, once a status check shows confirm_status
+    done_refusals: tuple[str, ...] = ()
+    status_method: str = "GetTimekeepingStatus"  # the method whose STATUS these fields speak of
+    # --if-needed may send it before reading the status: on a day that does not need it the portal refuses
+    # it and changes nothing, and only the refused users' statuses are read (half the requests of reading first)
+    act_first: bool = False
     # rest: a REST method on the portal; token: a grant at the OAuth server (GetToken, RefreshToken);
     # link: builds the browser step's address (GetAppAuthLink); status: reads an auth file (AuthStatus)
     kind: str = "rest"
@@ -181,18 +197,24 @@ METHODS: tuple[Method, ...] = (
         "Starts or resumes user timekeeping",
         (URL, USERID, _time("Start"), REPORT, TOKEN),
         confirm_status="OPENED", example=_TIMED_EXAMPLE,
+        skip_why="the day is already open", words=("open", "opening", "opened"),
     ),
     Method(
         "StopTimekeeping", "timeman.close", "Timekeeping", "Stop timekeeping",
         "Stops user timekeeping",
         (URL, USERID, _time("Stop"), REPORT, TOKEN),
         confirm_status="CLOSED", example=_TIMED_EXAMPLE,
+        needed=("OPENED", "PAUSED", "EXPIRED"), skip_why="the day is {status}, not open",
+        words=("close", "closing", "closed"), dated_by_start=True,
+        done_refusals=("Workday is not opened", "Рабочий день не начат"), act_first=True,
     ),
     Method(
         "PauseTimekeeping", "timeman.pause", "Timekeeping", "Pause timekeeping",
         "Pauses user timekeeping",
         (URL, USERID, TOKEN),
         confirm_status="PAUSED", resend_unapplied=False, example=_EXAMPLE,
+        needed=("OPENED",), skip_why="the day is {status}; only an open day is paused",
+        skip_notes={"CLOSED": " (pausing a closed day would re-open it)"}, words=("pause", "pausing", "paused"),
     ),
     Method(
         "GetTimekeepingStatus", "timeman.status", "Timekeeping", "Get timekeeping status",

@@ -22,7 +22,9 @@ class ExitStatus(IntEnum):
     NOT_WRITTEN = 6  # the call was made, but its answer could not be written where asked
     REAUTHORIZE = 7  # an app's auth file cannot be renewed: a person must authorise the app again in a browser
     INTERNAL = 99  # a bug in oint-py (oint's catch-all code); never a traceback
+    HANGUP = 129  # SIGHUP during a run over many users (128 + 1, the shell's convention)
     INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM during a run over many users (128 + 15)
 
 
 DESCRIPTIONS = {
@@ -40,7 +42,12 @@ DESCRIPTIONS = {
     "invalid_grant, invalid_client, invalid_token, NOT_INSTALLED, PAYMENT_REQUIRED); stderr gives the steps, "
     "the auth file is left as it was",
     ExitStatus.INTERNAL: "internal error in oint-py (please report it)",
-    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitStatus.HANGUP: "stopped by SIGHUP (a closed terminal) during a run over many users; the record says "
+    "what was applied",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C); a run over many users stops sending and its record says what "
+    "was applied",
+    ExitStatus.TERMINATED: "stopped by SIGTERM (a cron timeout, systemctl stop) during a run over many users; "
+    "the record says what was applied",
 }
 
 
@@ -69,6 +76,10 @@ class RequestFailure(OintError):
     """No usable answer from the portal."""
 
     status = ExitStatus.REQUEST_FAILED
+
+
+class Unreachable(RequestFailure):
+    """The portal could not be reached at all: no connection, no name, or no answer in time."""
 
 
 class OutcomeUnknown(RequestFailure):

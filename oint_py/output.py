@@ -238,6 +238,18 @@ def write_atomic(path: str, text, mode: int | None = None) -> None:
         raise
 
 
+def recorder(path: str, redact=None):
+    """record(data): the run's answer so far, written to `path` at once (atomically, as compact JSON: the
+    pretty JSON follows when the run ends). A write that fails here is left to that last one to report."""
+    def record(data) -> None:
+        try:
+            write_atomic(path, [_block([json.dumps(data, ensure_ascii=False), "\n"], redact)])
+        except OSError:
+            pass
+
+    return record
+
+
 def _stdout_json(data, redact) -> None:
     if sys.stdout is None and os.name != "nt":  # `>&-`: POSIX has no pythonw; a closed stdout loses the answer
         raise WriteFailed("stdout is closed")

@@ -544,7 +544,8 @@ def test_out_over_an_existing_file_keeps_its_mode(portal, tmp_path):
 
 def test_user_ids_from_user_get_are_normalised_before_dedup():
     """A portal listing "7" on one page and "07" on another lists one user, changed once."""
-    from oint_py.sweep import _ids
+    from oint_py.sweep import _records, _Wrong
 
-    assert _ids([{"ID": "7"}, {"ID": "07"}, {"ID": 12}]) == ["7", "7", "12"]
-    assert _ids([{"ID": "7\n"}]) is None
+    assert _records([{"ID": "7"}, {"ID": "07"}, {"ID": 12}], "a page") == [("7", True), ("7", True), ("12", True)]
+    with pytest.raises(_Wrong):
+        _records([{"ID": "7\n"}], "a page")
