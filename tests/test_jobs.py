@@ -1,0 +1,97 @@
+"""Background jobs and the background sandbox (issues 16 and 17): children that
+run only oint's own code, a jobs folder whose parents are checked, and the
+`oint jobs` commands that list, wait for and clean jobs."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+from conftest import ROOT, clean_env, run_oint, wait_for
+
+POSIX = os.name != "nt"
+PLANTED = ("runpy", "importlib", "types")
+
+
+def _pythons() -> list[str]:
+    """Every CPython 3.10+ pyenv has here (the README's), else this test's own."""
+    found = [exe for exe in sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))
+             if tuple(map(int, exe.split("/")[-3].split(".")[:2])) >= (3, 10)]
+    return found or [sys.executable]
+
+
+def _planted_folder(tmp_path):
+    """A current folder holding runpy.py, importlib.py and types.py, each leaving a marker when imported."""
+    cwd, markers = tmp_path / "shared", tmp_path / "markers"
+    cwd.mkdir()
+    markers.mkdir()
+    for name in PLANTED:
+        (cwd / f"{name}.py").write_text(f"open({str(markers / name)!r}, 'w').close()\n")
+    return cwd, markers
+
+
+def _as_installed(python: str, tmp_path) -> tuple[list[str], dict]:
+    """`oint` as a venv's console script starts it (the script's folder on sys.path, not the current one).
+    The venv finds the dependencies through a .pth file (as editable installs do) and this checkout's
+    oint_py through PYTHONPATH, which the isolated child does not read: it must get the parent's path."""
+    venv = tmp_path / "venv"
+    subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+    exe = str(venv / "bin" / "python")
+    purelib = subprocess.run([exe, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    with open(os.path.join(purelib, "deps.pth"), "w") as fh:
+        fh.write(sysconfig.get_paths()["purelib"] + "\n")  # this test's venv: pure-Python dependencies only
+    script = venv / "bin" / "oint"
+    script.write_text("import sys\nfrom oint_py.main import main\nsys.exit(main())\n")
+    env = clean_env(PYTHONPATH=str(ROOT))
+    probe = subprocess.run([exe, "-c", "import click, httpx, rich, tzlocal"], env=env, capture_output=True,
+                           cwd=str(tmp_path))
+    if probe.returncode:
+        pytest.skip(f"{python} cannot load oint's dependencies from this venv: {probe.stderr[-200:]!r}")
+    return [exe, str(script)], env
+
+
+@pytest.mark.skipif(not POSIX, reason="pyenv's Pythons; the same launcher runs on Windows")
+@pytest.mark.parametrize("python", _pythons())
+def test_nothing_in_the_current_folder_runs_in_a_job_or_a_background_sandbox(python, portal, tmp_path):
+    oint, env = _as_installed(python, tmp_path)
+    cwd, markers = _planted_folder(tmp_path)
+    env["OINT_JOBS_DIR"] = str(tmp_path / "jobs")
+
+    def run(*args):
+        return subprocess.run([*oint, *map(str, args)], env=env, cwd=str(cwd), capture_output=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+
+    r = run("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait")
+    assert r.returncode == 0, r.stderr
+    job = json.loads(r.stdout)
+    wait_for(job["exit_file"])
+    assert open(job["exit_file"]).read().strip() == "0", open(job["log_file"]).read()
+    assert json.loads(open(job["result_file"], encoding="utf-8").read())["result"]["STATUS"] == "CLOSED"
+
+    r = run("sandbox", "--port", 0, "--background", "--stop-after", 60)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    try:
+        status = run("bitrix24", "GetTimekeepingStatus", "--url", info["webhook"], "--userid", 1)
+        assert status.returncode == 0, status.stderr
+    finally:
+        os.kill(info["pid"], signal.SIGTERM)
+    assert os.listdir(markers) == []
+
+
+@pytest.mark.skipif(not POSIX, reason="kill and a POSIX PID")
+def test_background_sandbox_says_its_pid_and_how_to_stop_it():
+    r = run_oint("sandbox", "--port", 0, "--background", "--stop-after", 60)
+    assert r.code == 0, r.err
+    pid = r.json()["pid"]
+    assert r.err == f"oint: sandbox running as PID {pid} for 60 s; stop it with: kill {pid}\n"
+    os.kill(pid, signal.SIGTERM)
+    r = run_oint("sandbox", "--port", 0, "--background")
+    pid = r.json()["pid"]
+    assert "for 3600 s" in r.err
+    os.kill(pid, signal.SIGTERM)
