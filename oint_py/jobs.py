@@ -10,7 +10,8 @@ The jobs folder is private: `$OINT_JOBS_DIR`, else `$XDG_STATE_HOME/oint/jobs`
 (`~/.local/state/oint/jobs`), or `%LOCALAPPDATA%\\oint\\jobs` on Windows,
 created 0700. A folder that is a symbolic link, belongs to another user, or
 is writable by group or others is refused (exit 5) and nothing is written
-into it. Job files are created 0600 with O_EXCL|O_NOFOLLOW, under names no
+into it; so is one below a folder that is group- or world-writable (unless
+sticky and root's, as /tmp) or another user's (check_parents, as ssh does). Job files are created 0600 with O_EXCL|O_NOFOLLOW, under names no
 one can guess; results are renamed into place from random temporary names.
 """
 
@@ -62,8 +63,47 @@ def check_private(folder: str) -> None:
                          f"(mode {stat.S_IMODE(info.st_mode):04o}); make it 0700 or set {JOBS_ENV}")
 
 
+def _ancestors(folder: str) -> list[str]:
+    """Every folder above `folder`, as written and as it really is (a link on the way is checked both ways)."""
+    seen: list[str] = []
+    for start in (os.path.dirname(folder), os.path.realpath(os.path.dirname(folder))):
+        path = start
+        while True:
+            if path not in seen:
+                seen.append(path)
+            parent = os.path.dirname(path)
+            if parent == path:
+                break
+            path = parent
+    return seen
+
+
+def check_parents(folder: str) -> None:
+    """As ssh checks the folders above its files: none may be writable by group or others (unless sticky
+    and owned by root, as /tmp is) or belong to someone else, or another user could swap the jobs folder
+    while a job runs and have the job write into theirs. Folders not made yet are skipped (we make them 0700)."""
+    if os.name == "nt":  # no POSIX owners or modes: the default lives in the user's own profile
+        return
+    me = os.geteuid()
+    for path in _ancestors(folder):
+        try:
+            info = os.stat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise UsageError(f"jobs folder {folder}: cannot check {path}: {exc.strerror or exc}") from None
+        if info.st_uid not in (me, 0):
+            raise UsageError(f"jobs folder {folder}: {path} above it belongs to another user (uid {info.st_uid}), "
+                             f"who could swap the jobs folder; set {JOBS_ENV} to a folder under your own")
+        if info.st_mode & 0o022 and not (info.st_mode & stat.S_ISVTX and info.st_uid == 0):
+            raise UsageError(f"jobs folder {folder}: {path} above it is writable by group or others "
+                             f"(mode {stat.S_IMODE(info.st_mode):04o}), who could swap the jobs folder; "
+                             f"set {JOBS_ENV} to a folder under private ones")
+
+
 def jobs_dir() -> str:
     folder = os.path.abspath(os.environ.get(JOBS_ENV) or default_dir())
+    check_parents(folder)  # before making anything in them
     if not os.path.lexists(folder):
         try:
             os.makedirs(folder, mode=0o700)

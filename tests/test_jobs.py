@@ -95,3 +95,51 @@ def test_background_sandbox_says_its_pid_and_how_to_stop_it():
     pid = r.json()["pid"]
     assert "for 3600 s" in r.err
     os.kill(pid, signal.SIGTERM)
+
+
+# -- the folders above the jobs folder (issue 17 item 9) ------------------------
+def _dontwait(portal, folder):
+    return run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait",
+                    OINT_JOBS_DIR=str(folder))
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
+@pytest.mark.parametrize("parent", ["group-writable", "world-writable", "sticky-but-not-root's", "another user's"])
+def test_a_jobs_folder_under_a_folder_others_can_change_is_refused(portal, tmp_path, parent):
+    """Another member of a shared folder could swap the jobs folder while the job runs, and have it write its
+    result into theirs: refused before anything is made or sent, whether the jobs folder exists or not."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    mode = {"group-writable": 0o770, "world-writable": 0o777, "sticky-but-not-root's": 0o1777}.get(parent, 0o755)
+    os.chmod(shared, mode)
+    if parent in ("sticky-but-not-root's", "another user's"):
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give the folder away")
+        os.chown(shared, 65534, 65534)
+    for exists in (False, True):
+        folder = shared / "deep" / "jobs"
+        if exists:
+            folder.mkdir(parents=True, mode=0o700)
+            os.chmod(folder.parent, 0o700)
+        r = _dontwait(portal, folder)
+        assert r.code == 5, r.err
+        assert r.out == "" and r.err.count("\n") == 1 and str(shared) in r.err and "swap" in r.err
+        assert os.listdir(shared) == (["deep"] if exists else [])
+        assert not exists or os.listdir(folder) == []
+    assert portal.calls() == []
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
+def test_a_jobs_folder_under_a_sticky_folder_of_root_is_accepted(portal, tmp_path):
+    """As /tmp: others can write there but cannot rename or remove what is ours."""
+    if os.stat(tmp_path).st_uid != 0 and os.geteuid() != 0:
+        pytest.skip("needs a folder owned by root")
+    sticky = tmp_path / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    if os.geteuid() == 0:
+        os.chown(sticky, 0, 0)
+    r = _dontwait(portal, sticky / "mine" / "jobs")
+    assert r.code == 0, r.err
+    wait_for(r.json()["exit_file"])
+    assert open(r.json()["exit_file"]).read().strip() == "0"
