@@ -27,7 +27,7 @@ def _help(page: str, *args) -> None:
 
 
 class Root(click.Group):
-    LAZY = {"sandbox": "oint_py.sandbox.command"}  # command name: its module
+    LAZY = {"sandbox": "oint_py.sandbox.command", "jobs": "oint_py.jobs_command"}  # command name: its module
 
     def list_commands(self, ctx):
         return sorted([*super().list_commands(ctx), *self.LAZY])

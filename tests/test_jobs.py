@@ -6,12 +6,13 @@ import glob
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
 
 import pytest
-from conftest import ROOT, clean_env, run_oint, wait_for
+from conftest import ROOT, assert_no_secret, clean_env, run_oint, wait_for
 
 POSIX = os.name != "nt"
 PLANTED = ("runpy", "importlib", "types")
@@ -143,3 +144,85 @@ def test_a_jobs_folder_under_a_sticky_folder_of_root_is_accepted(portal, tmp_pat
     assert r.code == 0, r.err
     wait_for(r.json()["exit_file"])
     assert open(r.json()["exit_file"]).read().strip() == "0"
+
+
+# -- oint jobs (issue 16 item 5) -------------------------------------------------
+def _jobs(folder, *args):
+    return run_oint("jobs", *args, OINT_JOBS_DIR=str(folder))
+
+
+def test_jobs_are_listed_waited_for_and_cleaned(portal, tmp_path):
+    folder = tmp_path / "jobs"
+    portal.inject("slow:2")
+    slow = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", portal.token, "--userid", 4,
+                    "--dontwait", OINT_JOBS_DIR=str(folder)).json()
+    listed = _jobs(folder)
+    assert listed.code == 0, listed.err
+    (entry,) = listed.json()
+    assert entry["job"] == slow["job"] and entry["state"] == "running" and entry["exit_code"] is None
+    assert entry["method"] == "StopTimekeeping" and entry["started"].startswith(slow["job"][:4])
+    assert_no_secret(listed.out, listed.err, *(p.read_text() for p in folder.iterdir() if p.suffix == ".meta"))
+    meta = folder / f"{slow['job']}.meta"
+    assert stat.S_IMODE(meta.stat().st_mode) == 0o600
+
+    early = _jobs(folder, "wait", slow["job"], "--timeout", "0.2s")
+    assert early.code == 4 and "still running" in early.err and early.out == ""
+
+    # a job with an --out file, and one the portal refuses
+    out = tmp_path / "answer.json"
+    mine = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 5, "--dontwait", "--out",
+                    str(out), OINT_JOBS_DIR=str(folder)).json()
+    refused = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 99999, "--dontwait",
+                       OINT_JOBS_DIR=str(folder)).json()
+
+    done = _jobs(folder, "wait", slow["job"])
+    assert done.code == 0, done.err
+    assert done.json()["result"]["STATUS"] == "CLOSED"
+    assert _jobs(folder, "wait", mine["job"]).json()["result"]["STATUS"] == "CLOSED"
+    failed = _jobs(folder, "wait", refused["job"])
+    assert failed.code == 3 and failed.json()["error_description"] == "User not found"
+    states = {e["job"]: (e["state"], e["exit_code"]) for e in _jobs(folder).json()}
+    assert states == {slow["job"]: ("done", 0), mine["job"]: ("done", 0), refused["job"]: ("done", 3)}
+
+    kept = _jobs(folder, "clean", "--older-than", "7d")
+    assert kept.code == 0 and kept.json()["removed"] == [] and len(os.listdir(folder)) == 11  # 3 jobs' files
+    cleaned = _jobs(folder, "clean")
+    assert cleaned.code == 0 and sorted(cleaned.json()["removed"]) == sorted([slow["job"], mine["job"], refused["job"]])
+    assert os.listdir(folder) == [] and out.exists()  # the --out file is the user's
+    assert _jobs(folder).json() == []
+
+
+@pytest.mark.skipif(not POSIX, reason="SIGKILL")
+def test_a_job_killed_before_its_exit_code_is_lost_not_running(portal, tmp_path):
+    folder = tmp_path / "jobs"
+    portal.inject("slow:30")
+    job = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait",
+                   OINT_JOBS_DIR=str(folder)).json()
+    running = _jobs(folder, "clean")
+    assert running.json()["removed"] == [] and running.json()["kept"] == 1
+    os.kill(job["pid"], signal.SIGKILL)
+    for _ in range(100):
+        (entry,) = _jobs(folder).json()
+        if entry["state"] != "running":
+            break
+    assert entry["state"] == "lost" and entry["exit_code"] is None
+    r = _jobs(folder, "wait", job["job"])
+    assert r.code == 4 and "without an exit code" in r.err
+    assert _jobs(folder, "clean").json()["removed"] == [job["job"]]
+
+
+@pytest.mark.parametrize("args", [["wait", "../../etc/passwd"], ["wait", "20261128-043441-403b3b6f3d3e6c0b"],
+                                  ["wait"], ["clean", "--older-than", "soon"], ["bogus"]])
+def test_jobs_bad_arguments_are_option_errors(tmp_path, args):
+    r = _jobs(tmp_path / "jobs", *args)
+    assert r.code == 5 and r.out == "" and r.err.count("\n") == 1 and r.err.startswith("oint: ")
+
+
+@pytest.mark.skipif(not POSIX, reason="POSIX modes")
+def test_jobs_commands_keep_the_private_folder_rules(tmp_path):
+    folder = tmp_path / "jobs"
+    folder.mkdir(mode=0o700)
+    os.chmod(folder, 0o770)
+    for args in ([], ["clean"], ["wait", "20261128-043441-403b3b6f3d3e6c0b"]):
+        r = _jobs(folder, *args)
+        assert r.code == 5 and "jobs folder" in r.err and "group or others" in r.err, args
