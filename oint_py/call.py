@@ -57,6 +57,7 @@ class Call:
     all_users: bool = False  # --userid all: user_ids is empty until user.get has listed the active users
     if_needed: bool = False  # read each status first; call only where it changes the day
     plan: bool = False  # read users and statuses, say what would be done, change nothing
+    quiet: bool = False  # print nothing on success; on failure the summary and the first failure lines
 
     @property
     def rest_params(self) -> dict:
@@ -74,14 +75,14 @@ class Call:
                 "user_ids": list(self.user_ids), "many": self.many, "params": [list(p) for p in self.params],
                 "settings": self.settings.to_json(), "out": self.out, "debug": self.debug,
                 "secrets": sorted(self.redactor.secrets), "all_users": self.all_users, "if_needed": self.if_needed,
-                "plan": self.plan}
+                "plan": self.plan, "quiet": self.quiet}
 
     @classmethod
     def from_json(cls, data: dict) -> "Call":
         return cls(BY_KEY[data["method"].lower()], Endpoint(data["base"], data["token"]), tuple(data["user_ids"]),
                    bool(data["many"]), tuple(tuple(p) for p in data["params"]), Settings.from_json(data["settings"]),
                    data["out"], bool(data["debug"]), False, Redactor(frozenset(data["secrets"])),
-                   bool(data["all_users"]), bool(data["if_needed"]), bool(data["plan"]))
+                   bool(data["all_users"]), bool(data["if_needed"]), bool(data["plan"]), bool(data.get("quiet")))
 
 
 # -- small converters: each raises UsageError naming the option --------------
@@ -367,7 +368,7 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
 
 
 def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
-          debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False,
+          debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False, quiet: bool = False,
           redactor: Redactor = Redactor()) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
@@ -395,4 +396,5 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     params = rest_params(method, values)
     conf, redactor = settings(flags, config, ep.base, redactor)
     target = check_out(out) if out is not None else None
-    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor, all_users, if_needed, plan)
+    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor, all_users, if_needed, plan,
+                quiet)

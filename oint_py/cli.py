@@ -120,9 +120,9 @@ def _show_help(ctx, param, value):
 def _option(option: Option) -> click.Option:
     """A click option from the option table: values stay strings (call.py checks them)."""
     if option.name == "--help":
-        return click.Option([option.name], is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
+        return click.Option(list(option.spellings), is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
                             help=option.help)
-    names = [option.name] + ([option.alias] if option.alias else [])
+    names = list(option.spellings)
     if option.kind == "flag":
         return click.Option(names, is_flag=True, default=None, help=option.help)
     return click.Option(names, metavar=option.metavar, help=option.help, envvar=option.env,
@@ -151,7 +151,7 @@ def method_command(method: Method) -> MethodCommand:
 @click.group(cls=Root, invoke_without_command=True, add_help_option=False,
              context_settings={"help_option_names": []})
 @click.option("--version", is_flag=True, help="Show the version and exit")
-@click.option("--help", "help_", is_flag=True, help="Show this help")
+@click.option("--help", "-h", "help_", is_flag=True, help="Show this help")
 @click.pass_context
 def cli(ctx, version, help_):
     if version:
@@ -162,7 +162,7 @@ def cli(ctx, version, help_):
 
 
 @cli.group(cls=Library, name="bitrix24", invoke_without_command=True, add_help_option=False)
-@click.option("--help", "help_", is_flag=True, help="Show the methods")
+@click.option("--help", "-h", "help_", is_flag=True, help="Show the methods")
 @click.pass_context
 def bitrix24(ctx, help_):
     if ctx.invoked_subcommand is None:

@@ -23,6 +23,7 @@ class Finished:
     outcome: Outcome
     out: str | None
     redact: Redactor
+    quiet: bool = False
 
 
 def invoke(method: Method, kw: dict, redact: Redactor) -> Finished:
@@ -34,17 +35,18 @@ def invoke(method: Method, kw: dict, redact: Redactor) -> Finished:
     call = parse(method, {p.option: kw.get(p.option[2:]) for p in method.params},
                  {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
                  debug=bool(kw.get("debug")), test=bool(kw.get("test")), if_needed=bool(kw.get("if_needed")),
-                 plan=bool(kw.get("plan")), redactor=redact)
+                 plan=bool(kw.get("plan")), quiet=bool(kw.get("quiet")), redactor=redact)
     if call.settings.dontwait and not call.test:
         from .jobs import start
 
-        return Finished(start(call), None, call.redactor)  # the job's own answer goes to --out
+        return Finished(start(call), None, call.redactor, call.quiet)  # the job's own answer goes to --out
     from .execute import execute
 
     # a bar for the runs that read users and statuses first; --debug's lines would tear it
-    with output.progress_bar(wanted=(call.all_users or call.reads_first) and not call.debug) as progress:
+    wanted = (call.all_users or call.reads_first) and not call.debug and not call.quiet
+    with output.progress_bar(wanted=wanted) as progress:
         outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None, progress=progress)
-    return Finished(outcome, call.out, call.redactor)
+    return Finished(outcome, call.out, call.redactor, call.quiet)
 
 
 def finish(args: list[str], body) -> None:
@@ -55,7 +57,7 @@ def finish(args: list[str], body) -> None:
         redact = Redactor.from_argv(args, os.environ)
         result = body(redact)
         if isinstance(result, Finished):
-            code = output.render(result.outcome, out=result.out, redact=result.redact)
+            code = output.render(result.outcome, out=result.out, redact=result.redact, quiet=result.quiet)
         else:
             code = result if isinstance(result, int) else ExitStatus.OK
     except KeyboardInterrupt:

@@ -326,7 +326,7 @@ def _child(folder: str, job: str) -> None:
         redact = call.redactor
         outcome = execute(call, log=output.debug_logger(redact) if call.debug else None)
         result = call.out or os.path.join(folder, f"{job}.json")
-        code = output.render(outcome, out=result, redact=redact, mode=None if call.out else PRIVATE)
+        code = output.render(outcome, out=result, redact=redact, mode=None if call.out else PRIVATE, quiet=call.quiet)
     except KeyboardInterrupt:
         code = ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: one masked line in the log, never a traceback

@@ -26,7 +26,7 @@ def _names(method: Method) -> tuple[dict, dict, dict]:
             continue
         key = option.name[2:].replace("-", "_")
         table = flags if option.kind == "flag" else valued
-        for spelling in filter(None, (option.name, option.alias)):
+        for spelling in option.spellings:
             table[spelling] = key
         if option.env:
             env[key] = option.env
@@ -69,12 +69,12 @@ def page(args: list[str]):
         return None
     from . import helptext
 
-    if args in ([], ["--help"]):
+    if args in ([], ["--help"], ["-h"]):
         return helptext.root()
-    if args in (["bitrix24"], ["bitrix24", "--help"]):
+    if args in (["bitrix24"], ["bitrix24", "--help"], ["bitrix24", "-h"]):
         return helptext.library("bitrix24")
     method = BY_KEY.get(args[1].lower()) if len(args) in (2, 3) and args[0] == "bitrix24" else None
-    if method and (args[2:] == ["--help"] or (len(args) == 2 and not os.environ.get(URL.env))):
+    if method and (args[2:] in (["--help"], ["-h"]) or (len(args) == 2 and not os.environ.get(URL.env))):
         return helptext.method(method)
     return None
 

@@ -76,6 +76,7 @@ class Outcome:
     status: ExitStatus
     data: Any = None  # the JSON for stdout (or --out); None prints nothing
     messages: tuple[str, ...] = ()  # one line each on stderr, prefixed "oint: "
+    summary: str | None = None  # a run over many users: one line after the messages, kept by --quiet
 
     @classmethod
     def failed(cls, error: OintError, data: Any = None) -> "Outcome":

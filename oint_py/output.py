@@ -257,32 +257,46 @@ def _stdout_json(data, redact) -> None:
     _send(sys.stdout, json_blocks(data, redact))
 
 
-def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None) -> ExitStatus:
+QUIET_LINES = 20  # failure lines --quiet shows; the rest are counted
+
+
+def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None,
+           quiet: bool = False) -> ExitStatus:
     """Show an outcome; return the exit status it ends with (NOT_WRITTEN when
     its answer could not be written where asked). `mode`: for --out files.
     `redact`: the call's Redactor; its registered secrets are masked in the
-    JSON too (the portal's data otherwise untouched), and everything on stderr."""
+    JSON too (the portal's data otherwise untouched), and everything on stderr.
+    `quiet` (cron): a success prints nothing at all (--out is still written); a
+    failure prints its answer as usual, at most QUIET_LINES messages and the summary."""
     status = outcome.status
+    silent = quiet and status == ExitStatus.OK
     if outcome.data is not None:
         if out:
             try:
                 write_atomic(out, json_blocks(outcome.data, redact), mode)
-            except OSError as exc:
+            except OSError as exc:  # a failure, even under --quiet
                 warn(f"--out: cannot write {out} ({exc.strerror or exc}); the call was made, "
                      "and its answer is printed on stdout instead", redact)
                 try:
                     _send(sys.stdout, json_blocks(outcome.data, redact))
                 except WriteFailed:
                     pass
-                status = ExitStatus.NOT_WRITTEN
+                status, silent = ExitStatus.NOT_WRITTEN, False
             else:
-                say(f"Result written to {out}")
-        else:
+                if not quiet:
+                    say(f"Result written to {out}")
+        elif not silent:
             try:
                 _stdout_json(outcome.data, redact)
             except WriteFailed as exc:
                 warn(f"cannot write the answer to stdout ({exc}); the call was made", redact)
                 status = ExitStatus.NOT_WRITTEN
-    for message in outcome.messages:
+    if silent:
+        return status
+    messages = list(outcome.messages)
+    if quiet and len(messages) > QUIET_LINES:
+        where = out if out and status != ExitStatus.NOT_WRITTEN else "the answer on stdout"
+        messages[QUIET_LINES:] = [f"and {len(messages) - QUIET_LINES} more: see {where}"]
+    for message in messages + ([outcome.summary] if outcome.summary else []):
         warn(message, redact)
     return status

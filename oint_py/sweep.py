@@ -235,8 +235,8 @@ def _report(call: Call, entries: dict[str, dict], steps: dict[str, Step]) -> Out
             if "note" in entry:
                 messages.append(about(uid, entry["note"]))
     if call.plan:
-        messages.append(f"plan: {acted} to {planned}, {skipped} to skip, {failed} failed; nothing was changed")
+        summary = f"plan: {acted} to {planned}, {skipped} to skip, {failed} failed; nothing was changed"
     else:
-        messages.append(f"{acted} {done}, {skipped} skipped, {failed} failed")
+        summary = f"{acted} {done}, {skipped} skipped, {failed} failed"
     data = entries if call.many else next(iter(entries.values()))
-    return Outcome(ExitStatus(status), data, tuple(messages))
+    return Outcome(ExitStatus(status), data, tuple(messages), summary)
