@@ -2,9 +2,16 @@
 everyday rough edges, each against the sandbox portal as a real process."""
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 
 import pytest
-from conftest import oint_on, run_oint
+from conftest import ROOT, oint_on, run_oint
+
+from oint_py.sandbox.portal import forgotten_kind
 
 
 # -- --quiet and -h (item 3) ---------------------------------------------------------
@@ -46,3 +53,90 @@ def test_h_is_help(args):
     r = run_oint(*args)
     long = run_oint(*[a if a != "-h" else "--help" for a in args])
     assert r.code == 0 and r.err == "" and r.out == long.out and "usage" in r.out.lower()
+
+
+# -- recipes that run (item 4) ---------------------------------------------------------
+def _readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _crontab_lines() -> list[tuple[list[str], str]]:
+    """Each job line of the README's crontab blocks, with the variable lines above it in its block."""
+    found = []
+    for block in re.findall(r"```cron\n(.*?)```", _readme(), re.S):
+        variables = []
+        for line in block.splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if re.match(r"[A-Za-z_][A-Za-z0-9_]*=", line):
+                variables.append(line)
+            else:
+                found.append((list(variables), line))
+    return found
+
+
+def test_the_readme_has_its_crontab_lines():
+    assert len(_crontab_lines()) == 3
+
+
+@pytest.mark.skipif(os.name == "nt" or not os.path.exists("/bin/sh"), reason="cron's /bin/sh")
+@pytest.mark.parametrize("variables,line", _crontab_lines())
+def test_each_readme_crontab_line_runs_in_crons_bare_environment(variables, line, tmp_path):
+    """As cron runs it: `env -i`, PATH=/usr/bin:/bin, /bin/sh -c with the crontab's variables; oint at
+    the absolute path the README shows (here: a console script at that path, in this test's folder)."""
+    started = run_oint("sandbox", "--port", 0, "--users", 1000, "--scenario", "forgotten", "--background",
+                       "--stop-after", 60)
+    info = started.json()
+    try:
+        fields = line.split(None, 5)
+        assert len(fields) == 6 and all(re.fullmatch(r"[\d*,/-]+", f) for f in fields[:5]), line
+        command = fields[5]
+        assert "%" not in command.replace("\\%", ""), "cron would cut the command at an unescaped %"
+        program = command.split()[0]
+        assert os.path.isabs(program) and program.endswith("/oint"), "cron's PATH has no venv: an absolute path"
+        assert "--quiet" in command.split()
+        # the README's paths, moved into this test's folder
+        installed = tmp_path / program.lstrip("/")
+        installed.parent.mkdir(parents=True)
+        installed.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                             "from oint_py.main import main\nsys.exit(main())\n")
+        installed.chmod(0o755)
+        command = command.replace(program, str(installed), 1)
+        for path in sorted(set(re.findall(r"(?<=[\s@])/(?:etc|var|tmp)/[^\s\"']+", command))):
+            moved = tmp_path / "files" / path.lstrip("/")
+            moved.parent.mkdir(parents=True, exist_ok=True)
+            if "/etc/" in path:
+                staff = [uid for uid in range(1, 101) if forgotten_kind(uid) == "opened"]  # days open today
+                moved.write_text("\n".join(map(str, staff)) + "\n")
+            command = command.replace(path, str(moved))
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SHELL": "/bin/sh", "LOGNAME": "cron"}
+        for variable in variables:
+            name, _, value = variable.partition("=")
+            env[name] = info["webhook"] if name == "OINT_BITRIX24_URL" else value.strip("'\"")
+        r = subprocess.run(["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()), "/bin/sh", "-c", command],
+                           capture_output=True, timeout=120)
+        assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")  # nothing for cron to mail
+        out = re.search(r"--out (\S+)", command).group(1)
+        answers = json.loads(open(out, encoding="utf-8").read()).values()
+        assert answers and all("error" not in e and e.get("action") != "failed" for e in answers)
+        bare = subprocess.run(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", "command -v oint"],
+                              capture_output=True)
+        assert bare.returncode != 0  # a plain `oint` would be "not found" there
+    finally:
+        os.kill(info["pid"], signal.SIGTERM)
+
+
+def _bat_blocks() -> list[str]:
+    return [b for b in re.findall(r"```bat\n(.*?)```", _readme(), re.S) if "@echo off" in b]
+
+
+@pytest.mark.parametrize("block", _bat_blocks(), ids=["usage", "closing-forgotten-days"])
+def test_readme_bat_recipes_follow_the_readmes_own_rules(block):
+    lines = [line.strip() for line in block.splitlines()]
+    assert lines[0] == "@echo off" and "setlocal" in lines[:3] and "chcp 65001 >nul" in lines[:4]
+    assert not any(line.lower().startswith("if errorlevel") for line in lines)
+    assert all(line.startswith('set "') for line in lines if line.lower().startswith("set "))
+    comparisons = re.findall(r'^if "%RC%"=="(\d+)"', block, re.M)
+    assert comparisons[:2] == ["0", "3"] and "4" in comparisons
+    assert block.count('set "RC=%ERRORLEVEL%"') == sum(1 for line in lines if "bitrix24 " in line and
+                                                       not line.startswith("rem"))
