@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlsplit
 
 from . import bounds, timeparse
-from .methods import BY_KEY, CONFIG_OPTIONS, Method, Option
+from .methods import BY_KEY, CONFIG_OPTIONS, URL, Method, Option
 from .outcome import UsageError
 from .redact import Redactor, url_secrets
 from .settings import Settings
@@ -252,7 +252,8 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
     self-hosted portals."""
     raw = (url or "").strip()
     if not raw:
-        raise UsageError("--url is empty")
+        raise UsageError("--url is empty: give the webhook URL (or, with --token, the portal address) with --url "
+                         f"or in {URL.env}")
     reject_blanks(raw, "--url")
     if "://" not in raw:
         raw = "https://" + raw.lstrip("/")

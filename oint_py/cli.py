@@ -26,6 +26,15 @@ def _help(page: str, *args) -> None:
     helptext.show(getattr(helptext, page)(*args))
 
 
+def _did_you_mean(typed: str, names) -> str:
+    """`; did you mean StopTimekeeping?` for a near miss (any case), as Click says for options."""
+    import difflib
+
+    by_key = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(typed.lower(), list(by_key), n=1, cutoff=0.6)
+    return f": did you mean {by_key[close[0]]}?" if close else ""
+
+
 class Root(click.Group):
     LAZY = {"sandbox": "oint_py.sandbox.command", "jobs": "oint_py.jobs_command"}  # command name: its module
 
@@ -45,8 +54,8 @@ class Root(click.Group):
         if cmd is None and ctx.resilient_parsing:  # completing: nothing to offer, no error
             return None, None, args
         if cmd is None and not args[0].startswith("-"):
-            raise OintError(f"unknown library {args[0]!r}; libraries: {', '.join(LIBRARIES)} (names are lowercase)",
-                            ExitStatus.UNKNOWN_LIBRARY)
+            raise OintError(f"unknown library {args[0]!r}{_did_you_mean(args[0], LIBRARIES)} (libraries: "
+                            f"{', '.join(LIBRARIES)}; names are lowercase)", ExitStatus.UNKNOWN_LIBRARY)
         return super().resolve_command(ctx, args)
 
     def main(self, args=None, prog_name=None, complete_var=None, **extra):
@@ -62,7 +71,8 @@ class Root(click.Group):
                 raise KeyboardInterrupt from None
             except click.ClickException as exc:
                 hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
-                raise OintError(exc.format_message() + hint, ExitStatus.BAD_OPTIONS) from None
+                text = " ".join(exc.format_message().split())  # Click's choices come one a line: one line here
+                raise OintError(text + hint, ExitStatus.BAD_OPTIONS) from None
 
         finish(args, body)
 
@@ -87,8 +97,9 @@ class Library(click.Group):
         if cmd is None:
             if args[0].startswith("-") or ctx.resilient_parsing:
                 return super().resolve_command(ctx, args)
-            raise OintError(f"unknown method {args[0]!r} of {ctx.info_name}; run 'oint {ctx.info_name}' for the list",
-                            ExitStatus.UNKNOWN_METHOD)
+            raise OintError(f"unknown method {args[0]!r} of {ctx.info_name}"
+                            f"{_did_you_mean(args[0], [m.name for m in METHODS])} "
+                            f"(run 'oint {ctx.info_name}' for the list)", ExitStatus.UNKNOWN_METHOD)
         return cmd.name, cmd, args[1:]
 
 
@@ -169,7 +180,7 @@ def bitrix24(ctx, help_):
         _help("library", ctx.info_name)
 
 
-@cli.command(add_help_option=False)
+@cli.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish", "powershell"]))
 def completion(shell):
     """Print the completion script for SHELL (see completions/)."""

@@ -16,7 +16,7 @@ from typing import Callable
 from . import batch
 from .call import Call
 from .methods import STATUS_METHOD, Method
-from .outcome import ExitStatus, OutcomeUnknown, RequestFailure
+from .outcome import ExitStatus, OutcomeUnknown, RequestFailure, hint
 from .transport import Answer, Client
 
 TRANSPORT_ERRORS = ("REQUEST_FAILED", "OUTCOME_UNKNOWN")
@@ -116,7 +116,8 @@ def failure(uid: str, entry: dict) -> tuple[ExitStatus, str]:
     code = entry.get("error")
     status = ExitStatus.REQUEST_FAILED if code in TRANSPORT_ERRORS else ExitStatus.API_ERROR
     desc = entry.get("error_description") or ""
-    return status, about(uid, ": ".join(str(p) for p in (code, desc) if p not in (None, "")))
+    return status, about(uid, (": ".join(str(p) for p in (code, desc) if p not in (None, "")) or "an error with no code")
+                         + hint(code))
 
 
 def about(uid: str, text: str) -> str:

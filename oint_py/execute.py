@@ -78,7 +78,7 @@ def _many(call: Call, client: Client) -> Outcome:
             messages.append(line)
         elif "note" in entry:
             messages.append(about(uid, entry["note"]))
-    return Outcome(ExitStatus(status), data, tuple(messages))
+    return Outcome(ExitStatus(status), data, tuple(messages), per_user=not call.settings.adv_response)
 
 
 def plan(call: Call) -> Outcome:

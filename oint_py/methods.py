@@ -154,7 +154,7 @@ SWEEP = (
 CONFIG_OPTIONS = {o.config: o for o in ADVANCED if o.config}
 
 _EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--token": "***"}
-_TIMED_EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--time": "2026-05-26T14:13:07",
+_TIMED_EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--time": "18:00",
                   "--report": "Time off", "--token": "***"}
 
 METHODS: tuple[Method, ...] = (

@@ -16,14 +16,14 @@ Never prints: `progress(what, done, total)` is told how far it got.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import batch, bounds
 from .call import Call
 from .confirm import about, failure, send
 from .methods import BY_KEY, DEFAULT_REPORT, STATUS_METHOD
-from .outcome import ExitStatus, Outcome
+from .outcome import ExitStatus, Outcome, error_words
 from .transport import Answer, Client
 
 Progress = Callable[[str, int, int], None]
@@ -68,7 +68,7 @@ def active_users(call: Call, client: Client, progress: Progress | None = None) -
             if k in errors:
                 error = errors[k] if isinstance(errors[k], dict) else {}
                 return [], _not_listed(call, Answer(200, {}, error, "", "api_error",
-                                                    f"error {error.get('error')!r}: {error.get('error_description')}"))
+                                                    error_words(error.get("error"), error.get("error_description"))))
             page = _ids(done.get(k))
             if page is None:
                 return [], _unusable(f"its page from start={batch.uid(k)} is not a Bitrix24 list of users")
@@ -182,7 +182,13 @@ def run(call: Call, client: Client, progress: Progress | None = None) -> Outcome
     rest = call.method.rest
     planned, doing, done = WORDS[rest]
     if call.plan:
-        return _report(call, {uid: _entry(step, planned, "skip") for uid, step in steps.items()}, steps)
+        entries = {uid: _entry(step, planned, "skip") for uid, step in steps.items()}
+        if not call.if_needed:  # every user is called: say where the status would not have it
+            for uid, entry in entries.items():
+                would = decide(replace(call, if_needed=True), read[uid]) if steps[uid].kind == "act" else None
+                if would is not None and would.kind == "skip":
+                    entry["unchecked"] = f"{would.reason}; without --if-needed it is called anyway"
+        return _report(call, entries, steps)
     todo = {uid: batch.user_line(rest, uid, s.params) for uid, s in steps.items() if s.kind == "act"}
     results = send(client, call, call.method, todo, _tally(progress, doing, len(todo)))
     return _report(call, {uid: _entry(step, done, "skipped", results.get(uid)) for uid, step in steps.items()}, steps)
@@ -236,7 +242,11 @@ def _report(call: Call, entries: dict[str, dict], steps: dict[str, Step]) -> Out
                 messages.append(about(uid, entry["note"]))
     if call.plan:
         summary = f"plan: {acted} to {planned}, {skipped} to skip, {failed} failed; nothing was changed"
+        if not call.if_needed:
+            unchecked = sum(1 for entry in entries.values() if "unchecked" in entry)
+            summary += (f"; without --if-needed the status is not checked: every user is called, "
+                        f"{unchecked} of them on a day it does not change (add --if-needed to skip those)")
     else:
         summary = f"{acted} {done}, {skipped} skipped, {failed} failed"
     data = entries if call.many else next(iter(entries.values()))
-    return Outcome(ExitStatus(status), data, tuple(messages), summary)
+    return Outcome(ExitStatus(status), data, tuple(messages), summary, per_user=call.many)

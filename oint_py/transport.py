@@ -27,7 +27,7 @@ from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 from . import __version__, bounds, tls
-from .outcome import OutcomeUnknown, RequestFailure, UsageError
+from .outcome import OutcomeUnknown, RequestFailure, UsageError, error_words
 from .settings import Settings
 
 THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
@@ -95,8 +95,7 @@ def classify(code: int, content: bytes, content_type: str, mask: Callable[[str],
         snippet = "" if why else " ".join(mask(_strip_tags(text)).split())[:120]
         return text, "failed", f"the portal answered HTTP {code} with {what}" + (f": {snippet}" if snippet else "")
     if isinstance(body, dict) and "error" in body:
-        desc = body.get("error_description") or ""
-        problem = f"the portal answered HTTP {code} error {body.get('error')!r}" + (f": {desc}" if desc else "")
+        problem = f"the portal answered HTTP {code} " + error_words(body.get("error"), body.get("error_description"))
         return body, "api_error", problem
     if isinstance(body, dict) and "result" in body:
         return body, "ok", ""
@@ -164,9 +163,21 @@ class _Failed(Exception):
     even still be running there (we stopped waiting, or a 303 said it was
     made), so a status check cannot show that it was not applied."""
 
-    def __init__(self, message: str, retryable: bool, maybe_applied: bool, in_flight: bool = False):
+    def __init__(self, message: str, retryable: bool, maybe_applied: bool, in_flight: bool = False,
+                 once: bool = False):
         super().__init__(message)
         self.message, self.retryable, self.maybe_applied, self.in_flight = message, retryable, maybe_applied, in_flight
+        self.once = once  # worth one retry at most (a name that did not resolve)
+
+
+def _caused_by(exc: BaseException, kind: type) -> BaseException | None:
+    """The first exception of `kind` in the chain that led to `exc` (httpx wraps the socket's and ssl's)."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, kind):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 # -- the whole-attempt deadline, enforced at every socket operation ---------
@@ -397,6 +408,18 @@ class Client:
         if isinstance(exc, httpx.TimeoutException):
             return _Failed(f"timed out: no whole answer within --timeout {self.settings.timeout:g} s "
                            f"({type(exc).__name__})", True, True, True)
+        import socket
+        import ssl
+
+        if _caused_by(exc, socket.gaierror) is not None:
+            host = exc.request.url.host if isinstance(exc, httpx.RequestError) else "the host"
+            return _Failed(f"cannot resolve {host}: no such host, or DNS is unreachable ({text})", True, False,
+                           once=True)
+        tls = _caused_by(exc, ssl.SSLError)
+        if tls is not None and tls.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                                              "HTTP_REQUEST"):
+            return _Failed(f"TLS error: the portal did not answer in TLS ({tls.reason}); it may speak plain http: "
+                           "try --url http://...", False, sent, sent)
         if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
             return _Failed(f"TLS certificate verification failed ({text}); for a self-signed portal give "
                            "--ca-bundle PATH (or SSL_CERT_FILE), or --insecure", False, sent, accepted)
@@ -437,6 +460,8 @@ class Client:
                     self._settle(confirm, payload, exc.message, exc.in_flight)
                 if not exc.retryable:
                     raise RequestFailure(exc.message) from None
+                if exc.once and attempt >= min(1, retries):
+                    raise RequestFailure(f"{exc.message} [{attempt + 1} attempt{'s' if attempt else ''}]") from None
                 failure, maybe_applied, in_flight = exc.message, exc.maybe_applied, exc.in_flight
             else:
                 throttled = not answer.accepted and (answer.code == 429 or answer.error in THROTTLED)

@@ -140,3 +140,108 @@ def test_readme_bat_recipes_follow_the_readmes_own_rules(block):
     assert comparisons[:2] == ["0", "3"] and "4" in comparisons
     assert block.count('set "RC=%ERRORLEVEL%"') == sum(1 for line in lines if "bitrix24 " in line and
                                                        not line.startswith("rem"))
+
+
+# -- everyday rough edges (item 6) -------------------------------------------------------
+def _plain(raw: bytes) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", raw.decode("utf-8", "replace"))
+
+
+def test_completion_has_help_and_a_one_line_missing_argument_message():
+    r = run_oint("completion", "--help")
+    assert r.code == 0 and "bash|zsh|fish|powershell" in r.out
+    r = run_oint("completion")
+    assert r.code == 5 and r.err.count("\n") == 1 and "\\x0a" not in r.err
+    assert "Choose from: bash, zsh, fish, powershell" in r.err
+
+
+def test_no_url_names_the_environment_variable():
+    r = run_oint("bitrix24", "StopTimekeeping", "--userid", 1)
+    assert r.code == 5 and "OINT_BITRIX24_URL" in r.err and r.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args,code,suggestion", [
+    (["bitrix24", "StopTimekeping", "--url", "x"], 2, "did you mean StopTimekeeping?"),
+    (["bitrix24", "gettimekeepingstatsu", "--url", "x"], 2, "did you mean GetTimekeepingStatus?"),
+    (["bitrx24", "StopTimekeeping"], 1, "did you mean bitrix24?"),
+])
+def test_a_mistyped_method_or_library_gets_a_suggestion(args, code, suggestion):
+    r = run_oint(*args)
+    assert r.code == code and suggestion in r.err and r.err.count("\n") == 1
+
+
+def test_a_method_far_from_any_gets_no_suggestion():
+    r = run_oint("bitrix24", "Frobnicate", "--url", "x")
+    assert r.code == 2 and "did you mean" not in r.err
+
+
+def test_method_help_example_uses_a_clock_time_not_a_date():
+    out = run_oint("bitrix24", "StopTimekeeping", "--help").out
+    example = out[out.index("Example (bash)"):]
+    assert '--time "18:00"' in example and not re.search(r"--time \"\d{4}-", example)
+
+
+def test_report_needed_says_to_add_report(portal):
+    r = oint_on(portal, "--userid", 3, "--time", "23:59")
+    assert r.code == 3 and "REPORT_NEEDED" in r.err and 'add --report "REASON"' in r.err
+    r = oint_on(portal, "--userid", "3,4", "--time", "23:59")
+    assert r.code == 3 and r.err.count('add --report "REASON"') == 2
+
+
+def test_an_error_with_an_empty_code_is_said_not_quoted():
+    from conftest import ScriptedPortal
+
+    scripted = ScriptedPortal().start()
+    try:
+        scripted.answer = (400, [("Content-Type", "application/json")],
+                           b'{"error": "", "error_description": "nothing to say"}')
+        r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url)
+    finally:
+        scripted.stop()
+    assert r.code == 3 and "''" not in r.err and "an error with no code: nothing to say" in r.err
+
+
+def test_https_to_a_plain_http_portal_says_it_may_speak_http(portal):
+    url = portal.webhook().replace("http://", "https://")
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", url)
+    assert r.code == 4 and "may speak plain http" in r.err and r.err.count("\n") == 1
+    assert portal.calls() == []
+
+
+def test_an_unresolvable_host_is_said_after_at_most_one_retry():
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", "https://no-such-host.invalid/rest/1/abcd1234/",
+                 "--debug")
+    assert r.code == 4
+    assert "cannot resolve no-such-host.invalid" in r.err and "[2 attempts]" in r.err
+    assert r.err.count("> POST ") == 2
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", "https://no-such-host.invalid/rest/1/abcd1234/",
+                 "--retries", 0)
+    assert r.code == 4 and "[1 attempt]" in r.err
+
+
+def test_plan_without_if_needed_says_the_status_is_not_checked(portal):
+    oint_on(portal, "--userid", 6)  # user 6's day is closed now
+    r = oint_on(portal, "--userid", "5,6", "--plan")
+    assert r.code == 0
+    plan = r.json()
+    assert plan["6"]["action"] == "close" and "without --if-needed" in plan["6"]["unchecked"]
+    assert "unchecked" not in plan["5"]
+    assert "without --if-needed the status is not checked" in r.err and "1 of them" in r.err
+    r = oint_on(portal, "--userid", "5,6", "--plan", "--if-needed")
+    assert "not checked" not in r.err and "unchecked" not in r.out
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a pseudo-terminal")
+def test_on_a_terminal_a_plan_is_a_short_table_and_the_clock_runs_while_reading_statuses(portal):
+    from conftest import run_in_terminal
+
+    # the first page of users, then the other pages, answer at once; the status batches take their time
+    portal.inject("slow:0", "slow:0", "slow:1.5", "slow:1.5")
+    shown = _plain(run_in_terminal("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all",
+                                   "--if-needed", "--plan", timeout=30))
+    assert re.search(r"reading statuses[^\r\n]*0:00:0[1-9]", shown), shown[-2000:]
+    assert "300 close (300 users)" in shown
+    assert re.search(r"^ *user +action +before +time +detail", shown, re.M)
+    assert "... and 280 more" in shown and '"action"' not in shown
+    piped = oint_on(portal, "--userid", "all", "--if-needed", "--plan")
+    assert len(piped.json()) == 300  # a pipe keeps the JSON
