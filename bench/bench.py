@@ -17,6 +17,8 @@ Cases (--only takes their keys; `pass` always runs, as the floor):
   oint-tls     the same over TLS (--ca-bundle)
   stdlib-http  bench/stdlib_client.py        http.client, json: the floor for a Python tool
   stdlib-tls   the same over TLS
+  httpx-http   bench/httpx_client.py         the floor of oint's own stack: httpx imported as oint does
+  httpx-tls    the same over TLS             (no CLI module), one POST; above it is oint's own share
   sdk-tls      bench/sdk_client.py           b24pysdk (https only; REQUESTS_CA_BUNDLE)
   curl-http    curl POSTing the same JSON
   curl-tls     the same over TLS (--cacert)
@@ -131,6 +133,7 @@ def make_cases(http: BenchPortal, tls: BenchPortal, ca: str) -> list[Case]:
                             portal.webhook() + "timeman.close", *extra]
 
     stdlib = str(HERE / "stdlib_client.py")
+    floor = str(HERE / "httpx_client.py")
     cases = [
         Case("pass", "`python -c pass`", lambda uid: [PYTHON, "-c", "pass"], None, 0),
         Case("help", "`oint --help`", lambda uid: [OINT, "--help"], b"Usage", 0),
@@ -139,6 +142,10 @@ def make_cases(http: BenchPortal, tls: BenchPortal, ca: str) -> list[Case]:
         Case("stdlib-http", "stdlib http.client, http", lambda uid: [PYTHON, stdlib, http.webhook(), uid],
              b"CLOSED", 1),
         Case("stdlib-tls", "stdlib http.client, TLS", lambda uid: [PYTHON, stdlib, tls.webhook(), uid, ca],
+             b"CLOSED", 1),
+        Case("httpx-http", "httpx floor script, http", lambda uid: [PYTHON, floor, http.webhook(), uid],
+             b"CLOSED", 1),
+        Case("httpx-tls", "httpx floor script, TLS", lambda uid: [PYTHON, floor, tls.webhook(), uid, ca],
              b"CLOSED", 1),
     ]
     try:
@@ -234,7 +241,8 @@ def compare(cases: list[Case]) -> str:
     """Ratios of medians between the Python tools that make the same request."""
     by_key = {c.key: c for c in cases}
     lines = []
-    for mine, other in (("oint-tls", "sdk-tls"), ("oint-tls", "stdlib-tls"), ("oint-http", "stdlib-http")):
+    for mine, other in (("oint-http", "httpx-http"), ("oint-tls", "httpx-tls"), ("oint-tls", "sdk-tls"),
+                        ("oint-tls", "stdlib-tls"), ("oint-http", "stdlib-http")):
         if mine in by_key and other in by_key:
             a, b = by_key[mine].samples, by_key[other].samples
             cpu = median(s.cpu for s in a)

@@ -1,3 +1,5 @@
+import sys
+
 from .main import main
 
-main()
+sys.exit(main())

@@ -25,6 +25,11 @@ MAX_LOGGED_BODY = 2000  # characters of an answer shown by --debug
 MAX_MESSAGE = 2000  # characters of one stderr line: a hostile value is cut, not echoed whole
 BATCH_SIZE = 50  # Bitrix24's limit of commands in one batch request
 MAX_USERS = 200_000  # users --userid all lists in one run; a portal's user.get claiming more is not believed
+MAX_TOKEN_ANSWER = 64 * 1024  # bytes of an OAuth server's token answer (a real one is under 1 KiB)
+AUTH_LOCK_MIN_WAIT = 5.0  # seconds a process waits at least for another one renewing the same auth file
+# (twice --timeout, see authfile.lock_wait: 60 s with the default timeout)
+MAX_AUTH_FILE = 64 * 1024  # bytes of an auth file
+REFRESH_TOKEN_DAYS = 180  # how long Bitrix24 keeps a refresh token (older docs: 28 days)
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 
 

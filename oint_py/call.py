@@ -5,84 +5,18 @@ anything is sent). Nothing below this layer validates user input again.
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from urllib.parse import quote, urlsplit
 
-from . import bounds, timeparse
-from .methods import BY_KEY, CONFIG_OPTIONS, URL, Method, Option
+from . import bounds
+from .methods import CONFIG_OPTIONS, URL, Method, Option
+from .model import ALL_USERS, Call, Endpoint
 from .outcome import UsageError
 from .redact import Redactor, url_secrets
 from .settings import Settings
 
 _WEBHOOK_PATH = re.compile(r"^(.*?/rest/\d+/[^/]+)(?:/|$)")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where the calls go: a webhook base (`https://host/rest/1/<code>/`), or a
-    portal's `/rest/` base plus an OAuth token sent as `auth` in the body."""
-
-    base: str  # ends with "/": the REST method name is appended
-    token: str | None = None
-
-    @property
-    def origin(self) -> str:
-        parts = urlsplit(self.base)
-        return f"{parts.scheme}://{parts.netloc}"
-
-    def url(self, rest_method: str) -> str:
-        return self.base + rest_method
-
-    def payload(self, params: dict) -> dict:
-        """The JSON body: empty fields left out, the token (if any) as `auth`."""
-        body = {k: v for k, v in params.items() if v not in (None, "")}
-        return {**body, "auth": self.token} if self.token else body
-
-
-@dataclass(frozen=True)
-class Call:
-    """One method call, fully checked: what execute() needs and nothing to parse."""
-
-    method: Method
-    endpoint: Endpoint
-    user_ids: tuple[str, ...] = ()  # empty: the webhook's (or token's) own user
-    many: bool = False  # a list form (or all) was given: batch, output keyed by user
-    params: tuple[tuple[str, str], ...] = ()  # REST fields other than USER_ID, in table order
-    settings: Settings = field(default_factory=Settings)
-    out: str | None = None  # absolute path
-    debug: bool = False
-    test: bool = False
-    redactor: Redactor = field(default_factory=Redactor)
-    all_users: bool = False  # --userid all: user_ids is empty until user.get has listed the active users
-    if_needed: bool = False  # read each status first; call only where it changes the day
-    plan: bool = False  # read users and statuses, say what would be done, change nothing
-    quiet: bool = False  # print nothing on success; on failure the summary and the first failure lines
-
-    @property
-    def rest_params(self) -> dict:
-        return dict(self.params)
-
-    @property
-    def reads_first(self) -> bool:
-        """--if-needed or --plan: statuses are read before anything is decided."""
-        return self.if_needed or self.plan
-
-    def to_json(self) -> dict:
-        """Everything a background job needs to make this very call (secrets included:
-        the caller keeps this off command lines and out of shared files)."""
-        return {"method": self.method.name, "base": self.endpoint.base, "token": self.endpoint.token,
-                "user_ids": list(self.user_ids), "many": self.many, "params": [list(p) for p in self.params],
-                "settings": self.settings.to_json(), "out": self.out, "debug": self.debug,
-                "secrets": sorted(self.redactor.secrets), "all_users": self.all_users, "if_needed": self.if_needed,
-                "plan": self.plan, "quiet": self.quiet}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "Call":
-        return cls(BY_KEY[data["method"].lower()], Endpoint(data["base"], data["token"]), tuple(data["user_ids"]),
-                   bool(data["many"]), tuple(tuple(p) for p in data["params"]), Settings.from_json(data["settings"]),
-                   data["out"], bool(data["debug"]), False, Redactor(frozenset(data["secrets"])),
-                   bool(data["all_users"]), bool(data["if_needed"]), bool(data["plan"]), bool(data.get("quiet")))
 
 
 # -- small converters: each raises UsageError naming the option --------------
@@ -271,8 +205,6 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
     return Endpoint(f"{origin}{hook.group(1)}/")
 
 
-ALL_USERS = "all"
-
 
 def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
     """--userid: one ID, a list `1,2,3`, or `@file` (one ID a line, # comments).
@@ -310,6 +242,8 @@ def rest_params(method: Method, values: dict) -> tuple[tuple[str, str], ...]:
         value = values.get(p.option)
         if p.rest and p.rest != "USER_ID" and value not in (None, ""):
             if p.rest == "TIME":
+                from . import timeparse  # only a call that names a time needs the zone rules
+
                 try:
                     value = timeparse.to_atom(value)
                 except ValueError as exc:
@@ -370,7 +304,7 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
 
 def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
           debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False, quiet: bool = False,
-          redactor: Redactor = Redactor()) -> Call:
+          redactor: Redactor = Redactor(), auth_file: str | None = None) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
     given = {**values, **{f"--{k.replace('_', '-')}": v for k, v in flags.items()}, "--config": config, "--out": out}
@@ -382,6 +316,8 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
                 raise UsageError(f"{option}: not UTF-8 text (save the script as UTF-8, or on Windows run "
                                  "chcp 65001 first)") from None
     url, token = values.get("--url") or "", values.get("--token") or None
+    if auth_file is not None:
+        url, token, auth_file, redactor = _auth_file(auth_file, url, token, redactor)
     redactor = redactor.adding(token, *url_secrets(url))
     ep = endpoint(url, token, redactor)
     if (if_needed or plan) and not method.changes_state:
@@ -397,5 +333,21 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     params = rest_params(method, values)
     conf, redactor = settings(flags, config, ep.base, redactor)
     target = check_out(out) if out is not None else None
-    return Call(method, ep, ids, many, params, conf, target, debug, test, redactor, all_users, if_needed, plan,
-                quiet)
+    return Call(method=method, endpoint=ep, user_ids=ids, many=many, params=params, settings=conf, out=target,
+                debug=debug, test=test, redactor=redactor, all_users=all_users, if_needed=if_needed, plan=plan,
+                auth_file=auth_file, quiet=quiet)
+
+
+def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):
+    """--auth-file: its access token, and its portal unless --url is given."""
+    if token:
+        raise UsageError("--token and --auth-file both give the access token: give one (check OINT_BITRIX24_TOKEN "
+                         "and OINT_BITRIX24_AUTH_FILE too)")
+    if not path.strip():
+        raise UsageError("--auth-file is empty")
+    from .authfile import load
+
+    path = os.path.abspath(path)
+    data = load(path)
+    redactor = redactor.adding(data["access_token"], data["refresh_token"], data["client_secret"])
+    return url or data["client_endpoint"], data["access_token"], path, redactor

@@ -13,10 +13,11 @@ import sys
 
 import click
 
-from . import __version__, output
-from .methods import ADVANCED, BY_KEY, GLOBAL, LIBRARIES, METHODS, SWEEP, URL, Method, Option
+from . import __version__, cmdline, output
 from .ending import finish, invoke
+from .methods import BY_KEY, LIBRARIES, METHODS, Method, Option
 from .outcome import ExitStatus, OintError
+from .redact import Redactor
 
 
 def _help(page: str, *args) -> None:
@@ -63,18 +64,21 @@ class Root(click.Group):
         if os.environ.get("_OINT_COMPLETE"):
             from . import completion  # noqa: F401 - registers the completion classes of every shell
 
-        def body(redact):
+        def body(masking):
             try:
                 return super(Root, self).main(args, prog_name=prog_name or "oint", complete_var=complete_var,
-                                              standalone_mode=False, obj=redact, **extra)
+                                              standalone_mode=False, obj=masking, **extra)
             except click.exceptions.Abort:
                 raise KeyboardInterrupt from None
             except click.ClickException as exc:
+                # The one complaint made before the options are split, which can quote
+                # any of argv: masked by a scan of argv itself (redact.Redactor.from_argv).
+                masking.redact = masking.redact.merged(Redactor.from_argv(args, os.environ))
                 hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
                 text = " ".join(exc.format_message().split())  # Click's choices come one a line: one line here
                 raise OintError(text + hint, ExitStatus.BAD_OPTIONS) from None
 
-        finish(args, body)
+        return finish(args, body)
 
 
 class Library(click.Group):
@@ -109,9 +113,7 @@ class MethodCommand(click.Command):
         super().__init__(**kwargs)
 
     def parse_args(self, ctx, args):
-        # oint: a method called with no options shows its help. A URL in the
-        # environment counts as an option, so cron can call it bare.
-        if not args and not os.environ.get(URL.env) and not ctx.resilient_parsing:
+        if cmdline.shows_help(self.method, args) and not ctx.resilient_parsing:
             _help("method", self.method)
             ctx.exit(0)
         return super().parse_args(ctx, args)
@@ -136,14 +138,18 @@ def _option(option: Option) -> click.Option:
     names = list(option.spellings)
     if option.kind == "flag":
         return click.Option(names, is_flag=True, default=None, help=option.help)
-    return click.Option(names, metavar=option.metavar, help=option.help, envvar=option.env,
+    return click.Option(names, metavar=option.metavar, help=option.help,
                         type=click.Path(readable=False) if option.kind == "path" else None)  # call.py checks
 
 
+# Environment variables are not Click's envvar=: cmdline.with_environment applies them, for
+# Click's path and the quick path alike.
+
+
 def _options(method: Method) -> list[click.Parameter]:
-    params = [click.Option([p.option], help=p.description, envvar=p.env, show_envvar=bool(p.env),
-                           metavar=p.type.split(",")[0].upper()) for p in method.params]
-    return params + [_option(o) for o in (SWEEP if method.changes_state else ()) + ADVANCED + GLOBAL]
+    params = [click.Option([p.option], help=p.description, metavar=p.type.split(",")[0].upper())
+              for p in method.params]
+    return params + [_option(o) for o in cmdline.options(method)]
 
 
 _COMMANDS: dict[str, MethodCommand] = {}

@@ -225,12 +225,25 @@ def _split_tail(words: list[str], text: str, word_ended: bool) -> tuple[list[str
     return words[:-1], words[-1]
 
 
+def _resolve(complete: sc.ShellComplete, args: list[str], incomplete: str):
+    """(context, the object being completed, the incomplete word) for a command line.
+
+    The one shim on Click's internals (click >=8.1.7,<8.6, the range pyproject.toml
+    pins; CI runs the completion tests at both ends): the module functions
+    _resolve_context and _resolve_incomplete are what ShellComplete.get_completions
+    itself calls, and Click offers no public way to learn *what* is being
+    completed (a command, an option's value, an argument), which decides whether
+    the options are offered after a value."""
+    ctx = sc._resolve_context(complete.cli, complete.ctx_args, complete.prog_name, args)
+    obj, incomplete = sc._resolve_incomplete(ctx, args, incomplete)
+    return ctx, obj, incomplete
+
+
 class _Oint:
     """What every shell shares: which items are offered."""
 
     def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
-        ctx = sc._resolve_context(self.cli, self.ctx_args, self.prog_name, args)
-        obj, incomplete = sc._resolve_incomplete(ctx, args, incomplete)
+        ctx, obj, incomplete = _resolve(self, args, incomplete)
         if (incomplete == "" and isinstance(obj, click.Command) and not isinstance(obj, click.Group)
                 and "--" not in args):
             # After an option's value (`--userid 1 <TAB>`): the options not given yet.

@@ -1,28 +1,129 @@
-"""Per-user commands sent in batches of 50, and the one confirm-by-status rule.
+"""Whether a call that may have reached the portal was applied, and the REST
+call built on that: one attempt (transport.py), the retry policy (retry.py),
+and, for a method that is not idempotent (open, pause, close), a status check
+before anything is re-sent.
 
-For a method that is not idempotent (open, pause, close), a failure that may
-have reached the portal is followed by one timeman.status check per user
-before anything is re-sent: users already in the target state are settled,
-users whose status cannot be read are reported as OUTCOME_UNKNOWN and never
-sent again, and only the rest is re-sent. A user is thus changed at most once.
+After a failure that may have reached the portal, one timeman.status check per
+user decides: users already in the target state are settled, users whose
+status cannot be read are reported as OUTCOME_UNKNOWN and never sent again,
+and only the rest is re-sent, unless the portal may still be running the call
+(we stopped waiting, a gateway timed out, a 303 said it was made): then
+nothing is. A user is thus changed at most once.
 
-Each user ends as an entry: {"result": ...} (with a "note" when a status check
-settled it), or {"error": CODE, "error_description": ...}.
+Per-user commands go in batches of 50. Each user ends as an entry:
+{"result": ...} (with a "note" when a status check settled it), or
+{"error": CODE, "error_description": ...}.
 """
 
 import json
+from dataclasses import replace
+from enum import Enum
 from typing import Callable
 
 from . import batch
-from .call import Call
+from .answer import Answer, Kind, classify
 from .methods import STATUS_METHOD, Method
+from .model import Call
 from .outcome import ExitStatus, OutcomeUnknown, RequestFailure, hint
-from .transport import Answer, Client
+from .retry import Step, verdict
+from .transport import Client, Failure, Reply
+
+# confirm(payload): after a failure that may have reached the portal, the Answer that
+# ends the call (the status shows it applied), or the payload of what was not applied;
+# raises OutcomeUnknown when nobody can tell
+Confirm = Callable[[dict], "Answer | dict"]
+
+
+class RestClient:
+    """A portal's REST calls: attempts through `client`, retried by the policy,
+    settled by status where they may have been applied."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.moved: str | None = None  # the new origin a webhook's portal moved to, once seen
+
+    def close(self) -> None:
+        self.client.close()
+
+    def call(self, url: str, payload: dict, confirm: Confirm | None = None, retries: int | None = None) -> Answer:
+        """POST `payload` to `url`; re-send on 5xx, throttling and connection errors
+        as retry.verdict says. `confirm` is given for calls that are not
+        idempotent; `retries` overrides the settings' number. Raises
+        RequestFailure when no answer came, OutcomeUnknown when the call may
+        have been applied and nobody can tell."""
+        retries = self.client.settings.retries if retries is None else retries
+        attempt = 0
+        while True:
+            result = self.client.attempt(url, payload)
+            if isinstance(result, Reply):
+                result = self._read(result)
+            ruling = verdict(result, attempt, retries)
+            if ruling.throttled:
+                self.client.bucket.fill()
+            problem = result.message if isinstance(result, Failure) else result.problem
+            if ruling.settle and confirm is not None:
+                settled = _settle(confirm, payload, problem, ruling.in_flight)
+                if isinstance(settled, Answer):
+                    return settled
+                payload = settled
+            if ruling.step is Step.ANSWER:
+                return result
+            if ruling.step is Step.GIVE_UP:
+                if isinstance(result, Failure):
+                    raise RequestFailure(f"{problem}{ruling.why}")
+                return replace(result, kind=Kind.FAILED, problem=f"{problem or f'HTTP {result.code}'}{ruling.why}")
+            attempt += 1
+            self.client.log(f"  retry {attempt}/{retries} in {ruling.wait:.2f} s: {problem}")
+            self.client.pause(ruling.wait)
+
+    def _read(self, reply: Reply) -> Answer:
+        """A reply as a Bitrix24 answer."""
+        self.moved = reply.moved or self.moved
+        body, kind, problem = classify(reply.code, reply.content, reply.headers.get("content-type", ""),
+                                       self.client.mask)
+        return Answer(reply.code, reply.headers, body, reply.url, kind, problem, accepted=reply.accepted)
+
+
+def _settle(confirm: Confirm, payload: dict, why: str, in_flight: bool) -> "Answer | dict":
+    """Ask `confirm` about a call that may have been applied: the Answer when it
+    has, else the payload of what has not. Raises OutcomeUnknown when nobody can
+    tell, and when the portal may still be running what the status does not show."""
+    try:
+        settled = confirm(payload)
+    except OutcomeUnknown as exc:
+        raise OutcomeUnknown(f"{why}; {exc.message}") from None
+    if isinstance(settled, Answer) or not in_flight:
+        return settled
+    raise OutcomeUnknown(f"{why}; the status does not show it applied, but the portal may still be running "
+                         "it: it was not sent again. Check with GetTimekeepingStatus before repeating it")
+
 
 TRANSPORT_ERRORS = ("REQUEST_FAILED", "OUTCOME_UNKNOWN")
 
 
-def send(client: Client, call: Call, method: Method, per_user: dict[str, str],
+class Applied(Enum):
+    """What a status read after an ambiguous failure says of the call."""
+
+    YES = "settled"  # the status shows it applied: it is not sent again
+    NO = "resend"  # the status proves it was not: what was not applied may be re-sent
+    UNKNOWN = "unknown"  # no status, or one that cannot tell: never sent again
+
+
+def failed_entry(exc: RequestFailure, redact: Callable[[str], str]) -> dict:
+    """The entry of a call that got no usable answer."""
+    code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
+    return {"error": code, "error_description": redact(exc.message)}
+
+
+def answer_entry(answer: Answer, redact: Callable[[str], str]) -> dict:
+    """The entry of an answer that is not a result: the portal's error as it sent it,
+    or REQUEST_FAILED with what was wrong with the answer."""
+    if answer.kind is Kind.API_ERROR:
+        return answer.body
+    return {"error": "REQUEST_FAILED", "error_description": redact(answer.problem)}
+
+
+def send(client: RestClient, call: Call, method: Method, per_user: dict[str, str],
          progress: Callable[[int], None] | None = None) -> dict[str, dict]:
     """Send {uid: command} in batches; return {uid: entry}. `progress(n)`: n
     more users have their answer."""
@@ -35,10 +136,10 @@ def send(client: Client, call: Call, method: Method, per_user: dict[str, str],
                 pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
                 remaining = {}
                 for uid, record in statuses(client, call, list(pending), batched=True).items():
-                    verdict = judge(method, record)
-                    if verdict == "unknown":
+                    applied = judge(method, record)
+                    if applied is Applied.UNKNOWN:
                         results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": unknown_text(method, record)}
-                    elif verdict == "settled":
+                    elif applied is Applied.YES:
                         results[uid] = {"result": record, "note": settled_text(method)}
                     else:
                         remaining[batch.key(uid)] = pending[uid]
@@ -52,19 +153,17 @@ def send(client: Client, call: Call, method: Method, per_user: dict[str, str],
     return results
 
 
-def _collect(client: Client, call: Call, cmd: dict, confirm, results: dict[str, dict]) -> None:
+def _collect(client: RestClient, call: Call, cmd: dict, confirm, results: dict[str, dict]) -> None:
     """One batch request; each of its users' entries into `results` (kept where a status check settled it)."""
     ep = call.endpoint
     try:
         answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)), confirm)
     except RequestFailure as exc:
-        code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
         for k in cmd:
-            results.setdefault(batch.uid(k), {"error": code, "error_description": call.redactor(exc.message)})
+            results.setdefault(batch.uid(k), failed_entry(exc, call.redactor))
         return
-    if answer.kind != "ok":
-        error = answer.body if answer.kind == "api_error" else {
-            "error": "REQUEST_FAILED", "error_description": call.redactor(answer.problem)}
+    if answer.kind is not Kind.OK:
+        error = answer_entry(answer, call.redactor)
         for k in cmd:
             results.setdefault(batch.uid(k), error)
         return
@@ -88,7 +187,7 @@ def error_entry(value) -> dict:
     return {"error": "BAD_ANSWER", "error_description": f"the batch answered this user's error as {json.dumps(value)[:200]}"}
 
 
-def statuses(client: Client, call: Call, uids: list[str], *, batched: bool) -> dict[str, dict | None]:
+def statuses(client: RestClient, call: Call, uids: list[str], *, batched: bool) -> dict[str, dict | None]:
     """timeman.status of each user ("" is the webhook's own; at most one batch
     of them), asked once and never retried; None where it could not be read."""
     ep = call.endpoint
@@ -100,7 +199,7 @@ def statuses(client: Client, call: Call, uids: list[str], *, batched: bool) -> d
         answer = client.call(url, payload, retries=0)
     except RequestFailure:
         return dict.fromkeys(uids)
-    if answer.kind != "ok":
+    if answer.kind is not Kind.OK:
         return dict.fromkeys(uids)
     if batched:
         done, _ = batch.split(answer.body)
@@ -125,15 +224,13 @@ def about(uid: str, text: str) -> str:
     return f"user {uid}: {text}" if uid else text
 
 
-def judge(method: Method, record: dict | None) -> str:
-    """The one confirm-by-status rule, for a call that may have reached the portal:
-    "settled" (the status shows it applied), "resend" (the status proves it was
-    not), or "unknown" (no status, or one that cannot tell: never sent again)."""
+def judge(method: Method, record: dict | None) -> Applied:
+    """The one confirm-by-status rule, for a call that may have reached the portal."""
     if record is None:
-        return "unknown"
+        return Applied.UNKNOWN
     if record.get("STATUS") == method.confirm_status:
-        return "settled"
-    return "resend" if method.resend_unapplied else "unknown"
+        return Applied.YES
+    return Applied.NO if method.resend_unapplied else Applied.UNKNOWN
 
 
 def settled_text(method: Method) -> str:

@@ -6,11 +6,9 @@ cli.py end the same way: one place maps errors to exit codes, masks secrets
 and never shows a traceback.
 """
 
-import os
-import sys
 from dataclasses import dataclass
 
-from . import output
+from . import cmdline, output
 from .methods import CONFIG_OPTIONS, Method
 from .outcome import ExitStatus, OintError, Outcome
 from .redact import Redactor
@@ -26,16 +24,36 @@ class Finished:
     quiet: bool = False
 
 
-def invoke(method: Method, kw: dict, redact: Redactor) -> Finished:
-    """Run `method` with its options as Click names them (`url`, `adv_response`;
-    None when not given): parse them into a Call, then execute it or start it
-    as a background job."""
+class Masking:
+    """What finish() masks its last line with. It starts with the known places
+    of secrets only; invoke() adds the secrets the options hold as soon as
+    their values are known, before anything checks them, so that even a
+    complaint about a malformed value is masked."""
+
+    def __init__(self) -> None:
+        self.redact = Redactor()
+
+
+def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
+    """Run `method` with its options split by keyword (`url`, `adv_response`;
+    None when not given), by main.quick or by Click: give them their meaning
+    (cmdline), parse them into a Call, then execute it or start it as a
+    background job."""
     from .call import parse
 
-    call = parse(method, {p.option: kw.get(p.option[2:]) for p in method.params},
+    kw = cmdline.with_environment(method, kw)
+    masking.redact = Redactor.of_options(kw)
+    if method.kind != "rest":  # GetAppAuthLink, GetToken, RefreshToken, AuthStatus: no portal method
+        from .appauth import run
+
+        result = run(method, kw, masking.redact)
+        return result if isinstance(result, int) else Finished(*result)
+    call = parse(method, {p.option: kw.get(cmdline.keyword(p.option)) for p in method.params},
                  {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
                  debug=bool(kw.get("debug")), test=bool(kw.get("test")), if_needed=bool(kw.get("if_needed")),
-                 plan=bool(kw.get("plan")), quiet=bool(kw.get("quiet")), redactor=redact)
+                 plan=bool(kw.get("plan")), quiet=bool(kw.get("quiet")), redactor=masking.redact,
+                 auth_file=kw.get("auth_file"))
+    masking.redact = call.redactor
     if call.settings.dontwait and not call.test:
         from .jobs import start
 
@@ -49,13 +67,14 @@ def invoke(method: Method, kw: dict, redact: Redactor) -> Finished:
     return Finished(outcome, call.out, call.redactor, call.quiet)
 
 
-def finish(args: list[str], body) -> None:
-    """Run `body(redact)` and exit with the status it ends in: a Finished is
-    rendered, an int is the status itself, an OintError is one masked line."""
-    redact = Redactor()
+def finish(args: list[str], body) -> ExitStatus:
+    """Run `body(masking)` and return the status it ends in: a Finished is
+    rendered, an int is the status itself, an OintError is one masked line.
+    Never raises (a bug is one masked line and INTERNAL) and never exits: the
+    console-script shim does, with what main() returns."""
+    masking = Masking()
     try:
-        redact = Redactor.from_argv(args, os.environ)
-        result = body(redact)
+        result = body(masking)
         if isinstance(result, Finished):
             code = output.render(result.outcome, out=result.out, redact=result.redact, quiet=result.quiet)
         else:
@@ -64,13 +83,13 @@ def finish(args: list[str], body) -> None:
         output.warn("interrupted")
         code = ExitStatus.INTERRUPTED
     except OintError as exc:
-        output.warn(exc.message, redact)
+        output.warn(exc.message, masking.redact)
         code = exc.status
     except Exception as exc:  # a bug: one line, masked, never a traceback
-        output.warn(f"internal error: {type(exc).__name__}: {exc}", redact)
+        output.warn(f"internal error: {type(exc).__name__}: {exc}", masking.redact)
         if "--debug" in args:
             import traceback
 
-            output.debug_logger(redact)("".join(traceback.format_exc()))
+            output.debug_logger(masking.redact)("".join(traceback.format_exc()))
         code = ExitStatus.INTERNAL
-    sys.exit(int(code))
+    return ExitStatus(code)

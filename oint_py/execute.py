@@ -8,15 +8,18 @@ ambiguous failure only where timeman.status says it has not taken effect
 
 from dataclasses import replace
 from typing import Callable
+from urllib.parse import urlsplit
 
 from . import batch, sweep, tls
-from .call import Call
-from .confirm import about, failure, judge, send, settled_text, statuses, unknown_text
+from .answer import Answer, Kind
+from .confirm import (Applied, RestClient, about, failed_entry, failure, judge, send, settled_text, statuses,
+                      unknown_text)
 from .methods import STATUS_METHOD
+from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
-from .transport import Answer, Client
+from .transport import Client
 
-_KIND_STATUS = {"ok": ExitStatus.OK, "api_error": ExitStatus.API_ERROR, "failed": ExitStatus.REQUEST_FAILED}
+_KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Kind.FAILED: ExitStatus.REQUEST_FAILED}
 
 
 def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
@@ -26,10 +29,27 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
     total)`: told how far a run over many users got."""
     if call.test:
         return plan(call)
-    try:
-        client = Client(call.settings, call.endpoint.base, log=log, transport=transport, mask=call.redactor)
+    ep = call.endpoint
+    try:  # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
+        client = RestClient(Client(call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
+                                   moves_with=None if ep.token else urlsplit(ep.base).path))
+        if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
+            from .authfile import Renewing
+
+            client = Renewing(client, call.auth_file, call.settings, log)
     except OintError as exc:
         return Outcome.failed(exc)
+    try:
+        outcome = _run(call, client, progress)
+    finally:
+        client.close()
+    if client.moved:
+        new = client.moved + urlsplit(ep.base).path
+        outcome = replace(outcome, messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url")))
+    return outcome
+
+
+def _run(call: Call, client: RestClient, progress) -> Outcome:
     try:
         if call.all_users:
             ids, failed = sweep.active_users(call, client, progress)
@@ -40,13 +60,12 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
             return sweep.run(call, client, progress)
         return _many(call, client) if call.many else _one(call, client)
     except RequestFailure as exc:
-        code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
-        return Outcome.failed(exc, {"error": code, "error_description": call.redactor(exc.message)})
-    finally:
-        client.close()
+        return Outcome.failed(exc, failed_entry(exc, call.redactor))
+    except OintError as exc:  # an auth file that cannot be renewed (exit 7) or stays locked: one line, its status
+        return Outcome.failed(exc)
 
 
-def _one(call: Call, client: Client) -> Outcome:
+def _one(call: Call, client: RestClient) -> Outcome:
     uid = call.user_ids[0] if call.user_ids else ""
     params = {"USER_ID": uid, **call.rest_params} if uid else call.rest_params
     ep, method = call.endpoint, call.method
@@ -54,20 +73,20 @@ def _one(call: Call, client: Client) -> Outcome:
     if method.confirm_status:
         def confirm(payload: dict):
             record = statuses(client, call, [uid], batched=False)[uid]
-            verdict = judge(method, record)
-            if verdict == "unknown":
+            applied = judge(method, record)
+            if applied is Applied.UNKNOWN:
                 raise OutcomeUnknown(unknown_text(method, record))
-            if verdict == "settled":
+            if applied is Applied.YES:
                 return Answer(200, {}, {"result": record}, ep.url(STATUS_METHOD), notes=(settled_text(method),))
             return payload
 
     answer = client.call(ep.url(method.rest), ep.payload(params), confirm)
-    messages = answer.notes + ((answer.problem,) if answer.kind != "ok" else ())
+    messages = answer.notes + ((answer.problem,) if answer.kind is not Kind.OK else ())
     data = answer.adv() if call.settings.adv_response else answer.body
     return Outcome(_KIND_STATUS[answer.kind], data, messages)
 
 
-def _many(call: Call, client: Client) -> Outcome:
+def _many(call: Call, client: RestClient) -> Outcome:
     results = send(client, call, call.method, batch.lines(call.method.rest, call.user_ids, call.rest_params))
     data = {uid: results[uid] for uid in call.user_ids}
     status, messages = ExitStatus.OK, []

@@ -12,7 +12,8 @@ import textwrap
 from typing import NamedTuple
 
 from . import __version__
-from .methods import ADVANCED, CONFIG_ENV, GLOBAL, JOBS_ENV, LIBRARIES, METHODS, SWEEP, TOKEN, URL, Method
+from .methods import (ADVANCED, AUTH_FILE, CLIENT_ID, CLIENT_SECRET, CONFIG_ENV, GLOBAL, JOBS_ENV, LIBRARIES, METHODS,
+                      OAUTH, OAUTH_ADVANCED, SWEEP, TOKEN, URL, Method)
 from .outcome import DESCRIPTIONS
 
 ENV_VARS = {
@@ -20,6 +21,10 @@ ENV_VARS = {
     TOKEN.env: "--token",
     CONFIG_ENV: "--config",
     JOBS_ENV: "where --dontwait writes its job files (default ~/.local/state/oint/jobs, private)",
+    AUTH_FILE.env: "--auth-file",
+    CLIENT_ID.env: "--clientid",
+    CLIENT_SECRET.env: "--clientsecret, so the app's secret stays out of ps and crontab lines",
+    OAUTH[0].env: "--oauth-server",
 }
 
 class Table(NamedTuple):
@@ -133,14 +138,24 @@ def _example(m: Method, cont: str) -> str:
     return "\n".join("  " + line for line in lines)
 
 
+_WHAT = {"token": "OAuth server: GET /oauth/token/ (the answer's JSON is printed)",
+         "link": "No request: prints the address of the portal's authorization page, to open in a browser",
+         "status": "No request: reads the auth file"}
+
+
 def method(m: Method) -> Page:
     params = [(p.name, p.option, p.type, "yes" if p.required else "no", p.description) for p in m.params]
+    usage = "--url URL [OPTIONS]" if m.kind == "rest" else " ".join(
+        [f"{p.option} {p.type.split(',')[0].upper()}" for p in m.params] + ["--auth-file PATH"] * (m.kind == "status"))
+    sections = {"rest": [("Only where needed (any --userid form, also --userid all)", SWEEP)] * m.changes_state
+                + [("App authorization", (AUTH_FILE,))] * m.takes_token + [("Advanced call options", ADVANCED)],
+                "token": [("Auth file", OAUTH), ("Advanced call options", OAUTH_ADVANCED)],
+                "status": [("Auth file", (AUTH_FILE,))], "link": []}[m.kind]
     return [
-        ("", f"{m.title}\n{m.description}. Bitrix24 REST method: {m.rest}"),
-        ("Usage", f"  oint bitrix24 {m.name} --url URL [OPTIONS]"),
-        ("Parameters", Table(("Parameter", "CLI option", "Type", "Required", "Description"), params)),
-        *([("Only where needed (any --userid form, also --userid all)", _options(SWEEP))] if m.changes_state else []),
-        ("Advanced call options", _options(ADVANCED)),
+        ("", f"{m.title}\n{m.description}. " + (f"Bitrix24 REST method: {m.rest}" if m.kind == "rest" else _WHAT[m.kind])),
+        ("Usage", f"  oint bitrix24 {m.name} {usage}"),
+        *([("Parameters", Table(("Parameter", "CLI option", "Type", "Required", "Description"), params))] * bool(params)),
+        *[(title, _options(items)) for title, items in sections],
         ("Standard options", _options(GLOBAL)),
         ("Example (bash)", _example(m, "\\")),
         ("Example (CMD/bat)", _example(m, "^")),

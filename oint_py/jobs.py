@@ -25,8 +25,8 @@ import sys
 import time
 
 from . import output
-from .call import Call
 from .methods import JOBS_ENV
+from .model import Call
 from .outcome import ExitStatus, Outcome, UsageError
 from .redact import Redactor
 from .spawn import detached, module_argv

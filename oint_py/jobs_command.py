@@ -24,7 +24,7 @@ def seconds(value: str, option: str) -> float:
 
 
 def _done(outcome) -> Finished:
-    return Finished(outcome, None, click.get_current_context().find_root().obj)
+    return Finished(outcome, None, click.get_current_context().find_root().obj.redact)  # the root's Masking
 
 
 @click.group("jobs", invoke_without_command=True,

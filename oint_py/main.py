@@ -14,33 +14,20 @@ ending.finish.
 import os
 import sys
 
-from .methods import ADVANCED, BY_KEY, GLOBAL, SWEEP, URL, Method
-
-
-def _names(method: Method) -> tuple[dict, dict, dict]:
-    """(options taking a value, flags, environment variables): option spelling -> Click's keyword."""
-    valued = {p.option: p.option[2:] for p in method.params}
-    flags, env = {}, {p.option[2:]: p.env for p in method.params if p.env}
-    for option in (SWEEP if method.changes_state else ()) + ADVANCED + GLOBAL:
-        if option.name == "--help":
-            continue
-        key = option.name[2:].replace("-", "_")
-        table = flags if option.kind == "flag" else valued
-        for spelling in option.spellings:
-            table[spelling] = key
-        if option.env:
-            env[key] = option.env
-    return valued, flags, env
+from . import cmdline
+from .methods import BY_KEY, Method
+from .outcome import ExitStatus
 
 
 def quick(args: list[str]) -> tuple[Method, dict] | None:
-    """The method and Click's keywords for a plain method call; None when Click must read `args`."""
+    """The method and its options split by keyword for a plain method call; None
+    when Click must read `args`. Only splits: cmdline gives the meaning."""
     if len(args) < 3 or args[0] != "bitrix24" or os.environ.get("_OINT_COMPLETE"):
         return None
     method = BY_KEY.get(args[1].lower())
     if method is None:
         return None
-    valued, flags, env = _names(method)
+    valued, flags = cmdline.spellings(method)
     kw: dict = {}
     i = 2
     while i < len(args):
@@ -56,9 +43,6 @@ def quick(args: list[str]) -> tuple[Method, dict] | None:
             i += 2
         else:
             return None
-    for key, variable in env.items():  # as Click's envvar: the option wins, an empty variable is no value
-        if kw.get(key) is None and os.environ.get(variable):
-            kw[key] = os.environ[variable]
     return method, kw
 
 
@@ -74,25 +58,26 @@ def page(args: list[str]):
     if args in (["bitrix24"], ["bitrix24", "--help"], ["bitrix24", "-h"]):
         return helptext.library("bitrix24")
     method = BY_KEY.get(args[1].lower()) if len(args) in (2, 3) and args[0] == "bitrix24" else None
-    if method and (args[2:] in (["--help"], ["-h"]) or (len(args) == 2 and not os.environ.get(URL.env))):
+    if method and (args[2:] in (["--help"], ["-h"]) or cmdline.shows_help(method, args[2:])):
         return helptext.method(method)
     return None
 
 
-def main() -> None:
-    args = sys.argv[1:]
+def main(args: list[str] | None = None) -> ExitStatus:
+    """The console script's entry point: the exit status of `oint ARGS` (the
+    shim that calls it exits with it; nothing below exits the process)."""
+    args = sys.argv[1:] if args is None else list(args)
     found = quick(args)
     shown = None if found else page(args)
     if found is None and shown is None:
         from .cli import cli
 
-        cli.main(args, prog_name="oint")
-        return
+        return cli.main(args, prog_name="oint")
     from .ending import finish, invoke
 
     if shown is not None:
         from .helptext import show
 
-        finish(args, lambda redact: show(shown))
+        return finish(args, lambda masking: show(shown))
     method, kw = found
-    finish(args, lambda redact: invoke(method, kw, redact))
+    return finish(args, lambda masking: invoke(method, kw, masking))

@@ -2,7 +2,9 @@
 option oint-py knows, declared as data.
 
 Adding a method is adding an entry to METHODS; the CLI, help, completion,
-parsing, the HTTP core and batching all read these tables.
+parsing (call.py, cmdline.py), the quick path, execution (the REST method
+names, the status that confirms a change) and batching read these tables. The
+HTTP core (transport.py) reads none of them: it knows nothing of Bitrix24.
 """
 
 from dataclasses import dataclass, field
@@ -38,10 +40,18 @@ class Method:
     # day resumes it (OPENED), which looks just like a pause that never arrived.
     resend_unapplied: bool = True
     example: dict = field(default_factory=dict)
+    # rest: a REST method on the portal; token: a grant at the OAuth server (GetToken, RefreshToken);
+    # link: builds the browser step's address (GetAppAuthLink); status: reads an auth file (AuthStatus)
+    kind: str = "rest"
 
     @property
     def key(self) -> str:
         return self.name.lower()
+
+    @property
+    def takes_token(self) -> bool:
+        """A REST method called with --token, hence with --auth-file too."""
+        return TOKEN in self.params
 
     @property
     def changes_state(self) -> bool:
@@ -153,6 +163,23 @@ SWEEP = (
 )
 CONFIG_OPTIONS = {o.config: o for o in ADVANCED if o.config}
 
+AUTH_FILE_ENV = "OINT_BITRIX24_AUTH_FILE"
+OAUTH_SERVER_ENV = "OINT_BITRIX24_OAUTH_SERVER"
+DEFAULT_OAUTH_SERVER = "https://oauth.bitrix.info"  # oint's; Russian docs and b24pysdk use https://oauth.bitrix24.tech
+AUTH_FILE = Option("--auth-file", "PATH", "path", "An auth file written by GetToken --save: its access token (and its "
+                   "portal, unless --url is given), renewed in the file when the portal says it expired",
+                   env=AUTH_FILE_ENV)
+# GetToken and RefreshToken: where the grant goes, and where the new pair is kept
+OAUTH = (
+    Option("--oauth-server", "URL", "text", f"The OAuth server (default {DEFAULT_OAUTH_SERVER}; also "
+           "https://oauth.bitrix24.tech, a self-hosted one, or the sandbox)", env=OAUTH_SERVER_ENV),
+    Option("--save", "PATH", "path", "Write the answer, the client id and secret and the OAuth server to this auth "
+           "file (private, 0600), for --auth-file; the tokens are then not printed"),
+)
+# the advanced options that apply to a request to the OAuth server: no retries (a refresh token is single-use),
+# no background job, no adv_response
+OAUTH_ADVANCED = tuple(o for o in ADVANCED if o.name not in ("--retries", "--dontwait", "--adv-response"))
+
 _EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--token": "***"}
 _TIMED_EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--time": "18:00",
                   "--report": "Time off", "--token": "***"}
@@ -187,6 +214,48 @@ METHODS: tuple[Method, ...] = (
         (URL, USERID, TOKEN), example=_EXAMPLE,
     ),
 )
+
+CLIENT_ID = Param("ClientID", "--clientid", "String", True, "Application ID (client_id)",
+                  env="OINT_BITRIX24_CLIENT_ID")
+CLIENT_SECRET = Param("ClientSecret", "--clientsecret", "String", True, "Application secret key (client_secret)",
+                      env="OINT_BITRIX24_CLIENT_SECRET")
+_APP = {"--clientid": "local.5f3a9c2e1b7d40.61832057", "--clientsecret": "***"}
+
+METHODS += (
+    Method(
+        "GetAppAuthLink", "oauth/authorize", "Authorization and settings", "Get app authorization link",
+        "Forms a link for authorization via the browser",
+        (Param("Domain", "--domain", "String", True, "Current Bitrix24 domain (with or without https://)"),
+         CLIENT_ID), kind="link", example={"--domain": "b24-ar17wx.bitrix24.by", "--clientid": _APP["--clientid"]},
+    ),
+    Method(
+        "GetToken", "oauth/token", "Authorization and settings", "Get token",
+        "Gets the token by the code from the browser authorization",
+        (CLIENT_ID, CLIENT_SECRET, Param("Code", "--code", "String", True, "Code from browser authorization")),
+        kind="token", example={**_APP, "--code": "***"},
+    ),
+    Method(
+        "RefreshToken", "oauth/token", "Authorization and settings", "Refresh token",
+        "Updates the token by the refresh token",
+        (CLIENT_ID, CLIENT_SECRET, Param("Refresh", "--refresh", "String", True, "Refresh token")),
+        kind="token", example={**_APP, "--refresh": "***"},
+    ),
+    Method(
+        "ServerTime", "server.time", "Authorization and settings", "Server time",
+        "Gets the current server time",
+        (URL, TOKEN), example={"--url": "b24-ar17wx.bitrix24.by", "--token": "***"},
+    ),
+    Method(
+        "AuthStatus", "reads the auth file", "Authorization and settings", "Auth file status",
+        "Shows an auth file's portal, user, scope and token ages; sends nothing (oint-py extension)",
+        (), kind="status", example={"--auth-file": "/home/me/.config/oint/portal.auth.json"},
+    ),
+)
+
+# options that carry a secret (masked everywhere before anything parses them), with their environment variables
+SECRET_OPTIONS = {TOKEN.option: TOKEN.env, CLIENT_SECRET.option: CLIENT_SECRET.env, "--code": None,
+                  "--refresh": None}
+
 
 BY_KEY = {m.key: m for m in METHODS}
 STATUS_METHOD = "timeman.status"

@@ -3,7 +3,8 @@
 Every way the program can end maps to exactly one documented ExitStatus.
 Windows `if errorlevel N` means "N or higher", so the codes grow with how bad
 (or how unexpected) the outcome is. Execution returns an Outcome and never
-prints; output.py renders it; only cli.py turns it into the process's exit.
+prints; output.py renders it; only ending.finish turns it into an exit status,
+which main() returns to the console-script shim.
 """
 
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ class ExitStatus(IntEnum):
     REQUEST_FAILED = 4  # no usable answer: timeout, connection, TLS, proxy, redirect, not Bitrix24 JSON, too large
     BAD_OPTIONS = 5  # invalid options, --time or --config: nothing was sent
     NOT_WRITTEN = 6  # the call was made, but its answer could not be written where asked
+    REAUTHORIZE = 7  # an app's auth file cannot be renewed: a person must authorise the app again in a browser
     INTERNAL = 99  # a bug in oint-py (oint's catch-all code); never a traceback
     INTERRUPTED = 130  # Ctrl-C
 
@@ -34,6 +36,9 @@ DESCRIPTIONS = {
     ExitStatus.BAD_OPTIONS: "invalid options, --time or --config; nothing was sent",
     ExitStatus.NOT_WRITTEN: "the call was made but its answer could not be written (--out or stdout failed); "
     "when --out failed, the answer is on stdout",
+    ExitStatus.REAUTHORIZE: "a person must authorise the app again (the auth file's tokens cannot be renewed: "
+    "invalid_grant, invalid_client, invalid_token, NOT_INSTALLED, PAYMENT_REQUIRED); stderr gives the steps, "
+    "the auth file is left as it was",
     ExitStatus.INTERNAL: "internal error in oint-py (please report it)",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
 }

@@ -8,11 +8,14 @@ text. It masks, in every line written to stderr, in --debug and in --test:
 - anywhere else, each registered secret of `MIN_SECRET_LEN` characters or
   more (shorter strings would mask ordinary words).
 
-cli.py builds one from the raw command line and environment before Click
-parses anything (so even a parser complaint is masked); call.py adds what only
-parsing finds (a password inside a proxy structure) and the Call carries it.
-The portal's JSON answer on stdout is not redacted: it is the user's data, and
-Bitrix24 never echoes credentials.
+ending.invoke builds one from the options' values (`of_options`) as soon as
+they are split, before anything checks them, so even a complaint about a
+malformed value is masked; call.py adds what only parsing finds and the Call
+carries the result. The one complaint made before the options are split,
+Click's own, is masked by a scan of argv (`from_argv`), in cli.py. The
+portal's JSON answer on stdout is masked only for the registered secrets
+(`literal`): it is the user's data, where a key named password or a /rest/
+path is theirs, not ours.
 """
 
 import json
@@ -93,29 +96,39 @@ class Redactor:
                 holder[key] = mask(item)
         return root[0]
 
-    @classmethod
-    def from_argv(cls, args: list[str], environ) -> "Redactor":
-        """The secrets of a command line and environment, found before anything
-        parses them: tokens, webhook codes and passwords in URLs, and the
-        Password of a proxy structure (alone or inside --config JSON)."""
-        from .methods import CONFIG_ENV, TOKEN, URL
+    def merged(self, other: "Redactor") -> "Redactor":
+        return Redactor(self.secrets | other.secrets)
 
-        tokens = [environ.get(TOKEN.env)]
-        urls = [environ.get(URL.env)]
-        structures = [environ.get(CONFIG_ENV)]
-        for i, arg in enumerate(args):
-            name, eq, value = arg.partition("=")
-            if name in ("--token", "--url", "--proxy", "--config"):
-                value = value if eq else (args[i + 1] if i + 1 < len(args) else None)
-                {"--token": tokens, "--url": urls, "--proxy": urls, "--config": structures}[name].append(value)
-                if name == "--proxy":
-                    structures.append(value)
-        found: list[str | None] = list(tokens)
-        for text in filter(None, structures):
+    @classmethod
+    def of_options(cls, kw: dict) -> "Redactor":
+        """The secrets a method's options hold, by keyword (`token`, `clientsecret`, `code`,
+        `refresh`, `url`, `proxy`, `config`; the environment already folded in): tokens, the
+        app's secret, authorization codes, webhook codes and
+        passwords in URLs, and the Password of a proxy structure (alone or inside
+        --config JSON)."""
+        from .methods import SECRET_OPTIONS
+
+        found: list[str | None] = [kw.get(option[2:]) for option in SECRET_OPTIONS]  # token, clientsecret, ...
+        for text in filter(None, (kw.get("proxy"), kw.get("config"))):
             found += json_passwords(text)
-        for url in filter(None, urls):
+        for url in filter(None, (kw.get("url"), kw.get("proxy"))):
             found += url_secrets(url)
         return cls().adding(*found)
+
+    @classmethod
+    def from_argv(cls, args: list[str], environ) -> "Redactor":
+        """The secrets of a raw command line and environment: for Click's own
+        complaints, made before the options are split (see the module's doc)."""
+        from .methods import CONFIG_ENV, SECRET_OPTIONS, URL
+
+        kw: dict = {"url": [environ.get(URL.env)], "config": [environ.get(CONFIG_ENV)], "proxy": [],
+                    **{option[2:]: [environ.get(env) if env else None] for option, env in SECRET_OPTIONS.items()}}
+        for i, arg in enumerate(args):
+            name, eq, value = arg.partition("=")
+            if name in ("--url", "--proxy", "--config", *SECRET_OPTIONS):
+                kw[name[2:]].append(value if eq else (args[i + 1] if i + 1 < len(args) else None))
+        masks = [cls.of_options({key: value}) for key, values in kw.items() for value in values if value]
+        return cls(frozenset().union(*(m.secrets for m in masks)))
 
 
 def url_secrets(url: str) -> list[str]:

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import batch, bounds
-from .call import Call
-from .confirm import about, failure, send
+from .answer import Answer, Kind
+from .confirm import RestClient, about, answer_entry, failure, send
 from .methods import BY_KEY, DEFAULT_REPORT, STATUS_METHOD
+from .model import Call
 from .outcome import ExitStatus, Outcome, error_words
-from .transport import Answer, Client
 
 Progress = Callable[[str, int, int], None]
 
@@ -43,11 +43,11 @@ WORDS = {"timeman.close": ("close", "closing", "closed"), "timeman.open": ("open
 
 
 # -- the listing ---------------------------------------------------------------
-def active_users(call: Call, client: Client, progress: Progress | None = None) -> tuple[list[str], Outcome | None]:
+def active_users(call: Call, client: RestClient, progress: Progress | None = None) -> tuple[list[str], Outcome | None]:
     """(the active users' IDs, None), or ([], the Outcome that ends the run)."""
     ep = call.endpoint
     answer = client.call(ep.url(USER_METHOD), ep.payload(ACTIVE))
-    if answer.kind != "ok":
+    if answer.kind is not Kind.OK:
         return [], _not_listed(call, answer)
     total, ids = answer.body.get("total"), _ids(answer.body.get("result"))
     if ids is None or not _count(total):
@@ -61,13 +61,13 @@ def active_users(call: Call, client: Client, progress: Progress | None = None) -
     pages = {str(at): batch.line(USER_METHOD, {**_ACTIVE_QUERY, "start": at}) for at in range(PAGE, total, PAGE)}
     for cmd in batch.chunks(pages):
         answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)))
-        if answer.kind != "ok":
+        if answer.kind is not Kind.OK:
             return [], _not_listed(call, answer)
         done, errors = batch.split(answer.body)
         for k in cmd:
             if k in errors:
                 error = errors[k] if isinstance(errors[k], dict) else {}
-                return [], _not_listed(call, Answer(200, {}, error, "", "api_error",
+                return [], _not_listed(call, Answer(200, {}, error, "", Kind.API_ERROR,
                                                     error_words(error.get("error"), error.get("error_description"))))
             page = _ids(done.get(k))
             if page is None:
@@ -98,9 +98,8 @@ def _not_listed(call: Call, answer: Answer) -> Outcome:
         return Outcome(ExitStatus.API_ERROR, answer.body, (
             f"{USER_METHOD}: insufficient_scope: {holder} lacks the user scope (user, or user_basic), which "
             "--userid all needs to list the portal's users; add the scope or give the user IDs. Nothing was changed",))
-    status = ExitStatus.API_ERROR if answer.kind == "api_error" else ExitStatus.REQUEST_FAILED
-    data = answer.body if answer.kind == "api_error" else {
-        "error": "REQUEST_FAILED", "error_description": call.redactor(answer.problem)}
+    status = ExitStatus.API_ERROR if answer.kind is Kind.API_ERROR else ExitStatus.REQUEST_FAILED
+    data = answer_entry(answer, call.redactor)
     return Outcome(status, data, (f"{USER_METHOD}: {answer.problem}; the users could not be listed, "
                                   "nothing was changed",))
 
@@ -173,7 +172,7 @@ def _expired(record: dict, given: str | None, report: str) -> Step:
 
 
 # -- running -------------------------------------------------------------------
-def run(call: Call, client: Client, progress: Progress | None = None) -> Outcome:
+def run(call: Call, client: RestClient, progress: Progress | None = None) -> Outcome:
     """Read the statuses, decide per user, then (unless --plan) make the changes."""
     uids = list(call.user_ids) if call.user_ids or call.many else [""]  # "": the webhook's own user
     read = send(client, call, _STATUS, batch.lines(STATUS_METHOD, uids, {}),

@@ -5,7 +5,7 @@ the operating system's store, as curl, git and pip use it: on Linux and the
 BSDs OpenSSL's certificate directory (read lazily, a certificate at a time)
 or its bundle file; on Windows and macOS the native store through truststore.
 certifi's bundle only where the system has none. A context is built only for
-https, and only when the first https connection is made.
+https (or an https proxy), when the Client is made, before any request.
 """
 
 import os

@@ -1,53 +1,60 @@
-"""The HTTP core: one POST with its bounds, and a REST call with retries.
+"""The HTTP core: one bounded attempt, and nothing that knows Bitrix24.
 
-`Client.call()` sends one JSON body and returns an `Answer`: the status,
-headers and parsed body of the portal's last response and how to read it
-(`ok`, `api_error`, `failed`). Failures with no usable answer raise
-RequestFailure (OutcomeUnknown when a call that is not idempotent may have
-been applied and nobody can say). Bounds, all in bounds.py:
+`Client.attempt(url, payload)` POSTs one JSON body and returns a `Reply` (the
+status, headers and decoded body of the last response) or a `Failure` (no
+usable answer: what went wrong, as a `Trouble`, and whether the request may
+have reached the far end, or may even still be running there). It never
+raises for a network event and never retries: what follows an attempt is
+decided by the retry policy (retry.py) and, for a call that may have been
+applied, by the settlement in confirm.py.
+
+Bounds, all in bounds.py:
 - time: `--timeout` bounds each whole attempt (connect, TLS, send, headers and
   the entire body): every socket operation gets at most what is left of it;
 - size: the answer is streamed and counted after decompression (gzip and
   deflate decoded here, a chunk at a time), and refused past `--max-answer`;
-- depth: JSON nested deeper than MAX_JSON_DEPTH is not an answer;
-- redirects: followed only within the origin the user named, at most
-  MAX_REDIRECTS; 303 is followed with a GET without a body (the call was made).
-httpx is imported only when a request is really made, and an SSL context is
-built only for https.
+- redirects: followed within the origin the user named, at most
+  MAX_REDIRECTS; 303 is followed with a GET without a body (the call was
+  made). A move to another origin is followed only where the client was told
+  the secret travels in the path (`moves_with`: a webhook) and the new address
+  carries that very path over https, as the portal itself disclosed it.
+
+Public extension points only: the deadline is a network backend handed to
+httpcore's ConnectionPool / HTTPProxy (their `network_backend=`), behind a
+small httpx.BaseTransport; httpx itself is imported through `_import_httpx`,
+the one shim this module keeps (see there).
 """
 
 import json
-import random
+import ssl
+import socket
 import sys
 import time
-import types
 import zlib
-from dataclasses import dataclass, replace
-from typing import Any, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 from . import __version__, bounds, tls
-from .outcome import OutcomeUnknown, RequestFailure, UsageError, error_words
+from .outcome import UsageError
 from .settings import Settings
 
-THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
 REDIRECTS = (301, 302, 303, 307, 308)
-GATEWAY_TIMEOUTS = (504, 524, 598, 599)  # a proxy gave up waiting: the portal may still be running the call
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _httpx():
-    """Import httpx without its own command-line tool: httpx/__init__ imports
-    httpx._main, which pulls in rich and click's console code we never use.
-    A stand-in module with a `main` keeps httpx's namespace complete."""
-    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
-        stub = types.ModuleType("httpx._main")
+def _import_httpx():
+    """httpx without its command-line tool.
 
-        def main():  # pragma: no cover - httpx's CLI is not part of oint
-            raise SystemExit("the httpx command-line tool is not loaded inside oint")
-
-        stub.main = main
-        sys.modules["httpx._main"] = stub
+    The shim (httpx >=0.27,<0.29, the range pyproject.toml pins and CI tests at
+    both ends): httpx/__init__ runs `from ._main import main`, which loads rich,
+    click and pygments for a CLI oint never uses, and falls back to a stub of
+    its own when that import fails. A None in sys.modules makes the import fail
+    by Python's own rule, so httpx takes its fallback. Nothing of httpx is
+    patched or read; only this one module name is relied on."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)
     import httpx
 
     return httpx
@@ -61,72 +68,231 @@ def origin(url: str) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower().rstrip("."), parts.port or _DEFAULT_PORTS.get(scheme, 0)
 
 
+# -- what one attempt gives ----------------------------------------------------
 @dataclass(frozen=True)
-class Answer:
+class Reply:
+    """A whole response: the last one, after the redirects that were followed."""
+
     code: int
-    headers: dict
-    body: Any  # parsed JSON, or the text when it is not JSON
+    reason: str
+    headers: dict  # names lowercased
+    content: bytes | bytearray  # decoded (gzip, deflate), within --max-answer; not copied
     url: str
-    kind: str = "ok"  # ok | api_error | failed
-    problem: str = ""  # one line for stderr when kind != ok
-    notes: tuple[str, ...] = ()
     accepted: bool = False  # a 303 said the call was made before this answer came
+    moved: str | None = None  # the new origin a move to another origin was followed to
+
+
+class Trouble(Enum):
+    """Why an attempt got no usable answer; each value is how a message starts."""
+
+    RESOLVE = "cannot resolve"  # the host name is unknown: nothing was sent
+    CONNECT = "cannot connect"  # refused or unreachable: nothing was sent
+    CONNECT_TIMEOUT = "timed out connecting"
+    TIMEOUT = "timed out"  # we stopped waiting for an answer: the far end may still be working on it
+    LOST = "connection failed"  # dropped after the request may have left
+    TLS = "TLS error"
+    CERTIFICATE = "TLS certificate verification failed"
+    PROXY = "proxy error"
+    CANNOT_SEND = "cannot send"
+    REDIRECT = "redirect not followed"
+    TOO_LARGE = "answer too large"
+    ENCODING = "answer unreadable"
 
     @property
-    def error(self):
-        return self.body.get("error") if isinstance(self.body, dict) else None
+    def retryable(self) -> bool:
+        """Whether a second attempt may get an answer (a refusal of TLS, the proxy or a
+        redirect will not change; a size or encoding fault is the portal's, every time)."""
+        return self in _RETRYABLE
 
-    def adv(self) -> dict:
-        return {"code": self.code, "body": self.body, "headers": self.headers}
+
+_RETRYABLE = {Trouble.RESOLVE, Trouble.CONNECT, Trouble.CONNECT_TIMEOUT, Trouble.TIMEOUT, Trouble.LOST}
 
 
-def classify(code: int, content: bytes, content_type: str, mask: Callable[[str], str] = str) -> tuple[Any, str, str]:
-    """Parse a body and say what it is: (body, kind, problem). `mask` hides
-    secrets in the snippet of a body that is not JSON, before it is cut."""
-    text = content.decode("utf-8", errors="replace")
-    body, why = None, ""
-    if text.strip():
+@dataclass(frozen=True)
+class Failure:
+    """No usable answer. maybe_applied: the request may have reached the far end;
+    in_flight: it may even still be running there (we stopped waiting, or a 303
+    said it was made), so nothing read now can show that it was not applied."""
+
+    trouble: Trouble
+    message: str
+    maybe_applied: bool
+    in_flight: bool = False
+
+    @property
+    def retryable(self) -> bool:
+        return self.trouble.retryable
+
+
+class _Stop(Exception):
+    """Ends an attempt early with its Failure (inside this module only)."""
+
+    def __init__(self, failure: Failure):
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+# -- the whole-attempt deadline, enforced at every socket operation ---------
+class _Clock:
+    deadline: float | None = None
+
+    def left(self, timeout: float | None, error: type) -> float | None:
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise error("the whole attempt ran out of time")
+        return left if timeout is None else min(timeout, left)
+
+
+def _network(clock: _Clock, ssl_context: ssl.SSLContext, proxy: str | None):
+    """An httpx transport over httpcore's public pool (or proxy) classes, whose
+    every connection is made through a backend that keeps `clock`'s deadline."""
+    import httpcore
+
+    httpx = _import_httpx()
+
+    class Stream(httpcore.NetworkStream):
+        def __init__(self, inner):
+            self.inner = inner
+
+        def read(self, max_bytes, timeout=None):
+            return self.inner.read(max_bytes, clock.left(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer, timeout=None):
+            return self.inner.write(buffer, clock.left(timeout, httpcore.WriteTimeout))
+
+        def close(self):
+            self.inner.close()
+
+        def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+            left = clock.left(timeout, httpcore.ConnectTimeout)
+            return Stream(self.inner.start_tls(ssl_context, server_hostname, left))
+
+        def get_extra_info(self, info):
+            return self.inner.get_extra_info(info)
+
+    class Backend(httpcore.NetworkBackend):
+        def __init__(self):
+            self.inner = httpcore.SyncBackend()
+
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            left = clock.left(timeout, httpcore.ConnectTimeout)
+            return Stream(self.inner.connect_tcp(host, port, left, local_address, socket_options))
+
+        def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - not used
+            left = clock.left(timeout, httpcore.ConnectTimeout)
+            return Stream(self.inner.connect_unix_socket(path, left, socket_options))
+
+        def sleep(self, seconds):
+            self.inner.sleep(seconds)
+
+    class Body(httpx.SyncByteStream):
+        def __init__(self, parts):
+            self.parts = parts
+
+        def __iter__(self):
+            yield from self.parts
+
+        def close(self):
+            self.parts.close()
+
+    class Transport(httpx.BaseTransport):
+        def __init__(self):
+            if proxy is None:
+                self.pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=Backend())
+            else:
+                found = httpx.Proxy(proxy)  # splits off the user and password, as httpx itself does
+                self.pool = httpcore.HTTPProxy(
+                    proxy_url=httpcore.URL(scheme=found.url.raw_scheme, host=found.url.raw_host,
+                                           port=found.url.port, target=found.url.raw_path),
+                    proxy_auth=found.raw_auth, ssl_context=ssl_context,
+                    proxy_ssl_context=ssl_context if found.url.scheme == "https" else None,
+                    network_backend=Backend())
+
+        def handle_request(self, request):
+            sent = httpcore.Request(
+                method=request.method,
+                url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host, port=request.url.port,
+                                 target=request.url.raw_path),
+                headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+            answer = self.pool.handle_request(sent)
+            return httpx.Response(status_code=answer.status, headers=answer.headers, stream=Body(answer.stream),
+                                  extensions=answer.extensions)
+
+        def close(self):
+            self.pool.close()
+
+    return Transport()
+
+
+def _errors():
+    """Exception classes by what they mean, from httpx (which tests' mock transports
+    raise) and httpcore (which the network transport lets through)."""
+    import httpcore
+
+    httpx = _import_httpx()
+    return {
+        "proxy": (httpx.ProxyError, httpcore.ProxyError),
+        "connect_timeout": (httpx.ConnectTimeout, httpcore.ConnectTimeout),
+        "timeout": (httpx.TimeoutException, httpcore.TimeoutException),
+        "connect": (httpx.ConnectError, httpcore.ConnectError),
+        "cannot_send": (httpx.UnsupportedProtocol, httpx.InvalidURL, httpcore.UnsupportedProtocol,
+                        httpcore.LocalProtocolError),
+        "any": (httpx.HTTPError, httpx.InvalidURL, httpcore.NetworkError, httpcore.ProtocolError,
+                httpcore.TimeoutException, httpcore.ProxyError, httpcore.UnsupportedProtocol),
+    }
+
+
+def _causes(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+class _Decoder:
+    """Content-Encoding decoded a chunk at a time, never producing more than
+    asked; gzip may hold several members and must end whole."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding.strip().lower()
+        self.z = None
+        self.pending = b""  # deflate: the first bytes, until the format is known
+        if self.encoding in ("gzip", "x-gzip"):
+            self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding not in ("", "identity", "deflate"):
+            raise _Stop(Failure(Trouble.ENCODING, f"the portal answered with Content-Encoding {encoding!r}, "
+                                                  "which was not asked for", maybe_applied=True))
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        if self.encoding in ("", "identity"):
+            return data
+        if self.z is None:  # deflate: zlib-wrapped (RFC 9110) or raw, as servers send both
+            self.pending += data
+            if len(self.pending) < 2:
+                return b""
+            head, data, self.pending = self.pending, self.pending, b""
+            zlib_header = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+            self.z = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
         try:
-            body = bounds.load_json(text, "the answer")
-        except bounds.BoundError as exc:
-            why = str(exc) if "deeper" in str(exc) else ""
-    if body is None:
-        what = why or ("an empty body" if not text.strip() else f"{content_type or 'no content type'}, not JSON")
-        snippet = "" if why else " ".join(mask(_strip_tags(text)).split())[:120]
-        return text, "failed", f"the portal answered HTTP {code} with {what}" + (f": {snippet}" if snippet else "")
-    if isinstance(body, dict) and "error" in body:
-        problem = f"the portal answered HTTP {code} " + error_words(body.get("error"), body.get("error_description"))
-        return body, "api_error", problem
-    if isinstance(body, dict) and "result" in body:
-        return body, "ok", ""
-    return body, "failed", f"the portal answered HTTP {code} with JSON that is not a Bitrix24 answer"
+            out = self.z.decompress(data, room)
+            while self.z.eof and self.z.unused_data and len(out) < room and self.encoding != "deflate":
+                rest = self.z.unused_data  # the next gzip member
+                self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out += self.z.decompress(rest, room - len(out))
+            return out
+        except zlib.error as exc:
+            raise _Stop(Failure(Trouble.ENCODING, f"the portal's {self.encoding} answer is corrupt ({exc})",
+                                maybe_applied=True)) from None
 
-
-def _strip_tags(text: str) -> str:
-    import re
-
-    return re.sub(r"<[^>]*>", " ", text[:4096])
-
-
-def retry_after(headers: dict) -> float | None:
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    import email.utils  # only for the rare HTTP-date form
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def backoff(attempt: int) -> float:
-    return min(bounds.BACKOFF_CAP, bounds.BACKOFF_BASE * 2**attempt) * random.uniform(0.5, 1.0)
+    def finish(self) -> None:
+        if self.encoding in ("", "identity"):
+            return
+        if self.z is None or not self.z.eof:
+            raise _Stop(Failure(Trouble.ENCODING, f"the portal's {self.encoding} answer is truncated",
+                                maybe_applied=True))
 
 
 class LeakyBucket:
@@ -157,135 +323,20 @@ class LeakyBucket:
         self.level, self.stamp = float(self.capacity), time.monotonic()
 
 
-class _Failed(Exception):
-    """One attempt got no usable answer. retryable: a second try may help;
-    maybe_applied: the request may have reached the portal; in_flight: it may
-    even still be running there (we stopped waiting, or a 303 said it was
-    made), so a status check cannot show that it was not applied."""
-
-    def __init__(self, message: str, retryable: bool, maybe_applied: bool, in_flight: bool = False,
-                 once: bool = False):
-        super().__init__(message)
-        self.message, self.retryable, self.maybe_applied, self.in_flight = message, retryable, maybe_applied, in_flight
-        self.once = once  # worth one retry at most (a name that did not resolve)
-
-
-def _caused_by(exc: BaseException, kind: type) -> BaseException | None:
-    """The first exception of `kind` in the chain that led to `exc` (httpx wraps the socket's and ssl's)."""
-    seen = 0
-    while exc is not None and seen < 16:
-        if isinstance(exc, kind):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
-
-
-# -- the whole-attempt deadline, enforced at every socket operation ---------
-class _Clock:
-    deadline: float | None = None
-
-    def left(self, timeout: float | None, error: type) -> float | None:
-        if self.deadline is None:
-            return timeout
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise error("the whole attempt ran out of time")
-        return left if timeout is None else min(timeout, left)
-
-
-def _deadline_classes():
-    import httpcore
-
-    class Stream(httpcore.NetworkStream):
-        def __init__(self, inner, clock: _Clock):
-            self.inner, self.clock = inner, clock
-
-        def read(self, max_bytes, timeout=None):
-            return self.inner.read(max_bytes, self.clock.left(timeout, httpcore.ReadTimeout))
-
-        def write(self, buffer, timeout=None):
-            return self.inner.write(buffer, self.clock.left(timeout, httpcore.WriteTimeout))
-
-        def close(self):
-            self.inner.close()
-
-        def start_tls(self, ssl_context, server_hostname=None, timeout=None):
-            left = self.clock.left(timeout, httpcore.ConnectTimeout)
-            return Stream(self.inner.start_tls(ssl_context, server_hostname, left), self.clock)
-
-        def get_extra_info(self, info):
-            return self.inner.get_extra_info(info)
-
-    class Backend(httpcore.NetworkBackend):
-        def __init__(self, inner, clock: _Clock):
-            self.inner, self.clock = inner, clock
-
-        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-            left = self.clock.left(timeout, httpcore.ConnectTimeout)
-            return Stream(self.inner.connect_tcp(host, port, left, local_address, socket_options), self.clock)
-
-        def connect_unix_socket(self, path, timeout=None, socket_options=None):
-            left = self.clock.left(timeout, httpcore.ConnectTimeout)
-            return Stream(self.inner.connect_unix_socket(path, left, socket_options), self.clock)
-
-        def sleep(self, seconds):
-            self.inner.sleep(seconds)
-
-    return Backend
-
-
-class _Decoder:
-    """Content-Encoding decoded a chunk at a time, never producing more than
-    asked; gzip may hold several members and must end whole."""
-
-    def __init__(self, encoding: str):
-        self.encoding = encoding.strip().lower()
-        self.z = None
-        self.pending = b""  # deflate: the first bytes, until the format is known
-        if self.encoding in ("gzip", "x-gzip"):
-            self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif self.encoding not in ("", "identity", "deflate"):
-            raise _Failed(f"the portal answered with Content-Encoding {encoding!r}, which was not asked for",
-                          retryable=False, maybe_applied=True)
-
-    def feed(self, data: bytes, room: int) -> bytes:
-        if self.encoding in ("", "identity"):
-            return data
-        if self.z is None:  # deflate: zlib-wrapped (RFC 9110) or raw, as servers send both
-            self.pending += data
-            if len(self.pending) < 2:
-                return b""
-            head, data, self.pending = self.pending, self.pending, b""
-            zlib_header = head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
-            self.z = zlib.decompressobj(zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS)
-        try:
-            out = self.z.decompress(data, room)
-            while self.z.eof and self.z.unused_data and len(out) < room and self.encoding != "deflate":
-                rest = self.z.unused_data  # the next gzip member
-                self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                out += self.z.decompress(rest, room - len(out))
-            return out
-        except zlib.error as exc:
-            raise _Failed(f"the portal's {self.encoding} answer is corrupt ({exc})", False, True) from None
-
-    def finish(self) -> None:
-        if self.encoding in ("", "identity"):
-            return
-        if self.z is None or not self.z.eof:
-            raise _Failed(f"the portal's {self.encoding} answer is truncated", False, True)
-
-
 class Client:
     def __init__(self, settings: Settings, target: str, log: Callable[[str], None] | None = None, transport=None,
-                 mask: Callable[[str], str] = str):
+                 mask: Callable[[str], str] = str, moves_with: str | None = None):
         """`target`: the portal URL (decides whether TLS is needed at all);
         `transport`: an httpx transport to use instead of the network (unit tests);
-        `mask`: hides secrets in text that is cut before it is shown."""
-        httpx = _httpx()
+        `mask`: hides secrets in text that is cut before it is shown;
+        `moves_with`: the path that carries the secret (a webhook's), when the
+        body carries none: a move to another origin that keeps it is followed."""
+        httpx = _import_httpx()
 
         self.settings = settings
         self.origin = origin(target)
         self.mask = mask
+        self.moves_with = moves_with
         self.log = log or (lambda line: None)
         self.bucket = LeakyBucket()
         self.clock = _Clock()
@@ -297,34 +348,30 @@ class Client:
                                  f"({tls.describe(settings.insecure, settings.ca_bundle)}): {exc}") from None
             self.log(f"  TLS trust: {tls.describe(settings.insecure, settings.ca_bundle)}")
         else:
-            import ssl
-
             verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used: plain http loads no certificates
         try:
-            self.http = httpx.Client(
-                proxy=settings.proxy, verify=verify, timeout=settings.timeout, follow_redirects=False,
-                trust_env=False, transport=transport,
-                headers={"User-Agent": f"oint-py/{__version__}", "Accept": "application/json",
-                         "Accept-Encoding": "gzip, deflate"},
-            )
+            network = transport or _network(self.clock, verify, settings.proxy)
         except (ValueError, httpx.InvalidURL) as exc:
             raise UsageError(f"--proxy: {exc}") from None
-        if transport is None:
-            backend = _deadline_classes()
-            pools = [t._pool for t in (self.http._transport, *self.http._mounts.values()) if t is not None]
-            for pool in pools:  # httpcore's pool and proxy classes create every connection through this
-                pool._network_backend = backend(pool._network_backend, self.clock)
+        self.errors = _errors()
+        self.http = httpx.Client(
+            transport=network, timeout=settings.timeout, follow_redirects=False, trust_env=False,
+            headers={"User-Agent": f"oint-py/{__version__}", "Accept": "application/json",
+                     "Accept-Encoding": "gzip, deflate"})
 
     def close(self) -> None:
         self.http.close()
 
-    # -- one attempt: a POST, following same-origin moves --------------------
-    def post(self, url: str, payload: dict) -> Answer:
-        httpx = _httpx()
+    @staticmethod
+    def pause(seconds: float) -> None:
+        """Wait between attempts (the one clock tests replace, with the bucket's)."""
+        time.sleep(seconds)
 
+    # -- one attempt: a POST, following the moves allowed -------------------
+    def attempt(self, url: str, payload: dict) -> "Reply | Failure":
         verb, content = "POST", json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"}
-        accepted = False  # a 303 said the call was made
+        accepted, moved = False, None  # a 303 said the call was made; a move to another origin was followed
         self.bucket.acquire()
         self.clock.deadline = time.monotonic() + self.settings.timeout
         try:
@@ -338,19 +385,23 @@ class Client:
                         if target is None:
                             raw = self._read(resp)
                             break
-                except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                    raise self._failure(exc, accepted) from None
+                except self.errors["any"] as exc:
+                    return self._failure(exc, url, accepted)
+                if origin(target) != self.origin:
+                    moved = "{0}://{1}".format(*urlsplit(target))
                 if resp.status_code == 303:  # See Other: the call was made; fetch its answer, never re-POST
                     verb, content, headers, accepted = "GET", None, {}, True
                 url = target
             else:
-                raise _Failed(f"more than {bounds.MAX_REDIRECTS} redirects, last to {url}", False, accepted, accepted)
+                return Failure(Trouble.REDIRECT, f"more than {bounds.MAX_REDIRECTS} redirects, last to {url}",
+                               accepted, accepted)
+        except _Stop as stop:
+            return stop.failure
         finally:
             self.clock.deadline = None
-        hdrs = {k.lower(): v for k, v in resp.headers.items()}
-        body, kind, problem = classify(resp.status_code, raw, hdrs.get("content-type", ""), self.mask)
         self.log(f"< {self.mask(raw.decode('utf-8', 'replace'))[:bounds.MAX_LOGGED_BODY]}")
-        return Answer(resp.status_code, hdrs, body, url, kind, problem, accepted=accepted)
+        hdrs = {k.lower(): v for k, v in resp.headers.items()}
+        return Reply(resp.status_code, resp.reason_phrase, hdrs, raw, url, accepted, moved)
 
     def _redirect(self, url: str, resp, accepted: bool) -> str | None:
         """Where a redirect leads, if it is to be followed; None when `resp` is the answer."""
@@ -364,17 +415,27 @@ class Client:
             target = urljoin(url, location)
             new = origin(target)
         except ValueError:
-            raise _Failed(f"the portal redirected to an invalid address {location!r}", False, accepted,
-                          accepted) from None
+            raise _Stop(Failure(Trouble.REDIRECT, f"the portal redirected to an invalid address {location!r}",
+                                accepted, accepted)) from None
         done = " The call was accepted before the redirect." if accepted else ""
         if self.origin[0] == "https" and new[0] != "https":
-            raise _Failed(f"refused a redirect from https to {target} (would expose credentials).{done}",
-                          False, accepted, accepted)
-        if new != self.origin:
-            raise _Failed(f"the portal moved to {target}: not followed, since the webhook code or token would go to "
-                          f"another address; check the new address and update --url.{done}", False, accepted, accepted)
-        self.log(f"  portal moved within its address: {'GET' if resp.status_code == 303 else 'POST'} {target}")
+            raise _Stop(Failure(Trouble.REDIRECT, f"refused a redirect from https to {target} (would expose "
+                                                  f"credentials).{done}", accepted, accepted))
+        if new != self.origin and not self._carries_secret_path(target):
+            raise _Stop(Failure(Trouble.REDIRECT, f"the portal moved to {target}: not followed, since the webhook "
+                                                  "code or token would go to another address; check the new "
+                                                  f"address and update --url.{done}", accepted, accepted))
+        where = "within its address" if new == self.origin else "to another address, keeping the webhook path"
+        self.log(f"  portal moved {where}: {'GET' if resp.status_code == 303 else 'POST'} {target}")
         return target
+
+    def _carries_secret_path(self, target: str) -> bool:
+        """A move the portal itself announced with the secret already in its Location:
+        the same path (the webhook's), over https when the portal was https."""
+        if not self.moves_with:
+            return False
+        parts = urlsplit(target)
+        return parts.path.startswith(self.moves_with) and (self.origin[0] == "http" or parts.scheme == "https")
 
     def _read(self, resp) -> bytearray:
         """The whole body, decoded, within --max-answer."""
@@ -384,133 +445,42 @@ class Client:
         for chunk in resp.iter_raw():
             body += decoder.feed(chunk, limit - len(body) + 1)
             if len(body) > limit:
-                raise _Failed(f"the answer is larger than {limit:,} bytes (--max-answer); not read further",
-                              retryable=False, maybe_applied=True)
+                raise _Stop(Failure(Trouble.TOO_LARGE, f"the answer is larger than {limit:,} bytes "
+                                                       "(--max-answer); not read further", maybe_applied=True))
         decoder.finish()
         return body
 
-    def _failure(self, exc: Exception, accepted: bool) -> _Failed:
-        """A one-line message for a transport failure; whether re-sending may help
-        (TLS and proxy refusals will not change); whether the portal may have the
-        call (anything after the connection was made), and may still be running
-        it (we stopped waiting)."""
-        httpx = _httpx()
-
-        text = str(exc) or type(exc).__name__
+    def _failure(self, exc: Exception, url: str, accepted: bool) -> Failure:
+        """A transport exception as a Failure, by its type and its causes' types:
+        whether the request may have left (anything after the connection was
+        made), and whether the far end may still be running it (we stopped waiting)."""
+        text = self.mask(str(exc) or type(exc).__name__)
         self.log(f"< {type(exc).__name__}: {text}")
-        connecting = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError,
-                                      httpx.UnsupportedProtocol, httpx.InvalidURL))
+        kinds = self.errors
+        causes = list(_causes(exc))
+        if isinstance(exc, kinds["proxy"]):
+            return Failure(Trouble.PROXY, f"proxy error: {text}", accepted, accepted)
+        if isinstance(exc, kinds["connect_timeout"]):
+            return Failure(Trouble.CONNECT_TIMEOUT, f"timed out connecting (--timeout {self.settings.timeout:g} s)",
+                           accepted, accepted)
+        if isinstance(exc, kinds["timeout"]):
+            return Failure(Trouble.TIMEOUT, f"timed out: no whole answer within --timeout "
+                                            f"{self.settings.timeout:g} s ({type(exc).__name__})", True, True)
+        connecting = isinstance(exc, kinds["connect"] + kinds["cannot_send"])
         sent = accepted or not connecting  # the request may have left
-        if isinstance(exc, httpx.ProxyError):
-            return _Failed(f"proxy error: {text}", False, accepted, accepted)
-        if isinstance(exc, httpx.ConnectTimeout):
-            return _Failed(f"timed out connecting (--timeout {self.settings.timeout:g} s)", True, accepted, accepted)
-        if isinstance(exc, httpx.TimeoutException):
-            return _Failed(f"timed out: no whole answer within --timeout {self.settings.timeout:g} s "
-                           f"({type(exc).__name__})", True, True, True)
-        import socket
-        import ssl
-
-        if _caused_by(exc, socket.gaierror) is not None:
-            host = exc.request.url.host if isinstance(exc, httpx.RequestError) else "the host"
-            return _Failed(f"cannot resolve {host}: no such host, or DNS is unreachable ({text})", True, False,
-                           once=True)
-        tls = _caused_by(exc, ssl.SSLError)
-        if tls is not None and tls.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                                              "HTTP_REQUEST"):
-            return _Failed(f"TLS error: the portal did not answer in TLS ({tls.reason}); it may speak plain http: "
-                           "try --url http://...", False, sent, sent)
-        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
-            return _Failed(f"TLS certificate verification failed ({text}); for a self-signed portal give "
-                           "--ca-bundle PATH (or SSL_CERT_FILE), or --insecure", False, sent, accepted)
-        if "SSL" in text or "TLS" in text:
-            return _Failed(f"TLS error: {text}", False, sent, sent)
-        if isinstance(exc, httpx.ConnectError):
-            return _Failed(f"cannot connect: {text}", True, accepted, accepted)
-        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-            return _Failed(f"cannot send: {text}", False, accepted, accepted)
-        return _Failed(f"connection failed: {text}", True, True, accepted)
-
-    # -- a REST call with retries -------------------------------------------
-    def call(self, url: str, payload: dict, confirm: "Callable[[dict], Answer | dict] | None" = None,
-             retries: int | None = None) -> Answer:
-        """POST `payload` to `url`; re-send on 5xx, throttling and connection errors.
-
-        `confirm(payload)` is given for calls that are not idempotent. After a
-        failure that may have reached the portal, it reads the status and
-        returns an Answer (the call took effect: stop) or the payload of what
-        has not taken effect, or raises OutcomeUnknown (the status could not be
-        read). What has not taken effect is re-sent only when the portal
-        cannot still be running the call: never after a timeout, a gateway
-        timeout (504, 524, 598, 599), or a 303 that said the call was made; then the outcome
-        is unknown. `retries` overrides the settings' number."""
-        try:
-            return self._call(url, payload, confirm, self.settings.retries if retries is None else retries)
-        except _Settled as settled:
-            return settled.answer
-
-    def _call(self, url: str, payload: dict, confirm, retries: int) -> Answer:
-        attempt = 0
-        while True:
-            answer, failure, maybe_applied, in_flight = None, None, False, False
-            try:
-                answer = self.post(url, payload)
-            except _Failed as exc:
-                if exc.maybe_applied and confirm is not None and (not exc.retryable or exc.in_flight):
-                    self._settle(confirm, payload, exc.message, exc.in_flight)
-                if not exc.retryable:
-                    raise RequestFailure(exc.message) from None
-                if exc.once and attempt >= min(1, retries):
-                    raise RequestFailure(f"{exc.message} [{attempt + 1} attempt{'s' if attempt else ''}]") from None
-                failure, maybe_applied, in_flight = exc.message, exc.maybe_applied, exc.in_flight
-            else:
-                throttled = not answer.accepted and (answer.code == 429 or answer.error in THROTTLED)
-                done = answer.code < 500 and not throttled
-                if done and answer.kind == "failed" and confirm is not None:  # an answer that is not Bitrix24's
-                    self._settle(confirm, payload, answer.problem, answer.accepted)
-                    return answer
-                if done and not (answer.accepted and answer.kind != "ok"):
-                    return answer
-                if throttled:
-                    self.bucket.fill()
-                maybe_applied = answer.accepted or (answer.code >= 500 and not throttled)
-                in_flight = answer.accepted or answer.code in GATEWAY_TIMEOUTS
-            wait = backoff(attempt)
-            asked = retry_after(answer.headers) if answer else None
-            if asked is not None:
-                wait = max(wait, asked)
-            if maybe_applied and confirm is not None:
-                payload = self._settle(confirm, payload, failure or answer.problem, in_flight)
-            if attempt >= retries or (asked or 0) > bounds.RETRY_AFTER_CAP:
-                why = "" if attempt >= retries else f" (the portal asked to wait {asked:g} s)"
-                tries = f" [{attempt + 1} attempt{'s' if attempt else ''}]{why}"
-                if answer is None:
-                    raise RequestFailure(f"{failure}{tries}")
-                return replace(answer, kind="failed", problem=f"{answer.problem or f'HTTP {answer.code}'}{tries}")
-            attempt += 1
-            self.log(f"  retry {attempt}/{retries} in {wait:.2f} s: {failure or answer.problem}")
-            time.sleep(wait)
-
-    @staticmethod
-    def _settle(confirm, payload: dict, why: str, in_flight: bool) -> dict:
-        """Ask `confirm` about a call that may have been applied. Returns the
-        payload of what is known not to have taken effect; raises _Settled with
-        the answer when everything has, and OutcomeUnknown when nobody can tell."""
-        try:
-            settled = confirm(payload)
-        except OutcomeUnknown as exc:
-            raise OutcomeUnknown(f"{why}; {exc.message}") from None
-        if isinstance(settled, Answer):
-            raise _Settled(settled)
-        if in_flight:
-            raise OutcomeUnknown(f"{why}; the status does not show it applied, but the portal may still be running "
-                                 "it: it was not sent again. Check with GetTimekeepingStatus before repeating it")
-        return settled
-
-
-class _Settled(Exception):
-    """The status check showed the call took effect: its answer ends the call."""
-
-    def __init__(self, answer: Answer):
-        super().__init__("settled")
-        self.answer = answer
+        if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
+            return Failure(Trouble.CERTIFICATE, f"TLS certificate verification failed ({text}); for a self-signed "
+                                                "portal give --ca-bundle PATH (or SSL_CERT_FILE), or --insecure",
+                           sent, accepted)
+        tls_error = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+        if tls_error is not None:
+            hint = ("; the portal may speak plain http: try http:// in --url"
+                    if getattr(tls_error, "reason", None) == "WRONG_VERSION_NUMBER" else "")
+            return Failure(Trouble.TLS, f"TLS error: {text}{hint}", sent, sent)
+        if isinstance(exc, kinds["connect"]):
+            if any(isinstance(c, socket.gaierror) for c in causes):
+                return Failure(Trouble.RESOLVE, f"cannot resolve {urlsplit(url).hostname}: {text}", accepted, accepted)
+            return Failure(Trouble.CONNECT, f"cannot connect: {text}", accepted, accepted)
+        if isinstance(exc, kinds["cannot_send"]):
+            return Failure(Trouble.CANNOT_SEND, f"cannot send: {text}", accepted, accepted)
+        return Failure(Trouble.LOST, f"connection failed: {text}", True, accepted)

@@ -46,6 +46,28 @@ def clean_env(**extra) -> dict:
     return env
 
 
+def cli_runner():
+    """Click's CliRunner with stderr apart from stdout, on every click the project allows
+    (8.1 mixes them unless told; 8.2 and later keep them apart and took the flag away)."""
+    import inspect
+
+    from click.testing import CliRunner
+
+    return CliRunner(mix_stderr=False) if "mix_stderr" in inspect.signature(CliRunner).parameters else CliRunner()
+
+
+class ConsoleScript:
+    """What the installed `oint` script does, for Click's CliRunner (which captures the streams
+    in-process): exit with what `oint_py.main:main` returns."""
+
+    name = "oint"
+
+    def main(self, args=(), prog_name=None, **_):
+        from oint_py.main import main
+
+        raise SystemExit(int(main(list(args))))
+
+
 def run_oint(*args, env: dict | None = None, timeout: float = 60, **env_extra) -> Result:
     proc = subprocess.run([*OINT, *map(str, args)], capture_output=True, timeout=timeout,
                           env=env or clean_env(**env_extra), stdin=subprocess.DEVNULL)

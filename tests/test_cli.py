@@ -110,9 +110,8 @@ def test_oint_spelling_of_advanced_keys_is_accepted(portal):
 def test_help_does_not_import_httpx_or_rich():
     code = (
         "import sys\n"
-        "from oint_py.cli import cli\n"
-        "try:\n    cli.main(['bitrix24', 'StopTimekeeping', '--help'])\n"
-        "except SystemExit:\n    pass\n"
+        "from oint_py.main import main\n"
+        "main(['bitrix24', 'StopTimekeeping', '--help'])\n"
         "print('LOADED', 'httpx' in sys.modules, 'rich' in sys.modules, file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

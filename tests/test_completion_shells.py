@@ -138,7 +138,10 @@ def test_powershell_protocol_end_to_end():
 
     assert ps("oint bitrix24") == [f"plain,{m}" for m in (
         "StartTimekeeping", "StopTimekeeping", "PauseTimekeeping", "GetTimekeepingStatus",
-        "GetTimekeepingSettings")]
+        "GetTimekeepingSettings", "GetAppAuthLink", "GetToken", "RefreshToken", "ServerTime", "AuthStatus")]
+    assert ps("oint bitrix24 ref", word="ref") == ["plain,RefreshToken"]
+    assert ps("oint bitrix24 StopTimekeeping --auth", word="--auth") == ["plain,--auth-file"]
+    assert ps("oint bitrix24 GetToken --save") == ["file,"]
     assert ps("oint bitrix24 pause", word="pause") == ["plain,PauseTimekeeping"]
     assert ps("oint bitrix24 PauseTimekeeping --to", word="--to") == ["plain,--token"]
     assert ps("oint bitrix24 StopTimekeeping --out=rep", word="--out=rep") == ["file,rep"]

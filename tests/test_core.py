@@ -10,16 +10,17 @@ import time
 
 import httpx
 import pytest
-from click.testing import CliRunner
-from conftest import OINT, SECRET_TOKEN, clean_env, clock_without_sleep
+from conftest import OINT, SECRET_TOKEN, ConsoleScript, cli_runner, clean_env, clock_without_sleep
 
-from oint_py import bounds, execute, transport
+from oint_py import bounds, execute, retry, transport
+from oint_py.answer import Answer, classify
 from oint_py.call import endpoint as parse_endpoint
-from oint_py.cli import cli
 from oint_py.outcome import ExitStatus, Outcome, RequestFailure, UsageError
 from oint_py.redact import Redactor
 from oint_py.settings import Settings
-from oint_py.transport import Client, LeakyBucket, classify, retry_after
+from oint_py.confirm import RestClient
+from oint_py.retry import retry_after
+from oint_py.transport import Client, LeakyBucket
 
 
 def endpoint(url, token):
@@ -31,7 +32,7 @@ def no_sleep(monkeypatch):
     monkeypatch.setattr(transport, "time", clock_without_sleep())
 
 
-def client_with(handler, **settings) -> tuple[Client, list[httpx.Request]]:
+def client_with(handler, moves_with=None, **settings) -> tuple[RestClient, list[httpx.Request]]:
     seen = []
 
     def record(request):
@@ -39,7 +40,8 @@ def client_with(handler, **settings) -> tuple[Client, list[httpx.Request]]:
         answer = handler(request, len(seen))  # as from a socket: a body not yet read
         return httpx.Response(answer.status_code, headers=answer.headers, stream=httpx.ByteStream(answer.content))
 
-    return Client(Settings(**settings), "https://p/", transport=httpx.MockTransport(record)), seen
+    return RestClient(Client(Settings(**settings), "https://p/", transport=httpx.MockTransport(record),
+                             moves_with=moves_with)), seen
 
 
 def send(client, ep, rest, params, **kwargs):
@@ -84,8 +86,10 @@ def test_retry_after_forms():
 
 
 def test_backoff_grows_and_is_capped():
-    assert all(0.125 <= transport.backoff(0) <= 0.25 for _ in range(50))
-    assert all(transport.backoff(20) <= bounds.BACKOFF_CAP for _ in range(50))
+    assert all(0.125 <= retry.backoff(0) <= 0.25 for _ in range(50))
+    assert all(retry.backoff(20) <= bounds.BACKOFF_CAP for _ in range(50))
+    waits = [retry.backoff(attempt, jitter=1.0) for attempt in range(8)]
+    assert waits == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 
 
 def test_leaky_bucket_waits_only_past_its_burst(monkeypatch):
@@ -154,12 +158,37 @@ def test_redirect_to_another_origin_is_not_followed(location):
     assert len(seen) == 1
 
 
+@pytest.mark.parametrize("location,followed", [
+    ("https://q.example/rest/1/abcd/timeman.close", True),  # the portal's own move, webhook path and all
+    ("http://q.example/rest/1/abcd/timeman.close", False),  # https never drops to http
+    ("https://q.example/rest/1/abcdX/timeman.close", False),  # another webhook's path
+    ("https://q.example/other/rest/1/abcd/timeman.close", False),
+])
+def test_a_webhook_follows_only_a_move_that_keeps_its_path_over_https(location, followed):
+    def handler(request, n):
+        if n == 1:
+            return httpx.Response(301, headers={"Location": location})
+        return httpx.Response(200, json={"result": True})
+
+    client, seen = client_with(handler, moves_with="/rest/1/abcd/")
+    ep = endpoint("https://p/rest/1/abcd/", None)
+    if followed:
+        answer = send(client, ep, "timeman.close", {"USER_ID": "3"})
+        assert answer.kind == "ok" and client.moved == "https://q.example"
+        assert [str(r.url) for r in seen] == ["https://p/rest/1/abcd/timeman.close", location]
+        assert json.loads(seen[1].content) == {"USER_ID": "3"}
+    else:
+        with pytest.raises(RequestFailure, match="moved|refused a redirect"):
+            send(client, ep, "timeman.close", {"USER_ID": "3"})
+        assert len(seen) == 1
+
+
 def test_confirm_stops_a_resend_after_an_ambiguous_failure():
     def handler(request, n):
         raise httpx.ReadTimeout("late", request=request)
 
     client, seen = client_with(handler)
-    done = transport.Answer(200, {}, {"result": {"STATUS": "PAUSED"}}, "u")
+    done = Answer(200, {}, {"result": {"STATUS": "PAUSED"}}, "u")
     answer = send(client, endpoint("https://p/rest/1/abcd/", None), "timeman.pause", {}, confirm=lambda p: done)
     assert answer is done and len(seen) == 1
 
@@ -169,7 +198,7 @@ def test_an_internal_error_is_one_masked_line_and_exit_99(monkeypatch):
         raise RuntimeError(f"bug near {SECRET_TOKEN}")
 
     monkeypatch.setattr(execute, "execute", boom)
-    result = CliRunner().invoke(cli, ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
+    result = cli_runner().invoke(ConsoleScript(), ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
     assert result.exit_code == 99
     assert result.stderr == "oint: internal error: RuntimeError: bug near ***\n"
 
@@ -222,7 +251,8 @@ def test_out_is_never_half_written_and_the_answer_is_not_lost(tmp_path, monkeypa
 
 def test_a_call_survives_its_trip_to_a_background_job():
     """jobs.py hands the child call.to_json() on a pipe: the child's Call is the same call."""
-    from oint_py.call import Call, parse
+    from oint_py.call import parse
+    from oint_py.model import Call
     from oint_py.methods import BY_KEY
 
     call = parse(BY_KEY["stoptimekeeping"], {"--url": "https://p/rest/1/abcd/", "--userid": "3,4",

@@ -139,19 +139,43 @@ def test_portal_moved_within_its_origin_is_followed_by_reposting_the_same_body(p
     assert all(c["params"] == {"USER_ID": "9"} for c in moved)
 
 
-@pytest.mark.parametrize("auth", ["webhook", "token"])
-def test_portal_moved_to_another_origin_gets_no_credentials(make_portal, auth):
-    """A redirect to another host or port would carry the webhook code (in the path)
-    or the token (in the body): it is not followed; the line names the new address."""
+def test_token_portal_moved_to_another_origin_gets_no_credentials(make_portal):
+    """A redirect to another host or port would carry the token (in the body): it is not
+    followed; the line names the new address."""
     new = make_portal()
     old = make_portal()
     old.redirect_to = new.base
-    args = ["--url", old.webhook()] if auth == "webhook" else ["--url", old.base, "--token", old.token]
-    r = run_oint("bitrix24", "StopTimekeeping", *args, "--userid", 9)
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", old.base, "--token", old.token, "--userid", 9)
     assert r.code == 4
     assert f"the portal moved to {new.base}/rest/" in r.err and "update --url" in r.err
     assert new.calls() == []
     assert len(old.calls()) == 1
+    assert_no_secret(r.err, r.out)
+
+
+def test_webhook_portal_move_that_keeps_the_webhook_path_is_followed_with_a_warning(make_portal):
+    """Bitrix24 portals that change address answer with the new one, webhook path and all: the
+    code goes nowhere the portal did not already send it. Followed, with one line to update --url."""
+    new = make_portal()
+    old = make_portal()
+    old.redirect_to = new.base
+    r = oint_on(old, "--userid", 9)
+    assert r.code == 0, r.err
+    assert r.err.strip().splitlines() == [f"oint: the portal moved to {new.base}/rest/1/***/: update --url"]
+    assert [c["method"] for c in new.calls()] == ["timeman.close"]
+    assert new.calls()[0]["params"] == {"USER_ID": "9"}
+    assert len(old.calls()) == 1
+    assert_no_secret(r.err, r.out)
+
+
+def test_webhook_portal_move_that_drops_the_webhook_path_is_not_followed(make_portal):
+    new = make_portal()
+    old = make_portal()
+    old.redirect_to = new.base + "/elsewhere"
+    r = oint_on(old, "--userid", 9)
+    assert r.code == 4
+    assert f"the portal moved to {new.base}/elsewhere/rest/1/***/" in r.err and "not followed" in r.err
+    assert new.calls() == []
     assert_no_secret(r.err, r.out)
 
 

@@ -2,8 +2,9 @@
 and portal answers never produce a traceback, never show the token or the
 webhook code, and always end with a documented exit code.
 
-Runs in-process (Click's CliRunner through the same Root.main the console
-script uses) so that thousands of cases fit in seconds. Name resolution is
+Runs in-process, through the console script's own entry point
+(`oint_py.main:main`, driven by Click's CliRunner for its stream capture), so
+that thousands of cases fit in seconds. Name resolution is
 patched to refuse every host but loopback, so nothing leaves this machine.
 """
 
@@ -13,14 +14,12 @@ import socket
 import tempfile
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import WEBHOOK_CODE, ScriptedPortal, clock_without_sleep
+from conftest import WEBHOOK_CODE, ConsoleScript, ScriptedPortal, cli_runner, clock_without_sleep
 
 from oint_py import jobs, transport
-from oint_py.cli import cli
 from oint_py.outcome import ExitStatus, Outcome
 
 SECRET = "tk-Zq81mXv0pL3sQ"
@@ -54,8 +53,8 @@ def sealed():
 
 
 def invoke(args, env=None):
-    runner = CliRunner()
-    result = runner.invoke(cli, args, env={"NO_COLOR": "1", "HTTPS_PROXY": "", "HTTP_PROXY": "",
+    runner = cli_runner()
+    result = runner.invoke(ConsoleScript(), args, env={"NO_COLOR": "1", "HTTPS_PROXY": "", "HTTP_PROXY": "",
                                            "ALL_PROXY": "", **(env or {})})
     out, err = result.stdout, result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)

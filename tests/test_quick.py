@@ -1,18 +1,17 @@
-"""The quick path (main.py) reads a plain method call exactly as Click would,
-without importing Click; anything else is left to Click."""
+"""The quick path (main.py) reads a plain method call without importing Click, and
+means by it what Click's path means; anything else is left to Click."""
 
 import os
 import subprocess
 import sys
+import tempfile
 
-from conftest import ROOT, clean_env
+from conftest import ROOT, ConsoleScript, clean_env, cli_runner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from oint_py.cli import method_command
 from oint_py.main import quick
 from oint_py.methods import BY_KEY
-from oint_py.redact import Redactor
 
 SPELLINGS = ["--url", "--userid", "--time", "--report", "--token", "--proxy", "--timeout", "--adv-response",
              "--adv_response", "--retries", "--dontwait", "--config", "--ca-bundle", "--ca_bundle", "--insecure",
@@ -28,28 +27,36 @@ pieces = st.lists(st.one_of(
 ENV = {"OINT_BITRIX24_URL": "https://env.example/rest/1/abcd/", "OINT_BITRIX24_TOKEN": "", "OINT_CONFIG": '{"retries": 1}'}
 
 
+class ClickScript(ConsoleScript):
+    """The entry point as it is when the quick path declines a command line: Click reads it."""
+
+    def main(self, args=(), prog_name=None, **_):
+        from oint_py.cli import cli
+
+        raise SystemExit(int(cli.main(list(args), prog_name="oint")))
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(method=st.sampled_from(["StopTimekeeping", "pausetimekeeping", "GetTimekeepingStatus"]), parts=pieces,
        env=st.dictionaries(st.sampled_from(sorted(ENV)), st.sampled_from(["", "x", "https://e/rest/1/abcd/"])))
-def test_quick_reads_what_click_reads(method, parts, env):
-    args = ["bitrix24", method, *[p for piece in parts for p in piece]]
-    saved = {k: os.environ.pop(k, None) for k in ENV}
-    os.environ.update(env)
-    try:
-        found = quick(args)
-        event("left to Click" if found is None else "read quickly")
-        if found is None:
-            return  # Click reads it (and says what is wrong)
-        method_, kw = found
-        assert method_ is BY_KEY[method.lower()]
-        ctx = method_command(method_).make_context(method, list(args[2:]), obj=Redactor())
-        clicked = {k: v for k, v in ctx.params.items() if v is not None}
-    finally:
-        for k in ENV:
-            os.environ.pop(k, None)
-            if saved[k] is not None:
-                os.environ[k] = saved[k]
-    assert {k: v for k, v in kw.items() if v is not None} == clicked
+def test_a_command_line_means_the_same_by_either_path(method, parts, env):
+    """oint_py.main:main reads a plain call without Click; the same command line read by
+    Click means the same: the same output, the same messages, the same exit code (--test:
+    nothing is sent, and what would be sent is printed)."""
+    args = ["bitrix24", method, *[p for piece in parts for p in piece], "--test"]
+    event("left to Click" if quick(args) is None else "read quickly")
+    runner = cli_runner()
+    env = {"NO_COLOR": "1", **dict.fromkeys(ENV), **env}
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:  # an --out among the options writes here
+        os.chdir(scratch)
+        try:
+            by_main = runner.invoke(ConsoleScript(), args, env=env)
+            by_click = runner.invoke(ClickScript(), args, env=env)
+        finally:
+            os.chdir(here)
+    assert (by_main.exit_code, by_main.stdout, by_main.stderr) == \
+        (by_click.exit_code, by_click.stdout, by_click.stderr), args
 
 
 def test_quick_takes_the_usual_forms():
@@ -62,8 +69,8 @@ def test_quick_takes_the_usual_forms():
 
 
 def test_a_plain_call_does_not_import_click(portal):
-    probe = ("import sys\nfrom oint_py.main import main\ntry:\n    main()\nexcept SystemExit as e:\n"
-             "    print(e.code, 'click' in sys.modules, file=sys.stderr)\n")
+    probe = ("import sys\nfrom oint_py.main import main\ncode = main()\n"
+             "print(int(code), 'click' in sys.modules, file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", probe, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
                           capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=60)
     assert proc.stderr.strip().splitlines()[-1] == "0 False"
@@ -74,14 +81,12 @@ def test_a_plain_call_does_not_import_click(portal):
 
 def test_help_pages_are_the_same_with_or_without_click():
     """The quick path shows the pages Click's commands show, byte for byte."""
-    from click.testing import CliRunner
-
     from oint_py.cli import cli
 
     for args in ([], ["--help"], ["bitrix24"], ["bitrix24", "--help"], ["bitrix24", "stoptimekeeping"],
                  ["bitrix24", "PauseTimekeeping", "--help"]):
         quick_out = subprocess.run([sys.executable, "-m", "oint_py", *args], capture_output=True, env=clean_env(),
                                    cwd=ROOT, timeout=60)
-        clicked = CliRunner().invoke(cli, args, env={"NO_COLOR": "1"})
+        clicked = cli_runner().invoke(cli, args, env={"NO_COLOR": "1"})
         assert quick_out.returncode == clicked.exit_code == 0, args
         assert quick_out.stdout == clicked.stdout_bytes, args

@@ -19,11 +19,8 @@ def counting(self, cafile=None, capath=None, cadata=None):
     loads.append(cafile or capath or "cadata")
     return original(self, cafile, capath, cadata)
 ssl.SSLContext.load_verify_locations = counting
-from oint_py.cli import cli
-try:
-    cli.main(sys.argv[1:], prog_name="oint")
-except SystemExit as exc:
-    code = exc.code
+from oint_py.main import main
+code = main(sys.argv[1:])
 certifi = sys.modules.get("certifi")  # httpx imports the module; what matters is whether its bundle is read
 print(json.dumps({"code": code, "certifi": bool(certifi) and certifi.where() in loads, "loads": loads}),
       file=sys.stderr)

@@ -87,7 +87,7 @@ PYTHONW = """
 import sys
 sys.stdout = sys.stderr = None  # pythonw.exe: no console, no streams
 from oint_py.main import main
-main()
+sys.exit(main())
 """
 
 

@@ -57,6 +57,8 @@ class SandboxCommand(click.Command):
               help="Inject a fault into the next request (repeatable): " + FAULTS)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate: serve https")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM key for --tls-cert")
+@click.option("--token-ttl", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="SECONDS",
+              help="Seconds an access token from the sandbox's OAuth server lives (Bitrix24: 3600)")
 @click.option("--stop-after", type=float, default=0, help="Exit after so many seconds (0: never)")
 @click.option("--background", is_flag=True, help="Start detached, print the URLs, return")
 @click.pass_context
@@ -68,7 +70,7 @@ def sandbox(ctx, background, **options):
 
 
 def serve(*, host, port, code, token, users, closed, scenario, no_user_scope, free_schedule, rate_limit, fail,
-          tls_cert, tls_key, stop_after) -> None:
+          tls_cert, tls_key, stop_after, token_ttl=3600) -> None:
     """Run a portal in the foreground until Ctrl-C or --stop-after; its first
     stdout line is JSON: the URLs, or why it could not listen."""
     import ssl
@@ -79,13 +81,16 @@ def serve(*, host, port, code, token, users, closed, scenario, no_user_scope, fr
     try:
         portal = Portal(host=host, port=port, code=code, token=token, users=users, free_schedule=free_schedule,
                         rate_limit=rate_limit, certfile=tls_cert, keyfile=tls_key, opened=not closed,
-                        scenario=scenario, user_scope=not no_user_scope)
+                        scenario=scenario, user_scope=not no_user_scope, token_ttl=token_ttl)
     except (OSError, ssl.SSLError) as exc:
         print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc}"}), flush=True)
         raise UsageError(f"sandbox: cannot listen on {host}:{port}: {exc}") from None
     portal.inject(*fail)
     print(json.dumps({"sandbox": portal.base, "webhook": portal.webhook(1), "token": token, "users": users,
-                      "scenario": scenario}), flush=True)
+                      "scenario": scenario, "oauth_server": portal.base, "client_id": portal.oauth.client_id,
+                      "client_secret": portal.oauth.client_secret, "token_ttl": token_ttl,
+                      "auth_link": f"{portal.base}/oauth/authorize/?client_id={portal.oauth.client_id}"}),
+          flush=True)
     if stop_after:
         threading.Timer(stop_after, portal.server.shutdown).start()
     try:

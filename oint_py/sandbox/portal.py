@@ -20,7 +20,8 @@ FAULTS = (
     "reset (drop the connection unanswered), apply-reset (apply the call, then drop the connection), "
     "retry-after:SECONDS (a 503 with it), see-other (apply the call, answer 303 to its status), "
     "huge:MB (a JSON answer that large), gzip-bomb:MB (a small gzip answer that inflates to MB), "
-    "deep:N (JSON nested N levels)"
+    "deep:N (JSON nested N levels), error:NAME:STATUS (a JSON error NAME with that HTTP status), "
+    "no-refresh-token (the OAuth server answers a new access token and no refresh_token)"
 )
 PAGE = 50  # user.get answers 50 users a page, as Bitrix24 does
 # --scenario forgotten: the kind of each user, by (uid * 7) % 50 so the kinds are spread out and every 50
@@ -100,15 +101,19 @@ class PortalState:
 
     def __init__(self, *, code=DEFAULT_CODE, token=DEFAULT_TOKEN, users=1000, admins=(1,), free_schedule=False,
                  rate_limit: tuple[float, float] | None = None, opened=True, scenario: str | None = None,
-                 user_scope=True, finish_default=True, now=None, lang="en"):
+                 user_scope=True, finish_default=True, now=None, lang="en", token_ttl: float | None = None):
         """`scenario`: a name in SCENARIOS (the days users start with; else all open, or all
         closed when not `opened`); `user_scope`: the webhook (and token) may call user.get,
         else insufficient_scope; `finish_default`: EXPIRED days state TIME_FINISH_DEFAULT;
         `now`: the portal's clock (a callable giving an aware datetime; tests fix the date);
-        `lang`: "ru" answers errors in Russian, as a Russian-language portal does."""
+        `lang`: "ru" answers errors in Russian, as a Russian-language portal does;
+        `token_ttl`: seconds an access token from the OAuth server (sandbox/oauth.py) lives."""
         if scenario is not None and scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         self.code, self.token = code, token
+        from .oauth import DEFAULT_TTL, OAuthState
+
+        self.oauth = OAuthState(DEFAULT_TTL if token_ttl is None else token_ttl)
         self.now = now or _now
         self.lang = lang
         self.users = set(range(1, users + 1))
@@ -249,6 +254,9 @@ class PortalState:
                  "USER_TYPE": "employee"} for uid in ids[start:start + PAGE]]
         return Paged(page, start, len(ids))
 
+    def _m_server_time(self, params, caller):
+        return _atom(self.now())
+
     def _m_timeman_status(self, params, caller):
         uid = self._user(caller, params)
         day = self._day(uid)
@@ -348,6 +356,14 @@ class PortalState:
             raise ApiError(401, "NO_AUTH_FOUND", "Wrong authorization data")
         if auth == EXPIRED_TOKEN:
             raise ApiError(401, "expired_token", "The access token provided has expired.")
-        if auth != self.token:
+        if auth == self.token:
+            return min(self.admins) if self.admins else 1
+        from .oauth import OAuthError
+
+        try:
+            issued = self.oauth.check(auth)
+        except OAuthError as exc:
+            raise ApiError(exc.status, exc.error, exc.description) from None
+        if not issued:
             raise ApiError(401, "invalid_token", "The access token provided is invalid.")
         return min(self.admins) if self.admins else 1

@@ -21,6 +21,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+from .oauth import MEMBER_ID, SCOPE
 from .portal import ApiError, Paged, PortalState
 
 STATUS_TEXT = {200: "OK", 302: "Found", 303: "See Other", 400: "Bad Request", 401: "Unauthorized",
@@ -210,11 +211,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(int(float(arg) * 2**20), b" " * 65536, head=b'{"result": "', tail=b'"}')
         elif kind == "gzip-bomb":
             self._stream(0, b"x", "gzip", head=_gzip_bomb(float(arg)))
+        elif kind == "error":  # error:NAME:STATUS, e.g. error:wrong_client:200 or error:NOT_INSTALLED:401
+            name, _, code = arg.rpartition(":")
+            self._error(int(code), name, "Injected fault")
         elif kind == "deep":
             depth = int(arg)
             self._send(200, b'{"result": ' + b"[" * depth + b"]" * depth + b"}")
         else:
-            return False  # apply-reset and see-other act after the call
+            return False  # apply-reset, see-other and no-refresh-token act after the call
         return True
 
     def _handle(self):
@@ -228,6 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
         hook = re.match(r"^/rest/(\d+)/([^/]+)/([\w.]+?)(?:\.json)?/?$", served)
         oauth = re.match(r"^/rest/([\w.]+?)(?:\.json)?/?$", served)
         method = (hook or oauth).group(3 if hook else 1).lower() if (hook or oauth) else ""
+        server = re.match(r"^/(oauth/(?:token|authorize|app)|sandbox/stats)/?$", served)
+        method = server.group(1).replace("/", ".") if server else method
         with portal.lock:
             portal.requests.append({"method": method, "path": path, "verb": self.command,
                                     "headers": dict(self.headers.items()), "params": dict(params)})
@@ -237,6 +243,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(portal.redirect_status, b"", "text/html", [("Location", moved.rstrip("/") + path)])
         if fault and self._fault(fault):
             return None
+        if server:
+            return self._oauth(method, params, fault)
         if not (hook or oauth):
             return self._error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
         try:
@@ -259,3 +267,30 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(303, b"", "text/html", [("Location", status)])
         paging = result.paging() if isinstance(result, Paged) else {}
         self._json(200, {"result": result, **paging, "time": portal._timing(started)})
+
+    def _oauth(self, what: str, params: dict, fault: str | None):
+        """The OAuth server's pages (sandbox/oauth.py), on the portal's own address."""
+        from .oauth import OAuthError
+
+        state = self.portal.oauth
+        if what == "sandbox.stats":
+            with state.lock:
+                return self._json(200, dict(state.counts))
+        if what == "oauth.app":  # the app's redirect_uri: shows the code the browser step brought
+            code = params.get("code", "")
+            page = (f"code: {code}\nNext, within 30 seconds:\n  oint bitrix24 GetToken --oauth-server "
+                    f"{self.portal.base} --code {code} --save AUTH_FILE\n")
+            return self._send(200, page.encode(), "text/plain; charset=utf-8")
+        try:
+            if what == "oauth.authorize":
+                code = state.authorize(params.get("client_id", ""))
+                host = f"{self.server.server_address[0]}:{self.portal.port}"
+                target = (f"{self.portal.base}/oauth/app/?code={code}&domain={host}&member_id={MEMBER_ID}"
+                          f"&scope={SCOPE}&server_domain={host}")
+                return self._send(302, b"", "text/html", [("Location", target)])
+            answer = state.grant(params, self.portal.base, self.portal.base, rotate=fault != "no-refresh-token")
+        except OAuthError as exc:
+            return self._error(exc.status, exc.error, exc.description)
+        if fault == "apply-reset":  # the pair was issued and the answer never arrives
+            return self._reset()
+        return self._json(200, answer)

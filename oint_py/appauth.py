@@ -1,0 +1,148 @@
+"""The commands that are not portal methods: GetAppAuthLink, GetToken,
+RefreshToken (oint's, drop-in) and AuthStatus (an extension).
+
+Each reads its options once (the same converters as call.py: proxy, timeout,
+TLS), and returns an Outcome for output.py to render; GetAppAuthLink returns
+its link as text, as oint prints it. GetToken and RefreshToken send one GET to
+the OAuth server (oauth.py), never twice; `--save PATH` keeps the answer in an
+auth file (authfile.py) and then prints it with the tokens masked.
+"""
+
+import os
+import time
+from datetime import datetime
+
+from . import bounds, output
+from .methods import CONFIG_OPTIONS, DEFAULT_OAUTH_SERVER, Method
+from .outcome import ExitStatus, Outcome, UsageError
+from .redact import MASK, Redactor
+
+
+def _required(kw: dict, name: str, env: str | None = None) -> str:
+    value = (kw.get(name) or "").strip()
+    if not value:
+        raise UsageError(f"--{name} is required" + (f" (or set {env})" if env else ""))
+    return value
+
+
+def run(method: Method, kw: dict, redact: Redactor):
+    """(Outcome, --out path, redactor) for ending.finish; for GetAppAuthLink the exit status itself."""
+    if method.kind == "link":
+        return _link(kw)
+    if method.kind == "status":
+        return _status(kw, redact)
+    return _grant(method, kw, redact)
+
+
+# -- GetAppAuthLink ------------------------------------------------------------------
+def _link(kw: dict):
+    from .call import check_host, check_out
+
+    domain = _required(kw, "domain")
+    client_id = _required(kw, "clientid", "OINT_BITRIX24_CLIENT_ID")
+    scheme = "http" if domain.lower().startswith("http://") else "https"
+    host = domain.split("://", 1)[-1].split("/", 1)[0]  # oint breaks on https:// and a trailing slash; we take both
+    if not host:
+        raise UsageError(f"--domain: no portal in {domain!r}")
+    check_host(host.rsplit(":", 1)[0] if host.count(":") == 1 else host, "--domain")
+    from urllib.parse import quote
+
+    link = f"{scheme}://{host}/oauth/authorize/?client_id={quote(client_id, safe='.')}"
+    out = check_out(kw["out"]) if kw.get("out") else None
+    if kw.get("test") or kw.get("debug"):
+        output.debug_logger(Redactor())("  nothing is sent: the link is for a browser")
+    if out:
+        output.write_atomic(out, link + "\n")
+        output.say(f"Result written to {out}")
+    else:
+        output.say(link)
+    return ExitStatus.OK
+
+
+# -- GetToken, RefreshToken -------------------------------------------------------------
+def _grant(method: Method, kw: dict, redact: Redactor):
+    from . import authfile, oauth
+    from .call import check_out, settings
+
+    client_id = _required(kw, "clientid", "OINT_BITRIX24_CLIENT_ID")
+    secret = _required(kw, "clientsecret", "OINT_BITRIX24_CLIENT_SECRET")
+    refresh = method.name == "RefreshToken"
+    grant = _required(kw, "refresh" if refresh else "code")
+    redact = redact.adding(secret, grant)
+    server = oauth.server_url(kw.get("oauth_server"), DEFAULT_OAUTH_SERVER)
+    conf, redact = settings({key: kw.get(key) for key in CONFIG_OPTIONS}, kw.get("config"), server, redact)
+    if conf.dontwait:
+        raise UsageError(f"{method.name} runs in the foreground: dontwait is for portal methods")
+    save = os.path.abspath(kw["save"]) if kw.get("save") else None
+    if save:
+        authfile.check_private(save, must_exist=False)
+    out = check_out(kw["out"]) if kw.get("out") else None
+    params = {"grant_type": "refresh_token" if refresh else "authorization_code", "client_id": client_id,
+              "client_secret": secret, ("refresh_token" if refresh else "code"): grant}
+    if kw.get("test"):
+        from urllib.parse import urlencode
+
+        shown = {"requests": [{"method": "GET", "url": oauth.masked(f"{server}/oauth/token/?{urlencode(params)}")}],
+                 "proxy": conf.proxy, "timeout": conf.timeout, "save": save}
+        return Outcome(ExitStatus.OK, redact.data(shown)), out, redact
+    log = output.debug_logger(redact) if kw.get("debug") else None
+    what = "the refresh token" if refresh else "the code"
+    try:
+        status, answer = oauth.token(server, params, conf, log)
+    except oauth.NotSent as exc:
+        return _failed(f"{exc}; nothing was sent"), out, redact
+    except oauth.NoAnswer as exc:
+        return _failed(f"{exc}. {what.capitalize()} may have been used"
+                       + ("; the auth file was not touched" if save else "")), out, redact
+    if "error" in answer:
+        desc = answer.get("error_description") or ""
+        return Outcome(ExitStatus.API_ERROR, answer, (f"the OAuth server answered HTTP {status} error "
+                                                      f"{answer['error']!r}" + (f": {desc}" if desc else ""),)), out, redact
+    if not save:
+        return Outcome(ExitStatus.OK, answer), out, redact
+    with authfile.locked(save, authfile.lock_wait(conf)):
+        authfile.save(save, authfile.compose(answer, client_id, secret, server))
+    redact = redact.adding(answer.get("access_token"), answer.get("refresh_token"))
+    return Outcome(ExitStatus.OK, oauth.masked_answer(answer),
+                   (f"saved to the auth file {save}; use it with --auth-file {save}",)), out, redact
+
+
+def _failed(text: str) -> Outcome:
+    return Outcome(ExitStatus.REQUEST_FAILED, {"error": "REQUEST_FAILED", "error_description": text}, (text,))
+
+
+# -- AuthStatus -------------------------------------------------------------------------
+def _when(moment) -> str | None:
+    if not isinstance(moment, (int, float)) or isinstance(moment, bool):
+        return None
+    return datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds")
+
+
+def _status(kw: dict, redact: Redactor):
+    from . import authfile
+    from .call import check_out
+
+    if not (kw.get("auth_file") or "").strip():
+        raise UsageError("--auth-file is required (or set OINT_BITRIX24_AUTH_FILE)")
+    path = os.path.abspath(kw["auth_file"])
+    data = authfile.load(path)
+    redact = redact.adding(data["access_token"], data["refresh_token"], data["client_secret"])
+    now = time.time()
+    issued = data.get("refresh_token_issued_at")
+    age = round((now - issued) / 86400, 1) if isinstance(issued, (int, float)) else None
+    shown = {
+        "auth_file": path, "portal": data["client_endpoint"], "member_id": data.get("member_id"),
+        "user_id": data.get("user_id"), "scope": data.get("scope"), "status": data.get("status"),
+        "oauth_server": data["oauth_server"], "client_id": data["client_id"], "client_secret": MASK,
+        "access_token": MASK, "access_token_expires": _when(data.get("expires_local") or data["expires"]),
+        "access_token_expired": authfile.expired(data, now), "refresh_token": MASK,
+        "refresh_token_issued": _when(issued), "refresh_token_age_days": age,
+        "refresh_token_days_left": None if age is None else round(bounds.REFRESH_TOKEN_DAYS - age, 1),
+    }
+    messages = ()
+    if age is not None and age >= bounds.REFRESH_TOKEN_DAYS:
+        messages = (f"the refresh token is {age:g} days old, past Bitrix24's {bounds.REFRESH_TOKEN_DAYS} days: "
+                    "the next renewal will fail; authorise the app again (GetAppAuthLink, the browser, GetToken "
+                    f"--save {path})",)
+    out = check_out(kw["out"]) if kw.get("out") else None
+    return Outcome(ExitStatus.OK, shown, messages), out, redact

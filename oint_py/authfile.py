@@ -1,0 +1,371 @@
+"""The auth file: an app's token pair kept alive across runs, safe under
+concurrency and crashes.
+
+The file (written by `GetToken --save`) is the OAuth server's token answer plus
+`client_id`, `client_secret`, `oauth_server`, `saved_at` and
+`refresh_token_issued_at` (unix times). Bitrix24's refresh tokens are
+single-use: each refresh answers a new pair and kills the old one, so the
+chain must never branch. Hence:
+- renew only when needed: the portal answered `expired_token`, or the stored
+  `expires` has passed; a process renews at most once (Renewing.renewed);
+- one renewal at a time: an exclusive lock on the sibling file `<file>.lock`
+  (fcntl.flock on POSIX, msvcrt.locking on Windows), waited for at most
+  twice --timeout (lock_wait). Under the lock the file is read again: a pair another
+  process saved meanwhile is used as it is, with no request;
+- all or nothing: the new pair goes to a temporary file in the same folder
+  (O_EXCL|O_NOFOLLOW, 0600), fsync, os.replace (retried briefly on Windows,
+  where a reader holding the file makes it fail with PermissionError), then the
+  folder is fsynced. A crash leaves the old file or the new one, never half;
+- a refresh whose answer never arrived keeps the old file and exits 4, saying
+  the refresh token may have been used;
+- a chain that cannot be renewed (invalid_grant, invalid_client, invalid_token,
+  NOT_INSTALLED, PAYMENT_REQUIRED, NO_AUTH_FOUND after a renewal) ends with
+  exit 7 and the steps to authorise the app again; the file is left untouched;
+- private: the file 0600 and its folder are refused (exit 5, naming them) when
+  a symbolic link, another user's, or open to group or others (POSIX).
+
+Test-only hooks: when the environment variable `_OINT_TEST_KILL_AT` names a
+stage (`loaded`, `before-request`, `after-answer`, `during-write`), the process kills
+itself with SIGKILL there, as a crash would; `_OINT_TEST_PAUSE_AT=STAGE:SECONDS`
+makes it wait there (holding the lock), so that other processes pile up.
+tests/test_oauth.py uses them; nothing else should set them.
+"""
+
+import json
+import os
+import stat
+import time
+from contextlib import contextmanager
+from typing import Callable
+from urllib.parse import urlsplit
+
+from . import bounds
+from .outcome import ExitStatus, OintError, UsageError
+
+PRIVATE = 0o600
+REQUIRED = ("access_token", "refresh_token", "client_id", "client_secret", "oauth_server", "client_endpoint")
+# what the portal answers when the app itself is refused: no new token can help
+PORTAL_REAUTH = ("invalid_token", "NOT_INSTALLED", "PAYMENT_REQUIRED")
+# what the OAuth server answers when the refresh token or the app's credentials are refused
+GRANT_REAUTH = ("invalid_grant", "invalid_client", "wrong_client", "unauthorized_client")
+KILL_ENV = "_OINT_TEST_KILL_AT"
+PAUSE_ENV = "_OINT_TEST_PAUSE_AT"
+
+
+class Reauthorize(OintError):
+    """The chain cannot be renewed: a person must authorise the app again."""
+
+    status = ExitStatus.REAUTHORIZE
+
+
+def _stage(name: str) -> None:
+    """The test-only hooks (see the module's docstring)."""
+    pause, _, seconds = os.environ.get(PAUSE_ENV, "").partition(":")
+    if pause == name:
+        import sys
+
+        sys.stderr.write(f"test hook: paused at {name}\n")  # the test waits for this line
+        sys.stderr.flush()
+        time.sleep(float(seconds or 1))
+    if os.environ.get(KILL_ENV) == name:
+        import signal
+
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+        time.sleep(10)  # pragma: no cover - the signal ends us first
+
+
+# -- privacy -------------------------------------------------------------------
+def _private(path: str, folder: bool, must_exist: bool = True) -> None:
+    """Refuse the auth file (`folder` False) or its folder when it is a symbolic link,
+    not a regular file (a folder), another user's, or open to others: the folder
+    writable by group or others, the file open to them at all."""
+    what = "auth file folder" if folder else "auth file"
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        if must_exist or folder:
+            raise UsageError(f"{what} {path} does not exist" + ("" if folder else
+                             f"; create it with GetToken --code ... --save {path}")) from None
+        return
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UsageError(f"{what} {path} is a symbolic link; refusing to keep tokens through it")
+    if not (stat.S_ISDIR if folder else stat.S_ISREG)(info.st_mode):
+        raise UsageError(f"{what} {path} is not a {'folder' if folder else 'regular file'}")
+    if os.name == "nt":  # no POSIX owners or modes: the file lives in the user's own profile
+        return
+    if info.st_uid != os.geteuid():
+        raise UsageError(f"{what} {path} belongs to another user (uid {info.st_uid}); refusing to use it")
+    if info.st_mode & (0o022 if folder else 0o077):
+        fix = "keep the auth file in a private folder (chmod 700)" if folder else f"run chmod 600 {path}"
+        raise UsageError(f"{what} {path} is open to {'writing by ' if folder else ''}group or others "
+                         f"(mode {stat.S_IMODE(info.st_mode):04o}); {fix}")
+
+
+def check_private(path: str, must_exist: bool = True) -> None:
+    """Refuse an auth file (and its folder) that is a link, another user's, or open to others."""
+    _private(os.path.dirname(path), folder=True)
+    _private(path, folder=False, must_exist=must_exist)
+
+
+# -- reading and writing ---------------------------------------------------------
+def load(path: str) -> dict:
+    """The auth file's data, checked: private, JSON, every field a renewal needs. UsageError (exit 5) otherwise."""
+    check_private(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(bounds.MAX_AUTH_FILE + 1)
+    except OSError as exc:
+        raise UsageError(f"auth file {path}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > bounds.MAX_AUTH_FILE:
+        raise UsageError(f"auth file {path} is larger than {bounds.MAX_AUTH_FILE // 1024} KiB: not an auth file")
+    try:
+        data = bounds.load_json(raw, f"auth file {path}")
+    except bounds.BoundError as exc:
+        raise UsageError(f"{exc}; it is damaged: create it again with GetToken --code ... --save {path}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"auth file {path} is not a JSON object; create it again with GetToken --save")
+    missing = [k for k in REQUIRED if not (isinstance(data.get(k), str) and data[k].strip())]
+    if missing == ["client_secret"]:
+        raise UsageError(f"auth file {path} has a refresh token but no client_secret, which a renewal needs; "
+                         "create it again with GetToken --save")
+    if missing:
+        raise UsageError(f"auth file {path} lacks {', '.join(missing)}; it is not an auth file written by "
+                         "GetToken --save (or it was damaged): create it again")
+    for key in ("client_endpoint", "oauth_server"):
+        if urlsplit(data[key]).scheme not in ("http", "https"):
+            raise UsageError(f"auth file {path}: {key} {data[key]!r} is not an http(s) address")
+    if not isinstance(data.get("expires"), (int, float)) or isinstance(data.get("expires"), bool):
+        raise UsageError(f"auth file {path} lacks expires (when the access token expires, unix time)")
+    return data
+
+
+def compose(answer: dict, client_id: str, client_secret: str, server: str, old: dict | None = None) -> dict:
+    """An auth file's data from a token answer; a refresh answer without a
+    refresh_token keeps the one before (as botocore does)."""
+    now = int(time.time())
+    data = {**(old or {}), **answer, "client_id": client_id, "client_secret": client_secret, "oauth_server": server,
+            "saved_at": now}
+    if isinstance(answer.get("refresh_token"), str) and answer["refresh_token"]:
+        data["refresh_token_issued_at"] = now
+    elif old is not None:
+        data["refresh_token"] = old.get("refresh_token")
+    if not isinstance(answer.get("expires"), (int, float)) and isinstance(answer.get("expires_in"), (int, float)):
+        data["expires"] = now + int(answer["expires_in"])
+    # when it expires by this machine's clock, which may be off from the server's: a clock an hour fast
+    # must not make every run renew (Bitrix24 may block an app that refreshes before every call)
+    ttl = answer.get("expires_in")
+    # (counted from now, after the answer arrived, so never before the server's own expiry: no early renewal)
+    data["expires_local"] = (time.time() + ttl if isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
+                             else data.get("expires"))
+    return data
+
+
+def save(path: str, data: dict) -> None:
+    """Write `data` to `path` all or nothing, 0600 whatever the umask."""
+    folder = os.path.dirname(path)
+    text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    import secrets
+
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(tmp, flags, PRIVATE)
+        try:
+            half = len(text) // 2
+            os.write(fd, text[:half])
+            _stage("during-write")
+            os.write(fd, text[half:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if os.name != "nt":
+            os.chmod(tmp, PRIVATE)  # 0600 whatever the umask took away or a stale ACL left
+        _replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OintError(f"auth file {path}: cannot write it ({exc.strerror or exc}); the file before was kept",
+                        ExitStatus.NOT_WRITTEN) from None
+    if os.name != "nt":  # the rename itself survives a power cut only once the folder is on disk
+        try:
+            dfd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+
+
+def _replace(tmp: str, path: str) -> None:
+    """os.replace, retried for up to ~2 s on Windows, where another process reading
+    the file (an antivirus, a second oint) makes it fail with PermissionError."""
+    for attempt in range(20):
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == 19:
+                raise
+            time.sleep(0.1)
+
+
+def lock_wait(settings) -> float:
+    """How long to wait for another process renewing: its token request is bounded by
+    --timeout, so twice that (60 s with the default 30), and never under AUTH_LOCK_MIN_WAIT."""
+    return max(bounds.AUTH_LOCK_MIN_WAIT, 2 * settings.timeout)
+
+
+@contextmanager
+def locked(path: str, wait: float):
+    """Hold an exclusive lock on `<path>.lock` (never the auth file itself: it is
+    replaced by rename). Waits at most `wait` seconds, then exit 4."""
+    lock = path + ".lock"
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(lock, flags, PRIVATE)
+    except OSError as exc:
+        raise UsageError(f"auth file lock {lock}: {exc.strerror or exc}") from None
+    try:
+        deadline = time.monotonic() + wait
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                raise OintError(f"auth file {path}: another process has held its lock {lock} for more than "
+                                f"{wait:g} s; nothing was sent. Is another oint stuck?", ExitStatus.REQUEST_FAILED)
+            time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock (also when the process dies)
+
+
+def _try_lock(fd: int) -> bool:
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+# -- renewing ----------------------------------------------------------------------
+def expired(data: dict, now: float | None = None) -> bool:
+    """Whether the stored expiry has passed, by this machine's clock (see compose)."""
+    when = data.get("expires_local")
+    when = when if isinstance(when, (int, float)) and not isinstance(when, bool) else data["expires"]
+    return (time.time() if now is None else now) >= when
+
+
+def reauthorize_text(path: str, data: dict, why: str) -> str:
+    portal = urlsplit(data.get("client_endpoint") or "").hostname or "PORTAL"
+    return (f"a person must authorise the app again: {why}. The auth file {path} was left as it was. Steps: "
+            f"1) oint bitrix24 GetAppAuthLink --domain {portal} --clientid {data.get('client_id') or 'CLIENT_ID'}; "
+            "2) open the link it prints in a browser, signed in to the portal as the user the app acts for, and "
+            "allow the app: the browser lands on the app's page with code=... in its address (a code lives 30 "
+            f"seconds); 3) at once: oint bitrix24 GetToken --oauth-server {data.get('oauth_server') or 'URL'} "
+            f"--code CODE --save {path} (the client id and secret from OINT_BITRIX24_CLIENT_ID and "
+            "OINT_BITRIX24_CLIENT_SECRET, or --clientid and --clientsecret). Then run this command again")
+
+
+def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) -> dict:
+    """A live pair for the auth file whose access token `used` was refused (or
+    has expired): the one another process saved meanwhile, else a new one from
+    the OAuth server, saved before it is returned."""
+    from . import oauth
+
+    with locked(path, lock_wait(settings)):
+        data = load(path)  # again, under the lock: another process may have renewed it
+        if data["access_token"] != used and not expired(data):
+            log(f"  auth file: another process renewed the token; using the pair it saved in {path}")
+            return data
+        log(f"  auth file: renewing the access token ({why})")
+        _stage("before-request")
+        params = {"grant_type": "refresh_token", "client_id": data["client_id"],
+                  "client_secret": data["client_secret"], "refresh_token": data["refresh_token"]}
+        try:
+            status, answer = oauth.token(data["oauth_server"], params, settings, log)
+        except oauth.NotSent as exc:
+            raise OintError(f"{exc}; nothing was sent and the auth file {path} is unchanged",
+                            ExitStatus.REQUEST_FAILED) from None
+        except oauth.NoAnswer as exc:
+            raise OintError(f"renewing the access token: {exc}. The refresh token may have been used; the auth file "
+                            f"{path} was kept as it was. Run again: if the renewal did not happen it works, if it did "
+                            "the run ends with exit 7 and the steps to authorise the app again",
+                            ExitStatus.REQUEST_FAILED) from None
+        _stage("after-answer")
+        error = answer.get("error")
+        if error in GRANT_REAUTH:
+            raise Reauthorize(reauthorize_text(path, data, f"the OAuth server refused the renewal with {error}"
+                                               f" ({str(answer.get('error_description') or '')[:200]})"))
+        if error is not None:
+            raise OintError(f"the OAuth server refused the renewal: HTTP {status} {str(error)[:100]}: "
+                            f"{str(answer.get('error_description') or '')[:200]}; the auth file {path} is unchanged",
+                            ExitStatus.API_ERROR)
+        if not answer.get("refresh_token"):
+            log("  auth file: the answer has no refresh_token; the one before is kept")
+        new = compose(answer, data["client_id"], data["client_secret"], data["oauth_server"], old=data)
+        save(path, new)
+        log(f"  auth file: saved the new pair in {path}")
+        return new
+
+
+class Renewing:
+    """A transport Client whose calls carry the auth file's access token and
+    renew it once, when the portal says it expired (or its stored expiry has
+    passed), then send the refused call once more."""
+
+    def __init__(self, client, path: str, settings, log: Callable[[str], None] | None = None):
+        self.client, self.path, self.settings = client, path, settings
+        self.log = log or (lambda line: None)
+        self.data = load(path)  # again: another process may have renewed it since the options were read
+        self.renewed = False
+        _stage("loaded")
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _renew(self, why: str) -> None:
+        self.data = renew(self.path, self.data["access_token"], self.settings, self.log, why)
+        self.renewed = True
+
+    def call(self, url: str, payload: dict, confirm=None, retries=None):
+        if "auth" not in payload:
+            return self.client.call(url, payload, confirm, retries)
+        if not self.renewed and expired(self.data):
+            self._renew("its stored expiry has passed")
+        answer = self.client.call(url, {**payload, "auth": self.data["access_token"]}, confirm, retries)
+        error = answer.error
+        if error == "invalid_token" and not self.renewed:
+            fresh = load(self.path)  # another process renewed the pair, which revoked ours: use its pair
+            if fresh["access_token"] != self.data["access_token"]:
+                self.data, error = fresh, "refused"
+        elif error == "expired_token" and not self.renewed:
+            self._renew("the portal answered expired_token")
+            error = "refused"
+        if error == "refused":
+            # The portal answered 401 (expired_token, or invalid_token for a token another process's renewal
+            # revoked): it checks the token before it runs the method, so the call was not applied and
+            # sending it once more, with the live token, cannot apply it twice.
+            answer = self.client.call(url, {**payload, "auth": self.data["access_token"]}, confirm, retries)
+            error = answer.error
+        if error in PORTAL_REAUTH or (error == "NO_AUTH_FOUND" and self.renewed):
+            raise Reauthorize(reauthorize_text(self.path, self.data, f"the portal answered {error} "
+                                               f"({str((answer.body or {}).get('error_description') or '')[:200]})"))
+        return answer

@@ -1,0 +1,642 @@
+"""OAuth apps that run unattended: oint's GetAppAuthLink, GetToken, RefreshToken
+and ServerTime, and an auth file that renews itself safely (issue 15).
+
+Every test runs `oint` as a process against the sandbox, which plays both the
+portal and Bitrix24's OAuth server (single-use refresh tokens that revoke the
+access token issued with them, access tokens living `token_ttl` seconds)."""
+
+import json
+import re
+import shlex
+import os
+import stat
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from oint_py.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
+
+from conftest import OINT, clean_env, run_oint, wait_for
+
+POSIX = os.name != "nt"
+REAUTH_STEPS = ("GetAppAuthLink", "GetToken", "--save")
+
+
+def app_env(portal, **extra) -> dict:
+    """The app's id and secret in the environment, as the README tells cron users to keep them."""
+    return clean_env(OINT_BITRIX24_CLIENT_ID=CLIENT_ID, OINT_BITRIX24_CLIENT_SECRET=CLIENT_SECRET,
+                     OINT_BITRIX24_OAUTH_SERVER=portal.base, **extra)
+
+
+def browser_code(portal) -> str:
+    """The browser step: the portal's authorize page redirects to the app's page with a code."""
+    r = httpx.get(f"{portal.base}/oauth/authorize/", params={"client_id": CLIENT_ID})
+    assert r.status_code == 302
+    return httpx.URL(r.headers["location"]).params["code"]
+
+
+def authorize(portal, path: Path) -> dict:
+    """GetToken --code ... --save PATH, as a person does it once."""
+    r = run_oint("bitrix24", "GetToken", "--code", browser_code(portal), "--save", path, env=app_env(portal))
+    assert r.code == 0, r.err
+    return json.loads(path.read_text())
+
+
+def oint_auth(portal, path, *args, method="StopTimekeeping", **env) -> "Result":  # noqa: F821
+    return run_oint("bitrix24", method, "--auth-file", path, *args, env=app_env(portal, **env))
+
+
+def wait_past(expires: float) -> None:
+    """Sleep until the stored expiry has passed (on this machine's clock, which the sandbox shares)."""
+    time.sleep(max(0.0, expires - time.time()) + 0.1)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    private = tmp_path / "auth"
+    private.mkdir(mode=0o700)
+    return private
+
+
+# -- the sandbox as an OAuth server ---------------------------------------------------
+def test_sandbox_plays_the_oauth_server(make_portal):
+    portal = make_portal(token_ttl=1)
+    grant = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    code = browser_code(portal)
+    first = httpx.get(f"{portal.base}/oauth/token/", params={**grant, "grant_type": "authorization_code",
+                                                              "code": code}).json()
+    assert first["client_endpoint"] == portal.base + "/rest/" and first["expires_in"] == 1
+    again = httpx.get(f"{portal.base}/oauth/token/", params={**grant, "grant_type": "authorization_code", "code": code})
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")  # a code is good once
+    call = lambda token: httpx.post(f"{portal.base}/rest/server.time", json={"auth": token})  # noqa: E731
+    assert call(first["access_token"]).status_code == 200
+    time.sleep(1.1)
+    assert (call(first["access_token"]).status_code, call(first["access_token"]).json()["error"]) == \
+        (401, "expired_token")
+    refresh = {**grant, "grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    second = httpx.get(f"{portal.base}/oauth/token/", params=refresh).json()
+    assert call(second["access_token"]).status_code == 200
+    reused = httpx.get(f"{portal.base}/oauth/token/", params=refresh)
+    assert (reused.status_code, reused.json()["error"]) == (400, "invalid_grant")  # single-use
+    wrong = httpx.get(f"{portal.base}/oauth/token/", params={**refresh, "client_secret": "nope"})
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+    # using a refresh token revokes the access token issued with it
+    third = httpx.get(f"{portal.base}/oauth/token/", params={**refresh, "refresh_token": second["refresh_token"]}).json()
+    assert call(second["access_token"]).json()["error"] == "invalid_token"
+    assert call(third["access_token"]).status_code == 200
+    assert portal.oauth.counts["refreshes"] == 2 and httpx.get(f"{portal.base}/sandbox/stats").json()["refreshes"] == 2
+
+
+def test_sandbox_prints_its_app_at_start():
+    proc = subprocess.run([*OINT, "sandbox", "--port", "0", "--token-ttl", "5", "--stop-after", "0.5"],
+                          capture_output=True, timeout=30, env=clean_env())
+    facts = json.loads(proc.stdout.decode().splitlines()[0])
+    assert facts["client_id"] == CLIENT_ID and facts["client_secret"] == CLIENT_SECRET
+    assert facts["token_ttl"] == 5 and facts["auth_link"].endswith(f"/oauth/authorize/?client_id={CLIENT_ID}")
+
+
+# -- oint's four commands ------------------------------------------------------------------
+@pytest.mark.parametrize("domain", ["b24-ar17wx.bitrix24.by", "https://b24-ar17wx.bitrix24.by",
+                                    "https://b24-ar17wx.bitrix24.by/", "b24-ar17wx.bitrix24.by/"])
+def test_get_app_auth_link(domain):
+    r = run_oint("bitrix24", "GetAppAuthLink", "--domain", domain, "--clientid", "local.abc.123")
+    assert (r.code, r.out, r.err) == (0, "https://b24-ar17wx.bitrix24.by/oauth/authorize/?client_id=local.abc.123\n", "")
+
+
+def test_get_token_prints_the_answer_as_oint(portal):
+    r = run_oint("bitrix24", "gettoken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET,
+                 "--code", browser_code(portal), "--oauth-server", portal.base)
+    assert r.code == 0, r.err
+    answer = r.json()
+    assert answer["access_token"] and answer["refresh_token"] and answer["client_endpoint"] == portal.base + "/rest/"
+    # RefreshToken takes the refresh token and prints the new pair; the used one is refused after
+    env = app_env(portal)
+    r2 = run_oint("bitrix24", "RefreshToken", "--refresh", answer["refresh_token"], env=env)
+    assert r2.code == 0 and r2.json()["refresh_token"] != answer["refresh_token"]
+    r3 = run_oint("bitrix24", "RefreshToken", "--refresh", answer["refresh_token"], env=env)
+    assert r3.code == 3 and r3.json()["error"] == "invalid_grant" and "invalid_grant" in r3.err
+
+
+@pytest.mark.parametrize("fault,error", [("error:wrong_client:200", "wrong_client"),
+                                         ("error:invalid_client:401", "invalid_client"),
+                                         ("error:invalid_request:400", "invalid_request")])
+def test_oauth_errors_exit_3_also_with_http_200(portal, fault, error):
+    portal.inject(fault)
+    r = run_oint("bitrix24", "GetToken", "--code", "whatever", env=app_env(portal))
+    assert r.code == 3 and r.json()["error"] == error and error in r.err
+
+
+def test_server_time(portal):
+    r = run_oint("bitrix24", "ServerTime", "--url", portal.webhook())
+    assert r.code == 0 and "T" in r.json()["result"]
+    r = run_oint("bitrix24", "ServerTime", "--url", portal.base, "--token", "unknown-token-1234")
+    assert r.code == 3 and r.json()["error"] == "invalid_token"  # plain --token: as before, exit 3
+
+
+def test_listing_of_existing_methods_unchanged():
+    r = run_oint("bitrix24")
+    assert r.out.startswith(
+        "oint bitrix24: Bitrix24: REST API of Bitrix24 portals (webhooks and OAuth tokens)\n\nUsage:\n"
+        "  oint bitrix24 METHOD --option value ...\n\nTimekeeping:\n"
+        "  StartTimekeeping        Starts or resumes user timekeeping (timeman.open)\n"
+        "  StopTimekeeping         Stops user timekeeping (timeman.close)\n"
+        "  PauseTimekeeping        Pauses user timekeeping (timeman.pause)\n"
+        "  GetTimekeepingStatus    Gets user timekeeping status (timeman.status)\n"
+        "  GetTimekeepingSettings  Gets user timekeeping settings (timeman.settings)\n\n")
+    for name in ("GetAppAuthLink", "GetToken", "RefreshToken", "ServerTime", "AuthStatus"):
+        assert f"  {name}  " in r.out
+        page = run_oint("bitrix24", name, "--help")
+        assert page.code == 0 and "7    a person must authorise the app again" in page.out
+
+
+# -- the auth file -----------------------------------------------------------------------------
+def test_save_writes_a_private_file_and_prints_no_secret(portal, folder):
+    path = folder / "portal.json"
+    code = browser_code(portal)
+    env = app_env(portal)
+    proc = subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", *OINT, "bitrix24", "GetToken", "--code", code,
+                           "--save", str(path)], capture_output=True, env=env, timeout=60) if POSIX else None
+    if proc is None:
+        pytest.skip("umask is POSIX")
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())
+    for key in ("access_token", "refresh_token", "client_id", "client_secret", "oauth_server", "client_endpoint",
+                "member_id", "expires"):
+        assert data[key], key
+    shown = proc.stdout.decode() + proc.stderr.decode()
+    for secret in (data["access_token"], data["refresh_token"], CLIENT_SECRET, code):
+        assert secret not in shown
+
+
+@pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
+def test_unsafe_places_are_refused(portal, tmp_path, folder):
+    path = folder / "a.json"
+    authorize(portal, path)
+    before = path.read_bytes()
+    open_folder = tmp_path / "open"
+    open_folder.mkdir()
+    open_folder.chmod(0o777)
+    r = run_oint("bitrix24", "GetToken", "--code", "x", "--save", open_folder / "a.json", env=app_env(portal))
+    assert r.code == 5 and str(open_folder) in r.err and "open to writing by group or others" in r.err
+    link = folder / "link.json"
+    link.symlink_to(path)
+    r = oint_auth(portal, link, method="ServerTime")
+    assert r.code == 5 and "symbolic link" in r.err and str(link) in r.err
+    path.chmod(0o644)
+    r = oint_auth(portal, path, method="ServerTime")
+    assert r.code == 5 and "chmod 600" in r.err
+    path.chmod(0o600)
+    linked_folder = tmp_path / "via"
+    linked_folder.symlink_to(folder)
+    r = oint_auth(portal, linked_folder / "a.json", method="ServerTime")
+    assert r.code == 5 and "symbolic link" in r.err
+    assert path.read_bytes() == before
+
+
+def test_token_and_auth_file_together_is_a_usage_error(portal, folder):
+    path = folder / "a.json"
+    authorize(portal, path)
+    r = oint_auth(portal, path, "--token", "abcdefgh", method="ServerTime")
+    assert r.code == 5 and "--token and --auth-file" in r.err
+    r = oint_auth(portal, path, method="ServerTime", OINT_BITRIX24_TOKEN="abcdefgh")
+    assert r.code == 5
+
+
+@pytest.mark.parametrize("content,named", [
+    ("not json {", "not valid JSON"),
+    ('{"access_token": "a"}', "lacks refresh_token, client_id, client_secret, oauth_server, client_endpoint"),
+    (None, "has a refresh token but no client_secret"),
+])
+def test_damaged_auth_file_exits_5_and_is_never_overwritten(portal, folder, content, named):
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    if content is None:
+        del data["client_secret"]
+        content = json.dumps(data)
+    path.write_text(content)
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 5 and str(path) in r.err and named in r.err, r.err
+    assert path.read_text() == content
+    assert portal.calls("timeman.close") == []
+
+
+def test_auth_status_shows_the_chain_and_no_secret(portal, folder):
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    r = run_oint("bitrix24", "AuthStatus", "--auth-file", path)
+    assert r.code == 0, r.err
+    shown = r.json()
+    assert shown["portal"] == portal.base + "/rest/" and shown["member_id"] == data["member_id"]
+    assert shown["oauth_server"] == portal.base and shown["user_id"] == 1 and "timeman" in shown["scope"]
+    assert shown["refresh_token_days_left"] == 180 and shown["access_token_expired"] is False
+    for secret in (data["access_token"], data["refresh_token"], CLIENT_SECRET):
+        assert secret not in r.out + r.err
+    requests = len(portal.requests)
+    again = run_oint("bitrix24", "AuthStatus", env=clean_env(OINT_BITRIX24_AUTH_FILE=str(path)))
+    assert again.code == 0 and again.json() == shown  # the file from the environment, called bare as cron does
+    assert len(portal.requests) == requests  # sends nothing
+
+
+# -- renewing only when needed ------------------------------------------------------------------
+def test_24_runs_renew_exactly_at_the_expirations_met(make_portal, folder):
+    """Done-when 1: --token-ttl 2, sleeping past expiry before every fourth run."""
+    portal = make_portal(token_ttl=2)
+    path = folder / "a.json"
+    authorize(portal, path)
+    changed, slept = 0, 0
+    for run in range(24):
+        if run % 4 == 3:
+            wait_past(json.loads(path.read_text())["expires"])
+            slept += 1
+        before = json.loads(path.read_text())["access_token"]
+        refreshes = portal.oauth.counts["refreshes"]
+        r = oint_auth(portal, path, "--userid", str(run + 1))
+        assert r.code == 0, (run, r.err)
+        after = portal.oauth.counts["refreshes"]
+        assert after - refreshes <= 1  # a run renews at most once
+        if json.loads(path.read_text())["access_token"] != before:
+            changed += 1
+            assert after - refreshes == 1
+        elif run % 4 == 3:
+            pytest.fail(f"run {run} met an expired token and did not renew it")
+    assert portal.oauth.counts["refreshes"] == changed >= slept
+    assert portal.oauth.counts["early_refreshes"] == 0  # never renewed a token that was still good
+    assert portal.oauth.counts["refused"] == 0
+    assert len(portal.calls("timeman.close")) >= 24
+
+
+def test_expired_token_answer_renews_and_resends_once(portal, folder):
+    """The stored expiry says valid, the portal says expired_token: renew, then send the call once more."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal's clock says it expired
+    r = oint_auth(portal, path, "--userid", "5", "--debug")
+    assert r.code == 0, r.err
+    assert portal.oauth.counts["refreshes"] == 1
+    assert [c["params"].get("USER_ID") for c in portal.calls("timeman.close")] == ["5", "5"]  # refused, then sent
+    assert "expired_token" in r.err
+
+
+def test_eight_processes_on_an_expired_token_make_one_refresh(make_portal, folder):
+    """Done-when 2: 8 processes started together meet an expired token; one renews, the others use its pair."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    authorize(portal, path)
+    wait_past(json.loads(path.read_text())["expires"])
+    portal.oauth.ttl = 3600  # the renewed token lives long enough for every process to use it
+    env = app_env(portal, _OINT_TEST_PAUSE_AT="before-request:1.5")  # whoever renews holds the lock a while
+    procs = [subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", str(uid)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for uid in range(10, 18)]
+    results = [(p.wait(timeout=120), p.stderr.read().decode()) for p in procs]
+    assert [code for code, _ in results] == [0] * 8, results
+    assert portal.oauth.counts["refreshes"] == 1
+    assert {c["params"].get("USER_ID") for c in portal.calls("timeman.close")} == {str(u) for u in range(10, 18)}
+    assert oint_auth(portal, path, method="ServerTime").code == 0  # the file is valid and live afterwards
+
+
+def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal, folder):
+    """A read the file, B renewed it (which revokes A's token): A's call answers invalid_token, and A
+    takes B's pair from the file and sends the call once more, instead of asking a person (exit 7)."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired; the file does not know
+    slow = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:2"))
+    assert slow.stderr.readline() == b"test hook: paused at loaded\n"  # it has read the file
+    assert oint_auth(portal, path, "--userid", "5").code == 0  # renews: the slow one's token is revoked
+    assert slow.wait(timeout=60) == 0, slow.stderr.read().decode()
+    assert portal.oauth.counts["refreshes"] == 1
+    errors = [c for c in portal.requests if c["method"] == "timeman.close"]
+    assert len(errors) == 4  # each: refused once, sent once more
+
+
+def test_a_clock_far_ahead_does_not_renew_every_run(portal, folder):
+    """The stored expiry is read by this machine's clock from expires_in, not the server's `expires`:
+    a server clock an hour behind would otherwise make every run renew."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    path.write_text(json.dumps({**data, "expires": data["expires"] - 7200}))  # as a server 2 h behind would say
+    for uid in (2, 3):
+        assert oint_auth(portal, path, "--userid", str(uid)).code == 0
+    assert portal.oauth.counts["refreshes"] == 0
+
+
+def test_a_dead_chain_in_a_background_job_exits_7(portal, folder, tmp_path):
+    path = folder / "a.json"
+    authorize(portal, path)
+    portal.inject("error:NOT_INSTALLED:401")
+    r = oint_auth(portal, path, "--userid", "7", "--dontwait", OINT_JOBS_DIR=str(tmp_path / "jobs"))
+    assert r.code == 0, r.err
+    job = r.json()
+    wait_for(job["exit_file"])
+    assert Path(job["exit_file"]).read_text().strip() == "7"
+    log = Path(job["log_file"]).read_text()
+    assert all(step in log for step in REAUTH_STEPS) and "internal error" not in log
+
+
+def test_a_sweep_renews_at_most_once(make_portal, folder):
+    portal = make_portal(token_ttl=1, users=160)
+    path = folder / "a.json"
+    authorize(portal, path)
+    wait_past(json.loads(path.read_text())["expires"])
+    portal.oauth.ttl = 3600
+    r = oint_auth(portal, path, "--userid", "all", "--if-needed")
+    assert r.code == 0, r.err
+    assert "160 closed" in r.err
+    assert portal.oauth.counts["refreshes"] == 1
+    assert len(portal.calls("batch")) >= 6  # pages, statuses and closes: many requests, one renewal
+
+
+def test_dontwait_job_renews_in_the_background(make_portal, folder, tmp_path):
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    jobs = tmp_path / "jobs"
+    r = oint_auth(portal, path, "--userid", "7", "--dontwait", OINT_JOBS_DIR=str(jobs))
+    assert r.code == 0, r.err
+    job = r.json()
+    wait_for(job["exit_file"])
+    assert Path(job["exit_file"]).read_text().strip() == "0", Path(job["log_file"]).read_text()
+    assert portal.oauth.counts["refreshes"] == 1
+    new = json.loads(path.read_text())
+    for file in jobs.iterdir():
+        text = file.read_text()
+        for secret in (data["access_token"], data["refresh_token"], new["access_token"], new["refresh_token"],
+                       CLIENT_SECRET):
+            assert secret not in text, file
+
+
+def test_batch_with_an_auth_file(make_portal, folder):
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    authorize(portal, path)
+    wait_past(json.loads(path.read_text())["expires"])
+    r = oint_auth(portal, path, "--userid", "1,2,3", method="GetTimekeepingStatus")
+    assert r.code == 0 and set(r.json()) == {"1", "2", "3"}
+    assert portal.oauth.counts["refreshes"] == 1
+
+
+# -- a chain that cannot be renewed: exit 7 ------------------------------------------------------------
+def _assert_reauthorize(r, path, before: bytes):
+    assert r.code == 7, (r.code, r.err)
+    assert all(step in r.err for step in REAUTH_STEPS) and str(path) in r.err
+    assert r.err.count("\n") == 1  # one paragraph
+    assert path.read_bytes() == before
+    assert "Traceback" not in r.err
+
+
+@pytest.mark.parametrize("error", ["NOT_INSTALLED:401", "PAYMENT_REQUIRED:402", "invalid_token:401"])
+def test_portal_refusing_the_app_exits_7(portal, folder, error):
+    path = folder / "a.json"
+    authorize(portal, path)
+    before = path.read_bytes()
+    portal.inject(f"error:{error}")
+    r = oint_auth(portal, path, "--userid", "2")
+    _assert_reauthorize(r, path, before)
+    assert portal.oauth.counts["refreshes"] == 0  # no retry loop, no renewal attempt
+
+
+def test_used_refresh_token_exits_7(make_portal, folder):
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    copy = folder / "copy.json"  # a second machine with a copy of the file: the chain branches
+    copy.write_bytes(path.read_bytes())
+    copy.chmod(0o600)
+    wait_past(data["expires"])
+    assert oint_auth(portal, path, "--userid", "2").code == 0
+    before = copy.read_bytes()
+    r = oint_auth(portal, copy, "--userid", "3")
+    _assert_reauthorize(r, copy, before)
+    assert "invalid_grant" in r.err
+    assert oint_auth(portal, copy, "--userid", "3").code == 7  # still 7, never a loop
+    assert portal.oauth.counts["refreshes"] == 1 and portal.oauth.counts["refused"] == 2  # one try a run
+
+
+def test_wrong_client_secret_exits_7(make_portal, folder):
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    path.write_text(json.dumps({**data, "client_secret": "not-the-secret"}))
+    before = path.read_bytes()
+    wait_past(data["expires"])
+    r = oint_auth(portal, path, "--userid", "2")
+    _assert_reauthorize(r, path, before)
+    assert "invalid_client" in r.err
+
+
+def test_no_auth_found_after_a_renewal_exits_7(portal, folder):
+    path = folder / "a.json"
+    authorize(portal, path)
+    # the call: expired_token; the renewal: answered as usual; the call sent again: NO_AUTH_FOUND
+    portal.inject("error:expired_token:401", "none", "error:NO_AUTH_FOUND:401")
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 7 and "NO_AUTH_FOUND" in r.err
+    assert all(step in r.err for step in REAUTH_STEPS)
+
+
+# -- crashes ---------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not POSIX, reason="SIGKILL")
+@pytest.mark.parametrize("stage,issued", [("before-request", False), ("after-answer", True),
+                                          ("during-write", True)])
+def test_kill_at_each_stage_of_a_renewal(make_portal, folder, stage, issued):
+    """Done-when 3: the file is whole afterwards; a run after uses it, or, when the new pair was issued
+    and never saved, exits 7 with the steps (never 99, never a traceback)."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    r = oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT=stage)
+    assert r.code == -9
+    assert json.loads(path.read_text()) == data  # whole, and the old pair
+    assert portal.oauth.counts["refreshes"] == (1 if issued else 0)
+    portal.oauth.ttl = 3600
+    r = oint_auth(portal, path, "--userid", "2")
+    if issued:
+        _assert_reauthorize(r, path, path.read_bytes())
+    else:
+        assert r.code == 0, r.err
+        assert json.loads(path.read_text())["refresh_token"] != data["refresh_token"]
+
+
+@pytest.mark.skipif(not POSIX, reason="SIGKILL")
+def test_kill_holding_the_lock_does_not_block_the_next_run(make_portal, folder):
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    wait_past(authorize(portal, path)["expires"])
+    assert oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT="before-request").code == -9
+    assert oint_auth(portal, path, "--userid", "2").code == 0  # the lock died with its holder
+
+
+@pytest.mark.skipif(not POSIX, reason="flock")
+def test_a_lock_held_too_long_ends_with_a_clear_error(make_portal, folder):
+    import fcntl
+
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    wait_past(authorize(portal, path)["expires"])
+    before = path.read_bytes()
+    with open(str(path) + ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a stuck process holds it
+        r = oint_auth(portal, path, "--userid", "2", "--timeout", "1")
+    assert r.code == 4 and "held its lock" in r.err and "nothing was sent" in r.err, r.err
+    assert path.read_bytes() == before and portal.oauth.counts["refreshes"] == 0
+
+
+def test_secrets_on_a_command_line_are_masked_in_errors(portal):
+    r = run_oint("bitrix24", "GetToken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET, "--code",
+                 "c0de-c0de-c0de", "--oauth-server", "ftp://" + CLIENT_SECRET)
+    assert r.code == 5 and CLIENT_SECRET not in r.err and "***" in r.err
+
+
+# -- a lying OAuth server: a clear exit, nothing lost ---------------------------------------------------
+@pytest.mark.parametrize("fault,said", [
+    ("html:503", "text/html, not JSON"),
+    ("status:503", "HTTP 503"),
+    ("huge:1", "larger than 65,536 bytes"),
+    ("empty:200", "not JSON"),
+    ("reset", "no whole answer"),
+    ("apply-reset", "no whole answer"),
+])
+def test_lying_oauth_server_keeps_the_old_file(make_portal, folder, fault, said):
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    wait_past(authorize(portal, path)["expires"])
+    before = path.read_bytes()
+    portal.inject(fault)
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 4, r.err
+    assert said in r.err and "may have been used" in r.err and str(path) in r.err
+    assert path.read_bytes() == before
+    assert portal.calls("timeman.close") == []
+
+
+def test_endless_oauth_answer_is_cut_by_the_timeout(make_portal, folder):
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    wait_past(authorize(portal, path)["expires"])
+    before = path.read_bytes()
+    portal.inject("drip:0.2")
+    r = oint_auth(portal, path, "--userid", "2", "--timeout", "1.5")
+    assert r.code == 4 and "--timeout" in r.err and "may have been used" in r.err, r.err
+    assert path.read_bytes() == before
+
+
+def test_answer_without_refresh_token_keeps_the_old_one(make_portal, folder):
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    portal.inject("no-refresh-token")
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 0, r.err
+    new = json.loads(path.read_text())
+    assert new["refresh_token"] == data["refresh_token"] and new["access_token"] != data["access_token"]
+
+
+# -- secrets --------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_secrets_never_shown(portal, folder, tmp_path):
+    path = folder / "a.json"
+    code = browser_code(portal)
+    r = run_oint("bitrix24", "GetToken", "--code", code, "--save", path, "--debug", env=app_env(portal))
+    data = json.loads(path.read_text())
+    shown = [r.out, r.err]
+    r = run_oint("bitrix24", "GetToken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET, "--code", code,
+                 "--oauth-server", portal.base, "--test")
+    shown += [r.out, r.err]
+    r = run_oint("bitrix24", "RefreshToken", "--refresh", data["refresh_token"], "--debug", "--oauth-server",
+                 "http://127.0.0.1:1", env=app_env(portal))  # an error naming nothing secret
+    assert r.code == 4
+    shown += [r.out, r.err]
+    for args in (["--debug"], ["--test"], ["--userid", "all", "--plan", "--debug"]):
+        r = oint_auth(portal, path, *args, method="StartTimekeeping")
+        shown += [r.out, r.err]
+    portal.oauth.access[data["access_token"]]["expires"] = 0
+    r = oint_auth(portal, path, "--userid", "3", "--debug")  # a renewal, logged
+    assert r.code == 0
+    shown += [r.out, r.err]
+    new = json.loads(path.read_text())
+    # ps: the command line of a call that is running (held where it has read the auth file)
+    proc = subprocess.Popen([*OINT, "bitrix24", "ServerTime", "--auth-file", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:1"))
+    assert proc.stderr.readline() == b"test hook: paused at loaded\n"
+    shown.append(subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout.decode())
+    shown.append(Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace"))
+    assert "ServerTime" in shown[-1]
+    proc.wait(timeout=60)
+    secrets = (CLIENT_SECRET, code, data["access_token"], data["refresh_token"], new["access_token"],
+               new["refresh_token"])
+    for text in shown:
+        for secret in secrets:
+            assert secret not in text
+        assert "Traceback" not in text
+
+
+# -- the README's recipes, run as written against `oint sandbox` as a process of its own -------------------
+def _section() -> str:
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    return text.split("## OAuth apps in cron and Task Scheduler", 1)[1].split("\n## ", 1)[0]
+
+
+def _lines(kind: str) -> list[str]:
+    return [line for block in re.findall(rf"```{kind}\n(.*?)```", _section(), re.S) for line in block.splitlines()]
+
+
+def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
+    started = run_oint("sandbox", "--port", 0, "--users", 200, "--token-ttl", 2, "--background", "--stop-after", 120)
+    assert started.code == 0, started.err
+    facts = started.json()
+    base = facts["sandbox"]
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    env = clean_env(HOME=str(home))
+    setup = _lines("sh")
+    for line in setup:
+        if line.startswith("export "):
+            name, value = line[len("export "):].split("=", 1)
+            env[name] = value.replace("http://127.0.0.1:8024", base)
+    assert (env["OINT_BITRIX24_CLIENT_ID"], env["OINT_BITRIX24_CLIENT_SECRET"]) == \
+        (facts["client_id"], facts["client_secret"])  # the README's app is the sandbox's
+    link = None
+    for line in setup:
+        if line.startswith("mkdir "):
+            subprocess.run(["sh", "-c", line], env=env, check=True)
+        elif line.startswith("oint "):
+            args = shlex.split(line.replace("http://127.0.0.1:8024", base).replace("~", str(home)))
+            if "CODE" in args:  # the browser step: open the link, read the code off the app's page
+                page = httpx.get(link, follow_redirects=True).text
+                args[args.index("CODE")] = re.search(r"code: (\w+)", page).group(1)
+            r = run_oint(*args[1:], env=env)
+            assert r.code == 0, (line, r.err)
+            link = link or r.out.strip()
+    auth = home / ".config" / "oint" / "portal.json"
+    assert stat.S_IMODE(auth.stat().st_mode) == 0o600
+    stored = json.loads(auth.read_text())
+    jobs = [line for line in _lines("cron") + _lines("bat") if "oint bitrix24 " in line]
+    assert len(jobs) == 2
+    for n, line in enumerate(jobs):
+        wait_past(json.loads(auth.read_text())["expires"])
+        args = shlex.split(line[line.index("oint bitrix24 "):].replace("\\", "/"))
+        args[args.index("--auth-file") + 1] = str(auth)
+        out = tmp_path / f"out{n}.json"
+        args[args.index("--out") + 1] = str(out)
+        r = run_oint(*args[1:], env=clean_env())  # cron's bare environment: the file is all it needs
+        assert r.code == 0, (line, r.err)
+        if "--quiet" in args:  # the crontab line: a good night prints nothing
+            assert r.out == r.err == ""
+        else:
+            assert r.err.splitlines()[-1] == "oint: 0 closed, 200 skipped, 0 failed"
+        done = json.loads(out.read_text(encoding="utf-8"))
+        assert Counter(e["action"] for e in done.values()) == Counter({"closed" if n == 0 else "skipped": 200})
+    stats = httpx.get(f"{base}/sandbox/stats").json()
+    assert stats["refreshes"] == 2 and stats["early_refreshes"] == 0
+    assert json.loads(auth.read_text())["refresh_token"] != stored["refresh_token"]
