@@ -133,8 +133,8 @@ def _show_help(ctx, param, value):
 def _option(option: Option) -> click.Option:
     """A click option from the option table: values stay strings (call.py checks them)."""
     if option.name == "--help":
-        return click.Option(list(option.spellings), is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
-                            help=option.help)
+        return click.Option(list(option.spellings), is_flag=True, expose_value=False, is_eager=True,
+                            callback=_show_help, help=option.help)
     names = list(option.spellings)
     if option.kind == "flag":
         return click.Option(names, is_flag=True, default=None, help=option.help)

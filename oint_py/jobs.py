@@ -11,8 +11,11 @@ The jobs folder is private: `$OINT_JOBS_DIR`, else `$XDG_STATE_HOME/oint/jobs`
 created 0700. A folder that is a symbolic link, belongs to another user, or
 is writable by group or others is refused (exit 5) and nothing is written
 into it; so is one below a folder that is group- or world-writable (unless
-sticky and root's, as /tmp) or another user's (check_parents, as ssh does). Job files are created 0600 with O_EXCL|O_NOFOLLOW, under names no
-one can guess; results are renamed into place from random temporary names.
+sticky and root's, as /tmp) or another user's (check_parents, as ssh does).
+Job files are created 0600 with O_EXCL|O_NOFOLLOW, under names no one can
+guess; results are renamed into place from random temporary names. A
+`<job>.meta` (method, start time, PID, result file; never a secret) lets
+`oint jobs` list, wait for and clean jobs.
 """
 
 import json
@@ -131,7 +134,8 @@ def _write_new(path: str, text: str) -> None:
 def start(call: Call) -> Outcome:
     folder = jobs_dir()
     now = time.localtime()
-    job, started = time.strftime("%Y%m%d-%H%M%S-", now) + secrets.token_hex(8), time.strftime("%Y-%m-%dT%H:%M:%S%z", now)
+    job = time.strftime("%Y%m%d-%H%M%S-", now) + secrets.token_hex(8)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z", now)
     files = {name: os.path.join(folder, f"{job}.{name}") for name in ("json", "log", "exit", "meta")}
     result = call.out or files["json"]
     try:
@@ -288,7 +292,8 @@ def wait(job: str, timeout: float | None) -> Outcome:
             with open(entry["result_file"], "rb") as fh:
                 data = json.load(fh)
         except (OSError, ValueError) as exc:
-            messages.append(f"cannot read the job's result {entry['result_file']}: {getattr(exc, 'strerror', None) or exc}")
+            why = getattr(exc, "strerror", None) or exc
+            messages.append(f"cannot read the job's result {entry['result_file']}: {why}")
     try:
         status = ExitStatus(entry["exit_code"])
     except ValueError:

@@ -41,7 +41,8 @@ def jobs(ctx):
 
 @jobs.command("wait", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("job")
-@click.option("--timeout", metavar="DURATION", help="Stop waiting after so long (30s, 15m, 2h; default: until the job ends): exit 4")
+@click.option("--timeout", metavar="DURATION",
+              help="Stop waiting after so long (30s, 15m, 2h; default: until the job ends): exit 4")
 def wait(job, timeout):
     """Wait for JOB to end; print its result and log, and exit with its exit code."""
     from .jobs import wait as wait_for
@@ -50,7 +51,8 @@ def wait(job, timeout):
 
 
 @jobs.command("clean", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--older-than", metavar="DURATION", default="0", help="Only jobs that ended at least so long ago (7d, 12h)")
+@click.option("--older-than", metavar="DURATION", default="0",
+              help="Only jobs that ended at least so long ago (7d, 12h)")
 def clean(older_than):
     """Remove the files of jobs that ended (an --out file is yours and stays); running jobs stay."""
     from .jobs import clean as clean_up
