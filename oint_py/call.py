@@ -9,7 +9,7 @@ from dataclasses import replace
 from urllib.parse import quote, urlsplit
 
 from . import bounds
-from .methods import CONFIG_OPTIONS, Method, Option
+from .methods import CONFIG_OPTIONS, URL, Method, Option
 from .model import ALL_USERS, Call, Endpoint
 from .outcome import UsageError
 from .redact import Redactor, url_secrets
@@ -186,7 +186,8 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
     self-hosted portals."""
     raw = (url or "").strip()
     if not raw:
-        raise UsageError("--url is empty")
+        raise UsageError("--url is empty: give the webhook URL (or, with --token, the portal address) with --url "
+                         f"or in {URL.env}")
     reject_blanks(raw, "--url")
     if "://" not in raw:
         raw = "https://" + raw.lstrip("/")
@@ -305,7 +306,7 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
 
 
 def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
-          debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False,
+          debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False, quiet: bool = False,
           redactor: Redactor = Redactor(), auth_file: str | None = None) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
@@ -337,7 +338,7 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     target = check_out(out) if out is not None else None
     return Call(method=method, endpoint=ep, user_ids=ids, many=many, params=params, settings=conf, out=target,
                 debug=debug, test=test, redactor=redactor, all_users=all_users, if_needed=if_needed, plan=plan,
-                auth_file=auth_file)
+                auth_file=auth_file, quiet=quiet)
 
 
 def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):

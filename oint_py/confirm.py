@@ -24,7 +24,7 @@ from . import batch
 from .answer import Answer, Kind, classify
 from .methods import STATUS_METHOD, Method
 from .model import Call
-from .outcome import ExitStatus, OutcomeUnknown, RequestFailure, Unreachable
+from .outcome import ExitStatus, OutcomeUnknown, RequestFailure, Unreachable, hint
 from .retry import Step, verdict
 from .transport import Client, Failure, Reply, Trouble
 
@@ -228,7 +228,8 @@ def failure(uid: str, entry: dict) -> tuple[ExitStatus, str]:
     code = entry.get("error")
     status = ExitStatus.REQUEST_FAILED if code in TRANSPORT_ERRORS else ExitStatus.API_ERROR
     desc = entry.get("error_description") or ""
-    return status, about(uid, ": ".join(str(p) for p in (code, desc) if p not in (None, "")))
+    return status, about(uid, (": ".join(str(p) for p in (code, desc) if p not in (None, "")) or "an error with no code")
+                         + hint(code))
 
 
 def about(uid: str, text: str) -> str:

@@ -87,6 +87,12 @@ class Option:
     env: str | None = None
     low: float = 0
     high: float = 0
+    short: str | None = None  # a one-letter spelling: -q, -h
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """Every spelling the command line accepts, the advertised one first."""
+        return tuple(filter(None, (self.name, self.alias, self.short)))
 
     @property
     def alias(self) -> str | None:
@@ -156,7 +162,10 @@ GLOBAL = (
     Option("--out", "PATH", "path", "Write the JSON to PATH atomically and print one confirmation line"),
     Option("--debug", "", "flag", "Log the HTTP exchange to stderr (secrets masked)"),
     Option("--test", "", "flag", "Print the request that would be sent (secrets masked); send nothing"),
-    Option("--help", "", "flag", "Show this help"),
+    Option("--quiet", "", "flag", "For cron and Task Scheduler: print nothing when everything succeeded (the answer "
+           "still goes to --out); on failure the summary and at most 20 failure lines. Exit codes unchanged",
+           short="-q"),
+    Option("--help", "", "flag", "Show this help", short="-h"),
 )
 # only for the methods that change a day (Method.changes_state)
 SWEEP = (
@@ -188,7 +197,7 @@ OAUTH = (
 OAUTH_ADVANCED = tuple(o for o in ADVANCED if o.name not in ("--retries", "--dontwait", "--adv-response"))
 
 _EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--token": "***"}
-_TIMED_EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--time": "2026-05-26T14:13:07",
+_TIMED_EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--time": "18:00",
                   "--report": "Time off", "--token": "***"}
 
 METHODS: tuple[Method, ...] = (

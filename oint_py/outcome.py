@@ -51,6 +51,20 @@ DESCRIPTIONS = {
 }
 
 
+# what to do about an error code the portal gives, said after its description
+HINTS = {"REPORT_NEEDED": 'add --report "REASON": the portal wants a reason with --time unless the schedule is free'}
+
+
+def hint(code) -> str:
+    return f" ({HINTS[code]})" if isinstance(code, str) and code in HINTS else ""
+
+
+def error_words(code, desc) -> str:
+    """`error 'CODE': description (hint)`; a missing or empty code is said, never shown as ''."""
+    said = f"error {code!r}" if code not in (None, "") else "an error with no code"
+    return said + (f": {desc}" if desc else "") + hint(code)
+
+
 class OintError(Exception):
     """Ends the program with one line on stderr and an exit status."""
 
@@ -92,6 +106,8 @@ class Outcome:
     status: ExitStatus
     data: Any = None  # the JSON for stdout (or --out); None prints nothing
     messages: tuple[str, ...] = ()  # one line each on stderr, prefixed "oint: "
+    summary: str | None = None  # a run over many users: one line after the messages, kept by --quiet
+    per_user: bool = False  # data is keyed by user ID: a terminal shows it as a short table
 
     @classmethod
     def failed(cls, error: OintError, data: Any = None) -> "Outcome":

@@ -26,7 +26,7 @@ Never prints: `progress(what, done, total)` is told how far it got.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import Callable
@@ -36,7 +36,7 @@ from .answer import Answer, Kind
 from .confirm import TRANSPORT_ERRORS, RestClient, about, answer_entry, failure, send_batch, statuses
 from .methods import BY_KEY, DEFAULT_REPORT, Method
 from .model import Call
-from .outcome import ExitStatus, Outcome, RequestFailure
+from .outcome import ExitStatus, Outcome, RequestFailure, error_words
 
 Progress = Callable[[str, int, int], None]
 Record = Callable[[dict], None]
@@ -105,7 +105,7 @@ def _offset_pages(call: Call, client: RestClient, progress: Progress | None) -> 
             if k in errors:
                 error = errors[k] if isinstance(errors[k], dict) else {}
                 return _not_listed(call, Answer(200, {}, error, "", Kind.API_ERROR,
-                                                f"error {error.get('error')!r}: {error.get('error_description')}"))
+                                                error_words(error.get("error"), error.get("error_description"))))
             start = int(batch.uid(k))
             pages.append((start, _records(done.get(k), f"its page from start={start}"), totals.get(k), nexts.get(k)))
         if progress:
@@ -411,6 +411,7 @@ def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bo
     read, unreachable = send_batch(client, call, _status_method(method),
                                    batch.commands(_status_method(method).rest, chunk, {})[0])
     steps = {uid: decide(call, read[uid]) for uid in chunk}
+    unchecked = _unchecked(call, read, steps) if call.plan and not call.if_needed else {}
     results: dict[str, dict] = {}
     if not call.plan and not unreachable:
         todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Decision.ACT}
@@ -419,8 +420,21 @@ def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bo
             _already_done(call, client, steps, results)
     for uid, step in steps.items():
         entry, kind = _entry(call, step, results.get(uid))
+        if uid in unchecked:
+            entry["unchecked"] = unchecked[uid]
         tally.add(uid, entry, kind)
     return unreachable
+
+
+def _unchecked(call: Call, read: dict, steps: dict) -> dict[str, str]:
+    """--plan without --if-needed calls every user: where the status says the call changes nothing, why."""
+    needed = replace(call, if_needed=True)
+    found = {}
+    for uid, step in steps.items():
+        would = decide(needed, read[uid]) if step.kind is Decision.ACT else None
+        if would is not None and would.kind is Decision.SKIP:
+            found[uid] = f"{would.reason}; without --if-needed it is called anyway"
+    return found
 
 
 def _already_done(call: Call, client: RestClient, steps: dict, results: dict) -> None:
@@ -499,10 +513,9 @@ def _report(call: Call, tally: Tally, end: End, stop) -> Outcome:
                         "was sent")
     if end is End.STOPPED:
         status = _SIGNAL_STATUS.get(_signal_name(stop.signal), ExitStatus.INTERRUPTED)  # Windows' SIGBREAK: 130
-    if call.reads_first or end is not End.DONE:
-        messages.append(_summary(call, counts, end, stop))
+    summary = _summary(call, tally, end, stop) if call.reads_first or end is not End.DONE else None
     data = tally.entries if call.many else next(iter(tally.entries.values()))
-    return Outcome(ExitStatus(status), data, tuple(messages))
+    return Outcome(ExitStatus(status), data, tuple(messages), summary, per_user=call.many)
 
 
 SHOWN = 3  # of a streak of users failing the same way for want of an answer (a portal gone): the rest in one line
@@ -515,11 +528,17 @@ def _streak(run: list) -> list[str]:
     return [run[0][1], f"... and {len(run) - 1} more users with {run[0][0]} (see the record)"]
 
 
-def _summary(call: Call, counts: dict, end: End, stop) -> str:
+def _summary(call: Call, tally: Tally, end: End, stop) -> str:
     planned, _, done = call.method.words
+    counts = tally.counts
     if call.plan:
-        return f"plan: {counts['acted']} to {planned}, {counts['skipped']} to skip, {counts['failed']} failed; " \
+        line = f"plan: {counts['acted']} to {planned}, {counts['skipped']} to skip, {counts['failed']} failed; " \
                "nothing was changed"
+        if not call.if_needed:
+            unchecked = sum(1 for entry in tally.entries.values() if "unchecked" in entry)
+            line += (f"; without --if-needed the status is not checked: every user is called, {unchecked} of them "
+                     "on a day it does not change (add --if-needed to skip those)")
+        return line
     acted = f"{counts['acted']} {done}" if call.reads_first else f"{counts['acted']} sent"
     line = f"{acted}, {counts['skipped']} skipped, {counts['failed']} failed"
     if end is End.DONE:

@@ -37,7 +37,9 @@ def test_default_jobs_folder_is_private_and_job_files_are_0600(portal, tmp_path)
         assert stat.S_IMODE(os.stat(job[name]).st_mode) == 0o600, name
     assert open(job["exit_file"]).read().strip() == "0"
     assert json.loads(open(job["result_file"], encoding="utf-8").read())["result"]["STATUS"] == "CLOSED"
-    assert sorted(os.listdir(folder)) == sorted(os.path.basename(job[n]) for n in ("result_file", "log_file", "exit_file"))
+    files = [os.path.basename(job[n]) for n in ("result_file", "log_file", "exit_file")] + [f"{job['job']}.meta"]
+    assert sorted(os.listdir(folder)) == sorted(files)
+    assert stat.S_IMODE(os.stat(folder / f"{job['job']}.meta").st_mode) == 0o600
 
 
 @pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
