@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from . import bounds
 from .record import Record
+from .outcome import error_words
 
 THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
 GATEWAY_TIMEOUTS = (504, 524, 598, 599)  # a proxy gave up waiting: the portal may still be running the call
@@ -61,8 +62,7 @@ def classify(code: int, content: bytes, content_type: str, mask: Callable[[str],
         snippet = "" if why else " ".join(mask(_strip_tags(text)).split())[:120]
         return text, Kind.FAILED, f"the portal answered HTTP {code} with {what}" + (f": {snippet}" if snippet else "")
     if isinstance(body, dict) and "error" in body:
-        desc = body.get("error_description") or ""
-        problem = f"the portal answered HTTP {code} error {body.get('error')!r}" + (f": {desc}" if desc else "")
+        problem = f"the portal answered HTTP {code} " + error_words(body.get("error"), body.get("error_description"))
         return body, Kind.API_ERROR, problem
     if isinstance(body, dict) and "result" in body:
         return body, Kind.OK, ""

@@ -59,4 +59,10 @@ def split(body) -> tuple[dict, dict]:
     return as_map(inner.get("result")), as_map(inner.get("result_error"))
 
 
+def paging(body) -> tuple[dict, dict]:
+    """(result_total, result_next) of a batch answer's body, each keyed by command key: a list method's paging."""
+    inner = as_map(as_map(body).get("result"))
+    return as_map(inner.get("result_total")), as_map(inner.get("result_next"))
+
+
 EMPTY = {"result": {"result": [], "result_error": []}}  # what a batch of no commands answers

@@ -24,7 +24,11 @@ MAX_URL = 4096  # characters of --url or --proxy
 MAX_LOGGED_BODY = 2000  # characters of an answer shown by --debug
 MAX_MESSAGE = 2000  # characters of one stderr line: a hostile value is cut, not echoed whole
 BATCH_SIZE = 50  # Bitrix24's limit of commands in one batch request
+MAX_ID_DIGITS = 19  # a user ID (a Bitrix24 integer: 19 digits hold any 64-bit one), checked before int()
 MAX_USERS = 200_000  # users --userid all lists in one run; a portal's user.get claiming more is not believed
+STOP_GRACE = 10.0  # seconds a stopped run waits for the request in flight before it cuts it
+LOCK_WAIT = 60.0  # seconds a state-changing run over many users waits for another run's lock on the same portal
+MAX_LOCK_WAIT = 3600.0  # OINT_LOCK_WAIT's ceiling
 MAX_TOKEN_ANSWER = 64 * 1024  # bytes of an OAuth server's token answer (a real one is under 1 KiB)
 AUTH_LOCK_MIN_WAIT = 5.0  # seconds a process waits at least for another one renewing the same auth file
 # (twice --timeout, see authfile.lock_wait: 60 s with the default timeout)

@@ -8,7 +8,7 @@ import re
 from urllib.parse import quote, urlsplit
 
 from . import bounds
-from .methods import CONFIG_OPTIONS, Method, Option
+from .methods import CONFIG_OPTIONS, URL, Method, Option
 from .model import ALL_USERS, Call, Endpoint
 from .outcome import UsageError
 from .redact import Redactor, url_secrets
@@ -185,7 +185,8 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
     self-hosted portals."""
     raw = (url or "").strip()
     if not raw:
-        raise UsageError("--url is empty")
+        raise UsageError("--url is empty: give the webhook URL (or, with --token, the portal address) with --url "
+                         f"or in {URL.env}")
     reject_blanks(raw, "--url")
     if "://" not in raw:
         raw = "https://" + raw.lstrip("/")
@@ -223,6 +224,9 @@ def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
         many = True
     parts = [p for p in text.replace(",", " ").split() if p]
     many = many or "," in value or len(parts) > 1
+    long = next((p for p in parts if len(p) > bounds.MAX_ID_DIGITS), None)
+    if long is not None:  # before int(): Python refuses over 4,300 digits, and 4,000 cost time and memory
+        raise UsageError(f"--userid: {long[:20]!r}... is not a user ID (more than {bounds.MAX_ID_DIGITS} digits)")
     bad = [p for p in parts if not (p.isascii() and p.isdigit() and int(p) > 0)]
     if bad and bad[0].lower() == ALL_USERS:
         raise UsageError("--userid: all stands alone (every active user); it cannot be mixed with IDs or a file")
@@ -301,7 +305,7 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
 
 
 def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
-          debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False,
+          debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False, quiet: bool = False,
           redactor: Redactor = Redactor(), auth_file: str | None = None) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
@@ -333,7 +337,7 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     target = check_out(out) if out is not None else None
     return Call(method=method, endpoint=ep, user_ids=ids, many=many, params=params, settings=conf, out=target,
                 debug=debug, test=test, redactor=redactor, all_users=all_users, if_needed=if_needed, plan=plan,
-                auth_file=auth_file)
+                auth_file=auth_file, quiet=quiet)
 
 
 def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):

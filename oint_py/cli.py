@@ -27,8 +27,17 @@ def _help(page: str, *args) -> None:
     helptext.show(getattr(helptext, page)(*args))
 
 
+def _did_you_mean(typed: str, names) -> str:
+    """`; did you mean StopTimekeeping?` for a near miss (any case), as Click says for options."""
+    import difflib
+
+    by_key = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(typed.lower(), list(by_key), n=1, cutoff=0.6)
+    return f": did you mean {by_key[close[0]]}?" if close else ""
+
+
 class Root(click.Group):
-    LAZY = {"sandbox": "oint_py.sandbox.command"}  # command name: its module
+    LAZY = {"sandbox": "oint_py.sandbox.command", "jobs": "oint_py.jobs_command"}  # command name: its module
 
     def list_commands(self, ctx):
         return sorted([*super().list_commands(ctx), *self.LAZY])
@@ -46,8 +55,8 @@ class Root(click.Group):
         if cmd is None and ctx.resilient_parsing:  # completing: nothing to offer, no error
             return None, None, args
         if cmd is None and not args[0].startswith("-"):
-            raise OintError(f"unknown library {args[0]!r}; libraries: {', '.join(LIBRARIES)} (names are lowercase)",
-                            ExitStatus.UNKNOWN_LIBRARY)
+            raise OintError(f"unknown library {args[0]!r}{_did_you_mean(args[0], LIBRARIES)} (libraries: "
+                            f"{', '.join(LIBRARIES)}; names are lowercase)", ExitStatus.UNKNOWN_LIBRARY)
         return super().resolve_command(ctx, args)
 
     def main(self, args=None, prog_name=None, complete_var=None, **extra):
@@ -66,7 +75,8 @@ class Root(click.Group):
                 # any of argv: masked by a scan of argv itself (redact.Redactor.from_argv).
                 masking.redact = masking.redact.merged(Redactor.from_argv(args, os.environ))
                 hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
-                raise OintError(exc.format_message() + hint, ExitStatus.BAD_OPTIONS) from None
+                text = " ".join(exc.format_message().split())  # Click's choices come one a line: one line here
+                raise OintError(text + hint, ExitStatus.BAD_OPTIONS) from None
 
         return finish(args, body)
 
@@ -91,8 +101,9 @@ class Library(click.Group):
         if cmd is None:
             if args[0].startswith("-") or ctx.resilient_parsing:
                 return super().resolve_command(ctx, args)
-            raise OintError(f"unknown method {args[0]!r} of {ctx.info_name}; run 'oint {ctx.info_name}' for the list",
-                            ExitStatus.UNKNOWN_METHOD)
+            raise OintError(f"unknown method {args[0]!r} of {ctx.info_name}"
+                            f"{_did_you_mean(args[0], [m.name for m in METHODS])} "
+                            f"(run 'oint {ctx.info_name}' for the list)", ExitStatus.UNKNOWN_METHOD)
         return cmd.name, cmd, args[1:]
 
 
@@ -122,9 +133,9 @@ def _show_help(ctx, param, value):
 def _option(option: Option) -> click.Option:
     """A click option from the option table: values stay strings (call.py checks them)."""
     if option.name == "--help":
-        return click.Option([option.name], is_flag=True, expose_value=False, is_eager=True, callback=_show_help,
-                            help=option.help)
-    names = [option.name] + ([option.alias] if option.alias else [])
+        return click.Option(list(option.spellings), is_flag=True, expose_value=False, is_eager=True,
+                            callback=_show_help, help=option.help)
+    names = list(option.spellings)
     if option.kind == "flag":
         return click.Option(names, is_flag=True, default=None, help=option.help)
     return click.Option(names, metavar=option.metavar, help=option.help,
@@ -157,7 +168,7 @@ def method_command(method: Method) -> MethodCommand:
 @click.group(cls=Root, invoke_without_command=True, add_help_option=False,
              context_settings={"help_option_names": []})
 @click.option("--version", is_flag=True, help="Show the version and exit")
-@click.option("--help", "help_", is_flag=True, help="Show this help")
+@click.option("--help", "-h", "help_", is_flag=True, help="Show this help")
 @click.pass_context
 def cli(ctx, version, help_):
     if version:
@@ -168,14 +179,14 @@ def cli(ctx, version, help_):
 
 
 @cli.group(cls=Library, name="bitrix24", invoke_without_command=True, add_help_option=False)
-@click.option("--help", "help_", is_flag=True, help="Show the methods")
+@click.option("--help", "-h", "help_", is_flag=True, help="Show the methods")
 @click.pass_context
 def bitrix24(ctx, help_):
     if ctx.invoked_subcommand is None:
         _help("library", ctx.info_name)
 
 
-@cli.command(add_help_option=False)
+@cli.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish", "powershell"]))
 def completion(shell):
     """Print the completion script for SHELL (see completions/)."""

@@ -45,7 +45,7 @@ def spellings(method: Method) -> tuple[dict, dict]:
         if option.name == "--help":
             continue
         table = flags if option.kind == "flag" else valued
-        for spelling in filter(None, (option.name, option.alias)):
+        for spelling in option.spellings:
             table[spelling] = keyword(option.name)
     return valued, flags
 

@@ -203,14 +203,18 @@ Register-ArgumentCompleter -Native -CommandName %(prog_name)s, %(prog_name)s.exe
 """
 
 
-def _dash_spelling_only(items: list[CompletionItem]) -> list[CompletionItem]:
+def _dash_spelling_only(items: list[CompletionItem], incomplete: str) -> list[CompletionItem]:
     """Drop `--adv_response` where `--adv-response` is offered too: both name one
     option, and two spellings leave `--ad<TAB>` stuck at their common prefix.
-    Typed as `--adv_`, the underscore spelling is still completed."""
+    Typed as `--adv_`, the underscore spelling is still completed. Likewise the
+    one-letter spellings (`-q`, `-h`) unless typed: `-<TAB>` goes on to `--`."""
     values = {item.value for item in items}
+    typed_short = incomplete.startswith("-") and not incomplete.startswith("--") and len(incomplete) > 1
     return [item for item in items
             if not (isinstance(item.value, str) and item.value.startswith("--") and "_" in item.value
-                    and item.value.replace("_", "-") in values)]
+                    and item.value.replace("_", "-") in values)
+            and not (isinstance(item.value, str) and len(item.value) == 2 and item.value[0] == "-"
+                     and item.value[1] != "-" and not typed_short)]
 
 
 def _split_tail(words: list[str], text: str, word_ended: bool) -> tuple[list[str], str]:
@@ -246,7 +250,7 @@ class _Oint:
             items = obj.shell_complete(ctx, "-")
         else:
             items = obj.shell_complete(ctx, incomplete)
-        return _dash_spelling_only(items)
+        return _dash_spelling_only(items, incomplete)
 
 
 class BashComplete(_Oint, sc.BashComplete):

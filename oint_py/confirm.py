@@ -23,9 +23,9 @@ from . import batch
 from .answer import Answer, Kind, classify
 from .methods import STATUS_METHOD, Method
 from .model import Call
-from .outcome import ExitStatus, OutcomeUnknown, RequestFailure
+from .outcome import ExitStatus, OutcomeUnknown, RequestFailure, Unreachable, hint
 from .retry import Step, verdict
-from .transport import Client, Failure, Reply
+from .transport import Client, Failure, Reply, Trouble
 
 # confirm(payload): after a failure that may have reached the portal, the Answer that
 # ends the call (the status shows it applied), or the payload of what was not applied;
@@ -69,7 +69,8 @@ class RestClient:
                 return result
             if ruling.step is Step.GIVE_UP:
                 if isinstance(result, Failure):
-                    raise RequestFailure(f"{problem}{ruling.why}")
+                    gone = result.trouble in UNREACHABLE
+                    raise (Unreachable if gone else RequestFailure)(f"{problem}{ruling.why}")
                 return result.replace(kind=Kind.FAILED, problem=f"{problem or f'HTTP {result.code}'}{ruling.why}")
             attempt += 1
             self.client.log(f"  retry {attempt}/{retries} in {ruling.wait:.2f} s: {problem}")
@@ -98,6 +99,8 @@ def _settle(confirm: Confirm, payload: dict, why: str, in_flight: bool) -> "Answ
 
 
 TRANSPORT_ERRORS = ("REQUEST_FAILED", "OUTCOME_UNKNOWN")
+# troubles that say no portal is there: a run over many users stops after a few batches of them
+UNREACHABLE = {Trouble.RESOLVE, Trouble.CONNECT, Trouble.CONNECT_TIMEOUT, Trouble.TIMEOUT}
 
 
 class Applied(Enum):
@@ -126,46 +129,55 @@ def send(client: RestClient, call: Call, method: Method, per_user: dict[str, str
          progress: Callable[[int], None] | None = None) -> dict[str, dict]:
     """Send {uid: command} in batches; return {uid: entry}. `progress(n)`: n
     more users have their answer."""
-    ep = call.endpoint
     results: dict[str, dict] = {}
     for cmd in batch.chunks(per_user):
-        confirm = None
-        if method.confirm_status:
-            def confirm(payload: dict):
-                pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
-                remaining = {}
-                for uid, record in statuses(client, call, list(pending), batched=True).items():
-                    applied = judge(method, record)
-                    if applied is Applied.UNKNOWN:
-                        results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": unknown_text(method, record)}
-                    elif applied is Applied.YES:
-                        results[uid] = {"result": record, "note": settled_text(method)}
-                    else:
-                        remaining[batch.key(uid)] = pending[uid]
-                if not remaining:
-                    return Answer(200, {}, batch.EMPTY, ep.url("batch"))
-                return {**payload, "cmd": remaining}
-
-        _collect(client, call, cmd, confirm, results)
+        results.update(send_batch(client, call, method, cmd)[0])
         if progress:
             progress(len(cmd))
     return results
 
 
-def _collect(client: RestClient, call: Call, cmd: dict, confirm, results: dict[str, dict]) -> None:
-    """One batch request; each of its users' entries into `results` (kept where a status check settled it)."""
+def send_batch(client: RestClient, call: Call, method: Method, cmd: dict) -> tuple[dict[str, dict], bool]:
+    """One batch request of at most BATCH_SIZE commands ({key(uid): command});
+    ({uid: entry}, whether the portal could not be reached at all)."""
+    ep = call.endpoint
+    results: dict[str, dict] = {}
+    confirm = None
+    if method.confirm_status:
+        def confirm(payload: dict):
+            pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
+            remaining = {}
+            for uid, record in statuses(client, call, list(pending), batched=True).items():
+                applied = judge(method, record)
+                if applied is Applied.UNKNOWN:
+                    results[uid] = {"error": "OUTCOME_UNKNOWN", "error_description": unknown_text(method, record)}
+                elif applied is Applied.YES:
+                    results[uid] = {"result": record, "note": settled_text(method)}
+                else:
+                    remaining[batch.key(uid)] = pending[uid]
+            if not remaining:
+                return Answer(200, {}, batch.EMPTY, ep.url("batch"))
+            return {**payload, "cmd": remaining}
+
+    unreachable = _collect(client, call, cmd, confirm, results)
+    return results, unreachable
+
+
+def _collect(client: RestClient, call: Call, cmd: dict, confirm, results: dict[str, dict]) -> bool:
+    """One batch request; each of its users' entries into `results` (kept where a status check settled it).
+    True when the portal could not be reached at all."""
     ep = call.endpoint
     try:
         answer = client.call(ep.url("batch"), ep.payload(batch.request(cmd)), confirm)
     except RequestFailure as exc:
         for k in cmd:
             results.setdefault(batch.uid(k), failed_entry(exc, call.redactor))
-        return
+        return isinstance(exc, Unreachable)
     if answer.kind is not Kind.OK:
         error = answer_entry(answer, call.redactor)
         for k in cmd:
             results.setdefault(batch.uid(k), error)
-        return
+        return False
     done, errors = batch.split(answer.body)
     for k in cmd:
         if batch.uid(k) in results:  # settled by a status check during a retry
@@ -177,6 +189,7 @@ def _collect(client: RestClient, call: Call, cmd: dict, confirm, results: dict[s
         else:
             results[batch.uid(k)] = {"error": "NO_ANSWER",
                                      "error_description": "the batch answered nothing for this user"}
+    return False
 
 
 def error_entry(value) -> dict:
@@ -214,7 +227,8 @@ def failure(uid: str, entry: dict) -> tuple[ExitStatus, str]:
     code = entry.get("error")
     status = ExitStatus.REQUEST_FAILED if code in TRANSPORT_ERRORS else ExitStatus.API_ERROR
     desc = entry.get("error_description") or ""
-    return status, about(uid, ": ".join(str(p) for p in (code, desc) if p not in (None, "")))
+    return status, about(uid, (": ".join(str(p) for p in (code, desc) if p not in (None, "")) or "an error with no code")
+                         + hint(code))
 
 
 def about(uid: str, text: str) -> str:

@@ -19,6 +19,7 @@ class Finished(Record):
     outcome: Outcome
     out: str | None
     redact: Redactor
+    quiet: bool = False
 
 
 class Masking:
@@ -48,18 +49,27 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
     call = parse(method, {p.option: kw.get(cmdline.keyword(p.option)) for p in method.params},
                  {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
                  debug=bool(kw.get("debug")), test=bool(kw.get("test")), if_needed=bool(kw.get("if_needed")),
-                 plan=bool(kw.get("plan")), redactor=masking.redact, auth_file=kw.get("auth_file"))
+                 plan=bool(kw.get("plan")), quiet=bool(kw.get("quiet")), redactor=masking.redact,
+                 auth_file=kw.get("auth_file"))
     masking.redact = call.redactor
     if call.settings.dontwait and not call.test:
         from .jobs import start
 
-        return Finished(start(call), None, call.redactor)  # the job's own answer goes to --out
+        return Finished(start(call), None, call.redactor, call.quiet)  # the job's own answer goes to --out
+    from contextlib import nullcontext
+
     from .execute import execute
 
+    log = output.debug_logger(call.redactor) if call.debug else None
+    many = call.many or call.reads_first  # runs batch by batch: each batch recorded, a signal stops the sending
+    record = output.recorder(call.out, call.redactor) if call.out and call.many else None
+    if many:
+        from .stopping import on_signals
     # a bar for the runs that read users and statuses first; --debug's lines would tear it
-    with output.progress_bar(wanted=(call.all_users or call.reads_first) and not call.debug) as progress:
-        outcome = execute(call, log=output.debug_logger(call.redactor) if call.debug else None, progress=progress)
-    return Finished(outcome, call.out, call.redactor)
+    wanted = (call.all_users or call.reads_first) and not call.debug and not call.quiet
+    with output.progress_bar(wanted=wanted) as progress, (on_signals() if many else nullcontext()) as stop:
+        outcome = execute(call, log=log, progress=progress, record=record, stop=stop)
+    return Finished(outcome, call.out, call.redactor, call.quiet)
 
 
 def finish(args: list[str], body) -> ExitStatus:
@@ -71,7 +81,7 @@ def finish(args: list[str], body) -> ExitStatus:
     try:
         result = body(masking)
         if isinstance(result, Finished):
-            code = output.render(result.outcome, out=result.out, redact=result.redact)
+            code = output.render(result.outcome, out=result.out, redact=result.redact, quiet=result.quiet)
         else:
             code = result if isinstance(result, int) else ExitStatus.OK
     except KeyboardInterrupt:

@@ -6,13 +6,13 @@ ambiguous failure only where timeman.status says it has not taken effect
 (confirm.py: the rule, for one user or per user in a batch).
 """
 
+from contextlib import ExitStack, closing
 from typing import Callable
 from urllib.parse import urlsplit
 
 from . import batch, tls
 from .answer import Answer, Kind
-from .confirm import (Applied, RestClient, about, failed_entry, failure, judge, send, settled_text, statuses,
-                      unknown_text)
+from .confirm import Applied, RestClient, failed_entry, judge, settled_text, statuses, unknown_text
 from .methods import STATUS_METHOD
 from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
@@ -22,48 +22,67 @@ _KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Ki
 
 
 def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
-            progress: Callable[[str, int, int], None] | None = None) -> Outcome:
+            progress: "sweep.Progress | None" = None, record: "sweep.Record | None" = None, stop=None) -> Outcome:
     """`log`: where --debug lines go (the caller masks them); `transport`: an
     httpx transport instead of the network (unit tests); `progress(what, done,
-    total)`: told how far a run over many users got."""
+    total)`: told how far a run over many users got; `record(entries)`: given
+    every user's entry so far after each batch; `stop`: a stopping.Stop, looked
+    at between batches."""
     if call.test:
         return plan(call)
     ep = call.endpoint
-    try:  # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
-        client = RestClient(Client(call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
-                                   moves_with=None if ep.token else urlsplit(ep.base).path))
-        if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
-            from .authfile import Renewing
+    try:
+        with ExitStack() as held:
+            if call.many and call.method.changes_state and not call.plan:  # one such run per portal at a time
+                from . import lock
 
-            client = Renewing(client, call.auth_file, call.settings, log)
+                held.enter_context(lock.held(ep.base))
+            # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
+            client = RestClient(Client(call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
+                                       moves_with=None if ep.token else urlsplit(ep.base).path))
+            if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
+                from .authfile import Renewing
+
+                client = Renewing(client, call.auth_file, call.settings, log)
+            held.enter_context(closing(client))
+            outcome = _run(call, client, progress, record, stop)
+    except RequestFailure as exc:
+        return Outcome.failed(exc, failed_entry(exc, call.redactor))
     except OintError as exc:
         return Outcome.failed(exc)
-    try:
-        outcome = _run(call, client, progress)
-    finally:
-        client.close()
     if client.moved:
         new = client.moved + urlsplit(ep.base).path
         outcome = outcome.replace(messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url")))
     return outcome
 
 
-def _run(call: Call, client: RestClient, progress) -> Outcome:
-    if call.all_users or call.reads_first:
-        from . import sweep  # only runs over many users' statuses need it
-    try:
-        if call.all_users:
-            ids, failed = sweep.active_users(call, client, progress)
-            if failed:
-                return failed
-            call = call.replace(user_ids=tuple(ids))
-        if call.reads_first:
-            return sweep.run(call, client, progress)
-        return _many(call, client) if call.many else _one(call, client)
-    except RequestFailure as exc:
-        return Outcome.failed(exc, failed_entry(exc, call.redactor))
-    except OintError as exc:  # an auth file that cannot be renewed (exit 7) or stays locked: one line, its status
-        return Outcome.failed(exc)
+def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
+    if not call.many and not call.reads_first:
+        return _one(call, client)
+    from . import sweep  # only runs over several users need it
+
+    notes: tuple[str, ...] = ()
+    if call.all_users:
+        listing, failed = sweep.active_users(call, client, progress)
+        if failed:
+            return failed
+        if not listing.ids:
+            return Outcome(ExitStatus.OK, {}, listing.notes + _inactive(listing) + (
+                f"{sweep.USER_METHOD}: the portal lists no active users; nothing was done",))
+        call = call.replace(user_ids=tuple(listing.ids))
+        notes = listing.notes + _inactive(listing)
+    outcome = sweep.run(call, client, progress, record, stop)
+    return outcome.replace(messages=notes + outcome.messages)
+
+
+def _inactive(listing: "sweep.Listing") -> tuple[str, ...]:
+    from . import sweep
+
+    if not listing.inactive:
+        return ()
+    shown = ", ".join(listing.inactive[:10]) + (", ..." if len(listing.inactive) > 10 else "")
+    return (f"{sweep.USER_METHOD}: {len(listing.inactive)} listed users are not ACTIVE (the portal ignored the "
+            f"filter): {shown}; they were skipped",)
 
 
 def _one(call: Call, client: RestClient) -> Outcome:
@@ -87,20 +106,6 @@ def _one(call: Call, client: RestClient) -> Outcome:
     return Outcome(_KIND_STATUS[answer.kind], data, messages)
 
 
-def _many(call: Call, client: RestClient) -> Outcome:
-    results = send(client, call, call.method, batch.lines(call.method.rest, call.user_ids, call.rest_params))
-    data = {uid: results[uid] for uid in call.user_ids}
-    status, messages = ExitStatus.OK, []
-    for uid, entry in data.items():
-        if "error" in entry:
-            worse, line = failure(uid, entry)
-            status = max(status, worse)
-            messages.append(line)
-        elif "note" in entry:
-            messages.append(about(uid, entry["note"]))
-    return Outcome(ExitStatus(status), data, tuple(messages))
-
-
 def plan(call: Call) -> Outcome:
     """--test: the requests that would be sent, secrets masked; nothing is sent.
     For --userid all and --if-needed: the first reads (what follows depends on their answers)."""
@@ -109,12 +114,12 @@ def plan(call: Call) -> Outcome:
     ep = call.endpoint
     if call.all_users:
         requests = [{"method": "POST", "url": ep.url(sweep.USER_METHOD), "body": ep.payload(sweep.ACTIVE)}]
-    elif call.if_needed:
+    elif call.if_needed and not sweep.acts_first(call):
         requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
                     for cmd in batch.chunks(batch.lines(STATUS_METHOD, call.user_ids or [""], {}))]
-    elif call.many:
+    elif call.many or call.if_needed:  # the if-needed close without --time: closes first
         requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
-                    for cmd in batch.commands(call.method.rest, call.user_ids, call.rest_params)]
+                    for cmd in batch.commands(call.method.rest, call.user_ids or [""], call.rest_params)]
     else:
         body = {"USER_ID": call.user_ids[0], **call.rest_params} if call.user_ids else call.rest_params
         requests = [{"method": "POST", "url": ep.url(call.method.rest), "body": ep.payload(body)}]
@@ -122,7 +127,8 @@ def plan(call: Call) -> Outcome:
     shown = {
         "requests": requests,
         **({"then": "the requests that follow depend on the answers: the other pages of user.get (all), "
-                    "timeman.status in batches of 50 (--if-needed), and the changes it decides on"}
+                    "timeman.status in batches of 50 (--if-needed; a close without --time: of the users "
+                    "it was refused for), and the changes it decides on"}
            if call.all_users or call.if_needed else {}),
         "headers": {"Content-Type": "application/json; charset=utf-8"},
         "proxy": s.proxy,

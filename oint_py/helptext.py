@@ -100,7 +100,7 @@ def show(page: Page) -> None:
 
 
 def _options(items) -> Table:
-    return Table(None, [(f"{o.name} {o.metavar}".strip(), o.help) for o in items])
+    return Table(None, [(f"{o.short + ', ' if o.short else ''}{o.name} {o.metavar}".strip(), o.help) for o in items])
 
 
 def root() -> Page:

@@ -10,12 +10,17 @@ The jobs folder is private: `$OINT_JOBS_DIR`, else `$XDG_STATE_HOME/oint/jobs`
 (`~/.local/state/oint/jobs`), or `%LOCALAPPDATA%\\oint\\jobs` on Windows,
 created 0700. A folder that is a symbolic link, belongs to another user, or
 is writable by group or others is refused (exit 5) and nothing is written
-into it. Job files are created 0600 with O_EXCL|O_NOFOLLOW, under names no
-one can guess; results are renamed into place from random temporary names.
+into it; so is one below a folder that is group- or world-writable (unless
+sticky and root's, as /tmp) or another user's (check_parents, as ssh does).
+Job files are created 0600 with O_EXCL|O_NOFOLLOW, under names no one can
+guess; results are renamed into place from random temporary names. A
+`<job>.meta` (method, start time, PID, result file; never a secret) lets
+`oint jobs` list, wait for and clean jobs.
 """
 
 import json
 import os
+import re
 import secrets
 import stat
 import subprocess
@@ -26,6 +31,7 @@ from . import output
 from .methods import JOBS_ENV
 from .model import Call
 from .outcome import ExitStatus, Outcome, UsageError
+from .private import check_private, private_dir, state_dir  # noqa: F401 - check_private: jobs' own rule too
 from .redact import Redactor
 from .spawn import detached, module_argv
 
@@ -33,46 +39,11 @@ PRIVATE = 0o600
 
 
 def default_dir() -> str:
-    if os.name == "nt":
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Local")
-        return os.path.join(base, "oint", "jobs")
-    state = os.environ.get("XDG_STATE_HOME")
-    if not state or not os.path.isabs(state):  # the XDG spec: a relative value is to be ignored
-        state = os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "oint", "jobs")
-
-
-def check_private(folder: str) -> None:
-    """Refuse a jobs folder another local user could read into or write into."""
-    try:
-        info = os.lstat(folder)
-    except OSError as exc:
-        raise UsageError(f"jobs folder {folder}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise UsageError(f"jobs folder {folder} is a symbolic link; refusing to write job files through it")
-    if not stat.S_ISDIR(info.st_mode):
-        raise UsageError(f"jobs folder {folder} is not a folder")
-    if os.name == "nt":  # no POSIX owners or modes: the folder lives in the user's own profile
-        return
-    if info.st_uid != os.geteuid():
-        raise UsageError(f"jobs folder {folder} belongs to another user (uid {info.st_uid}); "
-                         f"set {JOBS_ENV} to a folder of your own")
-    if info.st_mode & 0o022:
-        raise UsageError(f"jobs folder {folder} is writable by group or others "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}); make it 0700 or set {JOBS_ENV}")
+    return os.path.join(state_dir(), "jobs")
 
 
 def jobs_dir() -> str:
-    folder = os.path.abspath(os.environ.get(JOBS_ENV) or default_dir())
-    if not os.path.lexists(folder):
-        try:
-            os.makedirs(folder, mode=0o700)
-        except FileExistsError:  # made meanwhile: checked below like any other
-            pass
-        except OSError as exc:
-            raise UsageError(f"cannot create the jobs folder {folder}: {exc.strerror or exc}") from None
-    check_private(folder)
-    return folder
+    return private_dir(os.path.abspath(os.environ.get(JOBS_ENV) or default_dir()))
 
 
 def create_private(path: str) -> int:
@@ -81,10 +52,18 @@ def create_private(path: str) -> int:
     return os.open(path, flags, PRIVATE)
 
 
+def _write_new(path: str, text: str) -> None:
+    fd = create_private(path)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(text.encode("utf-8"))
+
+
 def start(call: Call) -> Outcome:
     folder = jobs_dir()
-    job = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(8)
-    files = {name: os.path.join(folder, f"{job}.{name}") for name in ("json", "log", "exit")}
+    now = time.localtime()
+    job = time.strftime("%Y%m%d-%H%M%S-", now) + secrets.token_hex(8)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z", now)
+    files = {name: os.path.join(folder, f"{job}.{name}") for name in ("json", "log", "exit", "meta")}
     result = call.out or files["json"]
     try:
         log_fd = create_private(files["log"])
@@ -97,8 +76,177 @@ def start(call: Call) -> Outcome:
         os.close(log_fd)
     proc.stdin.write(json.dumps(call.to_json()).encode("utf-8"))
     proc.stdin.close()
+    meta = {"job": job, "method": call.method.name, "started": started, "pid": proc.pid, "result_file": result}
+    try:  # what `oint jobs` shows: never a secret (no URL, token or option values)
+        _write_new(files["meta"], json.dumps(meta) + "\n")
+    except OSError as exc:
+        output.warn(f"cannot write {files['meta']} ({exc.strerror or exc}); `oint jobs` will show less of this job")
     return Outcome(ExitStatus.OK, {"job": job, "pid": proc.pid, "result_file": result, "log_file": files["log"],
                                    "exit_file": files["exit"]})
+
+
+# -- following jobs: `oint jobs`, `oint jobs wait`, `oint jobs clean` ------------
+JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{16}")
+SUFFIXES = ("json", "log", "exit", "meta")
+MAX_SMALL = 1 << 16  # bytes read of a .meta or .exit file; a bigger one is not ours
+WAIT_STEP = 0.2  # seconds between looks at a job being waited for
+UNKNOWN_KEPT = 86400  # seconds `oint jobs clean` keeps a job it cannot tell is over
+LOG_LINES = 20  # of a job's log, shown by `oint jobs wait`; the rest is counted
+
+
+def _read_small(folder: str, name: str) -> str | None:
+    """A job file's text, never through a link, None when it is missing or not a plain file of ours."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(os.path.join(folder, name), flags)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        return fh.read(MAX_SMALL).decode("utf-8", "replace")
+
+
+def _exit_code(folder: str, job: str) -> int | None:
+    text = _read_small(folder, f"{job}.exit")
+    text = text.strip() if text is not None else ""
+    return int(text) if text.isdigit() and len(text) <= 3 else None
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs. Windows: asked through a handle (os.kill would end it there)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":
+        import ctypes
+
+        kernel = ctypes.WinDLL("kernel32", use_last_error=True)
+        handle = kernel.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        try:
+            code = ctypes.c_ulong()
+            return bool(kernel.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+        finally:
+            kernel.CloseHandle(handle)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process took the number: not our job
+        return False
+    try:  # Linux: a zombie no one reaped (an init that does not) has ended
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read(512).rpartition(b")")[2].split()[:1] != [b"Z"]
+    except OSError:
+        return True
+
+
+def _meta(folder: str, job: str) -> dict:
+    try:
+        meta = json.loads(_read_small(folder, f"{job}.meta") or "{}")
+    except ValueError:
+        meta = {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def describe(folder: str, job: str) -> dict:
+    """One job as `oint jobs` lists it: running, done (with its exit code) or lost (ended without one)."""
+    meta = _meta(folder, job)
+    code = _exit_code(folder, job)
+    pid = meta.get("pid") if isinstance(meta.get("pid"), int) else 0
+    if code is not None:
+        state = "done"
+    elif alive(pid):
+        state = "running"
+    else:
+        state = "lost" if pid or os.path.lexists(os.path.join(folder, f"{job}.exit")) else "unknown"
+    started = meta.get("started") if isinstance(meta.get("started"), str) else \
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.strptime(job[:15], "%Y%m%d-%H%M%S"))
+    entry = {"job": job, "state": state, "exit_code": code, "started": started,
+             "method": meta.get("method") if isinstance(meta.get("method"), str) else None, "pid": pid or None,
+             "result_file": meta.get("result_file") if isinstance(meta.get("result_file"), str)
+             else os.path.join(folder, f"{job}.json")}
+    entry.update({f"{suffix}_file": os.path.join(folder, f"{job}.{suffix}") for suffix in ("log", "exit")})
+    return entry
+
+
+def _jobs(folder: str) -> list[str]:
+    found = {name.rpartition(".")[0] for name in os.listdir(folder) if name.rpartition(".")[2] in SUFFIXES}
+    return sorted(job for job in found if JOB_ID.fullmatch(job))
+
+
+def _modified(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return float("-inf")
+
+
+def listing() -> Outcome:
+    folder = jobs_dir()
+    return Outcome(ExitStatus.OK, [describe(folder, job) for job in _jobs(folder)])
+
+
+def wait(job: str, timeout: float | None) -> Outcome:
+    """Until `job` ends (or `timeout` seconds): its result as the answer, its log lines as messages,
+    its exit code as the status."""
+    if not JOB_ID.fullmatch(job):
+        raise UsageError(f"{job!r} is not a job ID (as `oint jobs` lists them: YYYYMMDD-HHMMSS-16 hex digits)")
+    folder = jobs_dir()
+    if job not in _jobs(folder):
+        raise UsageError(f"no job {job} in {folder}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        entry = describe(folder, job)
+        if entry["state"] != "running":
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            return Outcome(ExitStatus.REQUEST_FAILED, None,
+                           (f"job {job} is still running after {timeout:g} s; its result will be in "
+                            f"{entry['result_file']}, its exit code in {entry['exit_file']}",))
+        time.sleep(WAIT_STEP if deadline is None else max(0.0, min(WAIT_STEP, deadline - time.monotonic())))
+    if entry["state"] != "done":
+        return Outcome(ExitStatus.REQUEST_FAILED, None,
+                       (f"job {job} ended without an exit code (killed?); see {entry['log_file']}",))
+    log = (_read_small(folder, f"{job}.log") or "").splitlines()
+    messages = [line.removeprefix("oint: ") for line in log[:LOG_LINES]]
+    if len(log) > LOG_LINES:
+        messages.append(f"and {len(log) - LOG_LINES} more: see {entry['log_file']}")
+    data, begun = None, time.mktime(time.strptime(job[:15], "%Y%m%d-%H%M%S"))
+    if _modified(entry["result_file"]) >= begun:  # an --out file of an earlier run is not this job's result
+        try:
+            with open(entry["result_file"], "rb") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            messages.append(f"cannot read the job's result {entry['result_file']}: {why}")
+    try:
+        status = ExitStatus(entry["exit_code"])
+    except ValueError:
+        status = ExitStatus.INTERNAL
+    return Outcome(status, data, tuple(messages))
+
+
+def clean(older_than: float) -> Outcome:
+    """Remove the files of jobs that ended (done or lost) at least `older_than` seconds ago; running jobs stay."""
+    folder = jobs_dir()
+    now, removed, kept = time.time(), [], 0
+    for job in _jobs(folder):
+        entry = describe(folder, job)
+        ended = max((_modified(os.path.join(folder, f"{job}.{suffix}")) for suffix in SUFFIXES), default=now)
+        # a job of an older oint (no .meta) may still run: its files stay for a day at least
+        at_least = max(older_than, UNKNOWN_KEPT) if entry["state"] == "unknown" else older_than
+        if entry["state"] == "running" or now - ended < at_least:
+            kept += 1
+            continue
+        for suffix in SUFFIXES:
+            try:
+                os.unlink(os.path.join(folder, f"{job}.{suffix}"))  # a link itself, never what it points to
+            except FileNotFoundError:
+                pass
+        removed.append(job)
+    return Outcome(ExitStatus.OK, {"removed": removed, "kept": kept, "folder": folder})
 
 
 def _child(folder: str, job: str) -> None:
@@ -110,7 +258,7 @@ def _child(folder: str, job: str) -> None:
         redact = call.redactor
         outcome = execute(call, log=output.debug_logger(redact) if call.debug else None)
         result = call.out or os.path.join(folder, f"{job}.json")
-        code = output.render(outcome, out=result, redact=redact, mode=None if call.out else PRIVATE)
+        code = output.render(outcome, out=result, redact=redact, mode=None if call.out else PRIVATE, quiet=call.quiet)
     except KeyboardInterrupt:
         code = ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: one masked line in the log, never a traceback

@@ -53,12 +53,12 @@ def page(args: list[str]):
         return None
     from . import helptext
 
-    if args in ([], ["--help"]):
+    if args in ([], ["--help"], ["-h"]):
         return helptext.root()
-    if args in (["bitrix24"], ["bitrix24", "--help"]):
+    if args in (["bitrix24"], ["bitrix24", "--help"], ["bitrix24", "-h"]):
         return helptext.library("bitrix24")
     method = BY_KEY.get(args[1].lower()) if len(args) in (2, 3) and args[0] == "bitrix24" else None
-    if method and (args[2:] == ["--help"] or cmdline.shows_help(method, args[2:])):
+    if method and (args[2:] in (["--help"], ["-h"]) or cmdline.shows_help(method, args[2:])):
         return helptext.method(method)
     return None
 

@@ -39,6 +39,22 @@ class Method(Record):
     # day resumes it (OPENED), which looks just like a pause that never arrived.
     resend_unapplied: bool = True
     example: dict = MappingProxyType({})  # option -> value, for the help page
+    # -- for --if-needed and --plan (state-changing methods only) --
+    # the STATUS values that make the call needed; () means every status but confirm_status
+    needed: tuple[str, ...] = ()
+    # why a user is skipped: a format with {status}; notes added for some statuses
+    skip_why: str = ""
+    skip_notes: dict = MappingProxyType({})
+    # the action as a plan says it, as the progress bar says it, and once done
+    words: tuple[str, str, str] = ("", "", "")
+    # the day's own date: an EXPIRED day is changed with a TIME on the date it opened, and a REPORT
+    dated_by_start: bool = False
+    # refusals (error_description) that mean the change is already made, once a status check shows confirm_status
+    done_refusals: tuple[str, ...] = ()
+    status_method: str = "GetTimekeepingStatus"  # the method whose STATUS these fields speak of
+    # --if-needed may send it before reading the status: on a day that does not need it the portal refuses
+    # it and changes nothing, and only the refused users' statuses are read (half the requests of reading first)
+    act_first: bool = False
     # rest: a REST method on the portal; token: a grant at the OAuth server (GetToken, RefreshToken);
     # link: builds the browser step's address (GetAppAuthLink); status: reads an auth file (AuthStatus)
     kind: str = "rest"
@@ -69,6 +85,12 @@ class Option(Record):
     env: str | None = None
     low: float = 0
     high: float = 0
+    short: str | None = None  # a one-letter spelling: -q, -h
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """Every spelling the command line accepts, the advertised one first."""
+        return tuple(filter(None, (self.name, self.alias, self.short)))
 
     @property
     def alias(self) -> str | None:
@@ -138,7 +160,10 @@ GLOBAL = (
     Option("--out", "PATH", "path", "Write the JSON to PATH atomically and print one confirmation line"),
     Option("--debug", "", "flag", "Log the HTTP exchange to stderr (secrets masked)"),
     Option("--test", "", "flag", "Print the request that would be sent (secrets masked); send nothing"),
-    Option("--help", "", "flag", "Show this help"),
+    Option("--quiet", "", "flag", "For cron and Task Scheduler: print nothing when everything succeeded (the answer "
+           "still goes to --out); on failure the summary and at most 20 failure lines. Exit codes unchanged",
+           short="-q"),
+    Option("--help", "", "flag", "Show this help", short="-h"),
 )
 # only for the methods that change a day (Method.changes_state)
 SWEEP = (
@@ -170,7 +195,7 @@ OAUTH = (
 OAUTH_ADVANCED = tuple(o for o in ADVANCED if o.name not in ("--retries", "--dontwait", "--adv-response"))
 
 _EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--token": "***"}
-_TIMED_EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--time": "2026-05-26T14:13:07",
+_TIMED_EXAMPLE = {"--url": "b24-ar17wx.bitrix24.by", "--userid": "1", "--time": "18:00",
                   "--report": "Time off", "--token": "***"}
 
 METHODS: tuple[Method, ...] = (
@@ -179,18 +204,24 @@ METHODS: tuple[Method, ...] = (
         "Starts or resumes user timekeeping",
         (URL, USERID, _time("Start"), REPORT, TOKEN),
         confirm_status="OPENED", example=_TIMED_EXAMPLE,
+        skip_why="the day is already open", words=("open", "opening", "opened"),
     ),
     Method(
         "StopTimekeeping", "timeman.close", "Timekeeping", "Stop timekeeping",
         "Stops user timekeeping",
         (URL, USERID, _time("Stop"), REPORT, TOKEN),
         confirm_status="CLOSED", example=_TIMED_EXAMPLE,
+        needed=("OPENED", "PAUSED", "EXPIRED"), skip_why="the day is {status}, not open",
+        words=("close", "closing", "closed"), dated_by_start=True,
+        done_refusals=("Workday is not opened", "Рабочий день не начат"), act_first=True,
     ),
     Method(
         "PauseTimekeeping", "timeman.pause", "Timekeeping", "Pause timekeeping",
         "Pauses user timekeeping",
         (URL, USERID, TOKEN),
         confirm_status="PAUSED", resend_unapplied=False, example=_EXAMPLE,
+        needed=("OPENED",), skip_why="the day is {status}; only an open day is paused",
+        skip_notes={"CLOSED": " (pausing a closed day would re-open it)"}, words=("pause", "pausing", "paused"),
     ),
     Method(
         "GetTimekeepingStatus", "timeman.status", "Timekeeping", "Get timekeeping status",

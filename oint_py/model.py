@@ -54,6 +54,7 @@ class Call(Record, kw_only=True):
     if_needed: bool = False  # read each status first; call only where it changes the day
     plan: bool = False  # read users and statuses, say what would be done, change nothing
     auth_file: str | None = None  # absolute path of an auth file whose token is renewed when it expires
+    quiet: bool = False  # print nothing on success; on failure the summary and the first failure lines
 
     @property
     def rest_params(self) -> dict:

@@ -23,7 +23,9 @@ class ExitStatus(IntEnum):
     NOT_WRITTEN = 6  # the call was made, but its answer could not be written where asked
     REAUTHORIZE = 7  # an app's auth file cannot be renewed: a person must authorise the app again in a browser
     INTERNAL = 99  # a bug in oint-py (oint's catch-all code); never a traceback
+    HANGUP = 129  # SIGHUP during a run over many users (128 + 1, the shell's convention)
     INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM during a run over many users (128 + 15)
 
 
 DESCRIPTIONS = {
@@ -41,8 +43,27 @@ DESCRIPTIONS = {
     "invalid_grant, invalid_client, invalid_token, NOT_INSTALLED, PAYMENT_REQUIRED); stderr gives the steps, "
     "the auth file is left as it was",
     ExitStatus.INTERNAL: "internal error in oint-py (please report it)",
-    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
+    ExitStatus.HANGUP: "stopped by SIGHUP (a closed terminal) during a run over many users; the record says "
+    "what was applied",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C); a run over many users stops sending and its record says what "
+    "was applied",
+    ExitStatus.TERMINATED: "stopped by SIGTERM (a cron timeout, systemctl stop) during a run over many users; "
+    "the record says what was applied",
 }
+
+
+# what to do about an error code the portal gives, said after its description
+HINTS = {"REPORT_NEEDED": 'add --report "REASON": the portal wants a reason with --time unless the schedule is free'}
+
+
+def hint(code) -> str:
+    return f" ({HINTS[code]})" if isinstance(code, str) and code in HINTS else ""
+
+
+def error_words(code, desc) -> str:
+    """`error 'CODE': description (hint)`; a missing or empty code is said, never shown as ''."""
+    said = f"error {code!r}" if code not in (None, "") else "an error with no code"
+    return said + (f": {desc}" if desc else "") + hint(code)
 
 
 class OintError(Exception):
@@ -72,6 +93,10 @@ class RequestFailure(OintError):
     status = ExitStatus.REQUEST_FAILED
 
 
+class Unreachable(RequestFailure):
+    """The portal could not be reached at all: no connection, no name, or no answer in time."""
+
+
 class OutcomeUnknown(RequestFailure):
     """A call that is not idempotent may have been applied, and the status
     check that would tell failed too: it is not sent again."""
@@ -81,6 +106,8 @@ class Outcome(Record):
     status: ExitStatus
     data: Any = None  # the JSON for stdout (or --out); None prints nothing
     messages: tuple[str, ...] = ()  # one line each on stderr, prefixed "oint: "
+    summary: str | None = None  # a run over many users: one line after the messages, kept by --quiet
+    per_user: bool = False  # data is keyed by user ID: a terminal shows it as a short table
 
     @classmethod
     def failed(cls, error: OintError, data: Any = None) -> "Outcome":

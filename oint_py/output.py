@@ -174,9 +174,14 @@ def progress_bar(wanted: bool = True):
     with Progress(TextColumn("oint: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
+        stage = ["starting"]
 
         def update(what: str, done: int, total: int) -> None:
-            bar.update(task, description=what, completed=done, total=total)
+            if what != stage[0]:  # a new stage: its own clock (rich stops a task's clock once it is complete)
+                stage[0] = what
+                bar.reset(task, description=what, completed=done, total=total)
+            else:
+                bar.update(task, completed=done, total=total)
 
         yield update
 
@@ -238,6 +243,18 @@ def write_atomic(path: str, text, mode: int | None = None) -> None:
         raise
 
 
+def recorder(path: str, redact=None):
+    """record(data): the run's answer so far, written to `path` at once (atomically, as compact JSON: the
+    pretty JSON follows when the run ends). A write that fails here is left to that last one to report."""
+    def record(data) -> None:
+        try:
+            write_atomic(path, [_block([json.dumps(data, ensure_ascii=False), "\n"], redact)])
+        except OSError:
+            pass
+
+    return record
+
+
 def _stdout_json(data, redact) -> None:
     if sys.stdout is None and os.name != "nt":  # `>&-`: POSIX has no pythonw; a closed stdout loses the answer
         raise WriteFailed("stdout is closed")
@@ -257,32 +274,92 @@ def _stdout_json(data, redact) -> None:
     _send(sys.stdout, json_blocks(data, redact))
 
 
-def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None) -> ExitStatus:
+QUIET_LINES = 20  # failure lines --quiet shows; the rest are counted
+TABLE_ROWS = 20  # users a terminal's table shows; the whole answer is JSON in a pipe or --out
+
+
+def _cell(value, redact) -> str:
+    text = "" if value is None else str(value)
+    return printable(redact(text) if redact else text)[:200]
+
+
+def _row(uid: str, entry) -> tuple[str, ...]:
+    """user, action, status before, time, detail: for a sweep's entry or a plain result keyed by user."""
+    if not isinstance(entry, dict):
+        return uid, "?", "", "", ""
+    if "action" in entry:
+        detail = entry.get("reason") or entry.get("unchecked") or entry.get("note") or ""
+        if "error" in entry:
+            detail = ": ".join(str(p) for p in (entry.get("error"), entry.get("error_description")) if p)
+        return uid, str(entry["action"]), entry.get("status_before") or "", entry.get("time") or "", detail
+    if "error" in entry:
+        return uid, "failed", "", "", ": ".join(str(p) for p in (entry.get("error"), entry.get("error_description")) if p)
+    record = entry.get("result") if isinstance(entry.get("result"), dict) else entry
+    status = record.get("STATUS") if isinstance(record, dict) else None
+    return uid, "ok", "", "", f"STATUS {status}" if status else entry.get("note") or ""
+
+
+def _stdout_table(data: dict, redact) -> None:
+    """A terminal's view of a per-user answer: the count of each action, then the first rows."""
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [_row(str(uid), entry) for uid, entry in data.items()]
+    counts = Counter(row[1] for row in rows)
+    console = Console(no_color=not use_colour(sys.stdout), highlight=False)
+    console.print(", ".join(f"{n} {action}" for action, n in counts.most_common()) + f" ({len(rows)} users)",
+                  markup=False)
+    table = Table("user", "action", "before", "time", "detail", box=None, header_style="bold")
+    for row in rows[:TABLE_ROWS]:
+        table.add_row(*(_cell(cell, redact) for cell in row))
+    console.print(table)
+    if len(rows) > TABLE_ROWS:
+        console.print(f"... and {len(rows) - TABLE_ROWS} more: the whole answer is JSON through a pipe "
+                      "(| cat) or with --out FILE", markup=False)
+
+
+def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None,
+           quiet: bool = False) -> ExitStatus:
     """Show an outcome; return the exit status it ends with (NOT_WRITTEN when
     its answer could not be written where asked). `mode`: for --out files.
     `redact`: the call's Redactor; its registered secrets are masked in the
-    JSON too (the portal's data otherwise untouched), and everything on stderr."""
+    JSON too (the portal's data otherwise untouched), and everything on stderr.
+    `quiet` (cron): a success prints nothing at all (--out is still written); a
+    failure prints its answer as usual, at most QUIET_LINES messages and the summary."""
     status = outcome.status
+    silent = quiet and status == ExitStatus.OK
     if outcome.data is not None:
         if out:
             try:
                 write_atomic(out, json_blocks(outcome.data, redact), mode)
-            except OSError as exc:
+            except OSError as exc:  # a failure, even under --quiet
                 warn(f"--out: cannot write {out} ({exc.strerror or exc}); the call was made, "
                      "and its answer is printed on stdout instead", redact)
                 try:
                     _send(sys.stdout, json_blocks(outcome.data, redact))
                 except WriteFailed:
                     pass
-                status = ExitStatus.NOT_WRITTEN
+                status, silent = ExitStatus.NOT_WRITTEN, False
             else:
-                say(f"Result written to {out}")
-        else:
+                if not quiet:
+                    say(f"Result written to {out}")
+        elif not silent:
             try:
-                _stdout_json(outcome.data, redact)
+                if outcome.per_user and isinstance(outcome.data, dict) and is_console(sys.stdout):
+                    _stdout_table(outcome.data, redact)
+                else:
+                    _stdout_json(outcome.data, redact)
             except WriteFailed as exc:
                 warn(f"cannot write the answer to stdout ({exc}); the call was made", redact)
                 status = ExitStatus.NOT_WRITTEN
-    for message in outcome.messages:
+    if silent:
+        return status
+    messages = list(outcome.messages)
+    if quiet and len(messages) > QUIET_LINES:
+        where = out if out and status != ExitStatus.NOT_WRITTEN else "the answer on stdout"
+        messages[QUIET_LINES:] = [f"and {len(messages) - QUIET_LINES} more: see {where}"]
+    for message in messages + ([outcome.summary] if outcome.summary else []):
         warn(message, redact)
     return status

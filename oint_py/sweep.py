@@ -1,81 +1,162 @@
 """Every active user, and only where it changes something: `--userid all`,
-`--if-needed` and `--plan`.
+`--if-needed` and `--plan`; and every run over many users, batch by batch.
 
-- active_users(): `user.get` filtered on ACTIVE = true. The first page is a
-  plain call (its answer tells `total`); the other pages are batch commands
-  `user.get?FILTER[ACTIVE]=true&start=50`, 50 pages a request. A listing
-  that fails anywhere ends the run before anything is changed.
-- run(): each user's timeman.status, read in batches of 50; a decision per
-  user (what --if-needed calls for; for the close of an EXPIRED day, a TIME on
-  the day's own open date and a REPORT); the changes sent per user through
-  confirm.send, so an ambiguous failure is settled by status and nobody is
-  changed twice. One entry per user and a summary line. With --plan the
-  decisions are the answer and nothing is sent.
+- active_users(): `user.get` filtered on ACTIVE = true and ordered by ID. The
+  first page is a plain call (its answer tells `total`); the other pages are
+  batch commands `user.get?FILTER[ACTIVE]=true&start=50`, 50 pages a request.
+  The pages must add up: the same `total` on every page, a full page before
+  each `next`, IDs rising without a repeat, as many users as `total`. When
+  they do not (the list shifted while it was read, or the portal pages badly),
+  the users are listed once more by ID (`FILTER[>ID]` = the last one seen,
+  `start=-1`), which no shift can defeat. A listing that fails anywhere, or
+  that cannot be right even then, ends the run before anything is changed.
+- run(): per batch of 50 users, each user's status read (with
+  --if-needed or --plan), a decision per user (for the close of an EXPIRED
+  day, a TIME on the day's own open date and a REPORT), the changes sent
+  through confirm.send_batch (an ambiguous failure is settled by status, and
+  nobody is changed twice), and the STATUS each answer returns checked. A
+  method that acts first (Method.act_first: a close without --time) is sent
+  to every user at once instead, and only the users it was refused for are
+  read and decided on, after the others. Each batch's entries go to `record`
+  at once. A stop request (a signal) or a portal that cannot be reached for
+  GONE_BATCHES batches in a row ends the loop; the users left are "not
+  reached". With --plan nothing is sent.
 
 Never prints: `progress(what, done, total)` is told how far it got.
 """
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
 from typing import Callable
 
 from . import batch, bounds
 from .answer import Answer, Kind
-from .confirm import RestClient, about, answer_entry, failure, send
-from .methods import BY_KEY, DEFAULT_REPORT, STATUS_METHOD
+from .confirm import TRANSPORT_ERRORS, RestClient, about, answer_entry, failure, send_batch, statuses
+from .methods import BY_KEY, DEFAULT_REPORT, Method
 from .model import Call
-from .outcome import ExitStatus, Outcome, RequestFailure
+from .outcome import ExitStatus, Outcome, RequestFailure, error_words
 
 Progress = Callable[[str, int, int], None]
+Record = Callable[[dict], None]
 
 USER_METHOD = "user.get"
-ACTIVE = {"FILTER": {"ACTIVE": True}}  # the first page's JSON body
-_ACTIVE_QUERY = {"FILTER[ACTIVE]": "true"}  # the same filter in a batch command's query
+ACTIVE = {"FILTER": {"ACTIVE": True}, "sort": "ID", "order": "ASC"}  # the first page's JSON body
+_PAGE_QUERY = {"FILTER[ACTIVE]": "true", "sort": "ID", "order": "ASC"}  # the same in a batch command's query
 PAGE = 50  # users a page of user.get
-_ATOM = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
-_STATUS = BY_KEY["gettimekeepingstatus"]
-
-# what each method is called for under --if-needed (timeman.open: wherever the day is not OPENED)
-_NEEDED = {"timeman.close": ("OPENED", "PAUSED", "EXPIRED"), "timeman.pause": ("OPENED",)}
-# each method's action as a plan says it, as the progress bar says it, and once done
-WORDS = {"timeman.close": ("close", "closing", "closed"), "timeman.open": ("open", "opening", "opened"),
-         "timeman.pause": ("pause", "pausing", "paused")}
+GONE_BATCHES = 3  # batches in a row that reach no portal: it is gone, the rest is not attempted
+_ATOM = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:([+-]\d{2}):?(\d{2})|Z)$")
 
 
 # -- the listing ---------------------------------------------------------------
-def active_users(call: Call, client: RestClient, progress: Progress | None = None) -> tuple[list[str], Outcome | None]:
-    """(the active users' IDs, None), or ([], the Outcome that ends the run)."""
+@dataclass
+class Listing:
+    ids: list[str] = field(default_factory=list)  # active users, by ID
+    inactive: list[str] = field(default_factory=list)  # listed, yet their own ACTIVE is false
+    notes: tuple[str, ...] = ()  # what the listing had to do, for stderr
+
+
+class _Wrong(Exception):
+    """The listing cannot be right: why, in a sentence."""
+
+
+def active_users(call: Call, client: RestClient, progress: Progress | None = None) -> tuple[Listing, Outcome | None]:
+    """(the listing, None), or (an empty listing, the Outcome that ends the run)."""
+    try:
+        pages = _offset_pages(call, client, progress)
+        if isinstance(pages, Outcome):
+            return Listing(), pages
+        why = _mismatch(pages)
+        listing = _listing(record for _, page, _, _ in pages for record in page)
+        if why:
+            by_id = _by_id(call, client)
+            if isinstance(by_id, Outcome):
+                return Listing(), by_id
+            listing = _listing(by_id)
+            listing.notes = (f"{USER_METHOD}: {why}; the users were listed again by ID",)
+    except _Wrong as exc:
+        return Listing(), _unusable(str(exc))
+    return listing, None
+
+
+def _offset_pages(call: Call, client: RestClient, progress: Progress | None) -> list | Outcome:
+    """[(start, records, total, next)], the first page's and then the others', 50 pages a batch request."""
     ep = call.endpoint
     answer = _ask(client, ep.url(USER_METHOD), ep.payload(ACTIVE))
     if answer.kind is not Kind.OK:
-        return [], _not_listed(call, answer)
-    total, ids = answer.body.get("total"), _ids(answer.body.get("result"))
-    if ids is None or not _count(total):
-        return [], _unusable("its first page is not a Bitrix24 list of users")
+        return _not_listed(call, answer)
+    total, first = answer.body.get("total"), _records(answer.body.get("result"), "its first page")
+    if not _count(total):
+        raise _Wrong("its first page is not a Bitrix24 list of users")
     if total > bounds.MAX_USERS:
-        return [], _unusable(f"it counts {total:,} active users, more than the {bounds.MAX_USERS:,} "
-                             "oint-py lists in one run")
+        raise _Wrong(f"it counts {total:,} active users, more than the {bounds.MAX_USERS:,} oint-py lists in one run")
+    pages = [(0, first, total, answer.body.get("next"))]
     if progress:
-        progress("listing users", len(ids), total)
-    # the other pages by `total`, not by following `next` one page at a time: 50 of them a request
-    pages = {str(at): batch.line(USER_METHOD, {**_ACTIVE_QUERY, "start": at}) for at in range(PAGE, total, PAGE)}
-    for cmd in batch.chunks(pages):
+        progress("listing users", len(first), total)
+    starts = {str(at): batch.line(USER_METHOD, {**_PAGE_QUERY, "start": at}) for at in range(PAGE, total, PAGE)}
+    for cmd in batch.chunks(starts):
         answer = _ask(client, ep.url("batch"), ep.payload(batch.request(cmd)))
         if answer.kind is not Kind.OK:
-            return [], _not_listed(call, answer)
+            return _not_listed(call, answer)
         done, errors = batch.split(answer.body)
+        totals, nexts = batch.paging(answer.body)
         for k in cmd:
             if k in errors:
                 error = errors[k] if isinstance(errors[k], dict) else {}
-                return [], _not_listed(call, Answer(200, {}, error, "", Kind.API_ERROR,
-                                                    f"error {error.get('error')!r}: {error.get('error_description')}"))
-            page = _ids(done.get(k))
-            if page is None:
-                return [], _unusable(f"its page from start={batch.uid(k)} is not a Bitrix24 list of users")
-            ids += page
+                return _not_listed(call, Answer(200, {}, error, "", Kind.API_ERROR,
+                                                error_words(error.get("error"), error.get("error_description"))))
+            start = int(batch.uid(k))
+            pages.append((start, _records(done.get(k), f"its page from start={start}"), totals.get(k), nexts.get(k)))
         if progress:
-            progress("listing users", min(len(ids), total), total)
-    return list(dict.fromkeys(ids)), None
+            progress("listing users", min(len(pages) * PAGE, total), total)
+    return pages
+
+
+def _mismatch(pages: list) -> str:
+    """Why offset pages do not add up to one listing; "" when they do."""
+    total, last = pages[0][2], 0
+    for start, records, count, after in pages:
+        if count != total:
+            return f"its count changed while it was read ({total:,} at first, {count!r} at start={start})"
+        expected = min(PAGE, total - start)
+        if len(records) != expected:
+            return f"its page from start={start} holds {len(records)} users, not {expected}"
+        if after != (start + PAGE if start + PAGE < total else None):
+            return f"its page from start={start} points on to next={after!r}"
+        for uid, _ in records:
+            if int(uid) <= last:
+                return f"it lists user {uid} after user {last} (a repeat, or a list that moved)"
+            last = int(uid)
+    return ""
+
+
+def _by_id(call: Call, client: RestClient) -> list | Outcome:
+    """Every active user's record by ID paging: each page those above the last ID seen. Sequential."""
+    ep = call.endpoint
+    found, last = [], 0
+    while True:
+        answer = _ask(client, ep.url(USER_METHOD), ep.payload(
+            {"FILTER": {"ACTIVE": True, ">ID": last}, "sort": "ID", "order": "ASC", "start": -1}))
+        if answer.kind is not Kind.OK:
+            return _not_listed(call, answer)
+        page = _records(answer.body.get("result"), f"its page of IDs above {last}")
+        for uid, _ in page:
+            if int(uid) <= last:
+                raise _Wrong(f"listed by ID, it gives user {uid} after user {last}")
+            last = int(uid)
+        found += page
+        if len(found) > bounds.MAX_USERS:
+            raise _Wrong(f"it lists more than the {bounds.MAX_USERS:,} active users oint-py lists in one run")
+        if len(page) < PAGE:
+            return found
+
+
+def _listing(records) -> Listing:
+    listing = Listing()
+    for uid, active in records:
+        (listing.ids if active else listing.inactive).append(uid)
+    return listing
 
 
 def _ask(client: RestClient, url: str, payload: dict) -> Answer:
@@ -91,14 +172,26 @@ def _count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _ids(page) -> list[str] | None:
-    """The IDs of a page of users; None when it is not one."""
+def _records(page, what: str) -> list[tuple[str, bool]]:
+    """[(ID, whether the record's own ACTIVE is true)] of a page of users; _Wrong when it is not one."""
     if not isinstance(page, list) or len(page) > PAGE:
-        return None
-    ids = [str(user.get("ID")) if isinstance(user, dict) else "" for user in page]
-    if not all(i.isascii() and i.isdigit() and int(i) > 0 for i in ids):
-        return None
-    return [str(int(i)) for i in ids]  # "07" is user 7: one user, changed once
+        raise _Wrong(f"{what} is not a Bitrix24 list of users")
+    records = []
+    for user in page:
+        uid = str(user.get("ID")) if isinstance(user, dict) else ""
+        if not (uid.isascii() and uid.isdigit()):
+            raise _Wrong(f"{what} is not a Bitrix24 list of users")
+        if len(uid) > bounds.MAX_ID_DIGITS:  # before int(): a 5,000-digit "ID" is no user, and costs time
+            raise _Wrong(f"{what} holds a user ID of {len(uid):,} digits (more than {bounds.MAX_ID_DIGITS})")
+        if int(uid) <= 0:
+            raise _Wrong(f"{what} is not a Bitrix24 list of users")
+        records.append((str(int(uid)), _active(user.get("ACTIVE", True))))  # "07" is user 7: one user, changed once
+    return records
+
+
+def _active(value) -> bool:
+    """A record's own ACTIVE: false, "N", "false" and 0 are inactive (a portal that ignored the filter)."""
+    return not (value is False or value == 0 or str(value).strip().lower() in ("n", "false", "0"))
 
 
 def _not_listed(call: Call, answer: Answer) -> Outcome:
@@ -120,131 +213,338 @@ def _unusable(why: str) -> Outcome:
 
 
 # -- deciding ------------------------------------------------------------------
+class Decision(Enum):
+    ACT = "act"  # send the change
+    SKIP = "skip"  # nothing to change
+    FAIL = "fail"  # its status could not be read, or a needed change cannot be made: a failure
+
+
 @dataclass(frozen=True)
 class Step:
-    """What is to happen to one user: act (send `params`), skip (why) or fail (its status could not be read)."""
+    """What is to happen to one user."""
 
-    kind: str  # act | skip | fail
+    kind: Decision
     before: str | None  # STATUS read first
     params: dict = field(default_factory=dict)  # REST fields besides USER_ID
-    reason: str = ""  # for skip
-    error: dict | None = None  # for fail
-    warn: bool = False  # a skip that leaves a day open: said on stderr too
+    reason: str = ""  # for SKIP
+    error: dict | None = None  # for FAIL
+
+
+def _fail(before: str | None, code: str, why: str) -> Step:
+    return Step(Decision.FAIL, before, error={"error": code, "error_description": why})
 
 
 def decide(call: Call, entry: dict) -> Step:
-    """One user's Step, from the timeman.status entry read for them."""
+    """One user's Step, from the status entry read for them."""
     if "error" in entry:
-        return Step("fail", None, error=entry)
+        return Step(Decision.FAIL, None, error=entry)
+    method, params = call.method, call.rest_params
     record = entry.get("result")
     status = record.get("STATUS") if isinstance(record, dict) else None
     if not isinstance(status, str):
-        return Step("fail", None, error={"error": "NO_STATUS", "error_description": f"{STATUS_METHOD} gave no STATUS"})
-    rest, params = call.method.rest, call.rest_params
-    if not call.if_needed:
-        return Step("act", status, params)
-    if rest == "timeman.open":
-        if status == "OPENED":
-            return Step("skip", status, reason="the day is already open")
-        return Step("act", status, params)
-    if status not in _NEEDED[rest]:
-        reason = f"the day is {status}, not open" if rest == "timeman.close" else (
-            f"the day is {status}; only an open day is paused"
-            + (" (pausing a closed day would re-open it)" if status == "CLOSED" else ""))
-        return Step("skip", status, reason=reason)
-    if rest == "timeman.pause":
-        return Step("act", status, params)
-    report = params.get("REPORT") or DEFAULT_REPORT
-    if status != "EXPIRED":
-        return Step("act", status, {**params, "REPORT": report} if "TIME" in params else params)
-    return _expired(record, params.get("TIME"), report)
+        return _fail(None, "NO_STATUS", f"{_status_method(method).rest} gave no STATUS")
+    if call.if_needed and not _needed(method, status):
+        return Step(Decision.SKIP, status, reason=method.skip_why.format(status=status) + method.skip_notes.get(status, ""))
+    if not method.dated_by_start:
+        return Step(Decision.ACT, status, params)
+    if call.if_needed and status == "EXPIRED":
+        return _expired(record, params.get("TIME"), params.get("REPORT") or DEFAULT_REPORT)
+    if "TIME" in params and call.if_needed:
+        params = {**params, "REPORT": params.get("REPORT") or DEFAULT_REPORT}
+    return _not_before_start(Step(Decision.ACT, status, params), record)
+
+
+def _needed(method: Method, status: str) -> bool:
+    return status in method.needed if method.needed else status != method.confirm_status
+
+
+def _status_method(method: Method) -> Method:
+    return BY_KEY[method.status_method.lower()]
 
 
 def _expired(record: dict, given: str | None, report: str) -> Step:
     """The close of a day left open before today: the portal wants a TIME on the day's own
     open date and a REPORT. --time's clock goes on that date in the offset of the day's
     TIME_START (the portal compares the dates in the day's zone); without --time, the
-    portal's TIME_FINISH_DEFAULT."""
-    start, default = record.get("TIME_START"), record.get("TIME_FINISH_DEFAULT")
-    if not (isinstance(start, str) and _ATOM.fullmatch(start)):
-        return Step("skip", "EXPIRED", reason=f"the day expired, and its TIME_START {start!r} is not a date to "
-                                               "close it on", warn=True)
+    portal's TIME_FINISH_DEFAULT. A day that cannot be closed is a failure: it stays open."""
+    start, default = _atom(record.get("TIME_START")), _atom(record.get("TIME_FINISH_DEFAULT"))
+    if start is None:
+        return _fail("EXPIRED", "NOT_CLOSED", f"the day expired, and its TIME_START {record.get('TIME_START')!r} is "
+                                              "not a date to close it on; it stays open")
     if given:
         moment = f"{start[:10]}T{given[11:19]}{start[19:]}"
-    elif isinstance(default, str) and _ATOM.fullmatch(default):
+    elif default is not None:
         moment = default
     else:
-        return Step("skip", "EXPIRED", reason=f"the day expired on {start[:10]} and the portal states no "
-                                               "TIME_FINISH_DEFAULT; give --time HH:MM to close it at that time "
-                                               "on its own date", warn=True)
-    return Step("act", "EXPIRED", {"TIME": moment, "REPORT": report})
+        return _fail("EXPIRED", "NOT_CLOSED", f"the day expired on {start[:10]} and the portal states no "
+                                              "TIME_FINISH_DEFAULT; it stays open. Give --time HH:MM to close it "
+                                              "at that time on its own date")
+    return _not_before_start(Step(Decision.ACT, "EXPIRED", {"TIME": moment, "REPORT": report}), {"TIME_START": start})
+
+
+def _not_before_start(step: Step, record: dict) -> Step:
+    """A close is never sent for a moment before the day's start."""
+    start, end = _atom(record.get("TIME_START")), step.params.get("TIME")
+    if start is None or end is None or datetime.fromisoformat(end) >= datetime.fromisoformat(start):
+        return step
+    return _fail(step.before, "BEFORE_START", f"the close at {end} would come before the day's start at {start}; "
+                                              "it was not sent, and the day stays open")
+
+
+def _atom(value) -> str | None:
+    """A portal's date as YYYY-MM-DDTHH:MM:SS+HH:MM: `+0300` and `Z` are read too; None when it is not one."""
+    m = _ATOM.match(value) if isinstance(value, str) else None
+    if m is None:
+        return None
+    text = f"{m[1]}{m[2]}:{m[3]}" if m[2] else f"{m[1]}+00:00"
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return text
 
 
 # -- running -------------------------------------------------------------------
-def run(call: Call, client: RestClient, progress: Progress | None = None) -> Outcome:
-    """Read the statuses, decide per user, then (unless --plan) make the changes."""
+class End(Enum):
+    """How a run over many users ended."""
+
+    DONE = "done"
+    STOPPED = "stopped"  # a signal: stop sending
+    GONE = "gone"  # the portal could not be reached for GONE_BATCHES batches in a row
+
+
+@dataclass
+class Tally:
+    """The entries so far and the counts a summary gives."""
+
+    entries: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0})
+
+    def add(self, uid: str, entry: dict, kind: str) -> None:
+        self.entries[uid] = entry
+        self.counts[kind] += 1
+
+
+def run(call: Call, client: RestClient, progress: Progress | None = None, record: Record | None = None,
+        stop=None) -> Outcome:
+    """Batch by batch: read the statuses (--if-needed, --plan), decide per user, then (unless --plan) make
+    the changes; or, for a method that acts first, send the changes at once and read only the refused
+    users' statuses, after the others. `record(entries)` is given every user's entry so far after each
+    batch; `stop` (a stopping.Stop) is looked at between batches."""
     uids = list(call.user_ids) if call.user_ids or call.many else [""]  # "": the webhook's own user
-    read = send(client, call, _STATUS, batch.lines(STATUS_METHOD, uids, {}),
-                _tally(progress, "reading statuses", len(uids)))
-    steps = {uid: decide(call, read[uid]) for uid in uids}
-    rest = call.method.rest
-    planned, doing, done = WORDS[rest]
-    if call.plan:
-        return _report(call, {uid: _entry(step, planned, "skip") for uid, step in steps.items()}, steps)
-    todo = {uid: batch.user_line(rest, uid, s.params) for uid, s in steps.items() if s.kind == "act"}
-    results = send(client, call, call.method, todo, _tally(progress, doing, len(todo)))
-    return _report(call, {uid: _entry(step, done, "skipped", results.get(uid)) for uid, step in steps.items()}, steps)
+    tally, end, streak, refused = Tally(), End.DONE, 0, []
+    what = "reading statuses" if call.plan else call.method.words[1] if call.reads_first else "sending"
+    for chunk, first in _chunks(uids, acts_first(call), refused):
+        if stop is not None and stop.signal is not None:
+            end = End.STOPPED
+            break
+        if streak >= GONE_BATCHES:
+            end = End.GONE
+            break
+        try:
+            unreachable = _first(call, client, chunk, tally, refused) if first else _batch(call, client, chunk, tally)
+        except KeyboardInterrupt:
+            if stop is None or stop.signal is None:
+                raise
+            _cut(call, chunk, tally)
+            end = End.STOPPED
+            break
+        streak = streak + 1 if unreachable else 0
+        if record is not None:
+            record(tally.entries)
+        if progress:
+            progress(what, len(tally.entries), len(uids))
+    for uid in uids:
+        if uid not in tally.entries:
+            tally.add(uid, {"action": "not reached" if end is End.STOPPED else "not attempted"}, "not reached")
+    tally.entries = {uid: tally.entries[uid] for uid in uids}  # in the order asked, refused users included
+    return _report(call, tally, end, stop)
 
 
-def _tally(progress: Progress | None, what: str, total: int) -> Callable[[int], None] | None:
-    if progress is None:
-        return None
-    done = 0
-    progress(what, 0, total)
-
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
-        progress(what, done, total)
-
-    return step
+def acts_first(call: Call) -> bool:
+    """Close first: no TIME to check against the day's start, nothing to plan."""
+    return call.if_needed and call.method.act_first and not call.plan and "TIME" not in dict(call.rest_params)
 
 
-def _entry(step: Step, acted: str, skipped: str, result: dict | None = None) -> dict:
-    """One user's part of the answer. `result`: the portal's entry for the change (None in a plan)."""
-    if step.kind == "skip":
-        return {"action": skipped, "status_before": step.before, "reason": step.reason}
-    if step.kind == "fail":
-        return {"action": "failed", "status_before": None, **step.error}
-    entry = {"action": acted, "status_before": step.before, "time": step.params.get("TIME"),
+def _chunks(uids: list[str], first: bool, refused: list[str]):
+    """(up to BATCH_SIZE users, whether to act first): every user, then those whose change was refused."""
+    for at in range(0, len(uids), bounds.BATCH_SIZE):
+        yield uids[at:at + bounds.BATCH_SIZE], first
+    while refused:
+        chunk, refused[:] = refused[:bounds.BATCH_SIZE], refused[bounds.BATCH_SIZE:]
+        yield chunk, False
+
+
+def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refused: list[str]) -> bool:
+    """The change sent to every user of a batch without reading first. A user the portal refused (a day not
+    open, or expired) goes to `refused`, to be read and decided on like any other."""
+    method = call.method
+    results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
+    for uid in chunk:
+        if "error" in results[uid] and results[uid]["error"] not in TRANSPORT_ERRORS:
+            refused.append(uid)
+        else:
+            tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), results[uid]))
+    return unreachable
+
+
+def _cut(call: Call, chunk: list[str], tally: Tally) -> None:
+    """The users of a request cut in flight by a stop: nobody can tell whether it was applied."""
+    unknown = {"error": "OUTCOME_UNKNOWN", "error_description": f"the run was stopped while {call.method.rest} "
+               f"was in flight for this user, with no answer within {bounds.STOP_GRACE:g} s: it may have been "
+               f"applied. Check with {_status_method(call.method).name}, or re-run with --if-needed"}
+    for uid in chunk:
+        if uid not in tally.entries:
+            tally.add(uid, {"action": "failed", "status_before": None, **unknown} if call.reads_first else unknown,
+                      "failed")
+
+
+def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bool:
+    """One batch of users read, decided and changed; their entries into `tally`. True when no portal answered."""
+    method = call.method
+    if not call.reads_first:
+        results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk,
+                                                                                call.rest_params)[0])
+        for uid in chunk:
+            tally.add(uid, results[uid], "failed" if "error" in results[uid] else "acted")
+        return unreachable
+    read, unreachable = send_batch(client, call, _status_method(method),
+                                   batch.commands(_status_method(method).rest, chunk, {})[0])
+    steps = {uid: decide(call, read[uid]) for uid in chunk}
+    unchecked = _unchecked(call, read, steps) if call.plan and not call.if_needed else {}
+    results: dict[str, dict] = {}
+    if not call.plan and not unreachable:
+        todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Decision.ACT}
+        if todo:
+            results, unreachable = send_batch(client, call, method, batch.chunks(todo)[0])
+            _already_done(call, client, steps, results)
+    for uid, step in steps.items():
+        entry, kind = _entry(call, step, results.get(uid))
+        if uid in unchecked:
+            entry["unchecked"] = unchecked[uid]
+        tally.add(uid, entry, kind)
+    return unreachable
+
+
+def _unchecked(call: Call, read: dict, steps: dict) -> dict[str, str]:
+    """--plan without --if-needed calls every user: where the status says the call changes nothing, why."""
+    needed = call.replace(if_needed=True)
+    found = {}
+    for uid, step in steps.items():
+        would = decide(needed, read[uid]) if step.kind is Decision.ACT else None
+        if would is not None and would.kind is Decision.SKIP:
+            found[uid] = f"{would.reason}; without --if-needed it is called anyway"
+    return found
+
+
+def _already_done(call: Call, client: RestClient, steps: dict, results: dict) -> None:
+    """A change the portal refused as already made (a close of a day that is "not opened": another run, or the
+    user, closed it in between) is a skip when a status check shows it made."""
+    method = call.method
+    refused = [uid for uid, entry in results.items()
+               if "error" in entry and entry.get("error_description") in method.done_refusals]
+    if not refused:
+        return
+    for uid, now in statuses(client, call, refused, batched=True).items():
+        if now is not None and now.get("STATUS") == method.confirm_status:
+            steps[uid] = Step(Decision.SKIP, steps[uid].before, reason=f"the day is {method.confirm_status} by now: it "
+                              f"was {method.words[2]} by someone else after its status was read")
+            results.pop(uid)
+
+
+def _entry(call: Call, step: Step, result: dict | None) -> tuple[dict, str]:
+    """One user's part of the answer and how it counts. `result`: the portal's entry for the change (None when
+    nothing was sent)."""
+    planned, _, done = call.method.words
+    if step.kind is Decision.SKIP:
+        return {"action": "skip" if call.plan else "skipped", "status_before": step.before,
+                "reason": step.reason}, "skipped"
+    if step.kind is Decision.FAIL:
+        return {"action": "failed", "status_before": step.before, **step.error}, "failed"
+    entry = {"action": planned if call.plan else done, "status_before": step.before, "time": step.params.get("TIME"),
              **({"report": step.params["REPORT"]} if "REPORT" in step.params else {})}
-    entry = {**entry, **(result or {})}
-    if result is not None and "error" in result:
+    if call.plan or result is None:
+        return entry, "acted"
+    entry = {**entry, **result}
+    shown = result.get("result", {}).get("STATUS") if isinstance(result.get("result"), dict) else None
+    if "error" not in result and shown not in (None, call.method.confirm_status):
+        entry.update(error="UNEXPECTED_STATUS", error_description=f"the portal answered STATUS={shown} after "
+                     f"{call.method.rest}, not {call.method.confirm_status}: the day did not end as asked")
+    if "error" in entry:
         entry["action"] = "failed"  # after the portal's fields: an entry of its own cannot say otherwise
-    return entry
+        return entry, "failed"
+    return entry, "acted"
 
 
-def _report(call: Call, entries: dict[str, dict], steps: dict[str, Step]) -> Outcome:
+def _signal_name(number: int | None) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+_SIGNAL_STATUS = {"SIGHUP": ExitStatus.HANGUP, "SIGINT": ExitStatus.INTERRUPTED, "SIGTERM": ExitStatus.TERMINATED}
+
+
+def _report(call: Call, tally: Tally, end: End, stop) -> Outcome:
     """The per-user answer, the stderr lines and the summary; the exit status of the worst failure."""
-    status, messages, acted, skipped, failed = ExitStatus.OK, [], 0, 0, 0
-    planned, _, done = WORDS[call.method.rest]
-    for uid, entry in entries.items():
-        if entry["action"] == "failed":
-            failed += 1
+    status, messages, run = ExitStatus.OK, [], []  # run: a streak of users failing the same way for want of an answer
+    for uid, entry in tally.entries.items():
+        if "error" in entry:
             worse, line = failure(uid, entry)
             status = max(status, worse)
-            messages.append(line)
-        elif steps[uid].kind == "skip":
-            skipped += 1
-            if steps[uid].warn:
-                messages.append(about(uid, f"skipped: {entry['reason']}"))
-        else:
-            acted += 1
-            if "note" in entry:
-                messages.append(about(uid, entry["note"]))
+            if run and (entry.get("error") != run[0][0] or entry.get("error") not in TRANSPORT_ERRORS):
+                messages += _streak(run)
+                run = []
+            if entry.get("error") in TRANSPORT_ERRORS:
+                run.append((entry.get("error"), line))
+            else:
+                messages.append(line)
+        elif "note" in entry:
+            messages.append(about(uid, entry["note"]))
+    messages += _streak(run)
+    counts = tally.counts
+    if end is End.GONE:
+        status = max(status, ExitStatus.REQUEST_FAILED)
+        messages.append(f"the portal could not be reached for {GONE_BATCHES} batches in a row (no connection, "
+                        f"no name or no answer in time): {counts['not reached']} users not attempted, nothing more "
+                        "was sent")
+    if end is End.STOPPED:
+        status = _SIGNAL_STATUS.get(_signal_name(stop.signal), ExitStatus.INTERRUPTED)  # Windows' SIGBREAK: 130
+    summary = _summary(call, tally, end, stop) if call.reads_first or end is not End.DONE else None
+    data = tally.entries if call.many else next(iter(tally.entries.values()))
+    return Outcome(ExitStatus(status), data, tuple(messages), summary, per_user=call.many)
+
+
+SHOWN = 3  # of a streak of users failing the same way for want of an answer (a portal gone): the rest in one line
+
+
+def _streak(run: list) -> list[str]:
+    """The stderr lines of a streak of (code, line): all of a short one; of a long one its first and a count."""
+    if len(run) <= SHOWN:
+        return [line for _, line in run]
+    return [run[0][1], f"... and {len(run) - 1} more users with {run[0][0]} (see the record)"]
+
+
+def _summary(call: Call, tally: Tally, end: End, stop) -> str:
+    planned, _, done = call.method.words
+    counts = tally.counts
     if call.plan:
-        messages.append(f"plan: {acted} to {planned}, {skipped} to skip, {failed} failed; nothing was changed")
-    else:
-        messages.append(f"{acted} {done}, {skipped} skipped, {failed} failed")
-    data = entries if call.many else next(iter(entries.values()))
-    return Outcome(ExitStatus(status), data, tuple(messages))
+        line = f"plan: {counts['acted']} to {planned}, {counts['skipped']} to skip, {counts['failed']} failed; " \
+               "nothing was changed"
+        if not call.if_needed:
+            unchecked = sum(1 for entry in tally.entries.values() if "unchecked" in entry)
+            line += (f"; without --if-needed the status is not checked: every user is called, {unchecked} of them "
+                     "on a day it does not change (add --if-needed to skip those)")
+        return line
+    acted = f"{counts['acted']} {done}" if call.reads_first else f"{counts['acted']} sent"
+    line = f"{acted}, {counts['skipped']} skipped, {counts['failed']} failed"
+    if end is End.DONE:
+        return line
+    line += f", {counts['not reached']} not reached"
+    again = " with --if-needed" if call.method.changes_state and not call.if_needed else ""
+    if end is End.STOPPED:
+        return f"stopped by {_signal_name(stop.signal)}: {line}; run the same command{again} again to finish the job"
+    return f"{line}; run the same command{again} again to finish the job"

@@ -132,10 +132,12 @@ def answer(data, status: int = 200, headers=()) -> tuple:
     return status, [("Content-Type", "application/json"), *headers], json.dumps(data).encode()
 
 
-def batch_answer(results: dict, errors: dict | None = None) -> tuple:
-    """A Bitrix24 batch answer: per command key, results and errors (PHP's [] for an empty map)."""
-    return answer({"result": {"result": results or [], "result_error": errors or [], "result_total": [],
-                              "result_next": []}})
+def batch_answer(results: dict, errors: dict | None = None, totals: dict | None = None,
+                 nexts: dict | None = None) -> tuple:
+    """A Bitrix24 batch answer: per command key, results and errors, and a list method's
+    result_total and result_next (PHP's [] for an empty map)."""
+    return answer({"result": {"result": results or [], "result_error": errors or [], "result_total": totals or [],
+                              "result_next": nexts or []}})
 
 
 def commands(request: dict) -> dict:

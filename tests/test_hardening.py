@@ -37,7 +37,9 @@ def test_default_jobs_folder_is_private_and_job_files_are_0600(portal, tmp_path)
         assert stat.S_IMODE(os.stat(job[name]).st_mode) == 0o600, name
     assert open(job["exit_file"]).read().strip() == "0"
     assert json.loads(open(job["result_file"], encoding="utf-8").read())["result"]["STATUS"] == "CLOSED"
-    assert sorted(os.listdir(folder)) == sorted(os.path.basename(job[n]) for n in ("result_file", "log_file", "exit_file"))
+    files = [os.path.basename(job[n]) for n in ("result_file", "log_file", "exit_file")] + [f"{job['job']}.meta"]
+    assert sorted(os.listdir(folder)) == sorted(files)
+    assert stat.S_IMODE(os.stat(folder / f"{job['job']}.meta").st_mode) == 0o600
 
 
 @pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
@@ -544,7 +546,8 @@ def test_out_over_an_existing_file_keeps_its_mode(portal, tmp_path):
 
 def test_user_ids_from_user_get_are_normalised_before_dedup():
     """A portal listing "7" on one page and "07" on another lists one user, changed once."""
-    from oint_py.sweep import _ids
+    from oint_py.sweep import _records, _Wrong
 
-    assert _ids([{"ID": "7"}, {"ID": "07"}, {"ID": 12}]) == ["7", "7", "12"]
-    assert _ids([{"ID": "7\n"}]) is None
+    assert _records([{"ID": "7"}, {"ID": "07"}, {"ID": 12}], "a page") == [("7", True), ("7", True), ("12", True)]
+    with pytest.raises(_Wrong):
+        _records([{"ID": "7\n"}], "a page")

@@ -340,7 +340,8 @@ def test_later_pages_that_fail_or_are_malformed_end_cleanly_and_change_nothing(t
 
 def test_later_pages_complete_the_listing(tmp_path):
     """The control: pages 2 and 3 from the batch; every listed user's status is read."""
-    pages = lambda req: batch_answer({"u50": _users(51, 50), "u100": _users(101, 20)})  # noqa: E731
+    pages = lambda req: batch_answer({"u50": _users(51, 50), "u100": _users(101, 20)},  # noqa: E731
+                                     totals={"u50": 120, "u100": 120}, nexts={"u50": 100})
     with Script(listing(FIRST, pages)) as s:
         r, _ = run_timeless(tmp_path, *STOP, s.url, "--userid", "all", "--if-needed")
     assert r.code == 0, r.err

@@ -34,7 +34,7 @@ def test_api_error_text_in_cyrillic_on_an_ascii_console(make_portal):
     assert r.code == 3, r.err
     assert r.json()["error_description"] == "Пользователь не найден"
     assert "Пользователь не найден".encode() in r.raw
-    assert r.err == "oint: the portal answered HTTP 400 error '': Пользователь не найден\n"
+    assert r.err == "oint: the portal answered HTTP 400 an error with no code: Пользователь не найден\n"
 
 
 def test_out_writes_the_file_and_prints_one_line(portal, tmp_path):

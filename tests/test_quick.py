@@ -15,7 +15,8 @@ from oint_py.methods import BY_KEY
 
 SPELLINGS = ["--url", "--userid", "--time", "--report", "--token", "--proxy", "--timeout", "--adv-response",
              "--adv_response", "--retries", "--dontwait", "--config", "--ca-bundle", "--ca_bundle", "--insecure",
-             "--max-answer", "--out", "--debug", "--test", "--if-needed", "--plan", "--help", "--bogus", "--", "-u"]
+             "--max-answer", "--out", "--debug", "--test", "--if-needed", "--plan", "--help", "--bogus", "--", "-u",
+             "--quiet", "-q", "-h"]
 values = st.one_of(st.sampled_from(["1", "1,2", "", "-1", "--url", "a=b", "https://h/rest/1/abcd/", "Отгул"]),
                    st.text(max_size=8).filter(lambda s: "\x00" not in s))
 pieces = st.lists(st.one_of(

@@ -5,6 +5,7 @@ command runs, so registering the command costs `oint` nothing at start-up.
 """
 
 import json
+import os
 import sys
 
 import click
@@ -64,7 +65,7 @@ class SandboxCommand(click.Command):
 def sandbox(ctx, background, **options):
     """Run a local Bitrix24 portal emulator (webhook and token auth, timeman.*, batch, faults)."""
     if background:
-        return _background([a for a in ctx.meta["sandbox_args"] if a != "--background"])
+        return _background([a for a in ctx.meta["sandbox_args"] if a != "--background"], options["stop_after"])
     return serve(**options)
 
 
@@ -100,12 +101,13 @@ def serve(*, host, port, code, token, users, closed, scenario, no_user_scope, fr
         portal.server.server_close()
 
 
-def _background(args: list[str]) -> None:
+def _background(args: list[str], stop_after: float) -> None:
     import subprocess
 
     from ..spawn import detached, module_argv
 
     if "--stop-after" not in args and not any(a.startswith("--stop-after=") for a in args):
+        stop_after = 3600  # a forgotten background sandbox does not outlive the hour
         args += ["--stop-after", "3600"]
     proc = subprocess.Popen(module_argv("oint_py.sandbox", *args), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **detached())
@@ -117,5 +119,9 @@ def _background(args: list[str]) -> None:
         info = {"error": "the sandbox exited without a word"}
     if "error" in info:
         raise UsageError(f"sandbox: {info['error']}")
-    sys.stdout.write(line)
+    info["pid"] = proc.pid
+    sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
+    stop = f"taskkill /PID {proc.pid} /F" if os.name == "nt" else f"kill {proc.pid}"
+    until = f"for {stop_after:g} s" if stop_after else "until stopped"
+    sys.stderr.write(f"oint: sandbox running as PID {proc.pid} {until}; stop it with: {stop}\n")

@@ -6,7 +6,7 @@ faults. No sockets here: server.py serves it. Thread-safe (one lock)."""
 import re
 import threading
 import time
-from collections import deque
+from collections import Counter, defaultdict, deque
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl
 
@@ -21,7 +21,8 @@ FAULTS = (
     "retry-after:SECONDS (a 503 with it), see-other (apply the call, answer 303 to its status), "
     "huge:MB (a JSON answer that large), gzip-bomb:MB (a small gzip answer that inflates to MB), "
     "deep:N (JSON nested N levels), error:NAME:STATUS (a JSON error NAME with that HTTP status), "
-    "no-refresh-token (the OAuth server answers a new access token and no refresh_token)"
+    "no-refresh-token (the OAuth server answers a new access token and no refresh_token), "
+    "die (the portal goes away: stops listening, drops every connection)"
 )
 PAGE = 50  # user.get answers 50 users a page, as Bitrix24 does
 # --scenario forgotten: the kind of each user, by (uid * 7) % 50 so the kinds are spread out and every 50
@@ -50,6 +51,11 @@ RUSSIAN = {
 
 def _now() -> datetime:
     return datetime.now().astimezone().replace(microsecond=0)
+
+
+def _parse(text: str) -> datetime:
+    """A date as the portal stores it; `+0300` too (Python 3.10's fromisoformat wants `+03:00`)."""
+    return datetime.fromisoformat(re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text))
 
 
 def _atom(moment: datetime) -> str:
@@ -128,6 +134,8 @@ class PortalState:
         self.days: dict[int, dict] = {}
         self.requests: list[dict] = []  # every request: method, path, verb, headers, params
         self.faults: deque = deque()  # consumed one per request: see inject()
+        self.dead = False  # after the fault "die": every request is dropped
+        self.applied: defaultdict = defaultdict(Counter)  # {"timeman.close": {uid: changes made}}, for tests
         # "portal moved": answer every request with a redirect to this base URL + the path. A
         # base ending in /moved stays on this portal: paths under /moved are served as without it.
         self.redirect_to: str | None = None
@@ -242,17 +250,22 @@ class PortalState:
         conditions = {str(k).upper(): v for k, v in given.items()} if isinstance(given, dict) else {}
         if "ACTIVE" in params:  # the older form: filter fields beside the other parameters
             conditions.setdefault("ACTIVE", params["ACTIVE"])
-        ids = sorted(self.users)
+        ids = sorted(self.users, reverse=str(params.get("SORT", "")).upper() == "ID"
+                     and str(params.get("ORDER", "")).upper() == "DESC")
         if "ACTIVE" in conditions:
             active = _truthy(conditions["ACTIVE"])
             ids = [uid for uid in ids if (uid not in self.inactive) == active]
+        if str(conditions.get(">ID", "")).isdigit():  # paging by ID: those above the last one seen
+            ids = [uid for uid in ids if uid > int(conditions[">ID"])]
         try:
-            start = max(0, int(str(params.get("START") or 0)))
+            start = int(str(params.get("START") or 0))
         except ValueError:
             start = 0
         page = [{"ID": str(uid), "ACTIVE": uid not in self.inactive, "NAME": "User", "LAST_NAME": str(uid),
-                 "USER_TYPE": "employee"} for uid in ids[start:start + PAGE]]
-        return Paged(page, start, len(ids))
+                 "USER_TYPE": "employee"} for uid in ids[max(0, start):max(0, start) + PAGE]]
+        if start == -1:  # no count: a plain list, neither next nor total (Bitrix24's fast paging)
+            return page
+        return Paged(page, max(0, start), len(ids))
 
     def _m_server_time(self, params, caller):
         return _atom(self.now())
@@ -278,6 +291,7 @@ class PortalState:
             day.update(STATUS="OPENED", ACTIVE=True, TIME_FINISH=None)  # re-opens today's day
         else:
             self.days[uid] = day = self._record("OPENED", moment)
+        self.applied["timeman.open"][uid] += 1
         return dict(day)
 
     def _m_timeman_close(self, params, caller):
@@ -292,10 +306,11 @@ class PortalState:
             if not params.get("REPORT"):  # a forgotten day always wants a reason, free schedule or not
                 raise ApiError(400, "REPORT_NEEDED", "Report is needed")
         moment = moment or self.now()
-        start = datetime.fromisoformat(day["TIME_START"])
+        start = _parse(day["TIME_START"])
         day.update(STATUS="CLOSED", ACTIVE=False, TIME_FINISH=_atom(moment), IP_CLOSE="127.0.0.1",
                    DURATION=_hms((moment - start).total_seconds()))
         day.pop("TIME_FINISH_DEFAULT", None)
+        self.applied["timeman.close"][uid] += 1
         return dict(day)
 
     def _m_timeman_pause(self, params, caller):
@@ -306,6 +321,7 @@ class PortalState:
         # not idempotent, as on a real portal: pausing a closed day resumes it
         day.update(STATUS="OPENED" if day["STATUS"] == "CLOSED" else "PAUSED", TIME_FINISH=None)
         day["ACTIVE"] = day["STATUS"] == "OPENED"
+        self.applied["timeman.pause"][uid] += 1
         return dict(day)
 
     def _batch(self, params, caller):

@@ -192,6 +192,10 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if kind == "reset":
             self._reset()
+        elif kind == "die":  # the portal goes away: it stops listening, and drops every connection it still has
+            self.portal.dead = True
+            threading.Thread(target=self.portal.stop, daemon=True).start()
+            self._reset()
         elif kind == "status":
             code = int(arg)
             error = {500: "INTERNAL_SERVER_ERROR", 503: "QUERY_LIMIT_EXCEEDED", 429: "OPERATION_TIME_LIMIT"}
@@ -237,6 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
         with portal.lock:
             portal.requests.append({"method": method, "path": path, "verb": self.command,
                                     "headers": dict(self.headers.items()), "params": dict(params)})
+        if portal.dead:
+            return self._reset()
+        with portal.lock:
             moved = portal.redirect_to if served == path else None
             fault = portal.faults.popleft() if portal.faults and not moved else None
         if moved:

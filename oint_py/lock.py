@@ -1,0 +1,113 @@
+"""One state-changing run over many users per portal at a time.
+
+Two cron lines, or a slow 23:55 run still going at 00:10, would otherwise
+send every change twice. The lock is a file in the private state folder
+(`$XDG_STATE_HOME/oint/locks`, `~/.local/state/oint/locks`, or
+`%LOCALAPPDATA%\\oint\\locks` on Windows), named by a hash of the portal's
+address (never the webhook code), created 0600 with O_NOFOLLOW in a folder
+created 0700 and held with fcntl (POSIX) or msvcrt.locking (Windows). The
+operating system releases it when the process ends, however it ends.
+
+A second run waits for it at most OINT_LOCK_WAIT seconds (default
+bounds.LOCK_WAIT), then ends with exit 4 naming the run that holds it.
+"""
+
+import hashlib
+import os
+import stat
+import time
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from . import bounds
+from .outcome import RequestFailure, UsageError
+from .private import private_dir, state_dir
+
+WAIT_ENV = "OINT_LOCK_WAIT"
+
+
+def folder() -> str:
+    return private_dir(os.path.join(state_dir(), "locks"), "locks folder")
+
+
+def wait_bound() -> float:
+    raw = os.environ.get(WAIT_ENV)
+    if not raw:
+        return bounds.LOCK_WAIT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= bounds.MAX_LOCK_WAIT:  # also refuses NaN
+        raise UsageError(f"{WAIT_ENV}: expected seconds from 0 to {bounds.MAX_LOCK_WAIT:g}, got {raw[:40]!r}")
+    return value
+
+
+def _open(path: str) -> int:
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or (os.name != "nt" and (info.st_uid != os.geteuid() or info.st_mode & 0o077)):
+        os.close(fd)
+        raise UsageError(f"the lock file {path} is not a private file of this user; remove it")
+    return fd
+
+
+def _try(fd: int) -> bool:
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        pid = os.read(fd, 32).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+@contextmanager
+def held(base: str):
+    """Hold the lock of the portal at `base` within the block."""
+    parts = urlsplit(base)
+    where = f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+    name = hashlib.sha256(where.encode("utf-8")).hexdigest()[:32] + ".lock"
+    bound = wait_bound()
+    fd = _open(os.path.join(folder(), name))
+    try:
+        deadline = time.monotonic() + bound
+        while not _try(fd):
+            if time.monotonic() >= deadline:
+                raise RequestFailure(f"another oint run{_holder(fd)} is changing days on {parts.hostname} and holds "
+                                     f"its lock; waited {bound:g} s ({WAIT_ENV}). Nothing was sent")
+            time.sleep(0.2)
+        if os.name != "nt":  # a Windows lock bars reading the byte: no pid there
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        yield
+    finally:
+        if os.name == "nt":
+            import msvcrt
+
+            try:
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            except OSError:  # not ours (we never got it)
+                pass
+        os.close(fd)  # releases the lock (POSIX)
