@@ -22,7 +22,8 @@ _KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Ki
 
 
 def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
-            progress: "sweep.Progress | None" = None, record: "sweep.Record | None" = None, stop=None) -> Outcome:
+            progress: Callable[[str, int, int], None] | None = None, record: Callable[[dict], None] | None = None,
+            stop=None) -> Outcome:
     """`log`: where --debug lines go (the caller masks them); `transport`: an
     httpx transport instead of the network (unit tests); `progress(what, done,
     total)`: told how far a run over many users got; `record(entries)`: given
@@ -75,7 +76,8 @@ def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
     return outcome.replace(messages=notes + outcome.messages)
 
 
-def _inactive(listing: "sweep.Listing") -> tuple[str, ...]:
+def _inactive(listing) -> tuple[str, ...]:
+    """The line about listed users the portal should not have listed (a sweep.Listing's inactive ones)."""
     from . import sweep
 
     if not listing.inactive:

@@ -24,7 +24,6 @@ import re
 import secrets
 import stat
 import subprocess
-import sys
 import time
 
 from . import output
@@ -32,7 +31,6 @@ from .methods import JOBS_ENV
 from .model import Call
 from .outcome import ExitStatus, Outcome, UsageError
 from .private import check_private, private_dir, state_dir  # noqa: F401 - check_private: jobs' own rule too
-from .redact import Redactor
 from .spawn import detached, module_argv
 
 PRIVATE = 0o600
@@ -70,7 +68,7 @@ def start(call: Call) -> Outcome:
     except OSError as exc:
         raise UsageError(f"cannot create {files['log']}: {exc.strerror or exc}") from None
     try:
-        proc = subprocess.Popen(module_argv("oint_py.jobs", folder, job), stdin=subprocess.PIPE,
+        proc = subprocess.Popen(module_argv("oint_py.jobchild", folder, job), stdin=subprocess.PIPE,
                                 stdout=log_fd, stderr=log_fd, close_fds=True, **detached())
     finally:
         os.close(log_fd)
@@ -247,26 +245,3 @@ def clean(older_than: float) -> Outcome:
                 pass
         removed.append(job)
     return Outcome(ExitStatus.OK, {"removed": removed, "kept": kept, "folder": folder})
-
-
-def _child(folder: str, job: str) -> None:
-    from .execute import execute
-
-    code, redact = ExitStatus.INTERNAL, Redactor()
-    try:
-        call = Call.from_json(json.loads(sys.stdin.buffer.read()))
-        redact = call.redactor
-        outcome = execute(call, log=output.debug_logger(redact) if call.debug else None)
-        result = call.out or os.path.join(folder, f"{job}.json")
-        code = output.render(outcome, out=result, redact=redact, mode=None if call.out else PRIVATE, quiet=call.quiet)
-    except KeyboardInterrupt:
-        code = ExitStatus.INTERRUPTED
-    except Exception as exc:  # a bug: one masked line in the log, never a traceback
-        output.warn(f"internal error: {type(exc).__name__}: {exc}", redact)
-    finally:
-        output.write_atomic(os.path.join(folder, f"{job}.exit"), f"{int(code)}\n", PRIVATE)
-    sys.exit(int(code))
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1], sys.argv[2])

@@ -1,0 +1,38 @@
+"""The detached child of a --dontwait job (jobs.start launches it isolated):
+it reads its Call as JSON on stdin, executes it and writes `<job>.json` (or
+the --out file), `<job>.exit` its exit code; what it prints on stderr goes to
+`<job>.log`. Apart from jobs.py, which only starts and follows jobs, so that
+starting one does not import the code that runs it.
+"""
+
+import json
+import os
+import sys
+
+from . import output
+from .execute import execute
+from .jobs import PRIVATE
+from .model import Call
+from .outcome import ExitStatus
+from .redact import Redactor
+
+
+def main(folder: str, job: str) -> None:
+    code, redact = ExitStatus.INTERNAL, Redactor()
+    try:
+        call = Call.from_json(json.loads(sys.stdin.buffer.read()))
+        redact = call.redactor
+        outcome = execute(call, log=output.debug_logger(redact) if call.debug else None)
+        result = call.out or os.path.join(folder, f"{job}.json")
+        code = output.render(outcome, out=result, redact=redact, mode=None if call.out else PRIVATE, quiet=call.quiet)
+    except KeyboardInterrupt:
+        code = ExitStatus.INTERRUPTED
+    except Exception as exc:  # a bug: one masked line in the log, never a traceback
+        output.warn(f"internal error: {type(exc).__name__}: {exc}", redact)
+    finally:
+        output.write_atomic(os.path.join(folder, f"{job}.exit"), f"{int(code)}\n", PRIVATE)
+    sys.exit(int(code))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
