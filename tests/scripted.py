@@ -127,6 +127,15 @@ class Script:
         self.stop()
 
 
+class ScriptedPortal(Script):
+    """A loopback server that answers every request with `answer` = (status, [(header, value)], body),
+    whatever was asked: for answers no portal should give. `start()`, then `.url`; `stop()`."""
+
+    def __init__(self):
+        self.answer = (200, [], b"{}")
+        super().__init__(lambda request: self.answer)
+
+
 def answer(data, status: int = 200, headers=()) -> tuple:
     """A JSON answer."""
     return status, [("Content-Type", "application/json"), *headers], json.dumps(data).encode()

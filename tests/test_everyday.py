@@ -193,7 +193,7 @@ def test_report_needed_says_to_add_report(portal):
 
 
 def test_an_error_with_an_empty_code_is_said_not_quoted():
-    from conftest import ScriptedPortal
+    from scripted import ScriptedPortal
 
     scripted = ScriptedPortal().start()
     try:

@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import OINT, SECRET_TOKEN, ScriptedPortal, assert_no_secret, clean_env, oint_on, run_oint, wait_for
+from conftest import OINT, SECRET_TOKEN, assert_no_secret, clean_env, oint_on, run_oint, wait_for
+from scripted import ScriptedPortal
 
 POSIX = os.name != "nt"
 

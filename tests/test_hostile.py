@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import WEBHOOK_CODE, ConsoleScript, ScriptedPortal, cli_runner, clock_without_sleep
+from conftest import WEBHOOK_CODE, ConsoleScript, cli_runner, clock_without_sleep
+from scripted import ScriptedPortal
 
 from oint_py import jobs, transport
 from oint_py.outcome import ExitStatus, Outcome
