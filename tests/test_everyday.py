@@ -78,7 +78,7 @@ def _crontab_lines() -> list[tuple[list[str], str]]:
 def test_the_readme_has_its_crontab_lines():
     lines = _crontab_lines()
     assert len(lines) == 4
-    for _, line in lines:  # the --auth-file one runs in tests/test_oauth.py, which needs its OAuth set-up
+    for _, line in lines:  # the --auth-file one runs under env -i in tests/test_oauth.py, after its OAuth set-up
         program = line.split(None, 5)[5].split()[0]
         assert os.path.isabs(program) and program.endswith("/oint") and "--quiet" in line.split(), line
 

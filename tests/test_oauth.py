@@ -21,7 +21,7 @@ import pytest
 
 from oint_py.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
 
-from conftest import OINT, clean_env, run_oint, wait_for
+from conftest import OINT, ROOT, clean_env, run_oint, wait_for
 
 POSIX = os.name != "nt"
 REAUTH_STEPS = ("GetAppAuthLink", "GetToken", "--save")
@@ -629,11 +629,18 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
         args[args.index("--auth-file") + 1] = str(auth)
         out = tmp_path / f"out{n}.json"
         args[args.index("--out") + 1] = str(out)
-        r = run_oint(*args[1:], env=clean_env())  # cron's bare environment: the file is all it needs
-        assert r.code == 0, (line, r.err)
-        if "--quiet" in args:  # the crontab line: a good night prints nothing
-            assert r.out == r.err == ""
+        if "--quiet" in args:  # the crontab line, as cron runs it: env -i, PATH=/usr/bin:/bin, /bin/sh -c
+            program = tmp_path / "bin" / "oint"  # the README's absolute path, moved into this test's folder
+            program.parent.mkdir(exist_ok=True)
+            program.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                               "from oint_py.main import main\nsys.exit(main())\n")
+            program.chmod(0o755)
+            cron = subprocess.run(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", "/bin/sh", "-c",
+                                   shlex.join([str(program), *args[1:]])], capture_output=True, timeout=120)
+            assert (cron.returncode, cron.stdout, cron.stderr) == (0, b"", b""), (line, cron.stderr)  # nothing mailed
         else:
+            r = run_oint(*args[1:], env=clean_env())  # a bare environment: the file is all it needs
+            assert r.code == 0, (line, r.err)
             assert r.err.splitlines()[-1] == "oint: 0 closed, 200 skipped, 0 failed"
         done = json.loads(out.read_text(encoding="utf-8"))
         assert Counter(e["action"] for e in done.values()) == Counter({"closed" if n == 0 else "skipped": 200})
