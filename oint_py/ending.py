@@ -56,20 +56,28 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
         from .jobs import start
 
         return Finished(start(call), None, call.redactor, call.quiet)  # the job's own answer goes to --out
+    # a bar for the runs that read users and statuses first; --debug's lines would tear it
+    bar = (call.all_users or call.reads_first) and not call.debug and not call.quiet
+    outcome = run_call(call, out=call.out, bar=bar)
+    return Finished(outcome, call.out, call.redactor, call.quiet)
+
+
+def run_call(call, *, out: str | None, mode: int | None = None, bar: bool = False) -> Outcome:
+    """Execute `call` in the foreground or as a --dontwait job's child, the same way: a run over many
+    users goes batch by batch, each batch's answer written to `out` at once (so the file is true at any
+    moment), and SIGINT/SIGTERM/SIGHUP stop the sending between batches. `mode`: of `out`, as render's.
+    `bar`: show the progress bar."""
     from contextlib import nullcontext
 
     from .execute import execute
 
     log = output.debug_logger(call.redactor) if call.debug else None
-    many = call.many or call.reads_first  # runs batch by batch: each batch recorded, a signal stops the sending
-    record = output.recorder(call.out, call.redactor) if call.out and call.many else None
+    many = call.many or call.reads_first
+    record = output.recorder(out, call.redactor, mode) if out and call.many else None
     if many:
         from .stopping import on_signals
-    # a bar for the runs that read users and statuses first; --debug's lines would tear it
-    wanted = (call.all_users or call.reads_first) and not call.debug and not call.quiet
-    with output.progress_bar(wanted=wanted) as progress, (on_signals() if many else nullcontext()) as stop:
-        outcome = execute(call, log=log, progress=progress, record=record, stop=stop)
-    return Finished(outcome, call.out, call.redactor, call.quiet)
+    with output.progress_bar(wanted=bar) as progress, (on_signals() if many else nullcontext()) as stop:
+        return execute(call, log=log, progress=progress, record=record, stop=stop)
 
 
 def finish(args: list[str], body) -> ExitStatus:

@@ -10,7 +10,7 @@ import os
 import sys
 
 from . import output
-from .execute import execute
+from .ending import run_call
 from .jobs import PRIVATE
 from .model import Call
 from .outcome import ExitStatus
@@ -22,9 +22,9 @@ def main(folder: str, job: str) -> None:
     try:
         call = Call.from_json(json.loads(sys.stdin.buffer.read()))
         redact = call.redactor
-        outcome = execute(call, log=output.debug_logger(redact) if call.debug else None)
-        result = call.out or os.path.join(folder, f"{job}.json")
-        code = output.render(outcome, out=result, redact=redact, mode=None if call.out else PRIVATE, quiet=call.quiet)
+        result, mode = (call.out, None) if call.out else (os.path.join(folder, f"{job}.json"), PRIVATE)
+        outcome = run_call(call, out=result, mode=mode)  # recorded batch by batch; a SIGTERM stops it cleanly
+        code = output.render(outcome, out=result, redact=redact, mode=mode, quiet=call.quiet)
     except KeyboardInterrupt:
         code = ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: one masked line in the log, never a traceback

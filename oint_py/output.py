@@ -243,12 +243,13 @@ def write_atomic(path: str, text, mode: int | None = None) -> None:
         raise
 
 
-def recorder(path: str, redact=None):
+def recorder(path: str, redact=None, mode: int | None = None):
     """record(data): the run's answer so far, written to `path` at once (atomically, as compact JSON: the
-    pretty JSON follows when the run ends). A write that fails here is left to that last one to report."""
+    pretty JSON follows when the run ends). A write that fails here is left to that last one to report.
+    `mode`: as write_atomic's."""
     def record(data) -> None:
         try:
-            write_atomic(path, [_block([json.dumps(data, ensure_ascii=False), "\n"], redact)])
+            write_atomic(path, [_block([json.dumps(data, ensure_ascii=False), "\n"], redact)], mode)
         except OSError:
             pass
 

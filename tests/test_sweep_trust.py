@@ -269,6 +269,42 @@ def test_a_signal_at_a_random_moment_leaves_a_record_that_matches_the_portal(mak
     assert portal.applied["timeman.close"] == Counter(dict.fromkeys(portal.users, 1))
 
 
+@pytest.mark.skipif(os.name == "nt", reason="SIGTERM to a detached job is a POSIX matter")
+def test_a_dontwait_sweep_records_batch_by_batch_and_stops_cleanly_on_sigterm(make_portal, tmp_path):
+    """A --dontwait job is what a shutdown (`systemctl stop`, a reboot) sends SIGTERM to: its result file is
+    true while it runs, and after the signal it says who was closed and who was not reached."""
+    portal = make_portal(users=1000)
+    portal.inject(*["slow:0.3"] * 30)
+    jobs = tmp_path / "jobs"
+    started = sweep_process(portal, tmp_path, "--dontwait", OINT_JOBS_DIR=str(jobs))
+    out, err = started.communicate(timeout=60)
+    assert started.returncode == 0, err
+    job = json.loads(out)
+    result, exit_file = job["result_file"], job["exit_file"]
+    deadline = time.monotonic() + 30
+    while not os.path.exists(result) and time.monotonic() < deadline:  # the first batch's record
+        time.sleep(0.02)
+    with open(result, encoding="utf-8") as fh:
+        early = json.load(fh)
+    assert early and all(e["action"] == "closed" for e in early.values())  # a part, and true
+    assert all(portal.days[int(uid)]["STATUS"] == "CLOSED" for uid in early)
+    assert os.stat(result).st_mode & 0o777 == 0o600
+    os.kill(job["pid"], signal.SIGTERM)
+    while not os.path.exists(exit_file) and time.monotonic() < deadline + 30:
+        time.sleep(0.02)
+    with open(exit_file, encoding="utf-8") as fh:
+        assert fh.read() == "143\n"
+    with open(result, encoding="utf-8") as fh:
+        record = json.load(fh)
+    assert set(record) == {str(uid) for uid in portal.users}
+    for uid, entry in record.items():
+        assert (entry["action"] == "closed") == (portal.days[int(uid)]["STATUS"] == "CLOSED"), (uid, entry)
+    counts = Counter(e["action"] for e in record.values())
+    assert counts["not reached"] > 0 and counts["closed"] >= len(early)
+    with open(job["log_file"], encoding="utf-8") as fh:
+        assert fh.read().splitlines()[-1].startswith("oint: stopped by SIGTERM: ")
+
+
 def test_a_portal_that_dies_mid_sweep_stops_the_sending_after_3_batches(make_portal, tmp_path):
     portal = make_portal(users=1000)
     portal.inject(*["slow:0"] * 10, "die")  # user.get twice, 8 close batches, then gone
