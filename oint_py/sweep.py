@@ -315,7 +315,8 @@ class End(Enum):
 
 @dataclass
 class Tally:
-    """The entries so far and the counts a summary gives."""
+    """The entries so far and the counts a summary gives. An entry is added once and never changed
+    afterwards: the run's record (output.recorder) writes each entry once, when its batch ends."""
 
     entries: dict = field(default_factory=dict)
     counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0})

@@ -124,3 +124,45 @@ def test_dontwait_job_records_a_failure(portal, tmp_path):
     wait_for(job["exit_file"])
     assert open(job["exit_file"]).read().strip() == "3"
     assert "User not found" in open(job["log_file"], encoding="utf-8").read()
+
+
+def test_the_record_of_a_long_run_writes_each_entry_once_and_is_whole_between_batches(tmp_path):
+    """output.recorder, as the sweep calls it after every batch: the file parses to exactly the entries so far
+    after each call, stays one file (written in place, not copied), and grows by the new entries only."""
+    from oint_py.output import recorder
+    from oint_py.redact import MASK, Redactor
+
+    path = tmp_path / "record.json"
+    path.write_text("old answer\n")
+    os.chmod(path, 0o640)
+    record = recorder(str(path), Redactor().adding("s3cr3t-token"))
+    entries, inodes, sizes = {}, set(), []
+    for batch in range(40):
+        for uid in range(batch * 50 + 1, batch * 50 + 51):
+            entries[str(uid)] = {"action": "closed", "note": "s3cr3t-token" if uid == 77 else "ЖЁ\u2028"}
+        record(entries)
+        assert json.loads(path.read_text(encoding="utf-8")) == {
+            k: {**v, "note": MASK} if k == "77" else v for k, v in entries.items()}, batch
+        inodes.add(path.stat().st_ino)
+        sizes.append(path.stat().st_size)
+    assert len(inodes) == 1 and oct(path.stat().st_mode & 0o777) == oct(0o640)
+    growth = {b - a for a, b in zip(sizes, sizes[1:])}
+    assert max(growth) < 1.1 * min(growth)  # each batch adds its own 50 entries, no more
+    path.write_text('{"someone": "else"}\n')  # changed behind the run's back: written anew, whole
+    entries["9999"] = {"action": "closed"}
+    record(entries)
+    assert json.loads(path.read_text(encoding="utf-8"))["9999"] == {"action": "closed"}
+    assert len(json.loads(path.read_text(encoding="utf-8"))) == len(entries)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a FIFO is a POSIX thing")
+def test_a_record_to_a_fifo_or_dev_null_is_left_to_the_last_write(tmp_path):
+    from oint_py.output import recorder
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path in (str(fifo), os.devnull):
+        record = recorder(path)
+        record({"1": {"action": "closed"}})  # nobody reads the FIFO: a write would block or fail; none is made
+        record({"1": {"action": "closed"}, "2": {"action": "closed"}})
+    assert os.path.exists(os.devnull) and not os.path.isfile(fifo)
