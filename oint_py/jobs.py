@@ -111,8 +111,10 @@ def _exit_code(folder: str, job: str) -> int | None:
     return int(text) if text.isdigit() and len(text) <= 3 else None
 
 
-def alive(pid: int) -> bool:
-    """Whether process `pid` still runs. Windows: asked through a handle (os.kill would end it there)."""
+def alive(pid: int, job: str | None = None) -> bool:
+    """Whether process `pid` still runs (and, where /proc tells, is the child of `job`: a PID the system gave
+    to another process after the job died is not the job). Windows: asked through a handle (os.kill would end
+    it there); the PID alone."""
     if pid <= 0:
         return False
     if os.name == "nt":
@@ -135,7 +137,10 @@ def alive(pid: int) -> bool:
         return False
     try:  # Linux: a zombie no one reaped (an init that does not) has ended
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read(512).rpartition(b")")[2].split()[:1] != [b"Z"]
+            if fh.read(512).rpartition(b")")[2].split()[:1] == [b"Z"]:
+                return False
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:  # the job's child has its job ID in its argv
+            return job is None or job.encode() in fh.read(1 << 16).split(b"\0")
     except OSError:
         return True
 
@@ -155,7 +160,7 @@ def describe(folder: str, job: str) -> dict:
     pid = meta.get("pid") if isinstance(meta.get("pid"), int) else 0
     if code is not None:
         state = "done"
-    elif alive(pid):
+    elif alive(pid, job):
         state = "running"
     else:
         state = "lost" if pid or os.path.lexists(os.path.join(folder, f"{job}.exit")) else "unknown"

@@ -211,6 +211,29 @@ def test_a_job_killed_before_its_exit_code_is_lost_not_running(portal, tmp_path)
     assert _jobs(folder, "clean").json()["removed"] == [job["job"]]
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/cmdline"), reason="/proc tells which process has a PID")
+def test_a_dead_job_whose_pid_went_to_another_process_is_lost_not_running(portal, tmp_path):
+    """A job killed without an exit code, whose PID the system has since given to another process of the same
+    user (a reboot, a busy server): it is not waited for forever."""
+    folder = tmp_path / "jobs"
+    job = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait",
+                   OINT_JOBS_DIR=str(folder)).json()
+    assert _jobs(folder, "wait", job["job"]).code == 0
+    os.unlink(job["exit_file"])  # as if it had been killed before writing it
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        meta = folder / f"{job['job']}.meta"
+        data = json.loads(meta.read_text())
+        meta.write_text(json.dumps({**data, "pid": other.pid}))  # the PID now someone else's, alive
+        (entry,) = _jobs(folder).json()
+        assert entry["state"] == "lost", entry
+        r = _jobs(folder, "wait", job["job"], "--timeout", "5s")
+        assert r.code == 4 and "without an exit code" in r.err
+    finally:
+        other.kill()
+        other.wait()
+
+
 @pytest.mark.parametrize("args", [["wait", "../../etc/passwd"], ["wait", "20261128-043441-403b3b6f3d3e6c0b"],
                                   ["wait"], ["clean", "--older-than", "soon"], ["bogus"]])
 def test_jobs_bad_arguments_are_option_errors(tmp_path, args):
