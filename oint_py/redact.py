@@ -20,7 +20,7 @@ path is theirs, not ours.
 
 import json
 import re
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from .record import Record
 
@@ -37,11 +37,15 @@ SECRET_KEYS = ("auth", "password")
 
 
 def _forms(value: str) -> set[str]:
-    """The ways a secret shows up in text: as is, percent-encoded, and inside JSON
-    (ASCII-escaped as in requests, UTF-8 as in answers); bytes that are not UTF-8
-    (from argv) are encoded as they came."""
+    """The ways a secret shows up in text: as is, percent-encoded, percent-decoded (a
+    webhook code given as `%53ecret` is `Secret` to the server, and in its pages), and
+    inside JSON (ASCII-escaped as in requests, UTF-8 as in answers); bytes that are
+    not UTF-8 (from argv) are encoded as they came."""
     raw = value.encode("utf-8", "surrogateescape")
-    forms = (value, quote(raw, safe=""), json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1])
+    plain = [value] + ([unquote(value)] if "%" in value else [])
+    forms = {form for text in plain for form in (text, json.dumps(text)[1:-1],
+                                                 json.dumps(text, ensure_ascii=False)[1:-1])}
+    forms.add(quote(raw, safe=""))
     return {form for form in forms if len(form) >= MIN_SECRET_LEN}
 
 

@@ -411,6 +411,16 @@ def test_a_secret_echoed_in_an_error_page_is_masked_even_when_cut(scripted):
     assert "SECRETTOKE" not in r.err and token not in r.out
 
 
+def test_a_percent_encoded_webhook_code_echoed_decoded_is_masked(scripted):
+    """The server decodes the path: an error page that quotes it shows the code as the portal read it."""
+    page = "<html>Not found: /rest/1/SecretCode9/timeman.status (webhook SecretCode9)</html>"
+    scripted.answer = (200, [("Content-Type", "text/html")], page.encode())
+    url = scripted.url.split("/rest/")[0] + "/rest/1/%53ecretCode9/"
+    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", url, "--retries", 0, "--debug")
+    assert r.code == 4
+    assert "SecretCode9" not in r.out and "SecretCode9" not in r.err
+
+
 @pytest.mark.parametrize("body", [b'{"result": NaN}', b'{"result": Infinity}'])
 def test_not_json_constants_are_not_an_answer(scripted, body):
     scripted.answer = (200, [], body)
