@@ -391,3 +391,23 @@ def test_test_shows_the_close_first_or_the_status_read_first(portal, args, first
     r = on(portal, "StopTimekeeping", "--userid", "1,2", "--if-needed", "--test", *args)
     assert r.code == 0, r.err
     assert r.json()["requests"][0]["body"]["cmd"]["u1"].startswith(first) and portal.calls() == []
+
+
+@pytest.mark.parametrize("odd", ["opened", "OPENED ", "", "WORKING"])
+def test_a_status_oint_does_not_know_is_a_failure_not_a_skip(make_portal, odd):
+    """--if-needed skips only a day it knows needs nothing: a STATUS outside OPENED, PAUSED, EXPIRED and CLOSED
+    cannot say the day is closed, so the user is a failure (exit 3), not a skip (exit 0)."""
+    portal = make_portal(users=10)
+    real = portal._m_timeman_status
+
+    def status(params, caller):
+        answer = real(params, caller)
+        return {**answer, "STATUS": odd} if str(params.get("USER_ID")) == "5" else answer
+
+    portal._m_timeman_status = status
+    r = on(portal, "StopTimekeeping", "--userid", "4,5,6", "--if-needed", "--time", "now")  # read first
+    assert r.code == 3, r.err
+    data = r.json()
+    assert data["5"]["action"] == "failed" and data["5"]["error"] == "UNKNOWN_STATUS"
+    assert data["4"]["action"] == data["6"]["action"] == "closed"
+    assert portal.days[5]["STATUS"] == "OPENED" and portal.applied["timeman.close"][5] == 0
