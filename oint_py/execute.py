@@ -6,7 +6,7 @@ ambiguous failure only where timeman.status says it has not taken effect
 (confirm.py: the rule, for one user or per user in a batch).
 """
 
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, contextmanager
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -37,7 +37,8 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
             if call.many and call.method.changes_state and not call.plan:  # one such run per portal at a time
                 from . import lock
 
-                held.enter_context(lock.held(ep.base))
+                with _before_any_change(stop):
+                    held.enter_context(lock.held(ep.base))
             # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
             client = RestClient(Client(call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
                                        moves_with=None if ep.token else urlsplit(ep.base).path))
@@ -51,6 +52,10 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
         return Outcome.failed(exc, failed_entry(exc, call.redactor))
     except OintError as exc:
         return Outcome.failed(exc)
+    except _Stopped:
+        from . import sweep
+
+        return sweep.stopped_early(stop)
     if client.moved:
         new = client.moved + urlsplit(ep.base).path
         outcome = outcome.replace(messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url")))
@@ -64,7 +69,8 @@ def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
 
     notes: tuple[str, ...] = ()
     if call.all_users:
-        listing, failed = sweep.active_users(call, client, progress)
+        with _before_any_change(stop):
+            listing, failed = sweep.active_users(call, client, progress)
         if failed:
             return failed
         if not listing.ids:
@@ -74,6 +80,21 @@ def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
         notes = listing.notes + _inactive(listing)
     outcome = sweep.run(call, client, progress, record, stop)
     return outcome.replace(messages=notes + outcome.messages)
+
+
+class _Stopped(Exception):
+    """A signal cut the run before anything was sent that changes a day."""
+
+
+@contextmanager
+def _before_any_change(stop):
+    """Within the block nothing is changed: a signal's cut (KeyboardInterrupt) ends the run as stopped by it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if stop is None or stop.signal is None:
+            raise
+        raise _Stopped from None
 
 
 def _inactive(listing) -> tuple[str, ...]:

@@ -523,6 +523,14 @@ def _report(call: Call, tally: Tally, end: End, stop) -> Outcome:
     return Outcome(ExitStatus(status), data, tuple(messages), summary, per_user=call.many)
 
 
+def stopped_early(stop) -> Outcome:
+    """A signal ended the run before anything that changes a day was sent (waiting for the lock, listing users)."""
+    name = _signal_name(stop.signal)
+    return Outcome(_SIGNAL_STATUS.get(name, ExitStatus.INTERRUPTED), None,
+                   (f"stopped by {name} before any change was sent: nothing was changed; run the same command "
+                    "again to do the job",))
+
+
 SHOWN = 3  # of a streak of users failing the same way for want of an answer (a portal gone): the rest in one line
 
 

@@ -411,3 +411,23 @@ def test_a_status_oint_does_not_know_is_a_failure_not_a_skip(make_portal, odd):
     assert data["5"]["action"] == "failed" and data["5"]["error"] == "UNKNOWN_STATUS"
     assert data["4"]["action"] == data["6"]["action"] == "closed"
     assert portal.days[5]["STATUS"] == "OPENED" and portal.applied["timeman.close"][5] == 0
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_while_the_users_are_listed_ends_with_its_own_code_and_changes_nothing(make_portal, tmp_path, sig,
+                                                                                         code):
+    """A cron `timeout` sends SIGTERM: the run must say 143 (not Ctrl-C's 130) even when it was still listing."""
+    portal = make_portal(users=60)
+    portal.inject("slow:20")  # the first page of user.get
+    proc = sweep_process(portal, tmp_path)
+    deadline = time.monotonic() + 30
+    while not portal.calls() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    time.sleep(0.3)
+    proc.send_signal(sig)  # a second signal: no grace for the request in flight
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"stopped by {signal.Signals(sig).name}" in err.decode() and "nothing was changed" in err.decode()
+    assert [c["method"] for c in portal.calls()] == ["user.get"] and not portal.applied["timeman.close"]
