@@ -85,7 +85,8 @@ def _holder(fd: int) -> str:
 def held(base: str):
     """Hold the lock of the portal at `base` within the block."""
     parts = urlsplit(base)
-    where = f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), "")  # https://h is https://h:443
+    where = f"{parts.scheme.lower()}://{(parts.hostname or '').lower().rstrip('.')}:{port}"
     name = hashlib.sha256(where.encode("utf-8")).hexdigest()[:32] + ".lock"
     bound = wait_bound()
     fd = _open(os.path.join(folder(), name))

@@ -431,3 +431,13 @@ def test_a_signal_while_the_users_are_listed_ends_with_its_own_code_and_changes_
     assert proc.returncode == code, err
     assert f"stopped by {signal.Signals(sig).name}" in err.decode() and "nothing was changed" in err.decode()
     assert [c["method"] for c in portal.calls()] == ["user.get"] and not portal.applied["timeman.close"]
+
+
+@pytest.mark.parametrize("scheme,port", [("http", 80), ("https", 443)])
+def test_a_portal_named_with_and_without_its_default_port_has_one_lock(tmp_path, scheme, port):
+    """`https://portal` and `https://portal:443` are one portal: two cron lines writing it both ways must not
+    both hold a lock and send the same change twice."""
+    for url in (f"{scheme}://127.0.0.1/rest/1/code/", f"{scheme}://127.0.0.1:{port}/rest/1/code/"):
+        run_oint("bitrix24", "StopTimekeeping", "--url", url, "--userid", "1,2", "--retries", 0, "--timeout", 2,
+                 env=clean_env(XDG_STATE_HOME=str(tmp_path)))
+    assert len(os.listdir(tmp_path / "oint" / "locks")) == 1
