@@ -52,6 +52,8 @@ class Method(Record):
     # refusals (error_description) that mean the change is already made, once a status check shows confirm_status
     done_refusals: tuple[str, ...] = ()
     status_method: str = "GetTimekeepingStatus"  # the method whose STATUS these fields speak of
+    # -- for a status method: every STATUS it answers; any other cannot tell whether a change is needed --
+    statuses: tuple[str, ...] = ()
     # --if-needed may send it before reading the status: on a day that does not need it the portal refuses
     # it and changes nothing, and only the refused users' statuses are read (half the requests of reading first)
     act_first: bool = False
@@ -226,7 +228,7 @@ METHODS: tuple[Method, ...] = (
     Method(
         "GetTimekeepingStatus", "timeman.status", "Timekeeping", "Get timekeeping status",
         "Gets user timekeeping status",
-        (URL, USERID, TOKEN), example=_EXAMPLE,
+        (URL, USERID, TOKEN), example=_EXAMPLE, statuses=("OPENED", "PAUSED", "EXPIRED", "CLOSED"),
     ),
     Method(
         "GetTimekeepingSettings", "timeman.settings", "Timekeeping", "Get timekeeping settings",

@@ -46,7 +46,6 @@ ACTIVE = {"FILTER": {"ACTIVE": True}, "sort": "ID", "order": "ASC"}  # the first
 _PAGE_QUERY = {"FILTER[ACTIVE]": "true", "sort": "ID", "order": "ASC"}  # the same in a batch command's query
 PAGE = 50  # users a page of user.get
 GONE_BATCHES = 3  # batches in a row that reach no portal: it is gone, the rest is not attempted
-STATUSES = ("OPENED", "PAUSED", "EXPIRED", "CLOSED")  # the STATUS values of timeman.status
 _ATOM = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:([+-]\d{2}):?(\d{2})|Z)$")
 
 
@@ -244,9 +243,10 @@ def decide(call: Call, entry: dict) -> Step:
     status = record.get("STATUS") if isinstance(record, dict) else None
     if not isinstance(status, str):
         return _fail(None, "NO_STATUS", f"{_status_method(method).rest} gave no STATUS")
-    if call.if_needed and status not in STATUSES:  # it cannot say the day needs nothing: never a skip
+    known = _status_method(method).statuses
+    if call.if_needed and known and status not in known:  # it cannot say the day needs nothing: never a skip
         return _fail(None, "UNKNOWN_STATUS", f"{_status_method(method).rest} gave STATUS {status[:40]!r}, not one of "
-                                             f"{', '.join(STATUSES)}; nothing was sent")
+                                             f"{', '.join(known)}; nothing was sent")
     if call.if_needed and not _needed(method, status):
         return Step(Decision.SKIP, status, reason=method.skip_why.format(status=status) + method.skip_notes.get(status, ""))
     if not method.dated_by_start:
