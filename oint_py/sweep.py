@@ -323,7 +323,9 @@ class Tally:
     afterwards: the run's record (output.recorder) writes each entry once, when its batch ends."""
 
     entries: dict = field(default_factory=dict)
-    counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0})
+    # unsure: acted on without a status read first (close first), whose answer was lost: maybe done before the run
+    counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0,
+                                                  "unsure": 0})
 
     def add(self, uid: str, entry: dict, kind: str) -> None:
         self.entries[uid] = entry
@@ -386,10 +388,15 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     method = call.method
     results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
     for uid in chunk:
-        if "error" in results[uid] and results[uid]["error"] not in TRANSPORT_ERRORS:
+        result = results[uid]
+        if "error" in result and result["error"] not in TRANSPORT_ERRORS:
             refused.append(uid)
-        else:
-            tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), results[uid]))
+            continue
+        if "error" not in result and "note" in result:  # its answer was lost; a status check shows the change made
+            result = {**result, "note": f"{result['note']}. Its status before this run was not read ({method.words[0]} "
+                      f"first): it was {method.words[2]} by this run, or already before it"}
+            tally.counts["unsure"] += 1
+        tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), result))
     return unreachable
 
 
@@ -553,6 +560,8 @@ def _summary(call: Call, tally: Tally, end: End, stop) -> str:
                      "on a day it does not change (add --if-needed to skip those)")
         return line
     acted = f"{counts['acted']} {done}" if call.reads_first else f"{counts['acted']} sent"
+    if counts["unsure"]:
+        acted += f" ({counts['unsure']} of them by this run or before it: their answers were lost)"
     line = f"{acted}, {counts['skipped']} skipped, {counts['failed']} failed"
     if end is End.DONE:
         return line
