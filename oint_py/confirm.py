@@ -99,6 +99,7 @@ def _settle(confirm: Confirm, payload: dict, why: str, in_flight: bool) -> "Answ
 
 
 TRANSPORT_ERRORS = ("REQUEST_FAILED", "OUTCOME_UNKNOWN")
+UNANSWERED = ("NO_ANSWER", "BAD_ANSWER")  # a batch that ran but gave a user no readable answer: maybe applied
 # troubles that say no portal is there: a run over many users stops after a few batches of them
 UNREACHABLE = {Trouble.RESOLVE, Trouble.CONNECT, Trouble.CONNECT_TIMEOUT, Trouble.TIMEOUT}
 

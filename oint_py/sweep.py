@@ -33,7 +33,8 @@ from typing import Callable
 
 from . import batch, bounds
 from .answer import Answer, Kind
-from .confirm import TRANSPORT_ERRORS, RestClient, about, answer_entry, failure, send_batch, statuses
+from .confirm import (TRANSPORT_ERRORS, UNANSWERED, RestClient, about, answer_entry, failure, send_batch,
+                      settled_text, statuses)
 from .methods import BY_KEY, DEFAULT_REPORT, Method
 from .model import Call
 from .outcome import ExitStatus, Outcome, RequestFailure, error_words
@@ -387,6 +388,11 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     open, or expired) goes to `refused`, to be read and decided on like any other."""
     method = call.method
     results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
+    unanswered = [uid for uid in chunk if results[uid].get("error") in UNANSWERED]
+    if unanswered:  # the batch may have run their change: a status that shows it made settles it, as for a lost answer
+        for uid, now in statuses(client, call, unanswered, batched=True).items():
+            if now is not None and now.get("STATUS") == method.confirm_status:
+                results[uid] = {"result": now, "note": settled_text(method)}
     for uid in chunk:
         result = results[uid]
         if "error" in result and result["error"] not in TRANSPORT_ERRORS:

@@ -304,6 +304,28 @@ def test_a_close_batch_applied_then_dropped_is_settled_per_user_not_sent_again(p
                                       "lost), 0 skipped, 0 failed")
 
 
+def test_a_close_the_batch_ran_but_did_not_answer_is_settled_not_skipped(portal):
+    """Closed first: the batch applies every close but leaves user 11 out of its answer. A status that then
+    shows CLOSED is not "skipped, the day is CLOSED": this run may have closed it, and the record says so."""
+    real = portal._batch
+
+    def batch(params, caller):
+        answer = real(params, caller)
+        if any("timeman.close" in str(line) for line in (params.get("CMD") or {}).values()):
+            answer["result"].pop("u11", None)
+        return answer
+
+    portal._batch = batch
+    r = on(portal, "StopTimekeeping", "--userid", "10,11,12", "--if-needed")
+    assert r.code == 0, r.err
+    assert sent(portal, "timeman.close") == Counter({"10": 1, "11": 1, "12": 1})  # never twice
+    eleven = r.json()["11"]
+    assert eleven["action"] == "closed" and eleven["result"]["STATUS"] == "CLOSED", eleven
+    assert eleven["note"].endswith("it was closed by this run, or already before it")
+    assert r.err.splitlines()[-1] == ("oint: 3 closed (1 of them by this run or before it: their answers were "
+                                      "lost), 0 skipped, 0 failed")
+
+
 def test_when_the_settling_status_cannot_be_read_the_outcome_is_unknown_and_nothing_is_re_sent(portal):
     portal.inject("apply-reset", "reset")  # ... and the status check after it is dropped too
     r = on(portal, "StopTimekeeping", "--userid", "10,11", "--if-needed")
