@@ -92,17 +92,42 @@ UNKNOWN_KEPT = 86400  # seconds `oint jobs clean` keeps a job it cannot tell is 
 LOG_LINES = 20  # of a job's log, shown by `oint jobs wait`; the rest is counted
 
 
-def _read_small(folder: str, name: str) -> str | None:
-    """A job file's text, never through a link, None when it is missing or not a plain file of ours."""
+def _read_small(folder: str, name: str, tail: bool = False) -> str | None:
+    """A job file's text (its first MAX_SMALL bytes, or with `tail` its last), never through a link, None when
+    it is missing or not a plain file of ours."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(os.path.join(folder, name), flags)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
             return None
+        if tail and info.st_size > MAX_SMALL:
+            fh.seek(info.st_size - MAX_SMALL)
+            return fh.read(MAX_SMALL).decode("utf-8", "replace").partition("\n")[2]
         return fh.read(MAX_SMALL).decode("utf-8", "replace")
+
+
+def _began(job: str) -> float | None:
+    """When a job began, from its ID; None for an ID whose date cannot be (month 13)."""
+    try:
+        return time.mktime(time.strptime(job[:15], "%Y%m%d-%H%M%S"))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _log_lines(folder: str, job: str, where: str) -> list[str]:
+    """What `jobs wait` shows of a job's log: its first LOG_LINES - 1 lines and its last (the run's summary);
+    what lies between is counted, or (a log too big to count, --debug's) only said to be there."""
+    head = (_read_small(folder, f"{job}.log") or "").splitlines()
+    if len(head) <= LOG_LINES and len("\n".join(head)) < MAX_SMALL - 1:
+        return head
+    last = (_read_small(folder, f"{job}.log", tail=True) or "").splitlines()[-1:]
+    whole = len(head) if len("\n".join(head)) < MAX_SMALL - 1 else None
+    more = f"{whole - LOG_LINES} more" if whole is not None else "more"
+    return head[:LOG_LINES - 1] + [f"and {more}: see {where}"] + last
 
 
 def _exit_code(folder: str, job: str) -> int | None:
@@ -164,8 +189,9 @@ def describe(folder: str, job: str) -> dict:
         state = "running"
     else:
         state = "lost" if pid or os.path.lexists(os.path.join(folder, f"{job}.exit")) else "unknown"
+    began = _began(job)
     started = meta.get("started") if isinstance(meta.get("started"), str) else \
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.strptime(job[:15], "%Y%m%d-%H%M%S"))
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(began)) if began is not None else None
     entry = {"job": job, "state": state, "exit_code": code, "started": started,
              "method": meta.get("method") if isinstance(meta.get("method"), str) else None, "pid": pid or None,
              "result_file": meta.get("result_file") if isinstance(meta.get("result_file"), str)
@@ -212,12 +238,9 @@ def wait(job: str, timeout: float | None) -> Outcome:
     if entry["state"] != "done":
         return Outcome(ExitStatus.REQUEST_FAILED, None,
                        (f"job {job} ended without an exit code (killed?); see {entry['log_file']}",))
-    log = (_read_small(folder, f"{job}.log") or "").splitlines()
-    messages = [line.removeprefix("oint: ") for line in log[:LOG_LINES]]
-    if len(log) > LOG_LINES:
-        messages.append(f"and {len(log) - LOG_LINES} more: see {entry['log_file']}")
-    data, begun = None, time.mktime(time.strptime(job[:15], "%Y%m%d-%H%M%S"))
-    if _modified(entry["result_file"]) >= begun:  # an --out file of an earlier run is not this job's result
+    messages = [line.removeprefix("oint: ") for line in _log_lines(folder, job, entry["log_file"])]
+    data, begun = None, _began(job)
+    if begun is not None and _modified(entry["result_file"]) >= begun:  # an --out file of an earlier run is not this job's result
         try:
             with open(entry["result_file"], "rb") as fh:
                 data = json.load(fh)

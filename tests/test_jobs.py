@@ -234,6 +234,39 @@ def test_a_dead_job_whose_pid_went_to_another_process_is_lost_not_running(portal
         other.wait()
 
 
+@pytest.mark.parametrize("failures,debug", [(60, False), (3, True)])
+def test_jobs_wait_shows_the_first_failures_and_the_summary_however_long_the_log(make_portal, tmp_path, failures,
+                                                                              debug):
+    """A job over many users whose log is long (60 failure lines, or --debug's whole exchange): `jobs wait`
+    shows its first lines, how much more there is, and always the last line, the run's summary."""
+    portal = make_portal(users=100)
+    ids = ",".join(str(uid) for uid in range(100_001, 100_001 + failures))  # users the portal does not have
+    folder = tmp_path / "jobs"
+    job = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", f"1,2,{ids}", "--if-needed",
+                   "--dontwait", *(["--debug"] if debug else []), OINT_JOBS_DIR=str(folder)).json()
+    r = _jobs(folder, "wait", job["job"])
+    assert r.code == 3, r.err
+    lines = [line.removeprefix("oint: ") for line in r.err.splitlines()]
+    log = [line.removeprefix("oint: ") for line in open(job["log_file"], encoding="utf-8").read().splitlines()]
+    assert len(lines) == 21 and lines[0] == log[0] and lines[-1] == log[-1], lines
+    assert debug or lines[:19] == log[:19]  # (--debug's long lines are cut on stderr)
+    assert lines[-1] == f"2 closed, 0 skipped, {failures} failed"
+    assert lines[19] == f"and {len(log) - 20} more: see {job['log_file']}", lines[19]
+
+
+def test_a_job_file_whose_id_has_an_impossible_date_is_listed_not_a_crash(tmp_path):
+    folder = tmp_path / "jobs"
+    folder.mkdir(mode=0o700)
+    job = "20261328-250000-0123456789abcdef"  # month 13, hour 25
+    (folder / f"{job}.exit").write_text("0\n")
+    os.chmod(folder / f"{job}.exit", 0o600)
+    listed = _jobs(folder)
+    assert listed.code == 0, listed.err
+    assert [(e["job"], e["state"], e["started"]) for e in listed.json()] == [(job, "done", None)]
+    waited = _jobs(folder, "wait", job)
+    assert waited.code == 0, waited.err
+
+
 @pytest.mark.parametrize("args", [["wait", "../../etc/passwd"], ["wait", "20261128-043441-403b3b6f3d3e6c0b"],
                                   ["wait"], ["clean", "--older-than", "soon"], ["bogus"]])
 def test_jobs_bad_arguments_are_option_errors(tmp_path, args):
