@@ -32,6 +32,7 @@ tests/test_oauth.py uses them; nothing else should set them.
 """
 
 import json
+import math
 import os
 import stat
 import time
@@ -142,9 +143,27 @@ def load(path: str) -> dict:
     return data
 
 
+def _seconds(value) -> float | None:
+    """A time or lifetime given as a JSON number or as a numeric string (as a PHP server may), else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+def _endpoint(value) -> bool:
+    return isinstance(value, str) and urlsplit(value.strip()).scheme in ("http", "https")
+
+
 def compose(answer: dict, client_id: str, client_secret: str, server: str, old: dict | None = None) -> dict:
-    """An auth file's data from a token answer; a refresh answer without a
-    refresh_token keeps the one before (as botocore does)."""
+    """An auth file's data from a token answer, in the shape load() accepts: a refresh answer has
+    spent the refresh token, so the pair it holds must land in a file the next run can use. A refresh
+    answer without a refresh_token (or a usable client_endpoint) keeps the one before (as botocore
+    does); `expires` and `expires_in` given as numeric strings are read as numbers."""
     now = int(time.time())
     data = {**(old or {}), **answer, "client_id": client_id, "client_secret": client_secret, "oauth_server": server,
             "saved_at": now}
@@ -152,14 +171,19 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
         data["refresh_token_issued_at"] = now
     elif old is not None:
         data["refresh_token"] = old.get("refresh_token")
-    if not isinstance(answer.get("expires"), (int, float)) and isinstance(answer.get("expires_in"), (int, float)):
-        data["expires"] = now + int(answer["expires_in"])
+    if old is not None and not _endpoint(answer.get("client_endpoint")):
+        data["client_endpoint"] = old.get("client_endpoint")
+    ttl, expires = _seconds(answer.get("expires_in")), _seconds(answer.get("expires"))
+    if ttl is not None:
+        data["expires_in"] = ttl
+    if expires is None:  # no time from the server: its lifetime from now, else Bitrix24's hour (a wrong guess
+        # costs one call the portal answers expired_token, then a renewal; never a renewal on every run)
+        expires = now + (ttl if ttl is not None else bounds.ACCESS_TOKEN_SECONDS)
+    data["expires"] = expires
     # when it expires by this machine's clock, which may be off from the server's: a clock an hour fast
     # must not make every run renew (Bitrix24 may block an app that refreshes before every call)
-    ttl = answer.get("expires_in")
     # (counted from now, after the answer arrived, so never before the server's own expiry: no early renewal)
-    data["expires_local"] = (time.time() + ttl if isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
-                             else data.get("expires"))
+    data["expires_local"] = time.time() + ttl if ttl is not None else expires
     return data
 
 

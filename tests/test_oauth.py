@@ -647,3 +647,48 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
     stats = httpx.get(f"{base}/sandbox/stats").json()
     assert stats["refreshes"] == 2 and stats["early_refreshes"] == 0
     assert json.loads(auth.read_text())["refresh_token"] != stored["refresh_token"]
+
+
+def _relaying(portal, change):
+    """An OAuth server that asks the sandbox for the pair and answers it changed by `change(answer)`:
+    a server whose answer has the pair, in shapes the reference does not promise."""
+    from scripted import Script, answer
+
+    def respond(request):
+        got = httpx.get(f"{portal.base}{request['path']}", params=dict(httpx.URL("http://x" + request["full"]).params))
+        return answer(change(got.json()), got.status_code)
+
+    return Script(respond)
+
+
+@pytest.mark.parametrize("change", [
+    {"expires": "EXPIRES", "expires_in": "3600"},  # numbers as strings (PHP's json_encode of a string field)
+    {"expires": None, "expires_in": "3600"},
+    {"expires": None, "expires_in": None},
+    {"client_endpoint": None},
+    {"client_endpoint": ""},
+])
+def test_an_odd_refresh_answer_is_saved_as_a_file_the_next_run_can_use(make_portal, folder, change):
+    """The refresh token was spent on this answer: the pair it holds must be kept in a file the next run
+    accepts, never in one every later run refuses as damaged (exit 5), which leaves a person to fix it."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+
+    def odd(answer):
+        return {**answer, **{k: (str(answer["expires"]) if v == "EXPIRES" else v) for k, v in change.items()}}
+
+    with _relaying(portal, odd) as server:
+        path.write_text(json.dumps({**data, "oauth_server": server.base}))
+        r = oint_auth(portal, path, "--userid", "2")
+        assert r.code == 0, r.err
+        assert portal.oauth.counts["refreshes"] == 1
+        saved = json.loads(path.read_text())
+        assert saved["refresh_token"] != data["refresh_token"]
+        assert saved["client_endpoint"] == data["client_endpoint"]
+        assert isinstance(saved["expires"], (int, float)) and saved["expires"] > time.time() + 600
+        r = oint_auth(portal, path, "--userid", "3")
+        assert r.code == 0, r.err
+        assert portal.oauth.counts["refreshes"] == 1  # the saved pair is used as it is, not renewed again
