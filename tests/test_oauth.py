@@ -692,3 +692,33 @@ def test_an_odd_refresh_answer_is_saved_as_a_file_the_next_run_can_use(make_port
         r = oint_auth(portal, path, "--userid", "3")
         assert r.code == 0, r.err
         assert portal.oauth.counts["refreshes"] == 1  # the saved pair is used as it is, not renewed again
+
+
+@pytest.mark.parametrize("faults,code", [
+    (("error:invalid_token:401",), 7),  # the app was removed between two batches
+    (("error:expired_token:401", "html:503"), 4),  # the renewal's answer never came
+])
+@pytest.mark.parametrize("how", [["--userid", ",".join(map(str, range(1, 151)))], ["--userid", "all", "--if-needed"]])
+def test_a_chain_that_fails_mid_sweep_still_reports_what_was_applied(make_portal, folder, tmp_path, faults, code,
+                                                                    how):
+    """Batches of closes were applied when the next met a token that could not be renewed: the run
+    ends with the auth file's exit, and its answer (stdout and --out) still says which users were closed
+    and which were not, as a run stopped by a signal or a portal gone does."""
+    out = tmp_path / "out.json"
+    for args in ([], ["--out", out]):
+        portal = make_portal(users=150)
+        path = folder / "a.json"
+        authorize(portal, path)
+        portal.inject(*("none",) * (2 if how[1] != "all" else 3), *faults)  # for all, the listing first
+        r = oint_auth(portal, path, *how, *args)
+        assert r.code == code, r.err
+        done = json.loads(out.read_text() if args else r.out)
+        assert sorted(done, key=int) == [str(uid) for uid in range(1, 151)]
+        closed = [uid for uid, entry in done.items() if "error" not in entry and entry.get("action") != "not attempted"]
+        assert closed == [str(uid) for uid in range(1, 151) if portal.days[uid]["STATUS"] == "CLOSED"]
+        assert 50 <= len(closed) < 150  # closed before the failure, and said so
+        if code == 7:
+            assert all(step in r.err for step in REAUTH_STEPS)
+        else:
+            assert "may have been used" in r.err
+        assert "Traceback" not in r.err
