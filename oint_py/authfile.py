@@ -105,7 +105,12 @@ def _private(path: str, folder: bool, must_exist: bool = True) -> None:
 
 
 def check_private(path: str, must_exist: bool = True) -> None:
-    """Refuse an auth file (and its folder) that is a link, another user's, or open to others."""
+    """Refuse an auth file (and its folder) that is a link, another user's, or open to others; and, as
+    for the jobs folder, a folder below one that another user owns or can write to (who could swap it
+    between this check and the open, and have oint read their file or write the renewed pair into theirs)."""
+    from .private import check_parents
+
+    check_parents(os.path.dirname(path), "auth file folder")
     _private(os.path.dirname(path), folder=True)
     _private(path, folder=False, must_exist=must_exist)
 

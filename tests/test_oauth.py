@@ -199,6 +199,24 @@ def test_unsafe_places_are_refused(portal, tmp_path, folder):
     assert path.read_bytes() == before
 
 
+@pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
+@pytest.mark.parametrize("above", ["open", "open/mine"])
+def test_an_auth_folder_under_a_folder_others_can_write_is_refused(portal, tmp_path, above):
+    """Private like the jobs folder: another user who can write to a folder above the auth file's can
+    rename the private folder away and put one of theirs in its place between oint's check and its
+    open, and have oint read their auth file or write the renewed pair (and the app's secret) into it."""
+    path = tmp_path / "open" / "mine" / "auth" / "a.json"
+    path.parent.mkdir(parents=True, mode=0o700)
+    authorize(portal, path)
+    before = path.read_bytes()
+    (tmp_path / above).chmod(0o777)
+    for r in (oint_auth(portal, path, method="ServerTime"),
+              run_oint("bitrix24", "GetToken", "--code", "x", "--save", path, env=app_env(portal)),
+              run_oint("bitrix24", "AuthStatus", "--auth-file", path)):
+        assert r.code == 5 and str(tmp_path / above) in r.err and "group or others" in r.err, r.err
+    assert path.read_bytes() == before and portal.oauth.counts["code_grants"] == 1
+
+
 def test_token_and_auth_file_together_is_a_usage_error(portal, folder):
     path = folder / "a.json"
     authorize(portal, path)
