@@ -257,9 +257,15 @@ def locked(path: str, wait: float):
     lock = path + ".lock"
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(lock, flags, PRIVATE)
+        fd = os.open(lock, flags | getattr(os, "O_NONBLOCK", 0), PRIVATE)  # O_NONBLOCK: a FIFO must not hang us
     except OSError as exc:
         raise UsageError(f"auth file lock {lock}: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    # flock needs only a read-only descriptor: a lock file others can open, they can hold for ever
+    if not stat.S_ISREG(info.st_mode) or (os.name != "nt" and (info.st_uid != os.geteuid() or info.st_mode & 0o077)):
+        os.close(fd)
+        raise UsageError(f"auth file lock {lock} is not a private file of this user (a regular file, mode 0600); "
+                         "remove it (oint makes it again)")
     try:
         deadline = time.monotonic() + wait
         while not _try_lock(fd):

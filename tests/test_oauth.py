@@ -509,6 +509,33 @@ def test_a_lock_held_too_long_ends_with_a_clear_error(make_portal, folder):
     assert path.read_bytes() == before and portal.oauth.counts["refreshes"] == 0
 
 
+@pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
+def test_a_lock_file_others_can_open_is_refused(make_portal, tmp_path):
+    """The renewal lock is flock'd, which needs only a read-only descriptor: a lock file others can read
+    (the folder 0755, as allowed) lets another user hold it for ever, and every renewal ends in exit 4.
+    Refused like the portal locks: exit 5 naming it, nothing sent."""
+    portal = make_portal(token_ttl=1)
+    folder = tmp_path / "auth"
+    folder.mkdir(mode=0o755)
+    path = folder / "a.json"
+    wait_past(authorize(portal, path)["expires"])
+    before = path.read_bytes()
+    lock = Path(str(path) + ".lock")
+    lock.touch()
+    lock.chmod(0o644)
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 5 and str(lock) in r.err, r.err
+    assert path.read_bytes() == before and portal.oauth.counts["refreshes"] == 0
+    lock.unlink()
+    fifo = Path(str(path) + ".lock")
+    os.mkfifo(fifo, 0o600)
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 5 and str(lock) in r.err, r.err
+    fifo.unlink()
+    assert oint_auth(portal, path, "--userid", "2").code == 0
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+
+
 def test_secrets_on_a_command_line_are_masked_in_errors(portal):
     r = run_oint("bitrix24", "GetToken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET, "--code",
                  "c0de-c0de-c0de", "--oauth-server", "ftp://" + CLIENT_SECRET)
