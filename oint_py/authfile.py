@@ -332,7 +332,9 @@ def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) 
         params = {"grant_type": "refresh_token", "client_id": data["client_id"],
                   "client_secret": data["client_secret"], "refresh_token": data["refresh_token"]}
         try:
-            status, answer = oauth.token(data["oauth_server"], params, settings, log)
+            # the proxy chosen for the OAuth server, not the portal's (NO_PROXY may name one of them)
+            route = settings.replace(proxy=settings.token_proxy)
+            status, answer = oauth.token(data["oauth_server"], params, route, log)
         except oauth.NotSent as exc:
             raise OintError(f"{exc}; nothing was sent and the auth file {path} is unchanged",
                             ExitStatus.REQUEST_FAILED) from None

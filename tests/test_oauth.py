@@ -536,6 +536,39 @@ def test_a_lock_file_others_can_open_is_refused(make_portal, tmp_path):
     assert stat.S_IMODE(lock.stat().st_mode) == 0o600
 
 
+@pytest.mark.parametrize("proxied", ["portal", "oauth server"])
+def test_a_renewal_takes_the_proxy_the_environment_gives_the_oauth_server(make_portal, folder, proxied):
+    """HTTP_PROXY with NO_PROXY naming one of the two hosts: the portal's calls and the renewal each go
+    the way the environment says for their own host. The renewal took the portal's: with the portal
+    proxied and the OAuth server in NO_PROXY, the query with the client secret and the refresh token
+    went to the proxy (in clear text to an http server); with the portal in NO_PROXY (an intranet
+    portal) and the OAuth server behind the proxy, the renewal could never connect."""
+    from scripted import Script
+
+    def forward(request):
+        body = request["body"] if request["verb"] == "POST" else None
+        got = httpx.request(request["verb"], request["full"], json=body)
+        return got.status_code, [("Content-Type", got.headers.get("content-type", "application/json"))], got.content
+
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    direct, via = f"http://localhost:{portal.port}", portal.base  # the same sandbox; NO_PROXY lists localhost
+    server, rest = (direct, via) if proxied == "portal" else (via, direct)
+    path.write_text(json.dumps({**data, "oauth_server": server, "client_endpoint": rest + "/rest/"}))
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+    with Script(forward) as proxy:
+        r = oint_auth(portal, path, "--userid", "2", HTTP_PROXY=proxy.base, NO_PROXY="localhost")
+        assert r.code == 0, r.err
+        seen = [request["full"] for request in proxy.requests]
+    assert portal.oauth.counts["refreshes"] == 1
+    if proxied == "portal":
+        assert seen and all("/rest/" in url for url in seen) and not any(CLIENT_SECRET in url for url in seen)
+    else:
+        assert len(seen) == 1 and "/oauth/token/" in seen[0]
+
+
 def test_secrets_on_a_command_line_are_masked_in_errors(portal):
     r = run_oint("bitrix24", "GetToken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET, "--code",
                  "c0de-c0de-c0de", "--oauth-server", "ftp://" + CLIENT_SECRET)
