@@ -382,11 +382,22 @@ class Renewing:
         self.data = renew(self.path, self.data["access_token"], self.settings, self.log, why)
         self.renewed = True
 
+    def _current(self, confirm):
+        """`confirm` whose payload to send again carries the token live by then: the status read it makes
+        may have renewed the pair, which revoked the token the refused call was sent with."""
+        def current(payload: dict):
+            settled = confirm(payload)
+            return {**settled, "auth": self.data["access_token"]} if isinstance(settled, dict) else settled
+
+        return current
+
     def call(self, url: str, payload: dict, confirm=None, retries=None):
         if "auth" not in payload:
             return self.client.call(url, payload, confirm, retries)
         if not self.renewed and expired(self.data):
             self._renew("its stored expiry has passed")
+        if confirm is not None:
+            confirm = self._current(confirm)
         answer = self.client.call(url, {**payload, "auth": self.data["access_token"]}, confirm, retries)
         error = answer.error
         if error == "invalid_token" and not self.renewed:

@@ -355,7 +355,7 @@ def run(call: Call, client: RestClient, progress: Progress | None = None, record
         except OintError as exc:  # an auth file's token that cannot be renewed (authfile.Renewing): the batches
             # before were applied, so the run ends like one stopped, with their entries, not with this line alone
             _cut(call, chunk, tally, f"the run ended while {call.method.rest} was being sent for this user, as the "
-                                     "access token could not be renewed")
+                                     "access token was refused or could not be renewed")
             end, halted = End.HALTED, exc
             break
         streak = streak + 1 if unreachable else 0

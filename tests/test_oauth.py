@@ -318,6 +318,21 @@ def test_eight_processes_on_an_expired_token_make_one_refresh(make_portal, folde
     assert oint_auth(portal, path, method="ServerTime").code == 0  # the file is valid and live afterwards
 
 
+@pytest.mark.parametrize("users", ["2", "2,3"])
+def test_a_renewal_during_the_status_check_resends_with_the_new_token(portal, folder, users):
+    """A close whose connection dropped is checked with timeman.status before it is sent again; that read
+    meets expired_token and the token is renewed. The close sent again must carry the new token: with the
+    one the renewal revoked, the portal answers invalid_token, and the run ended with exit 7 (a person
+    must authorise the app again) on a chain that was fine, the day left open."""
+    path = folder / "a.json"
+    authorize(portal, path)
+    portal.inject("reset", "error:expired_token:401")  # the close: dropped unapplied; the status read: expired
+    r = oint_auth(portal, path, "--userid", users)
+    assert r.code == 0, r.err
+    assert portal.oauth.counts["refreshes"] == 1
+    assert all(portal.days[int(uid)]["STATUS"] == "CLOSED" for uid in users.split(","))
+
+
 def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal, folder):
     """A read the file, B renewed it (which revokes A's token): A's call answers invalid_token, and A
     takes B's pair from the file and sends the call once more, instead of asking a person (exit 7)."""
