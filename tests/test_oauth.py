@@ -623,6 +623,53 @@ def test_endless_oauth_answer_is_cut_by_the_timeout(make_portal, folder):
     assert path.read_bytes() == before
 
 
+def test_oauth_headers_dripped_are_cut_by_the_timeout(make_portal, folder):
+    """--timeout bounds the whole token exchange, headers too: a server that sends its header lines a byte
+    at a time, each within the read timeout, held the renewal (and the lock every other run waits on) for
+    as long as it liked; only the body was checked against the deadline."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    break
+                time.sleep(0.2)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    path.write_text(json.dumps({**data, "oauth_server": f"http://127.0.0.1:{listener.getsockname()[1]}"}))
+    before = path.read_bytes()
+    wait_past(data["expires"])
+    started = time.monotonic()
+    try:
+        r = run_oint("bitrix24", "StopTimekeeping", "--auth-file", path, "--userid", "2", "--timeout", "1.5",
+                     env=app_env(portal), timeout=40)
+    finally:
+        stop.set()
+        listener.close()
+    assert r.code == 4 and "may have been used" in r.err, r.err
+    assert time.monotonic() - started < 15
+    assert path.read_bytes() == before
+
+
 def test_answer_without_refresh_token_keeps_the_old_one(make_portal, folder):
     portal = make_portal(token_ttl=1)
     path = folder / "a.json"
