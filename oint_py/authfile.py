@@ -401,7 +401,10 @@ class Renewing:
         answer = self.client.call(url, {**payload, "auth": self.data["access_token"]}, confirm, retries)
         error = answer.error
         if error == "invalid_token" and not self.renewed:
-            fresh = load(self.path)  # another process renewed the pair, which revoked ours: use its pair
+            # another process renewed the pair, which revoked ours: use its pair. Under its lock: one that is
+            # renewing right now has the new pair (ours is revoked already) and holds the lock until it is saved
+            with locked(self.path, lock_wait(self.settings)):
+                fresh = load(self.path)
             if fresh["access_token"] != self.data["access_token"]:
                 self.data, error = fresh, "refused"
         elif error == "expired_token" and not self.renewed:

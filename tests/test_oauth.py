@@ -350,6 +350,25 @@ def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal
     assert len(errors) == 4  # each: refused once, sent once more
 
 
+def test_a_token_revoked_by_a_renewal_not_yet_saved_waits_for_the_new_pair(portal, folder):
+    """A renews: the OAuth server has issued the new pair (which revokes the old access token) and A is
+    writing it. B, whose stored expiry says valid, sends with the old token meanwhile and is answered
+    invalid_token; the file still holds that token, for A has not saved yet. B must wait for A's lock and
+    take the pair A saves, not end with exit 7 (a person must authorise the app again) on a live chain."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired; the file does not know
+    renewer = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=app_env(portal, _OINT_TEST_PAUSE_AT="after-answer:2"))
+    assert renewer.stderr.readline() == b"test hook: paused at after-answer\n"  # issued, not saved
+    r = oint_auth(portal, path, "--userid", "5")
+    assert r.code == 0, r.err
+    assert renewer.wait(timeout=60) == 0, renewer.stderr.read().decode()
+    assert portal.oauth.counts["refreshes"] == 1
+    assert {c["params"].get("USER_ID") for c in portal.calls("timeman.close")} == {"4", "5"}
+
+
 def test_a_clock_far_ahead_does_not_renew_every_run(portal, folder):
     """The stored expiry is read by this machine's clock from expires_in, not the server's `expires`:
     a server clock an hour behind would otherwise make every run renew."""
