@@ -351,6 +351,13 @@ def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):
                          "and OINT_BITRIX24_AUTH_FILE too)")
     if not path.strip():
         raise UsageError("--auth-file is empty")
+    try:
+        webhook = bool(url) and _WEBHOOK_PATH.match(urlsplit(url.strip()).path) is not None
+    except ValueError:  # not a URL at all: endpoint() says so
+        webhook = False
+    if webhook:  # its code would be dropped without a word, and the call made as the app's user
+        raise UsageError("--url is a webhook URL and --auth-file an app's token: give one (check OINT_BITRIX24_URL "
+                         "and OINT_BITRIX24_AUTH_FILE too; with --auth-file, --url is the portal's address)")
     from .authfile import load
 
     path = os.path.abspath(path)

@@ -226,6 +226,21 @@ def test_token_and_auth_file_together_is_a_usage_error(portal, folder):
     assert r.code == 5
 
 
+def test_a_webhook_and_an_auth_file_together_is_a_usage_error(portal, folder):
+    """A webhook URL is a credential too: with an auth file (say OINT_BITRIX24_AUTH_FILE exported for the
+    cron jobs) its code was dropped without a word and the call made with the app's token, as the app's
+    user: StopTimekeeping without --userid closed another person's day than the webhook's."""
+    path = folder / "a.json"
+    authorize(portal, path)
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(7),
+                 env=clean_env(OINT_BITRIX24_AUTH_FILE=str(path)))
+    assert r.code == 5 and "webhook" in r.err and "auth" in r.err, r.err
+    r = oint_auth(portal, path, method="ServerTime", OINT_BITRIX24_URL=portal.webhook(7))
+    assert r.code == 5 and "webhook" in r.err, r.err
+    assert portal.calls("timeman.close") == [] and portal.calls("server.time") == []
+    assert oint_auth(portal, path, "--url", portal.base, method="ServerTime").code == 0  # a portal address: fine
+
+
 @pytest.mark.parametrize("content,named", [
     ("not json {", "not valid JSON"),
     ('{"access_token": "a"}', "lacks refresh_token, client_id, client_secret, oauth_server, client_endpoint"),
