@@ -32,6 +32,7 @@ tests/test_oauth.py uses them; nothing else should set them.
 """
 
 import json
+import math
 import os
 import stat
 import time
@@ -104,7 +105,12 @@ def _private(path: str, folder: bool, must_exist: bool = True) -> None:
 
 
 def check_private(path: str, must_exist: bool = True) -> None:
-    """Refuse an auth file (and its folder) that is a link, another user's, or open to others."""
+    """Refuse an auth file (and its folder) that is a link, another user's, or open to others; and, as
+    for the jobs folder, a folder below one that another user owns or can write to (who could swap it
+    between this check and the open, and have oint read their file or write the renewed pair into theirs)."""
+    from .private import check_parents
+
+    check_parents(os.path.dirname(path), "auth file folder")
     _private(os.path.dirname(path), folder=True)
     _private(path, folder=False, must_exist=must_exist)
 
@@ -142,9 +148,27 @@ def load(path: str) -> dict:
     return data
 
 
+def _seconds(value) -> float | None:
+    """A time or lifetime given as a JSON number or as a numeric string (as a PHP server may), else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+def _endpoint(value) -> bool:
+    return isinstance(value, str) and urlsplit(value.strip()).scheme in ("http", "https")
+
+
 def compose(answer: dict, client_id: str, client_secret: str, server: str, old: dict | None = None) -> dict:
-    """An auth file's data from a token answer; a refresh answer without a
-    refresh_token keeps the one before (as botocore does)."""
+    """An auth file's data from a token answer, in the shape load() accepts: a refresh answer has
+    spent the refresh token, so the pair it holds must land in a file the next run can use. A refresh
+    answer without a refresh_token (or a usable client_endpoint) keeps the one before (as botocore
+    does); `expires` and `expires_in` given as numeric strings are read as numbers."""
     now = int(time.time())
     data = {**(old or {}), **answer, "client_id": client_id, "client_secret": client_secret, "oauth_server": server,
             "saved_at": now}
@@ -152,14 +176,19 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
         data["refresh_token_issued_at"] = now
     elif old is not None:
         data["refresh_token"] = old.get("refresh_token")
-    if not isinstance(answer.get("expires"), (int, float)) and isinstance(answer.get("expires_in"), (int, float)):
-        data["expires"] = now + int(answer["expires_in"])
+    if old is not None and not _endpoint(answer.get("client_endpoint")):
+        data["client_endpoint"] = old.get("client_endpoint")
+    ttl, expires = _seconds(answer.get("expires_in")), _seconds(answer.get("expires"))
+    if ttl is not None:
+        data["expires_in"] = ttl
+    if expires is None:  # no time from the server: its lifetime from now, else Bitrix24's hour (a wrong guess
+        # costs one call the portal answers expired_token, then a renewal; never a renewal on every run)
+        expires = now + (ttl if ttl is not None else bounds.ACCESS_TOKEN_SECONDS)
+    data["expires"] = expires
     # when it expires by this machine's clock, which may be off from the server's: a clock an hour fast
     # must not make every run renew (Bitrix24 may block an app that refreshes before every call)
-    ttl = answer.get("expires_in")
     # (counted from now, after the answer arrived, so never before the server's own expiry: no early renewal)
-    data["expires_local"] = (time.time() + ttl if isinstance(ttl, (int, float)) and not isinstance(ttl, bool)
-                             else data.get("expires"))
+    data["expires_local"] = time.time() + ttl if ttl is not None else expires
     return data
 
 
@@ -228,9 +257,15 @@ def locked(path: str, wait: float):
     lock = path + ".lock"
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(lock, flags, PRIVATE)
+        fd = os.open(lock, flags | getattr(os, "O_NONBLOCK", 0), PRIVATE)  # O_NONBLOCK: a FIFO must not hang us
     except OSError as exc:
         raise UsageError(f"auth file lock {lock}: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    # flock needs only a read-only descriptor: a lock file others can open, they can hold for ever
+    if not stat.S_ISREG(info.st_mode) or (os.name != "nt" and (info.st_uid != os.geteuid() or info.st_mode & 0o077)):
+        os.close(fd)
+        raise UsageError(f"auth file lock {lock} is not a private file of this user (a regular file, mode 0600); "
+                         "remove it (oint makes it again)")
     try:
         deadline = time.monotonic() + wait
         while not _try_lock(fd):
@@ -297,7 +332,9 @@ def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) 
         params = {"grant_type": "refresh_token", "client_id": data["client_id"],
                   "client_secret": data["client_secret"], "refresh_token": data["refresh_token"]}
         try:
-            status, answer = oauth.token(data["oauth_server"], params, settings, log)
+            # the proxy chosen for the OAuth server, not the portal's (NO_PROXY may name one of them)
+            route = settings.replace(proxy=settings.token_proxy)
+            status, answer = oauth.token(data["oauth_server"], params, route, log)
         except oauth.NotSent as exc:
             raise OintError(f"{exc}; nothing was sent and the auth file {path} is unchanged",
                             ExitStatus.REQUEST_FAILED) from None
@@ -345,15 +382,29 @@ class Renewing:
         self.data = renew(self.path, self.data["access_token"], self.settings, self.log, why)
         self.renewed = True
 
+    def _current(self, confirm):
+        """`confirm` whose payload to send again carries the token live by then: the status read it makes
+        may have renewed the pair, which revoked the token the refused call was sent with."""
+        def current(payload: dict):
+            settled = confirm(payload)
+            return {**settled, "auth": self.data["access_token"]} if isinstance(settled, dict) else settled
+
+        return current
+
     def call(self, url: str, payload: dict, confirm=None, retries=None):
         if "auth" not in payload:
             return self.client.call(url, payload, confirm, retries)
         if not self.renewed and expired(self.data):
             self._renew("its stored expiry has passed")
+        if confirm is not None:
+            confirm = self._current(confirm)
         answer = self.client.call(url, {**payload, "auth": self.data["access_token"]}, confirm, retries)
         error = answer.error
         if error == "invalid_token" and not self.renewed:
-            fresh = load(self.path)  # another process renewed the pair, which revoked ours: use its pair
+            # another process renewed the pair, which revoked ours: use its pair. Under its lock: one that is
+            # renewing right now has the new pair (ours is revoked already) and holds the lock until it is saved
+            with locked(self.path, lock_wait(self.settings)):
+                fresh = load(self.path)
             if fresh["access_token"] != self.data["access_token"]:
                 self.data, error = fresh, "refused"
         elif error == "expired_token" and not self.renewed:

@@ -33,6 +33,7 @@ MAX_TOKEN_ANSWER = 64 * 1024  # bytes of an OAuth server's token answer (a real 
 AUTH_LOCK_MIN_WAIT = 5.0  # seconds a process waits at least for another one renewing the same auth file
 # (twice --timeout, see authfile.lock_wait: 60 s with the default timeout)
 MAX_AUTH_FILE = 64 * 1024  # bytes of an auth file
+ACCESS_TOKEN_SECONDS = 3600  # how long Bitrix24's access token lives, when a token answer does not say
 REFRESH_TOKEN_DAYS = 180  # how long Bitrix24 keeps a refresh token (older docs: 28 days)
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 

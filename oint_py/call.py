@@ -318,8 +318,9 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
                 raise UsageError(f"{option}: not UTF-8 text (save the script as UTF-8, or on Windows run "
                                  "chcp 65001 first)") from None
     url, token = values.get("--url") or "", values.get("--token") or None
+    token_server = None
     if auth_file is not None:
-        url, token, auth_file, redactor = _auth_file(auth_file, url, token, redactor)
+        url, token, auth_file, token_server, redactor = _auth_file(auth_file, url, token, redactor)
     redactor = redactor.adding(token, *url_secrets(url))
     ep = endpoint(url, token, redactor)
     if (if_needed or plan) and not method.changes_state:
@@ -334,6 +335,9 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
                          "re-opens it): add --if-needed to pause only the open ones")
     params = rest_params(method, values)
     conf, redactor = settings(flags, config, ep.base, redactor)
+    if token_server is not None:  # a renewal goes to the OAuth server: the proxy the environment gives that host
+        token_conf, redactor = settings(flags, config, token_server, redactor)
+        conf = conf.replace(token_proxy=token_conf.proxy)
     target = check_out(out) if out is not None else None
     return Call(method=method, endpoint=ep, user_ids=ids, many=many, params=params, settings=conf, out=target,
                 debug=debug, test=test, redactor=redactor, all_users=all_users, if_needed=if_needed, plan=plan,
@@ -347,9 +351,16 @@ def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):
                          "and OINT_BITRIX24_AUTH_FILE too)")
     if not path.strip():
         raise UsageError("--auth-file is empty")
+    try:
+        webhook = bool(url) and _WEBHOOK_PATH.match(urlsplit(url.strip()).path) is not None
+    except ValueError:  # not a URL at all: endpoint() says so
+        webhook = False
+    if webhook:  # its code would be dropped without a word, and the call made as the app's user
+        raise UsageError("--url is a webhook URL and --auth-file an app's token: give one (check OINT_BITRIX24_URL "
+                         "and OINT_BITRIX24_AUTH_FILE too; with --auth-file, --url is the portal's address)")
     from .authfile import load
 
     path = os.path.abspath(path)
     data = load(path)
     redactor = redactor.adding(data["access_token"], data["refresh_token"], data["client_secret"])
-    return url or data["client_endpoint"], data["access_token"], path, redactor
+    return url or data["client_endpoint"], data["access_token"], path, data["oauth_server"], redactor

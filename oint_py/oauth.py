@@ -61,17 +61,24 @@ def masked_answer(answer) -> object:
 
 def token(server: str, params: dict, settings: Settings, log: Callable[[str], None] | None = None) -> tuple[int, dict]:
     """(HTTP status, the JSON object answered) for a token request; NotSent or NoAnswer."""
-    from .transport import _import_httpx
+    import ssl
+
+    from .transport import _Clock, _errors, _import_httpx, _network
 
     httpx = _import_httpx()
+    errors = _errors()
     log = log or (lambda line: None)
     url = f"{server}/oauth/token/?{urlencode(params)}"
-    verify = tls.context(settings.insecure, settings.ca_bundle) if tls.needed(url, settings.proxy) else False
-    deadline = time.monotonic() + settings.timeout
+    verify = (tls.context(settings.insecure, settings.ca_bundle) if tls.needed(url, settings.proxy)
+              else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # plain http: never used
+    # the whole exchange within --timeout, at every socket operation (headers dripped a byte at a time too)
+    clock = _Clock()
+    clock.deadline = deadline = time.monotonic() + settings.timeout
     log(f"> GET {masked(url)}")
     try:
-        with httpx.Client(proxy=settings.proxy, verify=verify, timeout=settings.timeout, follow_redirects=False,
-                          trust_env=False, headers={"Accept": "application/json", "Accept-Encoding": "identity"}) as http:
+        with httpx.Client(transport=_network(clock, verify, settings.proxy), timeout=settings.timeout,
+                          follow_redirects=False, trust_env=False,
+                          headers={"Accept": "application/json", "Accept-Encoding": "identity"}) as http:
             with http.stream("GET", url) as resp:
                 body = bytearray()
                 if resp.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
@@ -84,10 +91,13 @@ def token(server: str, params: dict, settings: Settings, log: Callable[[str], No
                                        "not read further")
                     if time.monotonic() > deadline:
                         raise NoAnswer(f"no whole answer from the OAuth server within --timeout {settings.timeout:g} s")
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+    except (*errors["connect"], *errors["connect_timeout"]) as exc:
         log(f"< {type(exc).__name__}")
         raise NotSent(f"cannot connect to the OAuth server {server}: {exc}") from None
-    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+    except errors["timeout"] as exc:
+        log(f"< {type(exc).__name__}")
+        raise NoAnswer(f"no whole answer from the OAuth server within --timeout {settings.timeout:g} s") from None
+    except (*errors["any"], OSError) as exc:
         log(f"< {type(exc).__name__}")
         raise NoAnswer(f"the OAuth server {server} gave no whole answer ({type(exc).__name__}: "
                        f"{masked(str(exc)) or 'no detail'})") from None

@@ -47,6 +47,14 @@ def _setting(what: str) -> str:
     return JOBS_ENV if what == "jobs folder" else "XDG_STATE_HOME"
 
 
+def _elsewhere(what: str, where: str) -> str:
+    """What to do about a folder above `what`: set the variable that names it, or (an auth file, named
+    by the user) keep it elsewhere."""
+    if what.startswith("auth file"):
+        return f"keep the auth file in a folder under {where}"
+    return f"set {_setting(what)} to a folder under {where}"
+
+
 def _ancestors(folder: str) -> list[str]:
     """Every folder above `folder`, as written and as it really is (a link on the way is checked both ways)."""
     seen: list[str] = []
@@ -79,11 +87,11 @@ def check_parents(folder: str, what: str = "jobs folder") -> None:
             raise UsageError(f"{what} {folder}: cannot check {path}: {exc.strerror or exc}") from None
         if info.st_uid not in (me, 0):
             raise UsageError(f"{what} {folder}: {path} above it belongs to another user (uid {info.st_uid}), "
-                             f"who could swap the {what}; set {_setting(what)} to a folder under your own")
+                             f"who could swap the {what}; {_elsewhere(what, 'your own')}")
         if info.st_mode & 0o022 and not (info.st_mode & stat.S_ISVTX and info.st_uid == 0):
             raise UsageError(f"{what} {folder}: {path} above it is writable by group or others "
                              f"(mode {stat.S_IMODE(info.st_mode):04o}), who could swap the {what}; "
-                             f"set {_setting(what)} to a folder under private ones")
+                             f"{_elsewhere(what, 'private ones')}")
 
 
 def private_dir(folder: str, what: str = "jobs folder") -> str:

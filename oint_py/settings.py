@@ -8,6 +8,8 @@ from .record import Record
 
 class Settings(Record):
     proxy: str | None = None  # the proxy URL in use (an option, --config, or HTTP(S)_PROXY); None: direct
+    token_proxy: str | None = None  # the same for an auth file's OAuth server (its renewals), which the
+    # environment's NO_PROXY may treat unlike the portal; set by call.py with --auth-file
     timeout: float = bounds.DEFAULT_TIMEOUT  # one whole attempt
     retries: int = bounds.DEFAULT_RETRIES
     adv_response: bool = False

@@ -37,7 +37,7 @@ from .confirm import (TRANSPORT_ERRORS, UNANSWERED, RestClient, about, answer_en
                       settled_text, statuses)
 from .methods import BY_KEY, DEFAULT_REPORT, Method
 from .model import Call
-from .outcome import ExitStatus, Outcome, RequestFailure, error_words
+from .outcome import ExitStatus, OintError, Outcome, RequestFailure, error_words
 
 Progress = Callable[[str, int, int], None]
 Record = Callable[[dict], None]
@@ -316,6 +316,7 @@ class End(Enum):
     DONE = "done"
     STOPPED = "stopped"  # a signal: stop sending
     GONE = "gone"  # the portal could not be reached for GONE_BATCHES batches in a row
+    HALTED = "halted"  # the token could not be renewed (an auth file's chain: exit 7, or 4): nothing more can be sent
 
 
 @dataclass
@@ -340,7 +341,7 @@ def run(call: Call, client: RestClient, progress: Progress | None = None, record
     users' statuses, after the others. `record(entries)` is given every user's entry so far after each
     batch; `stop` (a stopping.Stop) is looked at between batches."""
     uids = list(call.user_ids) if call.user_ids or call.many else [""]  # "": the webhook's own user
-    tally, end, streak, refused = Tally(), End.DONE, 0, []
+    tally, end, streak, refused, halted = Tally(), End.DONE, 0, [], None
     what = "reading statuses" if call.plan else call.method.words[1] if call.reads_first else "sending"
     for chunk, first in _chunks(uids, acts_first(call), refused):
         if stop is not None and stop.signal is not None:
@@ -357,6 +358,14 @@ def run(call: Call, client: RestClient, progress: Progress | None = None, record
             _cut(call, chunk, tally)
             end = End.STOPPED
             break
+        except RequestFailure:
+            raise
+        except OintError as exc:  # an auth file's token that cannot be renewed (authfile.Renewing): the batches
+            # before were applied, so the run ends like one stopped, with their entries, not with this line alone
+            _cut(call, chunk, tally, f"the run ended while {call.method.rest} was being sent for this user, as the "
+                                     "access token was refused or could not be renewed")
+            end, halted = End.HALTED, exc
+            break
         streak = streak + 1 if unreachable else 0
         if record is not None:
             record(tally.entries)
@@ -366,7 +375,7 @@ def run(call: Call, client: RestClient, progress: Progress | None = None, record
         if uid not in tally.entries:
             tally.add(uid, {"action": "not reached" if end is End.STOPPED else "not attempted"}, "not reached")
     tally.entries = {uid: tally.entries[uid] for uid in uids}  # in the order asked, refused users included
-    return _report(call, tally, end, stop)
+    return _report(call, tally, end, stop, halted)
 
 
 def acts_first(call: Call) -> bool:
@@ -406,10 +415,11 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     return unreachable
 
 
-def _cut(call: Call, chunk: list[str], tally: Tally) -> None:
-    """The users of a request cut in flight by a stop: nobody can tell whether it was applied."""
-    unknown = {"error": "OUTCOME_UNKNOWN", "error_description": f"the run was stopped while {call.method.rest} "
-               f"was in flight for this user, with no answer within {bounds.STOP_GRACE:g} s: it may have been "
+def _cut(call: Call, chunk: list[str], tally: Tally, why: str | None = None) -> None:
+    """The users of a request cut in flight by a stop (or `why`): nobody can tell whether it was applied."""
+    why = why or (f"the run was stopped while {call.method.rest} was in flight for this user, with no answer "
+                  f"within {bounds.STOP_GRACE:g} s")
+    unknown = {"error": "OUTCOME_UNKNOWN", "error_description": f"{why}: it may have been "
                f"applied. Check with {_status_method(call.method).name}, or re-run with --if-needed"}
     for uid in chunk:
         if uid not in tally.entries:
@@ -506,7 +516,7 @@ def _signal_name(number: int | None) -> str:
 _SIGNAL_STATUS = {"SIGHUP": ExitStatus.HANGUP, "SIGINT": ExitStatus.INTERRUPTED, "SIGTERM": ExitStatus.TERMINATED}
 
 
-def _report(call: Call, tally: Tally, end: End, stop) -> Outcome:
+def _report(call: Call, tally: Tally, end: End, stop, halted: OintError | None = None) -> Outcome:
     """The per-user answer, the stderr lines and the summary; the exit status of the worst failure."""
     status, messages, run = ExitStatus.OK, [], []  # run: a streak of users failing the same way for want of an answer
     for uid, entry in tally.entries.items():
@@ -529,6 +539,9 @@ def _report(call: Call, tally: Tally, end: End, stop) -> Outcome:
         messages.append(f"the portal could not be reached for {GONE_BATCHES} batches in a row (no connection, "
                         f"no name or no answer in time): {counts['not reached']} users not attempted, nothing more "
                         "was sent")
+    if halted is not None:  # its own exit (7: a person must authorise the app again) and its paragraph
+        status = halted.status
+        messages.append(halted.message)
     if end is End.STOPPED:
         status = _SIGNAL_STATUS.get(_signal_name(stop.signal), ExitStatus.INTERRUPTED)  # Windows' SIGBREAK: 130
     summary = _summary(call, tally, end, stop) if call.reads_first or end is not End.DONE else None

@@ -76,7 +76,8 @@ class Script:
                     body = raw
                 path = self.path.split("?")[0]
                 request = {"method": path.rstrip("/").rsplit("/", 1)[-1], "path": path, "verb": self.command,
-                           "body": body}
+                           "body": body,
+                           "full": self.path}  # with the query
                 with owner.lock:
                     owner.requests.append(request)
                 answer = owner.respond(request)

@@ -199,6 +199,24 @@ def test_unsafe_places_are_refused(portal, tmp_path, folder):
     assert path.read_bytes() == before
 
 
+@pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
+@pytest.mark.parametrize("above", ["open", "open/mine"])
+def test_an_auth_folder_under_a_folder_others_can_write_is_refused(portal, tmp_path, above):
+    """Private like the jobs folder: another user who can write to a folder above the auth file's can
+    rename the private folder away and put one of theirs in its place between oint's check and its
+    open, and have oint read their auth file or write the renewed pair (and the app's secret) into it."""
+    path = tmp_path / "open" / "mine" / "auth" / "a.json"
+    path.parent.mkdir(parents=True, mode=0o700)
+    authorize(portal, path)
+    before = path.read_bytes()
+    (tmp_path / above).chmod(0o777)
+    for r in (oint_auth(portal, path, method="ServerTime"),
+              run_oint("bitrix24", "GetToken", "--code", "x", "--save", path, env=app_env(portal)),
+              run_oint("bitrix24", "AuthStatus", "--auth-file", path)):
+        assert r.code == 5 and str(tmp_path / above) in r.err and "group or others" in r.err, r.err
+    assert path.read_bytes() == before and portal.oauth.counts["code_grants"] == 1
+
+
 def test_token_and_auth_file_together_is_a_usage_error(portal, folder):
     path = folder / "a.json"
     authorize(portal, path)
@@ -206,6 +224,21 @@ def test_token_and_auth_file_together_is_a_usage_error(portal, folder):
     assert r.code == 5 and "--token and --auth-file" in r.err
     r = oint_auth(portal, path, method="ServerTime", OINT_BITRIX24_TOKEN="abcdefgh")
     assert r.code == 5
+
+
+def test_a_webhook_and_an_auth_file_together_is_a_usage_error(portal, folder):
+    """A webhook URL is a credential too: with an auth file (say OINT_BITRIX24_AUTH_FILE exported for the
+    cron jobs) its code was dropped without a word and the call made with the app's token, as the app's
+    user: StopTimekeeping without --userid closed another person's day than the webhook's."""
+    path = folder / "a.json"
+    authorize(portal, path)
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(7),
+                 env=clean_env(OINT_BITRIX24_AUTH_FILE=str(path)))
+    assert r.code == 5 and "webhook" in r.err and "auth" in r.err, r.err
+    r = oint_auth(portal, path, method="ServerTime", OINT_BITRIX24_URL=portal.webhook(7))
+    assert r.code == 5 and "webhook" in r.err, r.err
+    assert portal.calls("timeman.close") == [] and portal.calls("server.time") == []
+    assert oint_auth(portal, path, "--url", portal.base, method="ServerTime").code == 0  # a portal address: fine
 
 
 @pytest.mark.parametrize("content,named", [
@@ -300,6 +333,21 @@ def test_eight_processes_on_an_expired_token_make_one_refresh(make_portal, folde
     assert oint_auth(portal, path, method="ServerTime").code == 0  # the file is valid and live afterwards
 
 
+@pytest.mark.parametrize("users", ["2", "2,3"])
+def test_a_renewal_during_the_status_check_resends_with_the_new_token(portal, folder, users):
+    """A close whose connection dropped is checked with timeman.status before it is sent again; that read
+    meets expired_token and the token is renewed. The close sent again must carry the new token: with the
+    one the renewal revoked, the portal answers invalid_token, and the run ended with exit 7 (a person
+    must authorise the app again) on a chain that was fine, the day left open."""
+    path = folder / "a.json"
+    authorize(portal, path)
+    portal.inject("reset", "error:expired_token:401")  # the close: dropped unapplied; the status read: expired
+    r = oint_auth(portal, path, "--userid", users)
+    assert r.code == 0, r.err
+    assert portal.oauth.counts["refreshes"] == 1
+    assert all(portal.days[int(uid)]["STATUS"] == "CLOSED" for uid in users.split(","))
+
+
 def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal, folder):
     """A read the file, B renewed it (which revokes A's token): A's call answers invalid_token, and A
     takes B's pair from the file and sends the call once more, instead of asking a person (exit 7)."""
@@ -315,6 +363,25 @@ def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal
     assert portal.oauth.counts["refreshes"] == 1
     errors = [c for c in portal.requests if c["method"] == "timeman.close"]
     assert len(errors) == 4  # each: refused once, sent once more
+
+
+def test_a_token_revoked_by_a_renewal_not_yet_saved_waits_for_the_new_pair(portal, folder):
+    """A renews: the OAuth server has issued the new pair (which revokes the old access token) and A is
+    writing it. B, whose stored expiry says valid, sends with the old token meanwhile and is answered
+    invalid_token; the file still holds that token, for A has not saved yet. B must wait for A's lock and
+    take the pair A saves, not end with exit 7 (a person must authorise the app again) on a live chain."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired; the file does not know
+    renewer = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=app_env(portal, _OINT_TEST_PAUSE_AT="after-answer:2"))
+    assert renewer.stderr.readline() == b"test hook: paused at after-answer\n"  # issued, not saved
+    r = oint_auth(portal, path, "--userid", "5")
+    assert r.code == 0, r.err
+    assert renewer.wait(timeout=60) == 0, renewer.stderr.read().decode()
+    assert portal.oauth.counts["refreshes"] == 1
+    assert {c["params"].get("USER_ID") for c in portal.calls("timeman.close")} == {"4", "5"}
 
 
 def test_a_clock_far_ahead_does_not_renew_every_run(portal, folder):
@@ -491,6 +558,66 @@ def test_a_lock_held_too_long_ends_with_a_clear_error(make_portal, folder):
     assert path.read_bytes() == before and portal.oauth.counts["refreshes"] == 0
 
 
+@pytest.mark.skipif(not POSIX, reason="owners and modes are POSIX")
+def test_a_lock_file_others_can_open_is_refused(make_portal, tmp_path):
+    """The renewal lock is flock'd, which needs only a read-only descriptor: a lock file others can read
+    (the folder 0755, as allowed) lets another user hold it for ever, and every renewal ends in exit 4.
+    Refused like the portal locks: exit 5 naming it, nothing sent."""
+    portal = make_portal(token_ttl=1)
+    folder = tmp_path / "auth"
+    folder.mkdir(mode=0o755)
+    path = folder / "a.json"
+    wait_past(authorize(portal, path)["expires"])
+    before = path.read_bytes()
+    lock = Path(str(path) + ".lock")
+    lock.touch()
+    lock.chmod(0o644)
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 5 and str(lock) in r.err, r.err
+    assert path.read_bytes() == before and portal.oauth.counts["refreshes"] == 0
+    lock.unlink()
+    fifo = Path(str(path) + ".lock")
+    os.mkfifo(fifo, 0o600)
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 5 and str(lock) in r.err, r.err
+    fifo.unlink()
+    assert oint_auth(portal, path, "--userid", "2").code == 0
+    assert stat.S_IMODE(lock.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("proxied", ["portal", "oauth server"])
+def test_a_renewal_takes_the_proxy_the_environment_gives_the_oauth_server(make_portal, folder, proxied):
+    """HTTP_PROXY with NO_PROXY naming one of the two hosts: the portal's calls and the renewal each go
+    the way the environment says for their own host. The renewal took the portal's: with the portal
+    proxied and the OAuth server in NO_PROXY, the query with the client secret and the refresh token
+    went to the proxy (in clear text to an http server); with the portal in NO_PROXY (an intranet
+    portal) and the OAuth server behind the proxy, the renewal could never connect."""
+    from scripted import Script
+
+    def forward(request):
+        body = request["body"] if request["verb"] == "POST" else None
+        got = httpx.request(request["verb"], request["full"], json=body)
+        return got.status_code, [("Content-Type", got.headers.get("content-type", "application/json"))], got.content
+
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    direct, via = f"http://localhost:{portal.port}", portal.base  # the same sandbox; NO_PROXY lists localhost
+    server, rest = (direct, via) if proxied == "portal" else (via, direct)
+    path.write_text(json.dumps({**data, "oauth_server": server, "client_endpoint": rest + "/rest/"}))
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+    with Script(forward) as proxy:
+        r = oint_auth(portal, path, "--userid", "2", HTTP_PROXY=proxy.base, NO_PROXY="localhost")
+        assert r.code == 0, r.err
+        seen = [request["full"] for request in proxy.requests]
+    assert portal.oauth.counts["refreshes"] == 1
+    if proxied == "portal":
+        assert seen and all("/rest/" in url for url in seen) and not any(CLIENT_SECRET in url for url in seen)
+    else:
+        assert len(seen) == 1 and "/oauth/token/" in seen[0]
+
+
 def test_secrets_on_a_command_line_are_masked_in_errors(portal):
     r = run_oint("bitrix24", "GetToken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET, "--code",
                  "c0de-c0de-c0de", "--oauth-server", "ftp://" + CLIENT_SECRET)
@@ -527,6 +654,53 @@ def test_endless_oauth_answer_is_cut_by_the_timeout(make_portal, folder):
     portal.inject("drip:0.2")
     r = oint_auth(portal, path, "--userid", "2", "--timeout", "1.5")
     assert r.code == 4 and "--timeout" in r.err and "may have been used" in r.err, r.err
+    assert path.read_bytes() == before
+
+
+def test_oauth_headers_dripped_are_cut_by_the_timeout(make_portal, folder):
+    """--timeout bounds the whole token exchange, headers too: a server that sends its header lines a byte
+    at a time, each within the read timeout, held the renewal (and the lock every other run waits on) for
+    as long as it liked; only the body was checked against the deadline."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    break
+                time.sleep(0.2)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    path.write_text(json.dumps({**data, "oauth_server": f"http://127.0.0.1:{listener.getsockname()[1]}"}))
+    before = path.read_bytes()
+    wait_past(data["expires"])
+    started = time.monotonic()
+    try:
+        r = run_oint("bitrix24", "StopTimekeeping", "--auth-file", path, "--userid", "2", "--timeout", "1.5",
+                     env=app_env(portal), timeout=40)
+    finally:
+        stop.set()
+        listener.close()
+    assert r.code == 4 and "may have been used" in r.err, r.err
+    assert time.monotonic() - started < 15
     assert path.read_bytes() == before
 
 
@@ -647,3 +821,78 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
     stats = httpx.get(f"{base}/sandbox/stats").json()
     assert stats["refreshes"] == 2 and stats["early_refreshes"] == 0
     assert json.loads(auth.read_text())["refresh_token"] != stored["refresh_token"]
+
+
+def _relaying(portal, change):
+    """An OAuth server that asks the sandbox for the pair and answers it changed by `change(answer)`:
+    a server whose answer has the pair, in shapes the reference does not promise."""
+    from scripted import Script, answer
+
+    def respond(request):
+        got = httpx.get(f"{portal.base}{request['path']}", params=dict(httpx.URL("http://x" + request["full"]).params))
+        return answer(change(got.json()), got.status_code)
+
+    return Script(respond)
+
+
+@pytest.mark.parametrize("change", [
+    {"expires": "EXPIRES", "expires_in": "3600"},  # numbers as strings (PHP's json_encode of a string field)
+    {"expires": None, "expires_in": "3600"},
+    {"expires": None, "expires_in": None},
+    {"client_endpoint": None},
+    {"client_endpoint": ""},
+])
+def test_an_odd_refresh_answer_is_saved_as_a_file_the_next_run_can_use(make_portal, folder, change):
+    """The refresh token was spent on this answer: the pair it holds must be kept in a file the next run
+    accepts, never in one every later run refuses as damaged (exit 5), which leaves a person to fix it."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+
+    def odd(answer):
+        return {**answer, **{k: (str(answer["expires"]) if v == "EXPIRES" else v) for k, v in change.items()}}
+
+    with _relaying(portal, odd) as server:
+        path.write_text(json.dumps({**data, "oauth_server": server.base}))
+        r = oint_auth(portal, path, "--userid", "2")
+        assert r.code == 0, r.err
+        assert portal.oauth.counts["refreshes"] == 1
+        saved = json.loads(path.read_text())
+        assert saved["refresh_token"] != data["refresh_token"]
+        assert saved["client_endpoint"] == data["client_endpoint"]
+        assert isinstance(saved["expires"], (int, float)) and saved["expires"] > time.time() + 600
+        r = oint_auth(portal, path, "--userid", "3")
+        assert r.code == 0, r.err
+        assert portal.oauth.counts["refreshes"] == 1  # the saved pair is used as it is, not renewed again
+
+
+@pytest.mark.parametrize("faults,code", [
+    (("error:invalid_token:401",), 7),  # the app was removed between two batches
+    (("error:expired_token:401", "html:503"), 4),  # the renewal's answer never came
+])
+@pytest.mark.parametrize("how", [["--userid", ",".join(map(str, range(1, 151)))], ["--userid", "all", "--if-needed"]])
+def test_a_chain_that_fails_mid_sweep_still_reports_what_was_applied(make_portal, folder, tmp_path, faults, code,
+                                                                    how):
+    """Batches of closes were applied when the next met a token that could not be renewed: the run
+    ends with the auth file's exit, and its answer (stdout and --out) still says which users were closed
+    and which were not, as a run stopped by a signal or a portal gone does."""
+    out = tmp_path / "out.json"
+    for args in ([], ["--out", out]):
+        portal = make_portal(users=150)
+        path = folder / "a.json"
+        authorize(portal, path)
+        portal.inject(*("none",) * (2 if how[1] != "all" else 3), *faults)  # for all, the listing first
+        r = oint_auth(portal, path, *how, *args)
+        assert r.code == code, r.err
+        done = json.loads(out.read_text() if args else r.out)
+        assert sorted(done, key=int) == [str(uid) for uid in range(1, 151)]
+        closed = [uid for uid, entry in done.items() if "error" not in entry and entry.get("action") != "not attempted"]
+        assert closed == [str(uid) for uid in range(1, 151) if portal.days[uid]["STATUS"] == "CLOSED"]
+        assert 50 <= len(closed) < 150  # closed before the failure, and said so
+        if code == 7:
+            assert all(step in r.err for step in REAUTH_STEPS)
+        else:
+            assert "may have been used" in r.err
+        assert "Traceback" not in r.err
