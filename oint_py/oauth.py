@@ -63,20 +63,20 @@ def token(server: str, params: dict, settings: Settings, log: Callable[[str], No
     """(HTTP status, the JSON object answered) for a token request; NotSent or NoAnswer."""
     import ssl
 
-    from .transport import _Clock, _errors, _import_httpx, _network
+    from .transport import Clock, _import_httpx, deadline_network, error_classes
 
     httpx = _import_httpx()
-    errors = _errors()
+    errors = error_classes()
     log = log or (lambda line: None)
     url = f"{server}/oauth/token/?{urlencode(params)}"
     verify = (tls.context(settings.insecure, settings.ca_bundle) if tls.needed(url, settings.proxy)
               else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # plain http: never used
     # the whole exchange within --timeout, at every socket operation (headers dripped a byte at a time too)
-    clock = _Clock()
+    clock = Clock()
     clock.deadline = deadline = time.monotonic() + settings.timeout
     log(f"> GET {masked(url)}")
     try:
-        with httpx.Client(transport=_network(clock, verify, settings.proxy), timeout=settings.timeout,
+        with httpx.Client(transport=deadline_network(clock, verify, settings.proxy), timeout=settings.timeout,
                           follow_redirects=False, trust_env=False,
                           headers={"Accept": "application/json", "Accept-Encoding": "identity"}) as http:
             with http.stream("GET", url) as resp:

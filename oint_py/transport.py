@@ -131,7 +131,7 @@ class _Stop(Exception):
 
 
 # -- the whole-attempt deadline, enforced at every socket operation ---------
-class _Clock:
+class Clock:
     deadline: float | None = None
 
     def left(self, timeout: float | None, error: type) -> float | None:
@@ -143,7 +143,7 @@ class _Clock:
         return left if timeout is None else min(timeout, left)
 
 
-def _network(clock: _Clock, ssl_context: ssl.SSLContext, proxy: str | None):
+def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | None):
     """An httpx transport over httpcore's public pool (or proxy) classes, whose
     every connection is made through a backend that keeps `clock`'s deadline."""
     import httpcore
@@ -224,7 +224,7 @@ def _network(clock: _Clock, ssl_context: ssl.SSLContext, proxy: str | None):
     return Transport()
 
 
-def _errors():
+def error_classes():
     """Exception classes by what they mean, from httpx (which tests' mock transports
     raise) and httpcore (which the network transport lets through)."""
     import httpcore
@@ -337,7 +337,7 @@ class Client:
         self.moves_with = moves_with
         self.log = log or (lambda line: None)
         self.bucket = LeakyBucket()
-        self.clock = _Clock()
+        self.clock = Clock()
         if tls.needed(target, settings.proxy):
             try:
                 verify = tls.context(settings.insecure, settings.ca_bundle)
@@ -348,10 +348,10 @@ class Client:
         else:
             verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used: plain http loads no certificates
         try:
-            network = transport or _network(self.clock, verify, settings.proxy)
+            network = transport or deadline_network(self.clock, verify, settings.proxy)
         except (ValueError, httpx.InvalidURL) as exc:
             raise UsageError(f"--proxy: {exc}") from None
-        self.errors = _errors()
+        self.errors = error_classes()
         self.http = httpx.Client(
             transport=network, timeout=settings.timeout, follow_redirects=False, trust_env=False,
             headers={"User-Agent": f"oint-py/{__version__}", "Accept": "application/json",
