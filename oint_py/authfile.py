@@ -254,47 +254,16 @@ def lock_wait(settings) -> float:
 def locked(path: str, wait: float):
     """Hold an exclusive lock on `<path>.lock` (never the auth file itself: it is
     replaced by rename). Waits at most `wait` seconds, then exit 4."""
+    from .lock import exclusive
+
     lock = path + ".lock"
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(lock, flags | getattr(os, "O_NONBLOCK", 0), PRIVATE)  # O_NONBLOCK: a FIFO must not hang us
-    except OSError as exc:
-        raise UsageError(f"auth file lock {lock}: {exc.strerror or exc}") from None
-    info = os.fstat(fd)
-    # flock needs only a read-only descriptor: a lock file others can open, they can hold for ever
-    if not stat.S_ISREG(info.st_mode) or (os.name != "nt" and (info.st_uid != os.geteuid() or info.st_mode & 0o077)):
-        os.close(fd)
-        raise UsageError(f"auth file lock {lock} is not a private file of this user (a regular file, mode 0600); "
-                         "remove it (oint makes it again)")
-    try:
-        deadline = time.monotonic() + wait
-        while not _try_lock(fd):
-            if time.monotonic() > deadline:
-                raise OintError(f"auth file {path}: another process has held its lock {lock} for more than "
-                                f"{wait:g} s; nothing was sent. Is another oint stuck?", ExitStatus.REQUEST_FAILED)
-            time.sleep(0.05)
+
+    def busy(fd: int) -> Exception:
+        return OintError(f"auth file {path}: another process has held its lock {lock} for more than "
+                         f"{wait:g} s; nothing was sent. Is another oint stuck?", ExitStatus.REQUEST_FAILED)
+
+    with exclusive(lock, wait, busy, what="auth file lock"):
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock (also when the process dies)
-
-
-def _try_lock(fd: int) -> bool:
-    if os.name == "nt":
-        import msvcrt
-
-        try:
-            os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
 
 
 # -- renewing ----------------------------------------------------------------------

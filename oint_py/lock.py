@@ -43,16 +43,21 @@ def wait_bound() -> float:
     return value
 
 
-def _open(path: str) -> int:
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+def open_private(path: str, what: str = "lock file") -> int:
+    """Open (or make) the lock file `path`: this user's own regular file, 0600, never through a link, never
+    a FIFO (O_NONBLOCK: opening one would hang). A lock file others can open, they could hold for ever
+    (flock needs no write access), so one that is not private is refused: UsageError."""
+    flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_NONBLOCK", 0))
     try:
         fd = os.open(path, flags, 0o600)
     except OSError as exc:
-        raise UsageError(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot open the {what} {path}: {exc.strerror or exc}") from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or (os.name != "nt" and (info.st_uid != os.geteuid() or info.st_mode & 0o077)):
         os.close(fd)
-        raise UsageError(f"the lock file {path} is not a private file of this user; remove it")
+        raise UsageError(f"the {what} {path} is not a private file of this user (a regular file, mode 0600); "
+                         "remove it (oint makes it again)")
     return fd
 
 
@@ -66,10 +71,44 @@ def _try(fd: int) -> bool:
         else:
             import fcntl
 
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False
     return True
+
+
+def _release(fd: int) -> None:
+    """Unlock before the close: Windows frees a lock left at close only when it gets round to it."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:  # not ours (we never got it)
+        pass
+
+
+@contextmanager
+def exclusive(path: str, wait: float, busy, what: str = "lock file", step: float = 0.05):
+    """Hold an exclusive lock on the private lock file `path` within the block (the block gets its
+    descriptor), waiting at most `wait` seconds; then raise `busy(fd)`. The operating system releases it when
+    the process ends, however it ends."""
+    fd = open_private(path, what)
+    try:
+        deadline = time.monotonic() + wait
+        while not _try(fd):
+            if time.monotonic() >= deadline:
+                raise busy(fd)
+            time.sleep(step)
+        yield fd
+    finally:
+        _release(fd)
+        os.close(fd)
 
 
 def _holder(fd: int) -> str:
@@ -89,26 +128,14 @@ def held(base: str):
     where = f"{parts.scheme.lower()}://{(parts.hostname or '').lower().rstrip('.')}:{port}"
     name = hashlib.sha256(where.encode("utf-8")).hexdigest()[:32] + ".lock"
     bound = wait_bound()
-    fd = _open(os.path.join(folder(), name))
-    try:
-        deadline = time.monotonic() + bound
-        while not _try(fd):
-            if time.monotonic() >= deadline:
-                raise RequestFailure(f"another oint run{_holder(fd)} is changing days on {parts.hostname} and holds "
-                                     f"its lock; waited {bound:g} s ({WAIT_ENV}). Nothing was sent")
-            time.sleep(0.2)
+
+    def busy(fd: int) -> Exception:
+        return RequestFailure(f"another oint run{_holder(fd)} is changing days on {parts.hostname} and holds "
+                              f"its lock; waited {bound:g} s ({WAIT_ENV}). Nothing was sent")
+
+    with exclusive(os.path.join(folder(), name), bound, busy, step=0.2) as fd:
         if os.name != "nt":  # a Windows lock bars reading the byte: no pid there
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         yield
-    finally:
-        if os.name == "nt":
-            import msvcrt
-
-            try:
-                os.lseek(fd, 0, os.SEEK_SET)
-                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-            except OSError:  # not ours (we never got it)
-                pass
-        os.close(fd)  # releases the lock (POSIX)
