@@ -192,9 +192,27 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
     return data
 
 
+def _leftovers(path: str) -> None:
+    """Remove the temporary files of writes of `path` that a killed process left (each a 0600 copy of
+    secrets, whole or torn). Called under the file's lock, where no other write of it can be going on."""
+    import re
+
+    folder, own = os.path.dirname(path), re.compile(re.escape(f".{os.path.basename(path)}.") + r"[0-9a-f]{12}\.tmp")
+    try:
+        names = [name for name in os.listdir(folder) if own.fullmatch(name)]
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
 def save(path: str, data: dict) -> None:
-    """Write `data` to `path` all or nothing, 0600 whatever the umask."""
+    """Write `data` to `path` all or nothing, 0600 whatever the umask (under its lock: see locked)."""
     folder = os.path.dirname(path)
+    _leftovers(path)
     text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     import secrets
 

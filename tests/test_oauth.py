@@ -525,6 +525,8 @@ def test_kill_at_each_stage_of_a_renewal(make_portal, folder, stage, issued):
     assert r.code == -9
     assert json.loads(path.read_text()) == data  # whole, and the old pair
     assert portal.oauth.counts["refreshes"] == (1 if issued else 0)
+    left = sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+    assert left == ([] if stage != "during-write" else [left[0]]) and all(n.startswith(".a.json.") for n in left)
     portal.oauth.ttl = 3600
     r = oint_auth(portal, path, "--userid", "2")
     if issued:
@@ -532,6 +534,9 @@ def test_kill_at_each_stage_of_a_renewal(make_portal, folder, stage, issued):
     else:
         assert r.code == 0, r.err
         assert json.loads(path.read_text())["refresh_token"] != data["refresh_token"]
+    if stage == "during-write":  # a torn copy of the secrets is not kept: the next write of the file removes it
+        authorize(portal, path)  # the person authorises the app again, as exit 7 says
+        assert [p.name for p in folder.iterdir() if p.name.endswith(".tmp")] == []
 
 
 @pytest.mark.skipif(not POSIX, reason="SIGKILL")
