@@ -179,6 +179,10 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
     if old is not None and not _endpoint(answer.get("client_endpoint")):
         data["client_endpoint"] = old.get("client_endpoint")
     ttl, expires = _seconds(answer.get("expires_in")), _seconds(answer.get("expires"))
+    if ttl is not None and ttl <= 0:  # a lifetime of nothing would renew on every run: as if none was given
+        ttl = None
+    if expires is not None and expires <= now:  # over already (a clock far off, or nonsense): likewise
+        expires = None
     if ttl is not None:
         data["expires_in"] = ttl
     if expires is None:  # no time from the server: its lifetime from now, else Bitrix24's hour (a wrong guess

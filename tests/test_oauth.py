@@ -846,6 +846,9 @@ def _relaying(portal, change):
     {"expires": None, "expires_in": None},
     {"client_endpoint": None},
     {"client_endpoint": ""},
+    {"expires": None, "expires_in": 0},  # a lifetime of nothing, or one already over: not "renew on every run"
+    {"expires": None, "expires_in": -5},
+    {"expires": 1000, "expires_in": None},
 ])
 def test_an_odd_refresh_answer_is_saved_as_a_file_the_next_run_can_use(make_portal, folder, change):
     """The refresh token was spent on this answer: the pair it holds must be kept in a file the next run
