@@ -319,34 +319,40 @@ def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) 
             log(f"  auth file: another process renewed the token; using the pair it saved in {path}")
             return data
         log(f"  auth file: renewing the access token ({why})")
-        _stage("before-request")
-        params = {"grant_type": "refresh_token", "client_id": data["client_id"],
-                  "client_secret": data["client_secret"], "refresh_token": data["refresh_token"]}
-        try:
-            # the proxy chosen for the OAuth server, not the portal's (NO_PROXY may name one of them)
-            route = settings.replace(proxy=settings.token_proxy)
-            status, answer = oauth.token(data["oauth_server"], params, route, log)
-        except oauth.NotSent as exc:
-            raise OintError(f"{exc}; nothing was sent and the auth file {path} is unchanged",
-                            ExitStatus.REQUEST_FAILED) from None
-        except oauth.NoAnswer as exc:
-            raise OintError(f"renewing the access token: {exc}. The refresh token may have been used; the auth file "
-                            f"{path} was kept as it was. Run again: if the renewal did not happen it works, if it did "
-                            "the run ends with exit 7 and the steps to authorise the app again",
-                            ExitStatus.REQUEST_FAILED) from None
-        _stage("after-answer")
-        error = answer.get("error")
-        if error in GRANT_REAUTH:
-            raise Reauthorize(reauthorize_text(path, data, f"the OAuth server refused the renewal with {error}"
-                                               f" ({str(answer.get('error_description') or '')[:200]})"))
-        if error is not None:
-            raise OintError(f"the OAuth server refused the renewal: HTTP {status} {str(error)[:100]}: "
-                            f"{str(answer.get('error_description') or '')[:200]}; the auth file {path} is unchanged",
-                            ExitStatus.API_ERROR)
-        if not answer.get("refresh_token"):
-            log("  auth file: the answer has no refresh_token; the one before is kept")
-        new = compose(answer, data["client_id"], data["client_secret"], data["oauth_server"], old=data)
-        save(path, new)
+        from .stopping import deferred
+
+        # a signal from here to the save waits for it (bounded by --timeout): the refresh token is single-use,
+        # so a pair received and not saved is lost for good, and a person must authorise the app again
+        with deferred():
+            _stage("before-request")
+            params = {"grant_type": "refresh_token", "client_id": data["client_id"],
+                      "client_secret": data["client_secret"], "refresh_token": data["refresh_token"]}
+            try:
+                # the proxy chosen for the OAuth server, not the portal's (NO_PROXY may name one of them)
+                route = settings.replace(proxy=settings.token_proxy)
+                status, answer = oauth.token(data["oauth_server"], params, route, log)
+            except oauth.NotSent as exc:
+                raise OintError(f"{exc}; nothing was sent and the auth file {path} is unchanged",
+                                ExitStatus.REQUEST_FAILED) from None
+            except oauth.NoAnswer as exc:
+                raise OintError(f"renewing the access token: {exc}. The refresh token may have been used; the auth "
+                                f"file {path} was kept as it was. Run again: if the renewal did not happen it works, "
+                                "if it did the run ends with exit 7 and the steps to authorise the app again",
+                                ExitStatus.REQUEST_FAILED) from None
+            _stage("after-answer")
+            error = answer.get("error")
+            if error in GRANT_REAUTH:
+                raise Reauthorize(reauthorize_text(path, data, f"the OAuth server refused the renewal with {error}"
+                                                   f" ({str(answer.get('error_description') or '')[:200]})"))
+            if error is not None:
+                raise OintError(f"the OAuth server refused the renewal: HTTP {status} {str(error)[:100]}: "
+                                f"{str(answer.get('error_description') or '')[:200]}; the auth file {path} is "
+                                "unchanged",
+                                ExitStatus.API_ERROR)
+            if not answer.get("refresh_token"):
+                log("  auth file: the answer has no refresh_token; the one before is kept")
+            new = compose(answer, data["client_id"], data["client_secret"], data["oauth_server"], old=data)
+            save(path, new)
         log(f"  auth file: saved the new pair in {path}")
         return new
 

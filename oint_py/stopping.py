@@ -56,3 +56,40 @@ def on_signals(grace: float = STOP_GRACE):
             t.cancel()
         for number, old in previous.items():
             signal.signal(number, old)
+
+
+@contextmanager
+def deferred():
+    """Within the block, the signals above wait for its end, then are delivered as they would have been (the
+    handler in place before, or the default action: SIGINT a KeyboardInterrupt, SIGTERM the end of the
+    process). For a short, bounded block whose cut would lose what cannot be had again: a renewed token pair
+    between its request and its save. A cut of on_signals (its grace over) waits for it too."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+
+    def hold(signum, frame):
+        came.append(signum)
+
+    previous = {}
+    for name in _NAMES:
+        number = getattr(signal, name, None)
+        if number is not None:
+            try:
+                previous[number] = signal.signal(number, hold)
+            except (OSError, ValueError):
+                pass
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+        if came:
+            handler = previous.get(came[0])
+            if callable(handler):
+                handler(came[0], None)
+            elif handler == signal.SIG_DFL:
+                if came[0] == signal.SIGINT:
+                    raise KeyboardInterrupt
+                signal.raise_signal(came[0])

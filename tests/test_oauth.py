@@ -10,6 +10,7 @@ import re
 import shlex
 import os
 import stat
+import signal
 import subprocess
 import sys
 import time
@@ -382,6 +383,29 @@ def test_a_token_revoked_by_a_renewal_not_yet_saved_waits_for_the_new_pair(porta
     assert renewer.wait(timeout=60) == 0, renewer.stderr.read().decode()
     assert portal.oauth.counts["refreshes"] == 1
     assert {c["params"].get("USER_ID") for c in portal.calls("timeman.close")} == {"4", "5"}
+
+
+@pytest.mark.skipif(not POSIX, reason="SIGTERM, SIGHUP")
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM),
+                                      (signal.SIGHUP, -signal.SIGHUP)])
+def test_a_signal_between_a_renewals_answer_and_its_save_waits_for_the_save(portal, folder, sig, code):
+    """Ctrl-C, a cron timeout's SIGTERM or a closed terminal while the new pair is in hand but not yet saved
+    would lose it for good (the old refresh token is spent): the signal waits for the save, then ends the run
+    as it would have, and the next run uses the saved pair instead of asking a person to authorise again."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired
+    renewer = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=app_env(portal, _OINT_TEST_PAUSE_AT="after-answer:1"))
+    assert renewer.stderr.readline() == b"test hook: paused at after-answer\n"  # issued, not saved
+    renewer.send_signal(sig)
+    assert renewer.wait(timeout=60) == code, renewer.stderr.read().decode()
+    saved = json.loads(path.read_text())
+    assert saved["refresh_token"] != data["refresh_token"]  # the new pair, kept
+    r = oint_auth(portal, path, "--userid", "5")
+    assert r.code == 0, r.err
+    assert portal.oauth.counts["refreshes"] == 1
 
 
 def test_a_clock_far_ahead_does_not_renew_every_run(portal, folder):
