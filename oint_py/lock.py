@@ -58,6 +58,8 @@ def open_private(path: str, what: str = "lock file") -> int:
         os.close(fd)
         raise UsageError(f"the {what} {path} is not a private file of this user (a regular file, mode 0600); "
                          "remove it (oint makes it again)")
+    if os.name != "nt" and stat.S_IMODE(info.st_mode) != 0o600:  # a umask such as 0277 made it 0400: the next
+        os.fchmod(fd, 0o600)  # run could not open it for writing
     return fd
 
 

@@ -212,6 +212,24 @@ def test_a_lock_file_that_is_a_symbolic_link_is_refused(make_portal, tmp_path):
     assert r.code == 5 and "lock file" in r.err
 
 
+@pytest.mark.skipif(os.name == "nt", reason="umask")
+def test_lock_files_made_under_a_tight_umask_are_0600_so_the_next_run_can_open_them(make_portal, tmp_path):
+    """Under umask 0277 a new lock file would be 0400: the run that made it holds it, but the next one (not
+    root) could not open it for writing, and every night would end in exit 5. The portal's lock and the auth
+    file's are made by the same lock.open_private."""
+    import stat
+
+    portal = make_portal(users=10)
+    for _ in range(2):
+        proc = subprocess.run([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2",
+                               "--if-needed"],
+                              env=clean_env(XDG_STATE_HOME=str(tmp_path)), capture_output=True,
+                              preexec_fn=lambda: os.umask(0o277))
+        assert proc.returncode == 0, proc.stderr
+    (lock_file,) = (tmp_path / "oint" / "locks").iterdir()
+    assert stat.S_IMODE(lock_file.stat().st_mode) == 0o600
+
+
 def test_a_day_closed_by_someone_else_between_read_and_close_counts_as_done(make_portal):
     portal = make_portal(users=10)
     real = portal._m_timeman_status
