@@ -266,7 +266,8 @@ def recorder(path: str, redact=None, mode: int | None = None):
 
     def append(new: dict) -> bool:
         """The new entries over the closing brace of the file written before; False when it is not that file."""
-        flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        # O_NONBLOCK: a FIFO put in its place would block the open for ever (then fstat tells it is not the file)
+        flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
         fd = os.open(path, flags)
         try:
             info = os.fstat(fd)
@@ -274,10 +275,19 @@ def recorder(path: str, redact=None, mode: int | None = None):
                 return False
             blob = b"," + _block([json.dumps(new, ensure_ascii=False)[1:], "\n"], redact)
             os.lseek(fd, state["size"] - 2, os.SEEK_SET)  # over "}\n"
-            view = memoryview(blob)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            try:
+                view = memoryview(blob)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:  # a full disk, a file size limit: the file as it was, not cut inside an entry
+                try:
+                    os.ftruncate(fd, state["size"])
+                    os.lseek(fd, state["size"] - 2, os.SEEK_SET)
+                    os.write(fd, b"}\n")  # over bytes already there: no new space needed
+                except OSError:
+                    pass
+                raise
         finally:
             os.close(fd)
         state["size"] += len(blob) - 2

@@ -166,3 +166,50 @@ def test_a_record_to_a_fifo_or_dev_null_is_left_to_the_last_write(tmp_path):
         record({"1": {"action": "closed"}})  # nobody reads the FIFO: a write would block or fail; none is made
         record({"1": {"action": "closed"}, "2": {"action": "closed"}})
     assert os.path.exists(os.devnull) and not os.path.isfile(fifo)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="RLIMIT_FSIZE is POSIX")
+def test_a_record_whose_append_fails_midway_stays_whole_json(make_portal, tmp_path):
+    """A file size limit (or a full disk) reached in the middle of a batch's append: the --out file must not be
+    left cut inside an entry with no closing brace. The last write fails too (exit 6, the answer on stdout),
+    so the file is what a reader finds: whole JSON of the batches before, as each batch's rewrite used to leave."""
+    import resource
+    import subprocess
+    import sys
+
+    portal = make_portal(users=300)
+    out = tmp_path / "record.json"
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40000, 40000))  # the first batch fits, the third does not
+
+    proc = subprocess.run([sys.executable, "-m", "oint_py", "bitrix24", "StopTimekeeping", "--url", portal.webhook(),
+                           "--userid", "all", "--out", str(out)], capture_output=True, env=clean_env(),
+                          stdin=subprocess.DEVNULL, preexec_fn=limited, timeout=60)
+    assert proc.returncode == 6, proc.stderr.decode()
+    assert len(json.loads(proc.stdout)) == 300  # the whole answer, on stdout
+    kept = json.loads(out.read_text(encoding="utf-8"))  # whole JSON, not a cut entry
+    assert 50 <= len(kept) < 300 and len(kept) % 50 == 0
+    assert all(entry["result"]["STATUS"] == "CLOSED" for entry in kept.values())
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a FIFO is a POSIX thing")
+def test_a_record_replaced_by_a_fifo_mid_run_does_not_hang_the_run(tmp_path):
+    """The --out file swapped for a FIFO between two batches: the next append must not block for ever in open()
+    (the run would hang holding the portal's lock); the run's last write deals with the path."""
+    import threading
+
+    from oint_py.output import recorder
+
+    path = tmp_path / "record.json"
+    record = recorder(str(path))
+    record({"1": {"action": "closed"}})
+    path.unlink()
+    os.mkfifo(path)
+    done = threading.Thread(target=record, args=({"1": {"action": "closed"}, "2": {"action": "closed"}},), daemon=True)
+    done.start()
+    done.join(5)
+    hung = done.is_alive()
+    if hung:  # release it
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    assert not hung
