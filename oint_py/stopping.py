@@ -73,23 +73,23 @@ def deferred():
         came.append(signum)
 
     previous = {}
-    for name in _NAMES:
-        number = getattr(signal, name, None)
-        if number is not None:
-            try:
-                previous[number] = signal.signal(number, hold)
-            except (OSError, ValueError):
-                pass
-    try:
+    try:  # set inside the try: a signal whose old handler raises while they are set leaves none of ours behind
+        for name in _NAMES:
+            number = getattr(signal, name, None)
+            if number is not None:
+                try:
+                    previous[number] = signal.signal(number, hold)
+                except (OSError, ValueError):
+                    pass
         yield
     finally:
         for number, old in previous.items():
             signal.signal(number, old)
-        if came:
-            handler = previous.get(came[0])
+        for number in came:  # each, in order: an ignored SIGHUP first must not swallow the SIGTERM after it,
+            handler = previous.get(number)  # nor a first SIGTERM the second that cuts a sweep at once
             if callable(handler):
-                handler(came[0], None)
+                handler(number, None)
             elif handler == signal.SIG_DFL:
-                if came[0] == signal.SIGINT:
+                if number == signal.SIGINT:
                     raise KeyboardInterrupt
-                signal.raise_signal(came[0])
+                signal.raise_signal(number)

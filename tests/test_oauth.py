@@ -408,6 +408,27 @@ def test_a_signal_between_a_renewals_answer_and_its_save_waits_for_the_save(port
     assert portal.oauth.counts["refreshes"] == 1
 
 
+@pytest.mark.skipif(not POSIX, reason="SIGTERM, SIGHUP")
+def test_every_signal_held_during_a_renewal_is_delivered_not_only_the_first(portal, folder):
+    """Under nohup (SIGHUP ignored) a closed terminal's SIGHUP, then a cron timeout's SIGTERM, both while the
+    new pair is being saved: the SIGHUP is ignored as it would have been, and the SIGTERM must still end the
+    run. Re-delivering only the first held signal lost the SIGTERM, and the close was sent after it."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired
+    renewer = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=app_env(portal, _OINT_TEST_PAUSE_AT="after-answer:1"),
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    assert renewer.stderr.readline() == b"test hook: paused at after-answer\n"  # issued, not saved
+    renewer.send_signal(signal.SIGHUP)
+    time.sleep(0.2)
+    renewer.send_signal(signal.SIGTERM)
+    assert renewer.wait(timeout=60) == -signal.SIGTERM, renewer.stderr.read().decode()
+    assert json.loads(path.read_text())["refresh_token"] != data["refresh_token"]  # the new pair, kept
+    assert len(portal.calls("timeman.close")) == 1  # the one the expired token was refused for: not sent again
+
+
 def test_a_clock_far_ahead_does_not_renew_every_run(portal, folder):
     """The stored expiry is read by this machine's clock from expires_in, not the server's `expires`:
     a server clock an hour behind would otherwise make every run renew."""
