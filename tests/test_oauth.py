@@ -349,16 +349,23 @@ def test_a_renewal_during_the_status_check_resends_with_the_new_token(portal, fo
     assert all(portal.days[int(uid)]["STATUS"] == "CLOSED" for uid in users.split(","))
 
 
+def paused_close(portal, path, stage: str, **popen) -> subprocess.Popen:
+    """StopTimekeeping --auth-file for user 4, started and run until it pauses at `stage` ("NAME:SECONDS")."""
+    proc = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=app_env(portal, _OINT_TEST_PAUSE_AT=stage), **popen)
+    name = stage.partition(":")[0]
+    assert proc.stderr.readline() == f"test hook: paused at {name}\n".encode()
+    return proc
+
+
 def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal, folder):
     """A read the file, B renewed it (which revokes A's token): A's call answers invalid_token, and A
     takes B's pair from the file and sends the call once more, instead of asking a person (exit 7)."""
     path = folder / "a.json"
     data = authorize(portal, path)
     portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired; the file does not know
-    slow = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:2"))
-    assert slow.stderr.readline() == b"test hook: paused at loaded\n"  # it has read the file
+    slow = paused_close(portal, path, "loaded:2")  # it has read the file
     assert oint_auth(portal, path, "--userid", "5").code == 0  # renews: the slow one's token is revoked
     assert slow.wait(timeout=60) == 0, slow.stderr.read().decode()
     assert portal.oauth.counts["refreshes"] == 1
@@ -374,10 +381,7 @@ def test_a_token_revoked_by_a_renewal_not_yet_saved_waits_for_the_new_pair(porta
     path = folder / "a.json"
     data = authorize(portal, path)
     portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired; the file does not know
-    renewer = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=app_env(portal, _OINT_TEST_PAUSE_AT="after-answer:2"))
-    assert renewer.stderr.readline() == b"test hook: paused at after-answer\n"  # issued, not saved
+    renewer = paused_close(portal, path, "after-answer:2")  # issued, not saved
     r = oint_auth(portal, path, "--userid", "5")
     assert r.code == 0, r.err
     assert renewer.wait(timeout=60) == 0, renewer.stderr.read().decode()
@@ -395,10 +399,7 @@ def test_a_signal_between_a_renewals_answer_and_its_save_waits_for_the_save(port
     path = folder / "a.json"
     data = authorize(portal, path)
     portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired
-    renewer = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=app_env(portal, _OINT_TEST_PAUSE_AT="after-answer:1"))
-    assert renewer.stderr.readline() == b"test hook: paused at after-answer\n"  # issued, not saved
+    renewer = paused_close(portal, path, "after-answer:1")  # issued, not saved
     renewer.send_signal(sig)
     assert renewer.wait(timeout=60) == code, renewer.stderr.read().decode()
     saved = json.loads(path.read_text())
@@ -416,11 +417,8 @@ def test_every_signal_held_during_a_renewal_is_delivered_not_only_the_first(port
     path = folder / "a.json"
     data = authorize(portal, path)
     portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired
-    renewer = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=app_env(portal, _OINT_TEST_PAUSE_AT="after-answer:1"),
-                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
-    assert renewer.stderr.readline() == b"test hook: paused at after-answer\n"  # issued, not saved
+    renewer = paused_close(portal, path, "after-answer:1",  # issued, not saved
+                           preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
     renewer.send_signal(signal.SIGHUP)
     time.sleep(0.2)
     renewer.send_signal(signal.SIGTERM)
