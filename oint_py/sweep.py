@@ -398,10 +398,9 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     method = call.method
     results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
     unanswered = [uid for uid in chunk if results[uid].get("error") in UNANSWERED]
-    if unanswered:  # the batch may have run their change: a status that shows it made settles it, as for a lost answer
-        for uid, now in statuses(client, call, unanswered, batched=True).items():
-            if now is not None and now.get("STATUS") == method.confirm_status:
-                results[uid] = {"result": now, "note": settled_text(method)}
+    # the batch may have run their change: a status that shows it made settles it, as for a lost answer
+    for uid, now in _shown_done(call, client, unanswered).items():
+        results[uid] = {"result": now, "note": settled_text(method)}
     for uid in chunk:
         result = results[uid]
         if "error" in result and result["error"] not in TRANSPORT_ERRORS:
@@ -471,13 +470,19 @@ def _already_done(call: Call, client: RestClient, steps: dict, results: dict) ->
     method = call.method
     refused = [uid for uid, entry in results.items()
                if "error" in entry and entry.get("error_description") in method.done_refusals]
-    if not refused:
-        return
-    for uid, now in statuses(client, call, refused, batched=True).items():
-        if now is not None and now.get("STATUS") == method.confirm_status:
-            steps[uid] = Step(Decision.SKIP, steps[uid].before, reason=f"the day is {method.confirm_status} by now: it "
-                              f"was {method.words[2]} by someone else after its status was read")
-            results.pop(uid)
+    for uid in _shown_done(call, client, refused):
+        steps[uid] = Step(Decision.SKIP, steps[uid].before, reason=f"the day is {method.confirm_status} by now: it "
+                          f"was {method.words[2]} by someone else after its status was read")
+        results.pop(uid)
+
+
+def _shown_done(call: Call, client: RestClient, uids: list[str]) -> dict[str, dict]:
+    """{uid: status record} of those of `uids` (one batch at most) whose status, read once, shows the
+    method's change made; nothing is read for no users."""
+    if not uids:
+        return {}
+    return {uid: now for uid, now in statuses(client, call, uids, batched=True).items()
+            if now is not None and now.get("STATUS") == call.method.confirm_status}
 
 
 def _entry(call: Call, step: Step, result: dict | None) -> tuple[dict, str]:
