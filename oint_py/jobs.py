@@ -122,11 +122,11 @@ def _log_lines(folder: str, job: str, where: str) -> list[str]:
     """What `jobs wait` shows of a job's log: its first LOG_LINES - 1 lines and its last (the run's summary);
     what lies between is counted, or (a log too big to count, --debug's) only said to be there."""
     head = (_read_small(folder, f"{job}.log") or "").splitlines()
-    if len(head) <= LOG_LINES and len("\n".join(head)) < MAX_SMALL - 1:
+    whole = len("\n".join(head)) < MAX_SMALL - 1  # the head is the whole log
+    if whole and len(head) <= LOG_LINES:
         return head
     last = (_read_small(folder, f"{job}.log", tail=True) or "").splitlines()[-1:]
-    whole = len(head) if len("\n".join(head)) < MAX_SMALL - 1 else None
-    more = f"{whole - LOG_LINES} more" if whole is not None else "more"
+    more = f"{len(head) - LOG_LINES} more" if whole else "more"
     return head[:LOG_LINES - 1] + [f"and {more}: see {where}"] + last
 
 
