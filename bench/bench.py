@@ -91,8 +91,9 @@ class Runner:
         self.env, self.out, self.err = env, scratch / "stdout", scratch / "stderr"
         self.spawner = None
         if MEASURES:
-            self.spawner = subprocess.Popen([PYTHON, "-I", "-S", str(HERE / "spawner.py")],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.spawner = subprocess.Popen(
+                [PYTHON, "-I", "-S", str(HERE / "spawner.py")], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
 
     def close(self) -> None:
         if self.spawner:
@@ -129,8 +130,17 @@ def make_cases(http: BenchPortal, tls: BenchPortal, ca: str) -> list[Case]:
         return lambda uid: [OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", uid, *extra]
 
     def curl(portal, *extra):
-        return lambda uid: [CURL, "-sS", "--fail", "-H", JSON_TYPE, "--data", json.dumps({"USER_ID": uid}),
-                            portal.webhook() + "timeman.close", *extra]
+        return lambda uid: [
+            CURL,
+            "-sS",
+            "--fail",
+            "-H",
+            JSON_TYPE,
+            "--data",
+            json.dumps({"USER_ID": uid}),
+            portal.webhook() + "timeman.close",
+            *extra,
+        ]
 
     stdlib = str(HERE / "stdlib_client.py")
     floor = str(HERE / "httpx_client.py")
@@ -139,25 +149,34 @@ def make_cases(http: BenchPortal, tls: BenchPortal, ca: str) -> list[Case]:
         Case("help", "`oint --help`", lambda uid: [OINT, "--help"], b"Usage", 0),
         Case("oint-http", "`oint` StopTimekeeping, http", oint(http), b"CLOSED", 1),
         Case("oint-tls", "`oint` StopTimekeeping, TLS", oint(tls, "--ca-bundle", ca), b"CLOSED", 1),
-        Case("stdlib-http", "stdlib http.client, http", lambda uid: [PYTHON, stdlib, http.webhook(), uid],
-             b"CLOSED", 1),
-        Case("stdlib-tls", "stdlib http.client, TLS", lambda uid: [PYTHON, stdlib, tls.webhook(), uid, ca],
-             b"CLOSED", 1),
-        Case("httpx-http", "httpx floor script, http", lambda uid: [PYTHON, floor, http.webhook(), uid],
-             b"CLOSED", 1),
-        Case("httpx-tls", "httpx floor script, TLS", lambda uid: [PYTHON, floor, tls.webhook(), uid, ca],
-             b"CLOSED", 1),
+        Case(
+            "stdlib-http", "stdlib http.client, http", lambda uid: [PYTHON, stdlib, http.webhook(), uid], b"CLOSED", 1
+        ),
+        Case(
+            "stdlib-tls", "stdlib http.client, TLS", lambda uid: [PYTHON, stdlib, tls.webhook(), uid, ca], b"CLOSED", 1
+        ),
+        Case("httpx-http", "httpx floor script, http", lambda uid: [PYTHON, floor, http.webhook(), uid], b"CLOSED", 1),
+        Case("httpx-tls", "httpx floor script, TLS", lambda uid: [PYTHON, floor, tls.webhook(), uid, ca], b"CLOSED", 1),
     ]
     try:
         metadata.version("b24pysdk")
     except metadata.PackageNotFoundError:
         print("b24pysdk is not installed: its case is left out", file=sys.stderr)
     else:
-        cases.append(Case("sdk-tls", "b24pysdk timeman.close, TLS",
-                          lambda uid: [PYTHON, str(HERE / "sdk_client.py"), tls.webhook(), uid], b"CLOSED", 1))
+        cases.append(
+            Case(
+                "sdk-tls",
+                "b24pysdk timeman.close, TLS",
+                lambda uid: [PYTHON, str(HERE / "sdk_client.py"), tls.webhook(), uid],
+                b"CLOSED",
+                1,
+            )
+        )
     if CURL:
-        cases += [Case("curl-http", "curl, http", curl(http), b"CLOSED", 1),
-                  Case("curl-tls", "curl, TLS", curl(tls, "--cacert", ca), b"CLOSED", 1)]
+        cases += [
+            Case("curl-http", "curl, http", curl(http), b"CLOSED", 1),
+            Case("curl-tls", "curl, TLS", curl(tls, "--cacert", ca), b"CLOSED", 1),
+        ]
     else:
         print("curl is not on PATH: its cases are left out", file=sys.stderr)
     return cases
@@ -198,11 +217,13 @@ def header(runs: int, warmup: int) -> str:
     if CURL:
         curl = subprocess.run([CURL, "--version"], capture_output=True, text=True).stdout.split()[1]
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"{when} · Python {platform.python_version()} ({platform.python_implementation()}) · "
-            f"{platform.platform()} · {os.cpu_count()} CPUs · oint-py {version('oint-py')} · "
-            f"httpx {version('httpx')} · b24pysdk {version('b24pysdk')} · curl {curl} · {ssl.OPENSSL_VERSION} · "
-            f"{runs} run{'s' if runs != 1 else ''} each, interleaved, "
-            f"after {warmup} warm-up round{'s' if warmup != 1 else ''}")
+    return (
+        f"{when} · Python {platform.python_version()} ({platform.python_implementation()}) · "
+        f"{platform.platform()} · {os.cpu_count()} CPUs · oint-py {version('oint-py')} · "
+        f"httpx {version('httpx')} · b24pysdk {version('b24pysdk')} · curl {curl} · {ssl.OPENSSL_VERSION} · "
+        f"{runs} run{'s' if runs != 1 else ''} each, interleaved, "
+        f"after {warmup} warm-up round{'s' if warmup != 1 else ''}"
+    )
 
 
 def editable() -> bool:
@@ -225,15 +246,19 @@ def load() -> str:
 def table(cases: list[Case]) -> str:
     floor = next(c for c in cases if c.key == "pass")
     wall0, cpu0 = median(s.wall for s in floor.samples), median(s.cpu for s in floor.samples)
-    lines = ["| case | wall median ms | wall min ms | CPU median ms | CPU min ms | peak RSS MiB "
-             "| wall × pass | CPU × pass |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| case | wall median ms | wall min ms | CPU median ms | CPU min ms | peak RSS MiB "
+        "| wall × pass | CPU × pass |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for case in cases:
         walls, cpus = [s.wall for s in case.samples], [s.cpu for s in case.samples]
         wall, cpu = median(walls), median(cpus)
-        lines.append(f"| {case.label} | {ms(wall)} | {ms(min(walls))} | {ms(cpu)} "
-                     f"| {ms(min(cpus) if cpu is not None else None)} | {mib(median(s.rss for s in case.samples))} "
-                     f"| {wall / wall0:.2f} | {f'{cpu / cpu0:.2f}' if cpu is not None else '–'} |")
+        lines.append(
+            f"| {case.label} | {ms(wall)} | {ms(min(walls))} | {ms(cpu)} "
+            f"| {ms(min(cpus) if cpu is not None else None)} | {mib(median(s.rss for s in case.samples))} "
+            f"| {wall / wall0:.2f} | {f'{cpu / cpu0:.2f}' if cpu is not None else '–'} |"
+        )
     return "\n".join(lines)
 
 
@@ -241,8 +266,13 @@ def compare(cases: list[Case]) -> str:
     """Ratios of medians between the Python tools that make the same request."""
     by_key = {c.key: c for c in cases}
     lines = []
-    for mine, other in (("oint-http", "httpx-http"), ("oint-tls", "httpx-tls"), ("oint-tls", "sdk-tls"),
-                        ("oint-tls", "stdlib-tls"), ("oint-http", "stdlib-http")):
+    for mine, other in (
+        ("oint-http", "httpx-http"),
+        ("oint-tls", "httpx-tls"),
+        ("oint-tls", "sdk-tls"),
+        ("oint-tls", "stdlib-tls"),
+        ("oint-http", "stdlib-http"),
+    ):
         if mine in by_key and other in by_key:
             a, b = by_key[mine].samples, by_key[other].samples
             cpu = median(s.cpu for s in a)
@@ -284,28 +314,34 @@ def many(runner: Runner, portal: BenchPortal, ca: str, n: int, scratch: Path) ->
         if b"CLOSED" not in out:
             raise SystemExit(f"oint --userid {uid}: no CLOSED in {out[:300]!r}")
         each.append(sample)
-    total = Sample(time.perf_counter() - start, None if each[0].cpu is None else sum(s.cpu for s in each),
-                   max((s.rss or 0) for s in each) or None, portal.requests - before)
+    total = Sample(
+        time.perf_counter() - start,
+        None if each[0].cpu is None else sum(s.cpu for s in each),
+        max((s.rss or 0) for s in each) or None,
+        portal.requests - before,
+    )
     each_links = portal.connections - links
 
     def secs(value):
         return "–" if value is None else f"{value:.2f}"
 
-    return "\n".join([
-        f"{n} users over TLS, against the portal without a rate limit:",
-        "",
-        "| how | processes | HTTP requests | connections | wall s | CPU s (children) | peak RSS MiB | closed |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| one `oint --userid 1,...,{n}` (batch) | 1 | {one.requests} | {one_links} | {secs(one.wall)} "
-        f"| {secs(one.cpu)} | {mib(one.rss)} | {done} |",
-        f"| {n} `oint --userid N` processes | {n} | {total.requests} | {each_links} | {secs(total.wall)} "
-        f"| {secs(total.cpu)} | {mib(total.rss)}{' (max)' if total.rss else ''} | {n} |",
-        "",
-        f"one call is {total.wall / one.wall:.0f}x faster in wall time"
-        + (f" and uses {total.cpu / one.cpu:.0f}x less CPU" if one.cpu else "")
-        + f". A real portal's limit (50 burst, then 2 requests/s) would hold {n} processes to at least "
-        f"{max(0, n - 50) / 2:.0f} s, and the batch to {max(0, one.requests - 50) / 2:.0f} s.",
-    ])
+    return "\n".join(
+        [
+            f"{n} users over TLS, against the portal without a rate limit:",
+            "",
+            "| how | processes | HTTP requests | connections | wall s | CPU s (children) | peak RSS MiB | closed |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| one `oint --userid 1,...,{n}` (batch) | 1 | {one.requests} | {one_links} | {secs(one.wall)} "
+            f"| {secs(one.cpu)} | {mib(one.rss)} | {done} |",
+            f"| {n} `oint --userid N` processes | {n} | {total.requests} | {each_links} | {secs(total.wall)} "
+            f"| {secs(total.cpu)} | {mib(total.rss)}{' (max)' if total.rss else ''} | {n} |",
+            "",
+            f"one call is {total.wall / one.wall:.0f}x faster in wall time"
+            + (f" and uses {total.cpu / one.cpu:.0f}x less CPU" if one.cpu else "")
+            + f". A real portal's limit (50 burst, then 2 requests/s) would hold {n} processes to at least "
+            f"{max(0, n - 50) / 2:.0f} s, and the batch to {max(0, one.requests - 50) / 2:.0f} s.",
+        ]
+    )
 
 
 def tenk(runner: Runner, ca_files: dict, scratch: Path) -> str:
@@ -313,22 +349,37 @@ def tenk(runner: Runner, ca_files: dict, scratch: Path) -> str:
     try:
         ids = list(range(1, TENK + 1))
         record = scratch / "tenk.json"  # with --out: its record is written batch by batch as the run goes
-        sample, _ = runner.run([OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(),
-                                "--ca-bundle", ca_files["ca"], "--userid", userid_arg(ids, scratch), "--out", str(record)])
+        sample, _ = runner.run(
+            [
+                OINT,
+                "bitrix24",
+                "StopTimekeeping",
+                "--url",
+                portal.webhook(),
+                "--ca-bundle",
+                ca_files["ca"],
+                "--userid",
+                userid_arg(ids, scratch),
+                "--out",
+                str(record),
+            ]
+        )
         done = closed(record.read_bytes(), ids)
         cpu = "–" if sample.cpu is None else f"{sample.cpu:.2f}"
-        return "\n".join([
-            f"{TENK:,} users in one `oint` call over TLS with `--out`, the portal limiting to 50 burst + 2 "
-            "requests/s:",
-            "",
-            "| HTTP requests | throttled (503) | connections | wall s | CPU s | peak RSS MiB | closed |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            f"| {portal.requests} | {portal.throttled} | {portal.connections} | {sample.wall:.1f} | {cpu} "
-            f"| {mib(sample.rss)} | {done:,} |",
-            "",
-            f"{portal.requests - portal.throttled} requests need at least "
-            f"{max(0, portal.requests - portal.throttled - 50) / 2:.1f} s at 2/s after a burst of 50.",
-        ])
+        return "\n".join(
+            [
+                f"{TENK:,} users in one `oint` call over TLS with `--out`, the portal limiting to 50 burst + 2 "
+                "requests/s:",
+                "",
+                "| HTTP requests | throttled (503) | connections | wall s | CPU s | peak RSS MiB | closed |",
+                "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+                f"| {portal.requests} | {portal.throttled} | {portal.connections} | {sample.wall:.1f} | {cpu} "
+                f"| {mib(sample.rss)} | {done:,} |",
+                "",
+                f"{portal.requests - portal.throttled} requests need at least "
+                f"{max(0, portal.requests - portal.throttled - 50) / 2:.1f} s at 2/s after a burst of 50.",
+            ]
+        )
     finally:
         portal.stop()
 
@@ -378,11 +429,15 @@ def main() -> None:
 
         print(header(ns.runs, ns.warmup), flush=True)
         if editable():
-            print("(oint-py is an editable install: every Python process here, `python -c pass` included, imports "
-                  "its path finder at startup, pathlib and re with it; a regular install has no such cost)")
+            print(
+                "(oint-py is an editable install: every Python process here, `python -c pass` included, imports "
+                "its path finder at startup, pathlib and re with it; a regular install has no such cost)"
+            )
         if no_pyc:
-            print("(PYTHONDONTWRITEBYTECODE was set: dropped for the children, whose bytecode goes to a "
-                  "private PYTHONPYCACHEPREFIX)")
+            print(
+                "(PYTHONDONTWRITEBYTECODE was set: dropped for the children, whose bytecode goes to a "
+                "private PYTHONPYCACHEPREFIX)"
+            )
         if not MEASURES:
             print("(no os.posix_spawn/os.wait4 here: wall time only)")
         true = shutil.which("true")
@@ -404,12 +459,19 @@ def main() -> None:
         if ratios:
             print(ratios + "\n")
         took = time.perf_counter() - started
-        print(f"{ns.runs} round{'s' if ns.runs != 1 else ''} in {took:.1f} s{load()}. "
-              f"CPU is the child's user + system time; peak RSS is the child's ru_maxrss (median)"
-              + (f", which cannot read below the spawner's own {mib(floor)} MiB (what `true` reads here)"
-                 if floor else "") + ". "
-              f"Every run made the HTTP requests it should "
-              f"(1 per close, 0 otherwise) and its answer said CLOSED.", flush=True)
+        print(
+            f"{ns.runs} round{'s' if ns.runs != 1 else ''} in {took:.1f} s{load()}. "
+            f"CPU is the child's user + system time; peak RSS is the child's ru_maxrss (median)"
+            + (
+                f", which cannot read below the spawner's own {mib(floor)} MiB (what `true` reads here)"
+                if floor
+                else ""
+            )
+            + ". "
+            "Every run made the HTTP requests it should "
+            "(1 per close, 0 otherwise) and its answer said CLOSED.",
+            flush=True,
+        )
 
         if ns.many:
             print()

@@ -23,8 +23,9 @@ def main() -> int:
     else:
         verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used for http: no certificates read
     with httpx.Client(verify=verify, timeout=30, trust_env=False) as client:
-        resp = client.post(webhook.rstrip("/") + "/timeman.close", json={"USER_ID": user},
-                           headers={"Accept": "application/json"})
+        resp = client.post(
+            webhook.rstrip("/") + "/timeman.close", json={"USER_ID": user}, headers={"Accept": "application/json"}
+        )
     answer = json.loads(resp.content)
     print(json.dumps(answer, ensure_ascii=False, indent=2))
     return 0 if resp.status_code == 200 and isinstance(answer, dict) and "result" in answer else 1

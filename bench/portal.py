@@ -50,26 +50,50 @@ def closed_day(user_id) -> dict:
     start = now.replace(hour=9, minute=0, second=0)
     if start > now:
         start = now.replace(hour=0, minute=0, second=0)
-    return {"STATUS": "CLOSED", "TIME_START": _atom(start), "TIME_FINISH": _atom(now),
-            "DURATION": _hms((now - start).total_seconds()), "TIME_LEAKS": "00:00:00", "ACTIVE": False,
-            "IP_OPEN": "127.0.0.1", "IP_CLOSE": "127.0.0.1", "LAT_OPEN": 0, "LON_OPEN": 0,
-            "LAT_CLOSE": 0, "LON_CLOSE": 0, "TZ_OFFSET": int(now.utcoffset().total_seconds()),
-            "USER_ID": str(user_id)}
+    return {
+        "STATUS": "CLOSED",
+        "TIME_START": _atom(start),
+        "TIME_FINISH": _atom(now),
+        "DURATION": _hms((now - start).total_seconds()),
+        "TIME_LEAKS": "00:00:00",
+        "ACTIVE": False,
+        "IP_OPEN": "127.0.0.1",
+        "IP_CLOSE": "127.0.0.1",
+        "LAT_OPEN": 0,
+        "LON_OPEN": 0,
+        "LAT_CLOSE": 0,
+        "LON_CLOSE": 0,
+        "TZ_OFFSET": int(now.utcoffset().total_seconds()),
+        "USER_ID": str(user_id),
+    }
 
 
 def timing(started: float) -> dict:
     """The `time` block every Bitrix24 answer carries."""
     finished = time.time()
-    return {"start": started, "finish": finished, "duration": finished - started,
-            "processing": finished - started,
-            "date_start": _atom(datetime.fromtimestamp(started).astimezone().replace(microsecond=0)),
-            "date_finish": _atom(datetime.fromtimestamp(finished).astimezone().replace(microsecond=0)),
-            "operating_reset_at": int(finished) + 600, "operating": 0}
+    return {
+        "start": started,
+        "finish": finished,
+        "duration": finished - started,
+        "processing": finished - started,
+        "date_start": _atom(datetime.fromtimestamp(started).astimezone().replace(microsecond=0)),
+        "date_finish": _atom(datetime.fromtimestamp(finished).astimezone().replace(microsecond=0)),
+        "operating_reset_at": int(finished) + 600,
+        "operating": 0,
+    }
 
 
 class BenchPortal:
-    def __init__(self, host="127.0.0.1", port=0, *, code=CODE, certfile=None, keyfile=None,
-                 rate_limit: "tuple[float, float] | None" = None):
+    def __init__(
+        self,
+        host="127.0.0.1",
+        port=0,
+        *,
+        code=CODE,
+        certfile=None,
+        keyfile=None,
+        rate_limit: "tuple[float, float] | None" = None,
+    ):
         self.code = code
         self.rate_limit = rate_limit
         self.lock = threading.Lock()
@@ -181,20 +205,26 @@ class _Handler(BaseHTTPRequestHandler):
         hook = _PATH.match(self.path)
         if not hook or hook.group(2) != portal.code:
             portal.count("?")
-            return self._answer(401, {"error": "INVALID_CREDENTIALS",
-                                      "error_description": "Invalid request credentials"})
+            return self._answer(
+                401, {"error": "INVALID_CREDENTIALS", "error_description": "Invalid request credentials"}
+            )
         method = hook.group(3).lower()
         if not portal.count(method):
             return self._answer(503, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})
         if method == "batch":
             cmd = params.get("cmd") or params.get("CMD") or {}
             result, times = {}, {}
-            for key, line in (cmd.items() if isinstance(cmd, dict) else []):
+            for key, line in cmd.items() if isinstance(cmd, dict) else []:
                 query = dict(parse_qsl(str(line).partition("?")[2]))
                 result[key] = closed_day(query.get("USER_ID", hook.group(1)))
                 times[key] = timing(started)
-            inner = {"result": result or [], "result_error": [], "result_total": [], "result_next": [],
-                     "result_time": times or []}
+            inner = {
+                "result": result or [],
+                "result_error": [],
+                "result_total": [],
+                "result_next": [],
+                "result_time": times or [],
+            }
             return self._answer(200, {"result": inner, "time": timing(started)})
         user = params.get("USER_ID") or params.get("user_id") or hook.group(1)
         self._answer(200, {"result": closed_day(user), "time": timing(started)})
@@ -214,8 +244,10 @@ def main() -> None:
         portal.thread.join()
     except KeyboardInterrupt:
         portal.stop()
-        print(f"\n{portal.requests} requests on {portal.connections} connections, "
-              f"{portal.throttled} throttled: {portal.methods}")
+        print(
+            f"\n{portal.requests} requests on {portal.connections} connections, "
+            f"{portal.throttled} throttled: {portal.methods}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,11 @@ import time
 
 def run(job: dict) -> dict:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-               (os.POSIX_SPAWN_OPEN, 1, job["out"], flags, 0o600),
-               (os.POSIX_SPAWN_OPEN, 2, job["err"], flags, 0o600)]
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, job["out"], flags, 0o600),
+        (os.POSIX_SPAWN_OPEN, 2, job["err"], flags, 0o600),
+    ]
     start = time.perf_counter()
     try:
         pid = os.posix_spawn(job["argv"][0], job["argv"], job["env"], file_actions=actions)
@@ -34,8 +36,13 @@ def run(job: dict) -> dict:
         return {"error": f"{job['argv'][0]}: {exc}"}
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - start
-    return {"wall": wall, "utime": usage.ru_utime, "stime": usage.ru_stime, "maxrss": usage.ru_maxrss,
-            "code": os.waitstatus_to_exitcode(status)}
+    return {
+        "wall": wall,
+        "utime": usage.ru_utime,
+        "stime": usage.ru_stime,
+        "maxrss": usage.ru_maxrss,
+        "code": os.waitstatus_to_exitcode(status),
+    }
 
 
 def main() -> None:

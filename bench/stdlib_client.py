@@ -24,8 +24,12 @@ def main() -> int:
     else:
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     body = json.dumps({"USER_ID": user}).encode("utf-8")
-    conn.request("POST", url.path, body=body,
-                 headers={"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"})
+    conn.request(
+        "POST",
+        url.path,
+        body=body,
+        headers={"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"},
+    )
     resp = conn.getresponse()
     answer = json.loads(resp.read().decode("utf-8"))
     conn.close()

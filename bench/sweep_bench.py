@@ -56,14 +56,32 @@ def run_sweep():
     p = portal(scenario="forgotten")
     env = {**os.environ, "PYTHONPATH": ROOT, "XDG_STATE_HOME": "/tmp/sweep-bench-state"}
     t = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "oint_py", "bitrix24", "StopTimekeeping", "--url", p.webhook(),
-                             "--userid", "all", "--if-needed", "--out", "/tmp/sweep-bench.json"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "oint_py",
+            "bitrix24",
+            "StopTimekeeping",
+            "--url",
+            p.webhook(),
+            "--userid",
+            "all",
+            "--if-needed",
+            "--out",
+            "/tmp/sweep-bench.json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     took = time.monotonic() - t
-    print(f"oint sweep: exit {os.waitstatus_to_exitcode(status)}, {len(p.calls())} requests, {took:.1f} s, "
-          f"peak RSS {usage.ru_maxrss / 1024:.1f} MiB, throttled {p.throttled}; {err.decode().strip()}")
+    print(
+        f"oint sweep: exit {os.waitstatus_to_exitcode(status)}, {len(p.calls())} requests, {took:.1f} s, "
+        f"peak RSS {usage.ru_maxrss / 1024:.1f} MiB, throttled {p.throttled}; {err.decode().strip()}"
+    )
     p.stop()
 
 
@@ -75,7 +93,7 @@ def close_first():
     found, _ = sweep.active_users(call, client)
     counts, refused = Counter(), []
     for at in range(0, len(found.ids), 50):
-        results, _ = send_batch(client, call, method, batch.commands(method.rest, found.ids[at:at + 50], {})[0])
+        results, _ = send_batch(client, call, method, batch.commands(method.rest, found.ids[at : at + 50], {})[0])
         for uid, entry in results.items():
             if "error" not in entry:
                 counts["closed"] += 1
@@ -84,11 +102,12 @@ def close_first():
             else:
                 refused.append(uid)  # WD_EXPIRED and the like: read its status, close it on its own date
     for at in range(0, len(refused), 50):
-        chunk = refused[at:at + 50]
+        chunk = refused[at : at + 50]
         read, _ = send_batch(client, call, status, batch.commands(status.rest, chunk, {})[0])
         steps = {uid: sweep.decide(call, read[uid]) for uid in chunk}
-        todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items()
-                if s.kind is sweep.Kind.ACT}
+        todo = {
+            uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is sweep.Kind.ACT
+        }
         results, _ = send_batch(client, call, method, batch.chunks(todo)[0])
         counts.update("closed" if "error" not in e else "failed" for e in results.values())
     took = time.monotonic() - t

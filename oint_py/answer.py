@@ -2,12 +2,13 @@
 Bitrix24's at all. The first module up from the HTTP core that knows the portal.
 """
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from . import bounds
-from .record import Record
 from .outcome import error_words
+from .record import Record
 
 THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
 GATEWAY_TIMEOUTS = (504, 524, 598, 599)  # a proxy gave up waiting: the portal may still be running the call

@@ -77,13 +77,21 @@ def _grant(method: Method, kw: dict, redact: Redactor):
     if save:
         authfile.check_private(save, must_exist=False)
     out = check_out(kw["out"]) if kw.get("out") else None
-    params = {"grant_type": "refresh_token" if refresh else "authorization_code", "client_id": client_id,
-              "client_secret": secret, ("refresh_token" if refresh else "code"): grant}
+    params = {
+        "grant_type": "refresh_token" if refresh else "authorization_code",
+        "client_id": client_id,
+        "client_secret": secret,
+        ("refresh_token" if refresh else "code"): grant,
+    }
     if kw.get("test"):
         from urllib.parse import urlencode
 
-        shown = {"requests": [{"method": "GET", "url": oauth.masked(f"{server}/oauth/token/?{urlencode(params)}")}],
-                 "proxy": conf.proxy, "timeout": conf.timeout, "save": save}
+        shown = {
+            "requests": [{"method": "GET", "url": oauth.masked(f"{server}/oauth/token/?{urlencode(params)}")}],
+            "proxy": conf.proxy,
+            "timeout": conf.timeout,
+            "save": save,
+        }
         return Outcome(ExitStatus.OK, redact.data(shown)), out, redact
     log = output.debug_logger(redact) if kw.get("debug") else None
     what = "the refresh token" if refresh else "the code"
@@ -92,19 +100,38 @@ def _grant(method: Method, kw: dict, redact: Redactor):
     except oauth.NotSent as exc:
         return _failed(f"{exc}; nothing was sent"), out, redact
     except oauth.NoAnswer as exc:
-        return _failed(f"{exc}. {what.capitalize()} may have been used"
-                       + ("; the auth file was not touched" if save else "")), out, redact
+        return (
+            _failed(
+                f"{exc}. {what.capitalize()} may have been used" + ("; the auth file was not touched" if save else "")
+            ),
+            out,
+            redact,
+        )
     if "error" in answer:
         desc = answer.get("error_description") or ""
-        return Outcome(ExitStatus.API_ERROR, answer, (f"the OAuth server answered HTTP {status} error "
-                                                      f"{answer['error']!r}" + (f": {desc}" if desc else ""),)), out, redact
+        return (
+            Outcome(
+                ExitStatus.API_ERROR,
+                answer,
+                (f"the OAuth server answered HTTP {status} error {answer['error']!r}" + (f": {desc}" if desc else ""),),
+            ),
+            out,
+            redact,
+        )
     if not save:
         return Outcome(ExitStatus.OK, answer), out, redact
     with authfile.locked(save, authfile.lock_wait(conf)):
         authfile.save(save, authfile.compose(answer, client_id, secret, server))
     redact = redact.adding(answer.get("access_token"), answer.get("refresh_token"))
-    return Outcome(ExitStatus.OK, oauth.masked_answer(answer),
-                   (f"saved to the auth file {save}; use it with --auth-file {save}",)), out, redact
+    return (
+        Outcome(
+            ExitStatus.OK,
+            oauth.masked_answer(answer),
+            (f"saved to the auth file {save}; use it with --auth-file {save}",),
+        ),
+        out,
+        redact,
+    )
 
 
 def _failed(text: str) -> Outcome:
@@ -131,18 +158,29 @@ def _status(kw: dict, redact: Redactor):
     issued = data.get("refresh_token_issued_at")
     age = round((now - issued) / 86400, 1) if isinstance(issued, (int, float)) else None
     shown = {
-        "auth_file": path, "portal": data["client_endpoint"], "member_id": data.get("member_id"),
-        "user_id": data.get("user_id"), "scope": data.get("scope"), "status": data.get("status"),
-        "oauth_server": data["oauth_server"], "client_id": data["client_id"], "client_secret": MASK,
-        "access_token": MASK, "access_token_expires": _when(data.get("expires_local") or data["expires"]),
-        "access_token_expired": authfile.expired(data, now), "refresh_token": MASK,
-        "refresh_token_issued": _when(issued), "refresh_token_age_days": age,
+        "auth_file": path,
+        "portal": data["client_endpoint"],
+        "member_id": data.get("member_id"),
+        "user_id": data.get("user_id"),
+        "scope": data.get("scope"),
+        "status": data.get("status"),
+        "oauth_server": data["oauth_server"],
+        "client_id": data["client_id"],
+        "client_secret": MASK,
+        "access_token": MASK,
+        "access_token_expires": _when(data.get("expires_local") or data["expires"]),
+        "access_token_expired": authfile.expired(data, now),
+        "refresh_token": MASK,
+        "refresh_token_issued": _when(issued),
+        "refresh_token_age_days": age,
         "refresh_token_days_left": None if age is None else round(bounds.REFRESH_TOKEN_DAYS - age, 1),
     }
     messages = ()
     if age is not None and age >= bounds.REFRESH_TOKEN_DAYS:
-        messages = (f"the refresh token is {age:g} days old, past Bitrix24's {bounds.REFRESH_TOKEN_DAYS} days: "
-                    "the next renewal will fail; authorise the app again (GetAppAuthLink, the browser, GetToken "
-                    f"--save {path})",)
+        messages = (
+            f"the refresh token is {age:g} days old, past Bitrix24's {bounds.REFRESH_TOKEN_DAYS} days: "
+            "the next renewal will fail; authorise the app again (GetAppAuthLink, the browser, GetToken "
+            f"--save {path})",
+        )
     out = check_out(kw["out"]) if kw.get("out") else None
     return Outcome(ExitStatus.OK, shown, messages), out, redact

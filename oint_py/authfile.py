@@ -36,8 +36,8 @@ import math
 import os
 import stat
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 from urllib.parse import urlsplit
 
 from . import bounds
@@ -85,8 +85,10 @@ def _private(path: str, folder: bool, must_exist: bool = True) -> None:
         info = os.lstat(path)
     except FileNotFoundError:
         if must_exist or folder:
-            raise UsageError(f"{what} {path} does not exist" + ("" if folder else
-                             f"; create it with GetToken --code ... --save {path}")) from None
+            raise UsageError(
+                f"{what} {path} does not exist"
+                + ("" if folder else f"; create it with GetToken --code ... --save {path}")
+            ) from None
         return
     except OSError as exc:
         raise UsageError(f"{what} {path}: {exc.strerror or exc}") from None
@@ -100,8 +102,10 @@ def _private(path: str, folder: bool, must_exist: bool = True) -> None:
         raise UsageError(f"{what} {path} belongs to another user (uid {info.st_uid}); refusing to use it")
     if info.st_mode & (0o022 if folder else 0o077):
         fix = "keep the auth file in a private folder (chmod 700)" if folder else f"run chmod 600 {path}"
-        raise UsageError(f"{what} {path} is open to {'writing by ' if folder else ''}group or others "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}); {fix}")
+        raise UsageError(
+            f"{what} {path} is open to {'writing by ' if folder else ''}group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}); {fix}"
+        )
 
 
 def check_private(path: str, must_exist: bool = True) -> None:
@@ -135,11 +139,15 @@ def load(path: str) -> dict:
         raise UsageError(f"auth file {path} is not a JSON object; create it again with GetToken --save")
     missing = [k for k in REQUIRED if not (isinstance(data.get(k), str) and data[k].strip())]
     if missing == ["client_secret"]:
-        raise UsageError(f"auth file {path} has a refresh token but no client_secret, which a renewal needs; "
-                         "create it again with GetToken --save")
+        raise UsageError(
+            f"auth file {path} has a refresh token but no client_secret, which a renewal needs; "
+            "create it again with GetToken --save"
+        )
     if missing:
-        raise UsageError(f"auth file {path} lacks {', '.join(missing)}; it is not an auth file written by "
-                         "GetToken --save (or it was damaged): create it again")
+        raise UsageError(
+            f"auth file {path} lacks {', '.join(missing)}; it is not an auth file written by "
+            "GetToken --save (or it was damaged): create it again"
+        )
     for key in ("client_endpoint", "oauth_server"):
         if urlsplit(data[key]).scheme not in ("http", "https"):
             raise UsageError(f"auth file {path}: {key} {data[key]!r} is not an http(s) address")
@@ -170,8 +178,14 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
     answer without a refresh_token (or a usable client_endpoint) keeps the one before (as botocore
     does); `expires` and `expires_in` given as numeric strings are read as numbers."""
     now = int(time.time())
-    data = {**(old or {}), **answer, "client_id": client_id, "client_secret": client_secret, "oauth_server": server,
-            "saved_at": now}
+    data = {
+        **(old or {}),
+        **answer,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "oauth_server": server,
+        "saved_at": now,
+    }
     if isinstance(answer.get("refresh_token"), str) and answer["refresh_token"]:
         data["refresh_token_issued_at"] = now
     elif old is not None:
@@ -240,8 +254,10 @@ def save(path: str, data: dict) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise OintError(f"auth file {path}: cannot write it ({exc.strerror or exc}); the file before was kept",
-                        ExitStatus.NOT_WRITTEN) from None
+        raise OintError(
+            f"auth file {path}: cannot write it ({exc.strerror or exc}); the file before was kept",
+            ExitStatus.NOT_WRITTEN,
+        ) from None
     if os.name != "nt":  # the rename itself survives a power cut only once the folder is on disk
         try:
             dfd = os.open(folder, os.O_RDONLY)
@@ -281,8 +297,11 @@ def locked(path: str, wait: float):
     lock = path + ".lock"
 
     def busy(fd: int) -> Exception:
-        return OintError(f"auth file {path}: another process has held its lock {lock} for more than "
-                         f"{wait:g} s; nothing was sent. Is another oint stuck?", ExitStatus.REQUEST_FAILED)
+        return OintError(
+            f"auth file {path}: another process has held its lock {lock} for more than "
+            f"{wait:g} s; nothing was sent. Is another oint stuck?",
+            ExitStatus.REQUEST_FAILED,
+        )
 
     with exclusive(lock, wait, busy, what="auth file lock"):
         yield
@@ -298,13 +317,15 @@ def expired(data: dict, now: float | None = None) -> bool:
 
 def reauthorize_text(path: str, data: dict, why: str) -> str:
     portal = urlsplit(data.get("client_endpoint") or "").hostname or "PORTAL"
-    return (f"a person must authorise the app again: {why}. The auth file {path} was left as it was. Steps: "
-            f"1) oint bitrix24 GetAppAuthLink --domain {portal} --clientid {data.get('client_id') or 'CLIENT_ID'}; "
-            "2) open the link it prints in a browser, signed in to the portal as the user the app acts for, and "
-            "allow the app: the browser lands on the app's page with code=... in its address (a code lives 30 "
-            f"seconds); 3) at once: oint bitrix24 GetToken --oauth-server {data.get('oauth_server') or 'URL'} "
-            f"--code CODE --save {path} (the client id and secret from OINT_BITRIX24_CLIENT_ID and "
-            "OINT_BITRIX24_CLIENT_SECRET, or --clientid and --clientsecret). Then run this command again")
+    return (
+        f"a person must authorise the app again: {why}. The auth file {path} was left as it was. Steps: "
+        f"1) oint bitrix24 GetAppAuthLink --domain {portal} --clientid {data.get('client_id') or 'CLIENT_ID'}; "
+        "2) open the link it prints in a browser, signed in to the portal as the user the app acts for, and "
+        "allow the app: the browser lands on the app's page with code=... in its address (a code lives 30 "
+        f"seconds); 3) at once: oint bitrix24 GetToken --oauth-server {data.get('oauth_server') or 'URL'} "
+        f"--code CODE --save {path} (the client id and secret from OINT_BITRIX24_CLIENT_ID and "
+        "OINT_BITRIX24_CLIENT_SECRET, or --clientid and --clientsecret). Then run this command again"
+    )
 
 
 def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) -> dict:
@@ -325,30 +346,45 @@ def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) 
         # so a pair received and not saved is lost for good, and a person must authorise the app again
         with deferred():
             _stage("before-request")
-            params = {"grant_type": "refresh_token", "client_id": data["client_id"],
-                      "client_secret": data["client_secret"], "refresh_token": data["refresh_token"]}
+            params = {
+                "grant_type": "refresh_token",
+                "client_id": data["client_id"],
+                "client_secret": data["client_secret"],
+                "refresh_token": data["refresh_token"],
+            }
             try:
                 # the proxy chosen for the OAuth server, not the portal's (NO_PROXY may name one of them)
                 route = settings.replace(proxy=settings.token_proxy)
                 status, answer = oauth.token(data["oauth_server"], params, route, log)
             except oauth.NotSent as exc:
-                raise OintError(f"{exc}; nothing was sent and the auth file {path} is unchanged",
-                                ExitStatus.REQUEST_FAILED) from None
+                raise OintError(
+                    f"{exc}; nothing was sent and the auth file {path} is unchanged", ExitStatus.REQUEST_FAILED
+                ) from None
             except oauth.NoAnswer as exc:
-                raise OintError(f"renewing the access token: {exc}. The refresh token may have been used; the auth "
-                                f"file {path} was kept as it was. Run again: if the renewal did not happen it works, "
-                                "if it did the run ends with exit 7 and the steps to authorise the app again",
-                                ExitStatus.REQUEST_FAILED) from None
+                raise OintError(
+                    f"renewing the access token: {exc}. The refresh token may have been used; the auth "
+                    f"file {path} was kept as it was. Run again: if the renewal did not happen it works, "
+                    "if it did the run ends with exit 7 and the steps to authorise the app again",
+                    ExitStatus.REQUEST_FAILED,
+                ) from None
             _stage("after-answer")
             error = answer.get("error")
             if error in GRANT_REAUTH:
-                raise Reauthorize(reauthorize_text(path, data, f"the OAuth server refused the renewal with {error}"
-                                                   f" ({str(answer.get('error_description') or '')[:200]})"))
+                raise Reauthorize(
+                    reauthorize_text(
+                        path,
+                        data,
+                        f"the OAuth server refused the renewal with {error}"
+                        f" ({str(answer.get('error_description') or '')[:200]})",
+                    )
+                )
             if error is not None:
-                raise OintError(f"the OAuth server refused the renewal: HTTP {status} {str(error)[:100]}: "
-                                f"{str(answer.get('error_description') or '')[:200]}; the auth file {path} is "
-                                "unchanged",
-                                ExitStatus.API_ERROR)
+                raise OintError(
+                    f"the OAuth server refused the renewal: HTTP {status} {str(error)[:100]}: "
+                    f"{str(answer.get('error_description') or '')[:200]}; the auth file {path} is "
+                    "unchanged",
+                    ExitStatus.API_ERROR,
+                )
             if not answer.get("refresh_token"):
                 log("  auth file: the answer has no refresh_token; the one before is kept")
             new = compose(answer, data["client_id"], data["client_secret"], data["oauth_server"], old=data)
@@ -382,6 +418,7 @@ class Renewing:
     def _current(self, confirm):
         """`confirm` whose payload to send again carries the token live by then: the status read it makes
         may have renewed the pair, which revoked the token the refused call was sent with."""
+
         def current(payload: dict):
             settled = confirm(payload)
             return {**settled, "auth": self.data["access_token"]} if isinstance(settled, dict) else settled
@@ -414,6 +451,11 @@ class Renewing:
             answer = self.client.call(url, {**payload, "auth": self.data["access_token"]}, confirm, retries)
             error = answer.error
         if error in PORTAL_REAUTH or (error == "NO_AUTH_FOUND" and self.renewed):
-            raise Reauthorize(reauthorize_text(self.path, self.data, f"the portal answered {error} "
-                                               f"({str((answer.body or {}).get('error_description') or '')[:200]})"))
+            raise Reauthorize(
+                reauthorize_text(
+                    self.path,
+                    self.data,
+                    f"the portal answered {error} ({str((answer.body or {}).get('error_description') or '')[:200]})",
+                )
+            )
         return answer

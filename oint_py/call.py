@@ -60,8 +60,9 @@ def _split_url(raw: str, option: str, redactor: Redactor):
         parts = urlsplit(raw)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:  # its text can hold a password cut at a / ? or #: never echoed
-        raise UsageError(f"{option}: not a valid URL (a bad port, or a password with /, ? or # not "
-                         "percent-encoded)") from None
+        raise UsageError(
+            f"{option}: not a valid URL (a bad port, or a password with /, ? or # not percent-encoded)"
+        ) from None
     if not parts.hostname:
         raise UsageError(f"{option}: no host in {redactor(raw)!r}")
     check_host(parts.hostname, option)
@@ -185,8 +186,9 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
     self-hosted portals."""
     raw = (url or "").strip()
     if not raw:
-        raise UsageError("--url is empty: give the webhook URL (or, with --token, the portal address) with --url "
-                         f"or in {URL.env}")
+        raise UsageError(
+            f"--url is empty: give the webhook URL (or, with --token, the portal address) with --url or in {URL.env}"
+        )
     reject_blanks(raw, "--url")
     if "://" not in raw:
         raw = "https://" + raw.lstrip("/")
@@ -204,7 +206,6 @@ def endpoint(url: str, token: str | None, redactor: Redactor) -> Endpoint:
     return Endpoint(f"{origin}{hook.group(1)}/")
 
 
-
 def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
     """--userid: one ID, a list `1,2,3`, or `@file` (one ID a line, # comments).
     Returns (ids, many): many is True for the list forms, whose output is keyed
@@ -214,7 +215,9 @@ def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
         return (), False
     text, many = value.strip(), False
     if not text:
-        raise UsageError("--userid is empty (an unset shell variable?); leave the option out for the webhook's own user")
+        raise UsageError(
+            "--userid is empty (an unset shell variable?); leave the option out for the webhook's own user"
+        )
     if text.startswith("@"):
         try:
             text = bounds.read_option_file(text[1:], "--userid")
@@ -304,9 +307,21 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
     return Settings(**{k: v for k, v in given.items() if v is not None}), redactor
 
 
-def parse(method: Method, values: dict, flags: dict, *, config: str | None = None, out: str | None = None,
-          debug: bool = False, test: bool = False, if_needed: bool = False, plan: bool = False, quiet: bool = False,
-          redactor: Redactor = Redactor(), auth_file: str | None = None) -> Call:
+def parse(
+    method: Method,
+    values: dict,
+    flags: dict,
+    *,
+    config: str | None = None,
+    out: str | None = None,
+    debug: bool = False,
+    test: bool = False,
+    if_needed: bool = False,
+    plan: bool = False,
+    quiet: bool = False,
+    redactor: Redactor = Redactor(),  # noqa: B008 - immutable: one empty redactor serves every call
+    auth_file: str | None = None,
+) -> Call:
     """values: the method's options (`{"--url": ..., "--userid": ...}`, None when
     not given); flags: the --config keys given as flags (None when not given)."""
     given = {**values, **{f"--{k.replace('_', '-')}": v for k, v in flags.items()}, "--config": config, "--out": out}
@@ -315,8 +330,9 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:  # argv bytes that are not UTF-8 (a cp1251 script, say) arrive as surrogates
-                raise UsageError(f"{option}: not UTF-8 text (save the script as UTF-8, or on Windows run "
-                                 "chcp 65001 first)") from None
+                raise UsageError(
+                    f"{option}: not UTF-8 text (save the script as UTF-8, or on Windows run chcp 65001 first)"
+                ) from None
     url, token = values.get("--url") or "", values.get("--token") or None
     token_server = None
     if auth_file is not None:
@@ -331,24 +347,42 @@ def parse(method: Method, values: dict, flags: dict, *, config: str | None = Non
     all_users = raw is not None and raw.strip().lower() == ALL_USERS
     ids, many = ((), True) if all_users else user_ids(raw)
     if all_users and method.rest == "timeman.pause" and not (if_needed or plan):
-        raise UsageError("PauseTimekeeping --userid all would resume every closed day (a pause on a closed day "
-                         "re-opens it): add --if-needed to pause only the open ones")
+        raise UsageError(
+            "PauseTimekeeping --userid all would resume every closed day (a pause on a closed day "
+            "re-opens it): add --if-needed to pause only the open ones"
+        )
     params = rest_params(method, values)
     conf, redactor = settings(flags, config, ep.base, redactor)
     if token_server is not None:  # a renewal goes to the OAuth server: the proxy the environment gives that host
         token_conf, redactor = settings(flags, config, token_server, redactor)
         conf = conf.replace(token_proxy=token_conf.proxy)
     target = check_out(out) if out is not None else None
-    return Call(method=method, endpoint=ep, user_ids=ids, many=many, params=params, settings=conf, out=target,
-                debug=debug, test=test, redactor=redactor, all_users=all_users, if_needed=if_needed, plan=plan,
-                auth_file=auth_file, quiet=quiet)
+    return Call(
+        method=method,
+        endpoint=ep,
+        user_ids=ids,
+        many=many,
+        params=params,
+        settings=conf,
+        out=target,
+        debug=debug,
+        test=test,
+        redactor=redactor,
+        all_users=all_users,
+        if_needed=if_needed,
+        plan=plan,
+        auth_file=auth_file,
+        quiet=quiet,
+    )
 
 
 def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):
     """--auth-file: its access token, and its portal unless --url is given."""
     if token:
-        raise UsageError("--token and --auth-file both give the access token: give one (check OINT_BITRIX24_TOKEN "
-                         "and OINT_BITRIX24_AUTH_FILE too)")
+        raise UsageError(
+            "--token and --auth-file both give the access token: give one (check OINT_BITRIX24_TOKEN "
+            "and OINT_BITRIX24_AUTH_FILE too)"
+        )
     if not path.strip():
         raise UsageError("--auth-file is empty")
     try:
@@ -356,8 +390,10 @@ def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):
     except ValueError:  # not a URL at all: endpoint() says so
         webhook = False
     if webhook:  # its code would be dropped without a word, and the call made as the app's user
-        raise UsageError("--url is a webhook URL and --auth-file an app's token: give one (check OINT_BITRIX24_URL "
-                         "and OINT_BITRIX24_AUTH_FILE too; with --auth-file, --url is the portal's address)")
+        raise UsageError(
+            "--url is a webhook URL and --auth-file an app's token: give one (check OINT_BITRIX24_URL "
+            "and OINT_BITRIX24_AUTH_FILE too; with --auth-file, --url is the portal's address)"
+        )
     from .authfile import load
 
     path = os.path.abspath(path)

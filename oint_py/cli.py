@@ -55,8 +55,11 @@ class Root(click.Group):
         if cmd is None and ctx.resilient_parsing:  # completing: nothing to offer, no error
             return None, None, args
         if cmd is None and not args[0].startswith("-"):
-            raise OintError(f"unknown library {args[0]!r}{_did_you_mean(args[0], LIBRARIES)} (libraries: "
-                            f"{', '.join(LIBRARIES)}; names are lowercase)", ExitStatus.UNKNOWN_LIBRARY)
+            raise OintError(
+                f"unknown library {args[0]!r}{_did_you_mean(args[0], LIBRARIES)} (libraries: "
+                f"{', '.join(LIBRARIES)}; names are lowercase)",
+                ExitStatus.UNKNOWN_LIBRARY,
+            )
         return super().resolve_command(ctx, args)
 
     def main(self, args=None, prog_name=None, complete_var=None, **extra):
@@ -66,8 +69,14 @@ class Root(click.Group):
 
         def body(masking):
             try:
-                return super(Root, self).main(args, prog_name=prog_name or "oint", complete_var=complete_var,
-                                              standalone_mode=False, obj=masking, **extra)
+                return super(Root, self).main(
+                    args,
+                    prog_name=prog_name or "oint",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    obj=masking,
+                    **extra,
+                )
             except click.exceptions.Abort:
                 raise KeyboardInterrupt from None
             except click.ClickException as exc:
@@ -101,9 +110,12 @@ class Library(click.Group):
         if cmd is None:
             if args[0].startswith("-") or ctx.resilient_parsing:
                 return super().resolve_command(ctx, args)
-            raise OintError(f"unknown method {args[0]!r} of {ctx.info_name}"
-                            f"{_did_you_mean(args[0], [m.name for m in METHODS])} "
-                            f"(run 'oint {ctx.info_name}' for the list)", ExitStatus.UNKNOWN_METHOD)
+            raise OintError(
+                f"unknown method {args[0]!r} of {ctx.info_name}"
+                f"{_did_you_mean(args[0], [m.name for m in METHODS])} "
+                f"(run 'oint {ctx.info_name}' for the list)",
+                ExitStatus.UNKNOWN_METHOD,
+            )
         return cmd.name, cmd, args[1:]
 
 
@@ -133,13 +145,23 @@ def _show_help(ctx, param, value):
 def _option(option: Option) -> click.Option:
     """A click option from the option table: values stay strings (call.py checks them)."""
     if option.name == "--help":
-        return click.Option(list(option.spellings), is_flag=True, expose_value=False, is_eager=True,
-                            callback=_show_help, help=option.help)
+        return click.Option(
+            list(option.spellings),
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_show_help,
+            help=option.help,
+        )
     names = list(option.spellings)
     if option.kind == "flag":
         return click.Option(names, is_flag=True, default=None, help=option.help)
-    return click.Option(names, metavar=option.metavar, help=option.help,
-                        type=click.Path(readable=False) if option.kind == "path" else None)  # call.py checks
+    return click.Option(
+        names,
+        metavar=option.metavar,
+        help=option.help,
+        type=click.Path(readable=False) if option.kind == "path" else None,
+    )  # call.py checks
 
 
 # Environment variables are not Click's envvar=: cmdline.with_environment applies them, for
@@ -147,8 +169,7 @@ def _option(option: Option) -> click.Option:
 
 
 def _options(method: Method) -> list[click.Parameter]:
-    params = [click.Option([p.option], help=p.description, metavar=p.type.split(",")[0].upper())
-              for p in method.params]
+    params = [click.Option([p.option], help=p.description, metavar=p.type.split(",")[0].upper()) for p in method.params]
     return params + [_option(o) for o in cmdline.options(method)]
 
 
@@ -157,16 +178,22 @@ _COMMANDS: dict[str, MethodCommand] = {}
 
 def method_command(method: Method) -> MethodCommand:
     if method.name not in _COMMANDS:
+
         def callback(**kw):
             return invoke(method, kw, click.get_current_context().find_root().obj)
 
-        _COMMANDS[method.name] = MethodCommand(method, name=method.name, params=_options(method), callback=callback,
-                                               help=method.description, add_help_option=False)
+        _COMMANDS[method.name] = MethodCommand(
+            method,
+            name=method.name,
+            params=_options(method),
+            callback=callback,
+            help=method.description,
+            add_help_option=False,
+        )
     return _COMMANDS[method.name]
 
 
-@click.group(cls=Root, invoke_without_command=True, add_help_option=False,
-             context_settings={"help_option_names": []})
+@click.group(cls=Root, invoke_without_command=True, add_help_option=False, context_settings={"help_option_names": []})
 @click.option("--version", is_flag=True, help="Show the version and exit")
 @click.option("--help", "-h", "help_", is_flag=True, help="Show this help")
 @click.pass_context

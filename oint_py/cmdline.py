@@ -16,8 +16,7 @@ Defaults and checks are call.py's, once the meaning is settled.
 
 import os
 
-from .methods import (ADVANCED, AUTH_FILE, AUTH_FILE_ENV, GLOBAL, OAUTH, OAUTH_ADVANCED, SWEEP, URL, Method,
-                      Option)
+from .methods import ADVANCED, AUTH_FILE, AUTH_FILE_ENV, GLOBAL, OAUTH, OAUTH_ADVANCED, SWEEP, URL, Method, Option
 
 
 def options(method: Method) -> tuple[Option, ...]:
@@ -28,8 +27,7 @@ def options(method: Method) -> tuple[Option, ...]:
         return (AUTH_FILE,) + GLOBAL
     if method.kind == "link":  # GetAppAuthLink
         return GLOBAL
-    return ((SWEEP if method.changes_state else ()) + ((AUTH_FILE,) if method.takes_token else ())
-            + ADVANCED + GLOBAL)
+    return (SWEEP if method.changes_state else ()) + ((AUTH_FILE,) if method.takes_token else ()) + ADVANCED + GLOBAL
 
 
 def keyword(option_name: str) -> str:

@@ -210,11 +210,23 @@ def _dash_spelling_only(items: list[CompletionItem], incomplete: str) -> list[Co
     one-letter spellings (`-q`, `-h`) unless typed: `-<TAB>` goes on to `--`."""
     values = {item.value for item in items}
     typed_short = incomplete.startswith("-") and not incomplete.startswith("--") and len(incomplete) > 1
-    return [item for item in items
-            if not (isinstance(item.value, str) and item.value.startswith("--") and "_" in item.value
-                    and item.value.replace("_", "-") in values)
-            and not (isinstance(item.value, str) and len(item.value) == 2 and item.value[0] == "-"
-                     and item.value[1] != "-" and not typed_short)]
+    return [
+        item
+        for item in items
+        if not (
+            isinstance(item.value, str)
+            and item.value.startswith("--")
+            and "_" in item.value
+            and item.value.replace("_", "-") in values
+        )
+        and not (
+            isinstance(item.value, str)
+            and len(item.value) == 2
+            and item.value[0] == "-"
+            and item.value[1] != "-"
+            and not typed_short
+        )
+    ]
 
 
 def _split_tail(words: list[str], text: str, word_ended: bool) -> tuple[list[str], str]:
@@ -244,8 +256,12 @@ class _Oint:
 
     def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
         ctx, obj, incomplete = _resolve(self, args, incomplete)
-        if (incomplete == "" and isinstance(obj, click.Command) and not isinstance(obj, click.Group)
-                and "--" not in args):
+        if (
+            incomplete == ""
+            and isinstance(obj, click.Command)
+            and not isinstance(obj, click.Group)
+            and "--" not in args
+        ):
             # After an option's value (`--userid 1 <TAB>`): the options not given yet.
             items = obj.shell_complete(ctx, "-")
         else:
@@ -310,7 +326,7 @@ def split_powershell(text: str) -> list[str]:
     while i < len(text):
         ch = text[i]
         if quote == "'":
-            if ch == "'" and text[i + 1:i + 2] == "'":
+            if ch == "'" and text[i + 1 : i + 2] == "'":
                 word.append("'")
                 i += 1
             elif ch == "'":
@@ -322,7 +338,7 @@ def split_powershell(text: str) -> list[str]:
             in_word = True
             i += 1
         elif quote == '"':
-            if ch == '"' and text[i + 1:i + 2] == '"':
+            if ch == '"' and text[i + 1 : i + 2] == '"':
                 word.append('"')
                 i += 1
             elif ch == '"':
@@ -361,7 +377,7 @@ class PowerShellComplete(_Oint, _PowerShellBase):
         if not point.strip().lstrip("-").isdigit():  # no cursor given: the line ends at it
             words = split_powershell(line)
             return _split_tail(_program_first(words), line, not line or line[-1].isspace())
-        text = line[:max(0, int(point))]
+        text = line[: max(0, int(point))]
         word = os.environ.get("COMP_WORD", "")
         words = _program_first(split_powershell(text))
         if not word:  # the cursor is after a blank, which the command text may not hold

@@ -16,8 +16,8 @@ Per-user commands go in batches of 50. Each user ends as an entry:
 """
 
 import json
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable
 
 from . import batch
 from .answer import Answer, Kind, classify
@@ -79,8 +79,9 @@ class RestClient:
     def _read(self, reply: Reply) -> Answer:
         """A reply as a Bitrix24 answer."""
         self.moved = reply.moved or self.moved
-        body, kind, problem = classify(reply.code, reply.content, reply.headers.get("content-type", ""),
-                                       self.client.mask)
+        body, kind, problem = classify(
+            reply.code, reply.content, reply.headers.get("content-type", ""), self.client.mask
+        )
         return Answer(reply.code, reply.headers, body, reply.url, kind, problem, accepted=reply.accepted)
 
 
@@ -94,8 +95,10 @@ def _settle(confirm: Confirm, payload: dict, why: str, in_flight: bool) -> "Answ
         raise OutcomeUnknown(f"{why}; {exc.message}") from None
     if isinstance(settled, Answer) or not in_flight:
         return settled
-    raise OutcomeUnknown(f"{why}; the status does not show it applied, but the portal may still be running "
-                         "it: it was not sent again. Check with GetTimekeepingStatus before repeating it")
+    raise OutcomeUnknown(
+        f"{why}; the status does not show it applied, but the portal may still be running "
+        "it: it was not sent again. Check with GetTimekeepingStatus before repeating it"
+    )
 
 
 TRANSPORT_ERRORS = ("REQUEST_FAILED", "OUTCOME_UNKNOWN")
@@ -126,8 +129,13 @@ def answer_entry(answer: Answer, redact: Callable[[str], str]) -> dict:
     return {"error": "REQUEST_FAILED", "error_description": redact(answer.problem)}
 
 
-def send(client: RestClient, call: Call, method: Method, per_user: dict[str, str],
-         progress: Callable[[int], None] | None = None) -> dict[str, dict]:
+def send(
+    client: RestClient,
+    call: Call,
+    method: Method,
+    per_user: dict[str, str],
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, dict]:
     """Send {uid: command} in batches; return {uid: entry}. `progress(n)`: n
     more users have their answer."""
     results: dict[str, dict] = {}
@@ -145,6 +153,7 @@ def send_batch(client: RestClient, call: Call, method: Method, cmd: dict) -> tup
     results: dict[str, dict] = {}
     confirm = None
     if method.confirm_status:
+
         def confirm(payload: dict):
             pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
             remaining = {}
@@ -188,8 +197,10 @@ def _collect(client: RestClient, call: Call, cmd: dict, confirm, results: dict[s
         elif k in done:
             results[batch.uid(k)] = {"result": done[k]}
         else:
-            results[batch.uid(k)] = {"error": "NO_ANSWER",
-                                     "error_description": "the batch answered nothing for this user"}
+            results[batch.uid(k)] = {
+                "error": "NO_ANSWER",
+                "error_description": "the batch answered nothing for this user",
+            }
     return False
 
 
@@ -197,7 +208,10 @@ def error_entry(value) -> dict:
     """One user's entry of a batch's result_error, as {"error", "error_description"} whatever the portal sent."""
     if isinstance(value, dict) and "error" in value:
         return value
-    return {"error": "BAD_ANSWER", "error_description": f"the batch answered this user's error as {json.dumps(value)[:200]}"}
+    return {
+        "error": "BAD_ANSWER",
+        "error_description": f"the batch answered this user's error as {json.dumps(value)[:200]}",
+    }
 
 
 def statuses(client: RestClient, call: Call, uids: list[str], *, batched: bool) -> dict[str, dict | None]:
@@ -228,8 +242,9 @@ def failure(uid: str, entry: dict) -> tuple[ExitStatus, str]:
     code = entry.get("error")
     status = ExitStatus.REQUEST_FAILED if code in TRANSPORT_ERRORS else ExitStatus.API_ERROR
     desc = entry.get("error_description") or ""
-    return status, about(uid, (": ".join(str(p) for p in (code, desc) if p not in (None, "")) or "an error with no code")
-                         + hint(code))
+    return status, about(
+        uid, (": ".join(str(p) for p in (code, desc) if p not in (None, "")) or "an error with no code") + hint(code)
+    )
 
 
 def about(uid: str, text: str) -> str:
@@ -247,12 +262,19 @@ def judge(method: Method, record: dict | None) -> Applied:
 
 
 def settled_text(method: Method) -> str:
-    return (f"{method.rest} may have reached the portal before the failure; {STATUS_METHOD} shows "
-            f"STATUS={method.confirm_status}, so it was not sent again")
+    return (
+        f"{method.rest} may have reached the portal before the failure; {STATUS_METHOD} shows "
+        f"STATUS={method.confirm_status}, so it was not sent again"
+    )
 
 
 def unknown_text(method: Method, record: dict | None = None) -> str:
-    why = (f"{STATUS_METHOD} shows STATUS={record.get('STATUS')}, which it may itself have caused"
-           if record is not None else f"{STATUS_METHOD} could not be read to tell")
-    return (f"{method.rest} may have reached the portal before the failure, and {why}: it was not sent again. "
-            "Check with GetTimekeepingStatus before repeating it")
+    why = (
+        f"{STATUS_METHOD} shows STATUS={record.get('STATUS')}, which it may itself have caused"
+        if record is not None
+        else f"{STATUS_METHOD} could not be read to tell"
+    )
+    return (
+        f"{method.rest} may have reached the portal before the failure, and {why}: it was not sent again. "
+        "Check with GetTimekeepingStatus before repeating it"
+    )

@@ -46,11 +46,20 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
 
         result = run(method, kw, masking.redact)
         return result if isinstance(result, int) else Finished(*result)
-    call = parse(method, {p.option: kw.get(cmdline.keyword(p.option)) for p in method.params},
-                 {key: kw.get(key) for key in CONFIG_OPTIONS}, config=kw.get("config"), out=kw.get("out"),
-                 debug=bool(kw.get("debug")), test=bool(kw.get("test")), if_needed=bool(kw.get("if_needed")),
-                 plan=bool(kw.get("plan")), quiet=bool(kw.get("quiet")), redactor=masking.redact,
-                 auth_file=kw.get("auth_file"))
+    call = parse(
+        method,
+        {p.option: kw.get(cmdline.keyword(p.option)) for p in method.params},
+        {key: kw.get(key) for key in CONFIG_OPTIONS},
+        config=kw.get("config"),
+        out=kw.get("out"),
+        debug=bool(kw.get("debug")),
+        test=bool(kw.get("test")),
+        if_needed=bool(kw.get("if_needed")),
+        plan=bool(kw.get("plan")),
+        quiet=bool(kw.get("quiet")),
+        redactor=masking.redact,
+        auth_file=kw.get("auth_file"),
+    )
     masking.redact = call.redactor
     if call.settings.dontwait and not call.test:
         from .jobs import start
@@ -76,7 +85,7 @@ def run_call(call, *, out: str | None, mode: int | None = None, bar: bool = Fals
     record = output.recorder(out, call.redactor, mode) if out and call.many else None
     if many:
         from .stopping import on_signals
-    with output.progress_bar(wanted=bar) as progress, (on_signals() if many else nullcontext()) as stop:
+    with output.progress_bar(wanted=bar) as progress, on_signals() if many else nullcontext() as stop:
         return execute(call, log=log, progress=progress, record=record, stop=stop)
 
 

@@ -6,8 +6,8 @@ ambiguous failure only where timeman.status says it has not taken effect
 (confirm.py: the rule, for one user or per user in a batch).
 """
 
+from collections.abc import Callable
 from contextlib import ExitStack, closing, contextmanager
-from typing import Callable
 from urllib.parse import urlsplit
 
 from . import batch, tls
@@ -21,9 +21,15 @@ from .transport import Client
 _KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Kind.FAILED: ExitStatus.REQUEST_FAILED}
 
 
-def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=None,
-            progress: Callable[[str, int, int], None] | None = None, record: Callable[[dict], None] | None = None,
-            stop=None) -> Outcome:
+def execute(
+    call: Call,
+    *,
+    log: Callable[[str], None] | None = None,
+    transport=None,
+    progress: Callable[[str, int, int], None] | None = None,
+    record: Callable[[dict], None] | None = None,
+    stop=None,
+) -> Outcome:
     """`log`: where --debug lines go (the caller masks them); `transport`: an
     httpx transport instead of the network (unit tests); `progress(what, done,
     total)`: told how far a run over many users got; `record(entries)`: given
@@ -40,8 +46,16 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
                 with _before_any_change(stop):
                     held.enter_context(lock.held(ep.base))
             # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
-            client = RestClient(Client(call.settings, ep.base, log=log, transport=transport, mask=call.redactor,
-                                       moves_with=None if ep.token else urlsplit(ep.base).path))
+            client = RestClient(
+                Client(
+                    call.settings,
+                    ep.base,
+                    log=log,
+                    transport=transport,
+                    mask=call.redactor,
+                    moves_with=None if ep.token else urlsplit(ep.base).path,
+                )
+            )
             if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
                 from .authfile import Renewing
 
@@ -58,7 +72,9 @@ def execute(call: Call, *, log: Callable[[str], None] | None = None, transport=N
         return sweep.stopped_early(stop)
     if client.moved:
         new = client.moved + urlsplit(ep.base).path
-        outcome = outcome.replace(messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url")))
+        outcome = outcome.replace(
+            messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url"))
+        )
     return outcome
 
 
@@ -74,8 +90,13 @@ def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
         if failed:
             return failed
         if not listing.ids:
-            return Outcome(ExitStatus.OK, {}, listing.notes + _inactive(listing) + (
-                f"{sweep.USER_METHOD}: the portal lists no active users; nothing was done",))
+            return Outcome(
+                ExitStatus.OK,
+                {},
+                listing.notes
+                + _inactive(listing)
+                + (f"{sweep.USER_METHOD}: the portal lists no active users; nothing was done",),
+            )
         call = call.replace(user_ids=tuple(listing.ids))
         notes = listing.notes + _inactive(listing)
     outcome = sweep.run(call, client, progress, record, stop)
@@ -104,8 +125,10 @@ def _inactive(listing) -> tuple[str, ...]:
     if not listing.inactive:
         return ()
     shown = ", ".join(listing.inactive[:10]) + (", ..." if len(listing.inactive) > 10 else "")
-    return (f"{sweep.USER_METHOD}: {len(listing.inactive)} listed users are not ACTIVE (the portal ignored the "
-            f"filter): {shown}; they were skipped",)
+    return (
+        f"{sweep.USER_METHOD}: {len(listing.inactive)} listed users are not ACTIVE (the portal ignored the "
+        f"filter): {shown}; they were skipped",
+    )
 
 
 def _one(call: Call, client: RestClient) -> Outcome:
@@ -114,6 +137,7 @@ def _one(call: Call, client: RestClient) -> Outcome:
     ep, method = call.endpoint, call.method
     confirm = None
     if method.confirm_status:
+
         def confirm(payload: dict):
             record = statuses(client, call, [uid], batched=False)[uid]
             applied = judge(method, record)
@@ -138,27 +162,37 @@ def plan(call: Call) -> Outcome:
     if call.all_users:
         requests = [{"method": "POST", "url": ep.url(sweep.USER_METHOD), "body": ep.payload(sweep.ACTIVE)}]
     elif call.if_needed and not sweep.acts_first(call):
-        requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
-                    for cmd in batch.chunks(batch.lines(STATUS_METHOD, call.user_ids or [""], {}))]
+        requests = [
+            {"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
+            for cmd in batch.chunks(batch.lines(STATUS_METHOD, call.user_ids or [""], {}))
+        ]
     elif call.many or call.if_needed:  # the if-needed close without --time: closes first
-        requests = [{"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
-                    for cmd in batch.commands(call.method.rest, call.user_ids or [""], call.rest_params)]
+        requests = [
+            {"method": "POST", "url": ep.url("batch"), "body": ep.payload(batch.request(cmd))}
+            for cmd in batch.commands(call.method.rest, call.user_ids or [""], call.rest_params)
+        ]
     else:
         body = {"USER_ID": call.user_ids[0], **call.rest_params} if call.user_ids else call.rest_params
         requests = [{"method": "POST", "url": ep.url(call.method.rest), "body": ep.payload(body)}]
     s = call.settings
     shown = {
         "requests": requests,
-        **({"then": "the requests that follow depend on the answers: the other pages of user.get (all), "
-                    "timeman.status in batches of 50 (--if-needed; a close without --time: of the users "
-                    "it was refused for), and the changes it decides on"}
-           if call.all_users or call.if_needed else {}),
+        **(
+            {
+                "then": "the requests that follow depend on the answers: the other pages of user.get (all), "
+                "timeman.status in batches of 50 (--if-needed; a close without --time: of the users "
+                "it was refused for), and the changes it decides on"
+            }
+            if call.all_users or call.if_needed
+            else {}
+        ),
         "headers": {"Content-Type": "application/json; charset=utf-8"},
         "proxy": s.proxy,
         "timeout": s.timeout,
         "retries": s.retries,
         "max_answer": s.max_answer,
-        "tls_verify": (tls.describe(s.insecure, s.ca_bundle) if tls.needed(ep.base, s.proxy)
-                       else "not used (plain http)"),
+        "tls_verify": (
+            tls.describe(s.insecure, s.ca_bundle) if tls.needed(ep.base, s.proxy) else "not used (plain http)"
+        ),
     }
     return Outcome(ExitStatus.OK, call.redactor.data(shown))

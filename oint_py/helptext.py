@@ -12,8 +12,23 @@ import textwrap
 from typing import NamedTuple
 
 from . import __version__
-from .methods import (ADVANCED, AUTH_FILE, CLIENT_ID, CLIENT_SECRET, CONFIG_ENV, GLOBAL, JOBS_ENV, LIBRARIES, METHODS,
-                      OAUTH, OAUTH_ADVANCED, SWEEP, TOKEN, URL, Method)
+from .methods import (
+    ADVANCED,
+    AUTH_FILE,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CONFIG_ENV,
+    GLOBAL,
+    JOBS_ENV,
+    LIBRARIES,
+    METHODS,
+    OAUTH,
+    OAUTH_ADVANCED,
+    SWEEP,
+    TOKEN,
+    URL,
+    Method,
+)
 from .outcome import DESCRIPTIONS
 
 ENV_VARS = {
@@ -26,6 +41,7 @@ ENV_VARS = {
     CLIENT_SECRET.env: "--clientsecret, so the app's secret stays out of ps and crontab lines",
     OAUTH[0].env: "--oauth-server",
 }
+
 
 class Table(NamedTuple):
     header: tuple | None  # None: a two-column listing without a header row
@@ -51,7 +67,7 @@ def _plain_table(table: Table) -> str:
     out = []
     for row in lines:
         wrapped = _wrap(row[-1], last)
-        cells = "".join(str(c).ljust(w + 2) for c, w in zip(row, widths))
+        cells = "".join(str(c).ljust(w + 2) for c, w in zip(row, widths, strict=False))
         out.append("  " + cells + wrapped[0])
         out += ["  " + " " * len(cells) + more for more in wrapped[1:]]
     return "\n".join(out)
@@ -77,8 +93,12 @@ def _rich(page: Page) -> None:
         if heading:
             console.print(Text(heading, style="bold"))
         if isinstance(content, Table):
-            table = RichTable(box=box.SIMPLE_HEAD if content.header else None, show_header=bool(content.header),
-                              pad_edge=False, padding=(0, 2, 0, 0))
+            table = RichTable(
+                box=box.SIMPLE_HEAD if content.header else None,
+                show_header=bool(content.header),
+                pad_edge=False,
+                padding=(0, 2, 0, 0),
+            )
             for i, name in enumerate(content.header or [""] * len(content.rows[0])):
                 table.add_column(name, style="cyan" if i == 0 else None, no_wrap=i < len(content.rows[0]) - 1)
             for row in content.rows:
@@ -104,8 +124,10 @@ def _options(items) -> Table:
 
 
 def root() -> Page:
-    tools = [("sandbox", "Run a local Bitrix24 portal emulator for dry runs (oint sandbox --help)"),
-             ("completion", "Print a shell completion script (bash, zsh, fish, powershell)")]
+    tools = [
+        ("sandbox", "Run a local Bitrix24 portal emulator for dry runs (oint sandbox --help)"),
+        ("completion", "Print a shell completion script (bash, zsh, fish, powershell)"),
+    ]
     return [
         ("", f"oint-py {__version__}: OpenIntegrations CLI for Bitrix24 time tracking"),
         ("Usage", "  oint LIBRARY METHOD --option value ..."),
@@ -123,8 +145,10 @@ def library(name: str) -> Page:
     return [
         ("", f"oint {name}: {LIBRARIES[name]}"),
         ("Usage", f"  oint {name} METHOD --option value ..."),
-        *[(area, Table(None, [(m.name, f"{m.description} ({m.rest})") for m in methods]))
-          for area, methods in areas.items()],
+        *[
+            (area, Table(None, [(m.name, f"{m.description} ({m.rest})") for m in methods]))
+            for area, methods in areas.items()
+        ],
         ("", "Method names are case-insensitive. 'oint bitrix24 METHOD --help' shows a method's options."),
     ]
 
@@ -138,23 +162,42 @@ def _example(m: Method, cont: str) -> str:
     return "\n".join("  " + line for line in lines)
 
 
-_WHAT = {"token": "OAuth server: GET /oauth/token/ (the answer's JSON is printed)",
-         "link": "No request: prints the address of the portal's authorization page, to open in a browser",
-         "status": "No request: reads the auth file"}
+_WHAT = {
+    "token": "OAuth server: GET /oauth/token/ (the answer's JSON is printed)",
+    "link": "No request: prints the address of the portal's authorization page, to open in a browser",
+    "status": "No request: reads the auth file",
+}
 
 
 def method(m: Method) -> Page:
     params = [(p.name, p.option, p.type, "yes" if p.required else "no", p.description) for p in m.params]
-    usage = "--url URL [OPTIONS]" if m.kind == "rest" else " ".join(
-        [f"{p.option} {p.type.split(',')[0].upper()}" for p in m.params] + ["--auth-file PATH"] * (m.kind == "status"))
-    sections = {"rest": [("Only where needed (any --userid form, also --userid all)", SWEEP)] * m.changes_state
-                + [("App authorization", (AUTH_FILE,))] * m.takes_token + [("Advanced call options", ADVANCED)],
-                "token": [("Auth file", OAUTH), ("Advanced call options", OAUTH_ADVANCED)],
-                "status": [("Auth file", (AUTH_FILE,))], "link": []}[m.kind]
+    usage = (
+        "--url URL [OPTIONS]"
+        if m.kind == "rest"
+        else " ".join(
+            [f"{p.option} {p.type.split(',')[0].upper()}" for p in m.params]
+            + ["--auth-file PATH"] * (m.kind == "status")
+        )
+    )
+    sections = {
+        "rest": [("Only where needed (any --userid form, also --userid all)", SWEEP)] * m.changes_state
+        + [("App authorization", (AUTH_FILE,))] * m.takes_token
+        + [("Advanced call options", ADVANCED)],
+        "token": [("Auth file", OAUTH), ("Advanced call options", OAUTH_ADVANCED)],
+        "status": [("Auth file", (AUTH_FILE,))],
+        "link": [],
+    }[m.kind]
     return [
-        ("", f"{m.title}\n{m.description}. " + (f"Bitrix24 REST method: {m.rest}" if m.kind == "rest" else _WHAT[m.kind])),
+        (
+            "",
+            f"{m.title}\n{m.description}. "
+            + (f"Bitrix24 REST method: {m.rest}" if m.kind == "rest" else _WHAT[m.kind]),
+        ),
         ("Usage", f"  oint bitrix24 {m.name} {usage}"),
-        *([("Parameters", Table(("Parameter", "CLI option", "Type", "Required", "Description"), params))] * bool(params)),
+        *(
+            [("Parameters", Table(("Parameter", "CLI option", "Type", "Required", "Description"), params))]
+            * bool(params)
+        ),
         *[(title, _options(items)) for title, items in sections],
         ("Standard options", _options(GLOBAL)),
         ("Example (bash)", _example(m, "\\")),

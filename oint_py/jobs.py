@@ -68,8 +68,14 @@ def start(call: Call) -> Outcome:
     except OSError as exc:
         raise UsageError(f"cannot create {files['log']}: {exc.strerror or exc}") from None
     try:
-        proc = subprocess.Popen(module_argv("oint_py.jobchild", folder, job), stdin=subprocess.PIPE,
-                                stdout=log_fd, stderr=log_fd, close_fds=True, **detached())
+        proc = subprocess.Popen(
+            module_argv("oint_py.jobchild", folder, job),
+            stdin=subprocess.PIPE,
+            stdout=log_fd,
+            stderr=log_fd,
+            close_fds=True,
+            **detached(),
+        )
     finally:
         os.close(log_fd)
     proc.stdin.write(json.dumps(call.to_json()).encode("utf-8"))
@@ -79,8 +85,10 @@ def start(call: Call) -> Outcome:
         _write_new(files["meta"], json.dumps(meta) + "\n")
     except OSError as exc:
         output.warn(f"cannot write {files['meta']} ({exc.strerror or exc}); `oint jobs` will show less of this job")
-    return Outcome(ExitStatus.OK, {"job": job, "pid": proc.pid, "result_file": result, "log_file": files["log"],
-                                   "exit_file": files["exit"]})
+    return Outcome(
+        ExitStatus.OK,
+        {"job": job, "pid": proc.pid, "result_file": result, "log_file": files["log"], "exit_file": files["exit"]},
+    )
 
 
 # -- following jobs: `oint jobs`, `oint jobs wait`, `oint jobs clean` ------------
@@ -127,7 +135,7 @@ def _log_lines(folder: str, job: str, where: str) -> list[str]:
         return head
     last = (_read_small(folder, f"{job}.log", tail=True) or "").splitlines()[-1:]
     more = f"{len(head) - LOG_LINES} more" if whole else "more"
-    return head[:LOG_LINES - 1] + [f"and {more}: see {where}"] + last
+    return head[: LOG_LINES - 1] + [f"and {more}: see {where}"] + last
 
 
 def _exit_code(folder: str, job: str) -> int | None:
@@ -190,12 +198,24 @@ def describe(folder: str, job: str) -> dict:
     else:
         state = "lost" if pid or os.path.lexists(os.path.join(folder, f"{job}.exit")) else "unknown"
     began = _began(job)
-    started = meta.get("started") if isinstance(meta.get("started"), str) else \
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(began)) if began is not None else None
-    entry = {"job": job, "state": state, "exit_code": code, "started": started,
-             "method": meta.get("method") if isinstance(meta.get("method"), str) else None, "pid": pid or None,
-             "result_file": meta.get("result_file") if isinstance(meta.get("result_file"), str)
-             else os.path.join(folder, f"{job}.json")}
+    started = (
+        meta.get("started")
+        if isinstance(meta.get("started"), str)
+        else time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(began))
+        if began is not None
+        else None
+    )
+    entry = {
+        "job": job,
+        "state": state,
+        "exit_code": code,
+        "started": started,
+        "method": meta.get("method") if isinstance(meta.get("method"), str) else None,
+        "pid": pid or None,
+        "result_file": meta.get("result_file")
+        if isinstance(meta.get("result_file"), str)
+        else os.path.join(folder, f"{job}.json"),
+    }
     entry.update({f"{suffix}_file": os.path.join(folder, f"{job}.{suffix}") for suffix in ("log", "exit")})
     return entry
 
@@ -231,16 +251,26 @@ def wait(job: str, timeout: float | None) -> Outcome:
         if entry["state"] != "running":
             break
         if deadline is not None and time.monotonic() >= deadline:
-            return Outcome(ExitStatus.REQUEST_FAILED, None,
-                           (f"job {job} is still running after {timeout:g} s; its result will be in "
-                            f"{entry['result_file']}, its exit code in {entry['exit_file']}",))
+            return Outcome(
+                ExitStatus.REQUEST_FAILED,
+                None,
+                (
+                    f"job {job} is still running after {timeout:g} s; its result will be in "
+                    f"{entry['result_file']}, its exit code in {entry['exit_file']}",
+                ),
+            )
         time.sleep(WAIT_STEP if deadline is None else max(0.0, min(WAIT_STEP, deadline - time.monotonic())))
     if entry["state"] != "done":
-        return Outcome(ExitStatus.REQUEST_FAILED, None,
-                       (f"job {job} ended without an exit code (killed?); see {entry['log_file']}",))
+        return Outcome(
+            ExitStatus.REQUEST_FAILED,
+            None,
+            (f"job {job} ended without an exit code (killed?); see {entry['log_file']}",),
+        )
     messages = [line.removeprefix("oint: ") for line in _log_lines(folder, job, entry["log_file"])]
     data, begun = None, _began(job)
-    if begun is not None and _modified(entry["result_file"]) >= begun:  # an --out file of an earlier run is not this job's result
+    if (
+        begun is not None and _modified(entry["result_file"]) >= begun
+    ):  # an --out file of an earlier run is not this job's result
         try:
             with open(entry["result_file"], "rb") as fh:
                 data = json.load(fh)

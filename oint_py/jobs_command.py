@@ -27,8 +27,7 @@ def _done(outcome) -> Finished:
     return Finished(outcome, None, click.get_current_context().find_root().obj.redact)  # the root's Masking
 
 
-@click.group("jobs", invoke_without_command=True,
-             context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("jobs", invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def jobs(ctx):
     """List this user's --dontwait jobs: state (running; done, with its exit code; lost: ended without one),
@@ -41,8 +40,11 @@ def jobs(ctx):
 
 @jobs.command("wait", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("job")
-@click.option("--timeout", metavar="DURATION",
-              help="Stop waiting after so long (30s, 15m, 2h; default: until the job ends): exit 4")
+@click.option(
+    "--timeout",
+    metavar="DURATION",
+    help="Stop waiting after so long (30s, 15m, 2h; default: until the job ends): exit 4",
+)
 def wait(job, timeout):
     """Wait for JOB to end; print its result and log, and exit with its exit code."""
     from .jobs import wait as wait_for
@@ -51,8 +53,9 @@ def wait(job, timeout):
 
 
 @jobs.command("clean", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--older-than", metavar="DURATION", default="0",
-              help="Only jobs that ended at least so long ago (7d, 12h)")
+@click.option(
+    "--older-than", metavar="DURATION", default="0", help="Only jobs that ended at least so long ago (7d, 12h)"
+)
 def clean(older_than):
     """Remove the files of jobs that ended (an --out file is yours and stays); running jobs stay."""
     from .jobs import clean as clean_up

@@ -47,8 +47,13 @@ def open_private(path: str, what: str = "lock file") -> int:
     """Open (or make) the lock file `path`: this user's own regular file, 0600, never through a link, never
     a FIFO (O_NONBLOCK: opening one would hang). A lock file others can open, they could hold for ever
     (flock needs no write access), so one that is not private is refused: UsageError."""
-    flags = (os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-             | getattr(os, "O_NONBLOCK", 0))
+    flags = (
+        os.O_RDWR
+        | os.O_CREAT
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_BINARY", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+    )
     try:
         fd = os.open(path, flags, 0o600)
     except OSError as exc:
@@ -56,8 +61,10 @@ def open_private(path: str, what: str = "lock file") -> int:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode) or (os.name != "nt" and (info.st_uid != os.geteuid() or info.st_mode & 0o077)):
         os.close(fd)
-        raise UsageError(f"the {what} {path} is not a private file of this user (a regular file, mode 0600); "
-                         "remove it (oint makes it again)")
+        raise UsageError(
+            f"the {what} {path} is not a private file of this user (a regular file, mode 0600); "
+            "remove it (oint makes it again)"
+        )
     if os.name != "nt" and stat.S_IMODE(info.st_mode) != 0o600:  # a umask such as 0277 made it 0400: the next
         os.fchmod(fd, 0o600)  # run could not open it for writing
     return fd
@@ -132,8 +139,10 @@ def held(base: str):
     bound = wait_bound()
 
     def busy(fd: int) -> Exception:
-        return RequestFailure(f"another oint run{_holder(fd)} is changing days on {parts.hostname} and holds "
-                              f"its lock; waited {bound:g} s ({WAIT_ENV}). Nothing was sent")
+        return RequestFailure(
+            f"another oint run{_holder(fd)} is changing days on {parts.hostname} and holds "
+            f"its lock; waited {bound:g} s ({WAIT_ENV}). Nothing was sent"
+        )
 
     with exclusive(os.path.join(folder(), name), bound, busy, step=0.2) as fd:
         if os.name != "nt":  # a Windows lock bars reading the byte: no pid there

@@ -72,8 +72,13 @@ class Call(Record, kw_only=True):
 
     @classmethod
     def from_json(cls, data: dict) -> "Call":
-        return cls(**{name: _DECODE.get(name, _plain)(data[name]) for name in fields(cls)
-                      if name in data and name not in _LOCAL})
+        return cls(
+            **{
+                name: _DECODE.get(name, _plain)(data[name])
+                for name in fields(cls)
+                if name in data and name not in _LOCAL
+            }
+        )
 
 
 def _plain(value):

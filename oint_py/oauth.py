@@ -18,7 +18,7 @@ Secrets never reach `log`: the query's secrets and the answer's tokens are maske
 import json
 import re
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
 from . import bounds, tls
@@ -69,28 +69,40 @@ def token(server: str, params: dict, settings: Settings, log: Callable[[str], No
     errors = error_classes()
     log = log or (lambda line: None)
     url = f"{server}/oauth/token/?{urlencode(params)}"
-    verify = (tls.context(settings.insecure, settings.ca_bundle) if tls.needed(url, settings.proxy)
-              else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))  # plain http: never used
+    verify = (
+        tls.context(settings.insecure, settings.ca_bundle)
+        if tls.needed(url, settings.proxy)
+        else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    )  # plain http: never used
     # the whole exchange within --timeout, at every socket operation (headers dripped a byte at a time too)
     clock = Clock()
     clock.deadline = deadline = time.monotonic() + settings.timeout
     log(f"> GET {masked(url)}")
     try:
-        with httpx.Client(transport=deadline_network(clock, verify, settings.proxy), timeout=settings.timeout,
-                          follow_redirects=False, trust_env=False,
-                          headers={"Accept": "application/json", "Accept-Encoding": "identity"}) as http:
-            with http.stream("GET", url) as resp:
-                body = bytearray()
-                if resp.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
-                    raise NoAnswer(f"the OAuth server answered with Content-Encoding "
-                                   f"{resp.headers['content-encoding']!r}, which was not asked for")
-                for chunk in resp.iter_raw():
-                    body += chunk
-                    if len(body) > bounds.MAX_TOKEN_ANSWER:
-                        raise NoAnswer(f"the OAuth server's answer is larger than {bounds.MAX_TOKEN_ANSWER:,} bytes; "
-                                       "not read further")
-                    if time.monotonic() > deadline:
-                        raise NoAnswer(f"no whole answer from the OAuth server within --timeout {settings.timeout:g} s")
+        with (
+            httpx.Client(
+                transport=deadline_network(clock, verify, settings.proxy),
+                timeout=settings.timeout,
+                follow_redirects=False,
+                trust_env=False,
+                headers={"Accept": "application/json", "Accept-Encoding": "identity"},
+            ) as http,
+            http.stream("GET", url) as resp,
+        ):
+            body = bytearray()
+            if resp.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
+                raise NoAnswer(
+                    f"the OAuth server answered with Content-Encoding "
+                    f"{resp.headers['content-encoding']!r}, which was not asked for"
+                )
+            for chunk in resp.iter_raw():
+                body += chunk
+                if len(body) > bounds.MAX_TOKEN_ANSWER:
+                    raise NoAnswer(
+                        f"the OAuth server's answer is larger than {bounds.MAX_TOKEN_ANSWER:,} bytes; not read further"
+                    )
+                if time.monotonic() > deadline:
+                    raise NoAnswer(f"no whole answer from the OAuth server within --timeout {settings.timeout:g} s")
     except (*errors["connect"], *errors["connect_timeout"]) as exc:
         log(f"< {type(exc).__name__}")
         raise NotSent(f"cannot connect to the OAuth server {server}: {exc}") from None
@@ -99,13 +111,16 @@ def token(server: str, params: dict, settings: Settings, log: Callable[[str], No
         raise NoAnswer(f"no whole answer from the OAuth server within --timeout {settings.timeout:g} s") from None
     except (*errors["any"], OSError) as exc:
         log(f"< {type(exc).__name__}")
-        raise NoAnswer(f"the OAuth server {server} gave no whole answer ({type(exc).__name__}: "
-                       f"{masked(str(exc)) or 'no detail'})") from None
+        raise NoAnswer(
+            f"the OAuth server {server} gave no whole answer ({type(exc).__name__}: {masked(str(exc)) or 'no detail'})"
+        ) from None
     log(f"< HTTP {resp.status_code} ({len(body)} bytes)")
     if resp.status_code in (301, 302, 303, 307, 308):
-        raise NoAnswer(f"the OAuth server answered a redirect (HTTP {resp.status_code}) to "
-                       f"{masked(resp.headers.get('location', '?'))}; not followed (the request holds the client "
-                       "secret); check --oauth-server")
+        raise NoAnswer(
+            f"the OAuth server answered a redirect (HTTP {resp.status_code}) to "
+            f"{masked(resp.headers.get('location', '?'))}; not followed (the request holds the client "
+            "secret); check --oauth-server"
+        )
     try:
         answer = bounds.load_json(bytes(body), "the OAuth server's answer")
     except bounds.BoundError:
@@ -113,7 +128,7 @@ def token(server: str, params: dict, settings: Settings, log: Callable[[str], No
         raise NoAnswer(f"the OAuth server answered HTTP {resp.status_code} with {kind}, not JSON") from None
     if not isinstance(answer, dict):
         raise NoAnswer(f"the OAuth server answered HTTP {resp.status_code} with JSON that is not an object")
-    log(f"< {json.dumps(masked_answer(answer), ensure_ascii=False)[:bounds.MAX_LOGGED_BODY]}")
+    log(f"< {json.dumps(masked_answer(answer), ensure_ascii=False)[: bounds.MAX_LOGGED_BODY]}")
     if resp.status_code >= 500:  # the server failed somewhere: whether the grant was used, nobody can say
         raise NoAnswer(f"the OAuth server answered HTTP {resp.status_code} ({str(answer.get('error'))[:100]})")
     if "error" in answer:

@@ -120,9 +120,6 @@ def say(text: str) -> None:
         pass
 
 
-
-
-
 def warn(text: str, redact=None) -> None:
     """One line on stderr, masked by `redact` when given, at most MAX_MESSAGE long."""
     text = printable(redact(text) if redact else text)
@@ -153,7 +150,9 @@ def is_console(stream) -> bool:
             import msvcrt
 
             mode = ctypes.c_ulong()
-            return bool(ctypes.windll.kernel32.GetConsoleMode(msvcrt.get_osfhandle(stream.fileno()), ctypes.byref(mode)))
+            return bool(
+                ctypes.windll.kernel32.GetConsoleMode(msvcrt.get_osfhandle(stream.fileno()), ctypes.byref(mode))
+            )
     except (AttributeError, ValueError, OSError):
         return False
     return True
@@ -171,8 +170,14 @@ def progress_bar(wanted: bool = True):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True, no_color=not use_colour(sys.stderr))
-    with Progress(TextColumn("oint: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("oint: {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task("starting", total=None)
         stage = ["starting"]
 
@@ -278,7 +283,7 @@ def recorder(path: str, redact=None, mode: int | None = None):
             try:
                 view = memoryview(blob)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             except OSError:  # a full disk, a file size limit: the file as it was, not cut inside an entry
                 try:
@@ -357,7 +362,13 @@ def _row(uid: str, entry) -> tuple[str, ...]:
             detail = ": ".join(str(p) for p in (entry.get("error"), entry.get("error_description")) if p)
         return uid, str(entry["action"]), entry.get("status_before") or "", entry.get("time") or "", detail
     if "error" in entry:
-        return uid, "failed", "", "", ": ".join(str(p) for p in (entry.get("error"), entry.get("error_description")) if p)
+        return (
+            uid,
+            "failed",
+            "",
+            "",
+            ": ".join(str(p) for p in (entry.get("error"), entry.get("error_description")) if p),
+        )
     record = entry.get("result") if isinstance(entry.get("result"), dict) else entry
     status = record.get("STATUS") if isinstance(record, dict) else None
     return uid, "ok", "", "", f"STATUS {status}" if status else entry.get("note") or ""
@@ -373,19 +384,24 @@ def _stdout_table(data: dict, redact) -> None:
     rows = [_row(str(uid), entry) for uid, entry in data.items()]
     counts = Counter(row[1] for row in rows)
     console = Console(no_color=not use_colour(sys.stdout), highlight=False)
-    console.print(", ".join(f"{n} {action}" for action, n in counts.most_common()) + f" ({len(rows)} users)",
-                  markup=False)
+    console.print(
+        ", ".join(f"{n} {action}" for action, n in counts.most_common()) + f" ({len(rows)} users)", markup=False
+    )
     table = Table("user", "action", "before", "time", "detail", box=None, header_style="bold")
     for row in rows[:TABLE_ROWS]:
         table.add_row(*(_cell(cell, redact) for cell in row))
     console.print(table)
     if len(rows) > TABLE_ROWS:
-        console.print(f"... and {len(rows) - TABLE_ROWS} more: the whole answer is JSON through a pipe "
-                      "(| cat) or with --out FILE", markup=False)
+        console.print(
+            f"... and {len(rows) - TABLE_ROWS} more: the whole answer is JSON through a pipe "
+            "(| cat) or with --out FILE",
+            markup=False,
+        )
 
 
-def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None,
-           quiet: bool = False) -> ExitStatus:
+def render(
+    outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None, quiet: bool = False
+) -> ExitStatus:
     """Show an outcome; return the exit status it ends with (NOT_WRITTEN when
     its answer could not be written where asked). `mode`: for --out files.
     `redact`: the call's Redactor; its registered secrets are masked in the
@@ -399,8 +415,11 @@ def render(outcome: Outcome, *, out: str | None = None, redact=None, mode: int |
             try:
                 write_atomic(out, json_blocks(outcome.data, redact), mode)
             except OSError as exc:  # a failure, even under --quiet
-                warn(f"--out: cannot write {out} ({exc.strerror or exc}); the call was made, "
-                     "and its answer is printed on stdout instead", redact)
+                warn(
+                    f"--out: cannot write {out} ({exc.strerror or exc}); the call was made, "
+                    "and its answer is printed on stdout instead",
+                    redact,
+                )
                 try:
                     _send(sys.stdout, json_blocks(outcome.data, redact))
                 except WriteFailed:

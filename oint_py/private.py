@@ -36,11 +36,14 @@ def check_private(folder: str, what: str = "jobs folder") -> None:
         return
     setting = _setting(what)
     if info.st_uid != os.geteuid():
-        raise UsageError(f"{what} {folder} belongs to another user (uid {info.st_uid}); "
-                         f"set {setting} to a folder of your own")
+        raise UsageError(
+            f"{what} {folder} belongs to another user (uid {info.st_uid}); set {setting} to a folder of your own"
+        )
     if info.st_mode & 0o022:
-        raise UsageError(f"{what} {folder} is writable by group or others "
-                         f"(mode {stat.S_IMODE(info.st_mode):04o}); make it 0700 or set {setting}")
+        raise UsageError(
+            f"{what} {folder} is writable by group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):04o}); make it 0700 or set {setting}"
+        )
 
 
 def _setting(what: str) -> str:
@@ -86,12 +89,16 @@ def check_parents(folder: str, what: str = "jobs folder") -> None:
         except OSError as exc:
             raise UsageError(f"{what} {folder}: cannot check {path}: {exc.strerror or exc}") from None
         if info.st_uid not in (me, 0):
-            raise UsageError(f"{what} {folder}: {path} above it belongs to another user (uid {info.st_uid}), "
-                             f"who could swap the {what}; {_elsewhere(what, 'your own')}")
+            raise UsageError(
+                f"{what} {folder}: {path} above it belongs to another user (uid {info.st_uid}), "
+                f"who could swap the {what}; {_elsewhere(what, 'your own')}"
+            )
         if info.st_mode & 0o022 and not (info.st_mode & stat.S_ISVTX and info.st_uid == 0):
-            raise UsageError(f"{what} {folder}: {path} above it is writable by group or others "
-                             f"(mode {stat.S_IMODE(info.st_mode):04o}), who could swap the {what}; "
-                             f"{_elsewhere(what, 'private ones')}")
+            raise UsageError(
+                f"{what} {folder}: {path} above it is writable by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}), who could swap the {what}; "
+                f"{_elsewhere(what, 'private ones')}"
+            )
 
 
 def private_dir(folder: str, what: str = "jobs folder") -> str:
@@ -106,5 +113,3 @@ def private_dir(folder: str, what: str = "jobs folder") -> str:
             raise UsageError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from None
     check_private(folder, what)
     return folder
-
-

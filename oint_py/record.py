@@ -28,7 +28,7 @@ class Record:
 
     def __init_subclass__(cls, kw_only: bool = False, **kwargs):
         super().__init_subclass__(**kwargs)
-        annotations = cls.__dict__.get("__annotations__")
+        annotations = cls.__dict__.get("__annotations__")  # noqa: RUF063 - own annotations only, never inherited ones
         if annotations is None and "__annotate__" in cls.__dict__:  # Python 3.14: evaluated when asked
             annotations = cls.__annotations__
         own = [name for name in annotations or () if not name.startswith("_")]
@@ -42,7 +42,7 @@ class Record:
             raise TypeError(f"{type(self).__name__}() takes keyword arguments only")
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__}() takes at most {len(names)} arguments ({len(args)} given)")
-        values = dict(zip(names, args))
+        values = dict(zip(names, args, strict=False))
         for name, value in kwargs.items():
             if name not in names:
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")
@@ -81,11 +81,11 @@ class Record:
 
     def replace(self, **changes):
         """A copy with `changes`, as dataclasses.replace."""
-        return self.__class__(**{**dict(zip(self._fields, self._values())), **changes})
+        return self.__class__(**{**dict(zip(self._fields, self._values(), strict=True)), **changes})
 
     def as_dict(self) -> dict:
         """{field: value}, one level deep (as dataclasses.asdict, without recursing)."""
-        return dict(zip(self._fields, self._values()))
+        return dict(zip(self._fields, self._values(), strict=True))
 
 
 def fields(record) -> tuple[str, ...]:

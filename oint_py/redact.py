@@ -43,8 +43,9 @@ def _forms(value: str) -> set[str]:
     not UTF-8 (from argv) are encoded as they came."""
     raw = value.encode("utf-8", "surrogateescape")
     plain = [value] + ([unquote(value)] if "%" in value else [])
-    forms = {form for text in plain for form in (text, json.dumps(text)[1:-1],
-                                                 json.dumps(text, ensure_ascii=False)[1:-1])}
+    forms = {
+        form for text in plain for form in (text, json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1])
+    }
     forms.add(quote(raw, safe=""))
     return {form for form in forms if len(form) >= MIN_SECRET_LEN}
 
@@ -125,8 +126,12 @@ class Redactor(Record):
         complaints, made before the options are split (see the module's doc)."""
         from .methods import CONFIG_ENV, SECRET_OPTIONS, URL
 
-        kw: dict = {"url": [environ.get(URL.env)], "config": [environ.get(CONFIG_ENV)], "proxy": [],
-                    **{option[2:]: [environ.get(env) if env else None] for option, env in SECRET_OPTIONS.items()}}
+        kw: dict = {
+            "url": [environ.get(URL.env)],
+            "config": [environ.get(CONFIG_ENV)],
+            "proxy": [],
+            **{option[2:]: [environ.get(env) if env else None] for option, env in SECRET_OPTIONS.items()},
+        }
         for i, arg in enumerate(args):
             name, eq, value = arg.partition("=")
             if name in ("--url", "--proxy", "--config", *SECRET_OPTIONS):

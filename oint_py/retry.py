@@ -86,13 +86,25 @@ def verdict(result: "Answer | Failure", attempt: int, retries: int, jitter: floa
     return _again(attempt, retries, settle, in_flight, retry_after(result.headers), jitter, throttled)
 
 
-def _again(attempt: int, retries: int, settle: bool, in_flight: bool, asked: float | None,
-           jitter: float | None, throttled: bool = False) -> Verdict:
+def _again(
+    attempt: int,
+    retries: int,
+    settle: bool,
+    in_flight: bool,
+    asked: float | None,
+    jitter: float | None,
+    throttled: bool = False,
+) -> Verdict:
     wait = backoff(attempt, jitter)
     if asked is not None:
         wait = max(wait, asked)
     if attempt >= retries or (asked or 0) > bounds.RETRY_AFTER_CAP:
         why = "" if attempt >= retries else f" (the portal asked to wait {asked:g} s)"
-        return Verdict(Step.GIVE_UP, settle, in_flight, why=f" [{attempt + 1} attempt{'s' if attempt else ''}]{why}",
-                       throttled=throttled)
+        return Verdict(
+            Step.GIVE_UP,
+            settle,
+            in_flight,
+            why=f" [{attempt + 1} attempt{'s' if attempt else ''}]{why}",
+            throttled=throttled,
+        )
     return Verdict(Step.RETRY, settle, in_flight, wait, throttled=throttled)

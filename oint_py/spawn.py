@@ -18,10 +18,12 @@ import os
 import subprocess
 import sys
 
-_LAUNCH = ("import sys; sys.path[:] = paths = __import__('json').loads(sys.argv[1]); "
-           "user = sys.argv[2]; module = sys.argv[3]; del sys.argv[1:4]; "
-           "user and __import__('site').addsitedir(user); sys.path[:] = paths + [p for p in sys.path if p not in paths]; "
-           "__import__('runpy').run_module(module, run_name='__main__', alter_sys=True)")
+_LAUNCH = (
+    "import sys; sys.path[:] = paths = __import__('json').loads(sys.argv[1]); "
+    "user = sys.argv[2]; module = sys.argv[3]; del sys.argv[1:4]; "
+    "user and __import__('site').addsitedir(user); sys.path[:] = paths + [p for p in sys.path if p not in paths]; "
+    "__import__('runpy').run_module(module, run_name='__main__', alter_sys=True)"
+)
 
 
 def child_path() -> list[str]:

@@ -26,15 +26,24 @@ Never prints: `progress(what, done, total)` is told how far it got.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Callable
 
 from . import batch, bounds
 from .answer import Answer, Kind
-from .confirm import (TRANSPORT_ERRORS, UNANSWERED, RestClient, about, answer_entry, failure, send_batch,
-                      settled_text, statuses)
+from .confirm import (
+    TRANSPORT_ERRORS,
+    UNANSWERED,
+    RestClient,
+    about,
+    answer_entry,
+    failure,
+    send_batch,
+    settled_text,
+    statuses,
+)
 from .methods import BY_KEY, DEFAULT_REPORT, Method
 from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, RequestFailure, error_words
@@ -105,8 +114,17 @@ def _offset_pages(call: Call, client: RestClient, progress: Progress | None) -> 
         for k in cmd:
             if k in errors:
                 error = errors[k] if isinstance(errors[k], dict) else {}
-                return _not_listed(call, Answer(200, {}, error, "", Kind.API_ERROR,
-                                                error_words(error.get("error"), error.get("error_description"))))
+                return _not_listed(
+                    call,
+                    Answer(
+                        200,
+                        {},
+                        error,
+                        "",
+                        Kind.API_ERROR,
+                        error_words(error.get("error"), error.get("error_description")),
+                    ),
+                )
             start = int(batch.uid(k))
             pages.append((start, _records(done.get(k), f"its page from start={start}"), totals.get(k), nexts.get(k)))
         if progress:
@@ -137,8 +155,11 @@ def _by_id(call: Call, client: RestClient) -> list | Outcome:
     ep = call.endpoint
     found, last = [], 0
     while True:
-        answer = _ask(client, ep.url(USER_METHOD), ep.payload(
-            {"FILTER": {"ACTIVE": True, ">ID": last}, "sort": "ID", "order": "ASC", "start": -1}))
+        answer = _ask(
+            client,
+            ep.url(USER_METHOD),
+            ep.payload({"FILTER": {"ACTIVE": True, ">ID": last}, "sort": "ID", "order": "ASC", "start": -1}),
+        )
         if answer.kind is not Kind.OK:
             return _not_listed(call, answer)
         page = _records(answer.body.get("result"), f"its page of IDs above {last}")
@@ -198,13 +219,19 @@ def _active(value) -> bool:
 def _not_listed(call: Call, answer: Answer) -> Outcome:
     holder = "the app's token" if call.endpoint.token else "the webhook"
     if answer.error == "insufficient_scope":
-        return Outcome(ExitStatus.API_ERROR, answer.body, (
-            f"{USER_METHOD}: insufficient_scope: {holder} lacks the user scope (user, or user_basic), which "
-            "--userid all needs to list the portal's users; add the scope or give the user IDs. Nothing was changed",))
+        return Outcome(
+            ExitStatus.API_ERROR,
+            answer.body,
+            (
+                f"{USER_METHOD}: insufficient_scope: {holder} lacks the user scope (user, or user_basic), which "
+                "--userid all needs to list the portal's users; add the scope or give the user IDs. Nothing was changed",
+            ),
+        )
     status = ExitStatus.API_ERROR if answer.kind is Kind.API_ERROR else ExitStatus.REQUEST_FAILED
     data = answer_entry(answer, call.redactor)
-    return Outcome(status, data, (f"{USER_METHOD}: {answer.problem}; the users could not be listed, "
-                                  "nothing was changed",))
+    return Outcome(
+        status, data, (f"{USER_METHOD}: {answer.problem}; the users could not be listed, nothing was changed",)
+    )
 
 
 def _unusable(why: str) -> Outcome:
@@ -246,10 +273,16 @@ def decide(call: Call, entry: dict) -> Step:
         return _fail(None, "NO_STATUS", f"{_status_method(method).rest} gave no STATUS")
     known = _status_method(method).statuses
     if call.if_needed and known and status not in known:  # it cannot say the day needs nothing: never a skip
-        return _fail(None, "UNKNOWN_STATUS", f"{_status_method(method).rest} gave STATUS {status[:40]!r}, not one of "
-                                             f"{', '.join(known)}; nothing was sent")
+        return _fail(
+            None,
+            "UNKNOWN_STATUS",
+            f"{_status_method(method).rest} gave STATUS {status[:40]!r}, not one of "
+            f"{', '.join(known)}; nothing was sent",
+        )
     if call.if_needed and not _needed(method, status):
-        return Step(Decision.SKIP, status, reason=method.skip_why.format(status=status) + method.skip_notes.get(status, ""))
+        return Step(
+            Decision.SKIP, status, reason=method.skip_why.format(status=status) + method.skip_notes.get(status, "")
+        )
     if not method.dated_by_start:
         return Step(Decision.ACT, status, params)
     if call.if_needed and status == "EXPIRED":
@@ -274,16 +307,24 @@ def _expired(record: dict, given: str | None, report: str) -> Step:
     portal's TIME_FINISH_DEFAULT. A day that cannot be closed is a failure: it stays open."""
     start, default = _atom(record.get("TIME_START")), _atom(record.get("TIME_FINISH_DEFAULT"))
     if start is None:
-        return _fail("EXPIRED", "NOT_CLOSED", f"the day expired, and its TIME_START {record.get('TIME_START')!r} is "
-                                              "not a date to close it on; it stays open")
+        return _fail(
+            "EXPIRED",
+            "NOT_CLOSED",
+            f"the day expired, and its TIME_START {record.get('TIME_START')!r} is "
+            "not a date to close it on; it stays open",
+        )
     if given:
         moment = f"{start[:10]}T{given[11:19]}{start[19:]}"
     elif default is not None:
         moment = default
     else:
-        return _fail("EXPIRED", "NOT_CLOSED", f"the day expired on {start[:10]} and the portal states no "
-                                              "TIME_FINISH_DEFAULT; it stays open. Give --time HH:MM to close it "
-                                              "at that time on its own date")
+        return _fail(
+            "EXPIRED",
+            "NOT_CLOSED",
+            f"the day expired on {start[:10]} and the portal states no "
+            "TIME_FINISH_DEFAULT; it stays open. Give --time HH:MM to close it "
+            "at that time on its own date",
+        )
     return _not_before_start(Step(Decision.ACT, "EXPIRED", {"TIME": moment, "REPORT": report}), {"TIME_START": start})
 
 
@@ -292,8 +333,11 @@ def _not_before_start(step: Step, record: dict) -> Step:
     start, end = _atom(record.get("TIME_START")), step.params.get("TIME")
     if start is None or end is None or datetime.fromisoformat(end) >= datetime.fromisoformat(start):
         return step
-    return _fail(step.before, "BEFORE_START", f"the close at {end} would come before the day's start at {start}; "
-                                              "it was not sent, and the day stays open")
+    return _fail(
+        step.before,
+        "BEFORE_START",
+        f"the close at {end} would come before the day's start at {start}; it was not sent, and the day stays open",
+    )
 
 
 def _atom(value) -> str | None:
@@ -326,16 +370,16 @@ class Tally:
 
     entries: dict = field(default_factory=dict)
     # unsure: acted on without a status read first (close first), whose answer was lost: maybe done before the run
-    counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0,
-                                                  "unsure": 0})
+    counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0, "unsure": 0})
 
     def add(self, uid: str, entry: dict, kind: str) -> None:
         self.entries[uid] = entry
         self.counts[kind] += 1
 
 
-def run(call: Call, client: RestClient, progress: Progress | None = None, record: Record | None = None,
-        stop=None) -> Outcome:
+def run(
+    call: Call, client: RestClient, progress: Progress | None = None, record: Record | None = None, stop=None
+) -> Outcome:
     """Batch by batch: read the statuses (--if-needed, --plan), decide per user, then (unless --plan) make
     the changes; or, for a method that acts first, send the changes at once and read only the refused
     users' statuses, after the others. `record(entries)` is given every user's entry so far after each
@@ -362,8 +406,13 @@ def run(call: Call, client: RestClient, progress: Progress | None = None, record
             raise
         except OintError as exc:  # an auth file's token that cannot be renewed (authfile.Renewing): the batches
             # before were applied, so the run ends like one stopped, with their entries, not with this line alone
-            _cut(call, chunk, tally, f"the run ended while {call.method.rest} was being sent for this user, as the "
-                                     "access token was refused or could not be renewed")
+            _cut(
+                call,
+                chunk,
+                tally,
+                f"the run ended while {call.method.rest} was being sent for this user, as the "
+                "access token was refused or could not be renewed",
+            )
             end, halted = End.HALTED, exc
             break
         streak = streak + 1 if unreachable else 0
@@ -386,9 +435,9 @@ def acts_first(call: Call) -> bool:
 def _chunks(uids: list[str], first: bool, refused: list[str]):
     """(up to BATCH_SIZE users, whether to act first): every user, then those whose change was refused."""
     for at in range(0, len(uids), bounds.BATCH_SIZE):
-        yield uids[at:at + bounds.BATCH_SIZE], first
+        yield uids[at : at + bounds.BATCH_SIZE], first
     while refused:
-        chunk, refused[:] = refused[:bounds.BATCH_SIZE], refused[bounds.BATCH_SIZE:]
+        chunk, refused[:] = refused[: bounds.BATCH_SIZE], refused[bounds.BATCH_SIZE :]
         yield chunk, False
 
 
@@ -407,8 +456,11 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
             refused.append(uid)
             continue
         if "error" not in result and "note" in result:  # its answer was lost; a status check shows the change made
-            result = {**result, "note": f"{result['note']}. Its status before this run was not read ({method.words[0]} "
-                      f"first): it was {method.words[2]} by this run, or already before it"}
+            result = {
+                **result,
+                "note": f"{result['note']}. Its status before this run was not read ({method.words[0]} "
+                f"first): it was {method.words[2]} by this run, or already before it",
+            }
             tally.counts["unsure"] += 1
         tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), result))
     return unreachable
@@ -416,27 +468,33 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
 
 def _cut(call: Call, chunk: list[str], tally: Tally, why: str | None = None) -> None:
     """The users of a request cut in flight by a stop (or `why`): nobody can tell whether it was applied."""
-    why = why or (f"the run was stopped while {call.method.rest} was in flight for this user, with no answer "
-                  f"within {bounds.STOP_GRACE:g} s")
-    unknown = {"error": "OUTCOME_UNKNOWN", "error_description": f"{why}: it may have been "
-               f"applied. Check with {_status_method(call.method).name}, or re-run with --if-needed"}
+    why = why or (
+        f"the run was stopped while {call.method.rest} was in flight for this user, with no answer "
+        f"within {bounds.STOP_GRACE:g} s"
+    )
+    unknown = {
+        "error": "OUTCOME_UNKNOWN",
+        "error_description": f"{why}: it may have been "
+        f"applied. Check with {_status_method(call.method).name}, or re-run with --if-needed",
+    }
     for uid in chunk:
         if uid not in tally.entries:
-            tally.add(uid, {"action": "failed", "status_before": None, **unknown} if call.reads_first else unknown,
-                      "failed")
+            tally.add(
+                uid, {"action": "failed", "status_before": None, **unknown} if call.reads_first else unknown, "failed"
+            )
 
 
 def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bool:
     """One batch of users read, decided and changed; their entries into `tally`. True when no portal answered."""
     method = call.method
     if not call.reads_first:
-        results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk,
-                                                                                call.rest_params)[0])
+        results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
         for uid in chunk:
             tally.add(uid, results[uid], "failed" if "error" in results[uid] else "acted")
         return unreachable
-    read, unreachable = send_batch(client, call, _status_method(method),
-                                   batch.commands(_status_method(method).rest, chunk, {})[0])
+    read, unreachable = send_batch(
+        client, call, _status_method(method), batch.commands(_status_method(method).rest, chunk, {})[0]
+    )
     steps = {uid: decide(call, read[uid]) for uid in chunk}
     unchecked = _unchecked(call, read, steps) if call.plan and not call.if_needed else {}
     results: dict[str, dict] = {}
@@ -468,11 +526,18 @@ def _already_done(call: Call, client: RestClient, steps: dict, results: dict) ->
     """A change the portal refused as already made (a close of a day that is "not opened": another run, or the
     user, closed it in between) is a skip when a status check shows it made."""
     method = call.method
-    refused = [uid for uid, entry in results.items()
-               if "error" in entry and entry.get("error_description") in method.done_refusals]
+    refused = [
+        uid
+        for uid, entry in results.items()
+        if "error" in entry and entry.get("error_description") in method.done_refusals
+    ]
     for uid in _shown_done(call, client, refused):
-        steps[uid] = Step(Decision.SKIP, steps[uid].before, reason=f"the day is {method.confirm_status} by now: it "
-                          f"was {method.words[2]} by someone else after its status was read")
+        steps[uid] = Step(
+            Decision.SKIP,
+            steps[uid].before,
+            reason=f"the day is {method.confirm_status} by now: it "
+            f"was {method.words[2]} by someone else after its status was read",
+        )
         results.pop(uid)
 
 
@@ -481,8 +546,11 @@ def _shown_done(call: Call, client: RestClient, uids: list[str]) -> dict[str, di
     method's change made; nothing is read for no users."""
     if not uids:
         return {}
-    return {uid: now for uid, now in statuses(client, call, uids, batched=True).items()
-            if now is not None and now.get("STATUS") == call.method.confirm_status}
+    return {
+        uid: now
+        for uid, now in statuses(client, call, uids, batched=True).items()
+        if now is not None and now.get("STATUS") == call.method.confirm_status
+    }
 
 
 def _entry(call: Call, step: Step, result: dict | None) -> tuple[dict, str]:
@@ -490,19 +558,29 @@ def _entry(call: Call, step: Step, result: dict | None) -> tuple[dict, str]:
     nothing was sent)."""
     planned, _, done = call.method.words
     if step.kind is Decision.SKIP:
-        return {"action": "skip" if call.plan else "skipped", "status_before": step.before,
-                "reason": step.reason}, "skipped"
+        return {
+            "action": "skip" if call.plan else "skipped",
+            "status_before": step.before,
+            "reason": step.reason,
+        }, "skipped"
     if step.kind is Decision.FAIL:
         return {"action": "failed", "status_before": step.before, **step.error}, "failed"
-    entry = {"action": planned if call.plan else done, "status_before": step.before, "time": step.params.get("TIME"),
-             **({"report": step.params["REPORT"]} if "REPORT" in step.params else {})}
+    entry = {
+        "action": planned if call.plan else done,
+        "status_before": step.before,
+        "time": step.params.get("TIME"),
+        **({"report": step.params["REPORT"]} if "REPORT" in step.params else {}),
+    }
     if call.plan or result is None:
         return entry, "acted"
     entry = {**entry, **result}
     shown = result.get("result", {}).get("STATUS") if isinstance(result.get("result"), dict) else None
     if "error" not in result and shown not in (None, call.method.confirm_status):
-        entry.update(error="UNEXPECTED_STATUS", error_description=f"the portal answered STATUS={shown} after "
-                     f"{call.method.rest}, not {call.method.confirm_status}: the day did not end as asked")
+        entry.update(
+            error="UNEXPECTED_STATUS",
+            error_description=f"the portal answered STATUS={shown} after "
+            f"{call.method.rest}, not {call.method.confirm_status}: the day did not end as asked",
+        )
     if "error" in entry:
         entry["action"] = "failed"  # after the portal's fields: an entry of its own cannot say otherwise
         return entry, "failed"
@@ -541,9 +619,11 @@ def _report(call: Call, tally: Tally, end: End, stop, halted: OintError | None =
     counts = tally.counts
     if end is End.GONE:
         status = max(status, ExitStatus.REQUEST_FAILED)
-        messages.append(f"the portal could not be reached for {GONE_BATCHES} batches in a row (no connection, "
-                        f"no name or no answer in time): {counts['not reached']} users not attempted, nothing more "
-                        "was sent")
+        messages.append(
+            f"the portal could not be reached for {GONE_BATCHES} batches in a row (no connection, "
+            f"no name or no answer in time): {counts['not reached']} users not attempted, nothing more "
+            "was sent"
+        )
     if halted is not None:  # its own exit (7: a person must authorise the app again) and its paragraph
         status = halted.status
         messages.append(halted.message)
@@ -557,9 +637,14 @@ def _report(call: Call, tally: Tally, end: End, stop, halted: OintError | None =
 def stopped_early(stop) -> Outcome:
     """A signal ended the run before anything that changes a day was sent (waiting for the lock, listing users)."""
     name = _signal_name(stop.signal)
-    return Outcome(_SIGNAL_STATUS.get(name, ExitStatus.INTERRUPTED), None,
-                   (f"stopped by {name} before any change was sent: nothing was changed; run the same command "
-                    "again to do the job",))
+    return Outcome(
+        _SIGNAL_STATUS.get(name, ExitStatus.INTERRUPTED),
+        None,
+        (
+            f"stopped by {name} before any change was sent: nothing was changed; run the same command "
+            "again to do the job",
+        ),
+    )
 
 
 SHOWN = 3  # of a streak of users failing the same way for want of an answer (a portal gone): the rest in one line
@@ -576,12 +661,16 @@ def _summary(call: Call, tally: Tally, end: End, stop) -> str:
     planned, _, done = call.method.words
     counts = tally.counts
     if call.plan:
-        line = f"plan: {counts['acted']} to {planned}, {counts['skipped']} to skip, {counts['failed']} failed; " \
-               "nothing was changed"
+        line = (
+            f"plan: {counts['acted']} to {planned}, {counts['skipped']} to skip, {counts['failed']} failed; "
+            "nothing was changed"
+        )
         if not call.if_needed:
             unchecked = sum(1 for entry in tally.entries.values() if "unchecked" in entry)
-            line += (f"; without --if-needed the status is not checked: every user is called, {unchecked} of them "
-                     "on a day it does not change (add --if-needed to skip those)")
+            line += (
+                f"; without --if-needed the status is not checked: every user is called, {unchecked} of them "
+                "on a day it does not change (add --if-needed to skip those)"
+            )
         return line
     acted = f"{counts['acted']} {done}" if call.reads_first else f"{counts['acted']} sent"
     if counts["unsure"]:

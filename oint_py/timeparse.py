@@ -25,9 +25,7 @@ Anything else raises ValueError with a message that says what is accepted.
 import re
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
-ACCEPTED = (
-    "YYYY-MM-DDTHH:MM[:SS][.fff][Z|+HH:MM] (a space may replace T), HH:MM[:SS] for today, or 'now'"
-)
+ACCEPTED = "YYYY-MM-DDTHH:MM[:SS][.fff][Z|+HH:MM] (a space may replace T), HH:MM[:SS] for today, or 'now'"
 
 _FULL = re.compile(
     r"""^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})
@@ -79,7 +77,8 @@ def _local(naive: datetime, zone: tzinfo | None) -> datetime:
         before, after = first.utcoffset(), second.utcoffset()
         raise TimeError(
             f"--time {shown} does not exist in {zone} (the clocks jump at that hour, "
-            f"{_fmt(before)} to {_fmt(after)}); give the time with an explicit offset")
+            f"{_fmt(before)} to {_fmt(after)}); give the time with an explicit offset"
+        )
     readings = " or ".join(moment.isoformat(timespec="seconds") for moment in (first, second))
     raise TimeError(f"--time {shown} happens twice in {zone} ({readings}); give the offset you mean")
 

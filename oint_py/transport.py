@@ -26,13 +26,13 @@ the one shim this module keeps (see there).
 """
 
 import json
-import ssl
 import socket
+import ssl
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 from . import __version__, bounds, tls
@@ -202,21 +202,38 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
             else:
                 found = httpx.Proxy(proxy)  # splits off the user and password, as httpx itself does
                 self.pool = httpcore.HTTPProxy(
-                    proxy_url=httpcore.URL(scheme=found.url.raw_scheme, host=found.url.raw_host,
-                                           port=found.url.port, target=found.url.raw_path),
-                    proxy_auth=found.raw_auth, ssl_context=ssl_context,
+                    proxy_url=httpcore.URL(
+                        scheme=found.url.raw_scheme,
+                        host=found.url.raw_host,
+                        port=found.url.port,
+                        target=found.url.raw_path,
+                    ),
+                    proxy_auth=found.raw_auth,
+                    ssl_context=ssl_context,
                     proxy_ssl_context=ssl_context if found.url.scheme == "https" else None,
-                    network_backend=Backend())
+                    network_backend=Backend(),
+                )
 
         def handle_request(self, request):
             sent = httpcore.Request(
                 method=request.method,
-                url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host, port=request.url.port,
-                                 target=request.url.raw_path),
-                headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+                url=httpcore.URL(
+                    scheme=request.url.raw_scheme,
+                    host=request.url.raw_host,
+                    port=request.url.port,
+                    target=request.url.raw_path,
+                ),
+                headers=request.headers.raw,
+                content=request.stream,
+                extensions=request.extensions,
+            )
             answer = self.pool.handle_request(sent)
-            return httpx.Response(status_code=answer.status, headers=answer.headers, stream=Body(answer.stream),
-                                  extensions=answer.extensions)
+            return httpx.Response(
+                status_code=answer.status,
+                headers=answer.headers,
+                stream=Body(answer.stream),
+                extensions=answer.extensions,
+            )
 
         def close(self):
             self.pool.close()
@@ -235,10 +252,21 @@ def error_classes():
         "connect_timeout": (httpx.ConnectTimeout, httpcore.ConnectTimeout),
         "timeout": (httpx.TimeoutException, httpcore.TimeoutException),
         "connect": (httpx.ConnectError, httpcore.ConnectError),
-        "cannot_send": (httpx.UnsupportedProtocol, httpx.InvalidURL, httpcore.UnsupportedProtocol,
-                        httpcore.LocalProtocolError),
-        "any": (httpx.HTTPError, httpx.InvalidURL, httpcore.NetworkError, httpcore.ProtocolError,
-                httpcore.TimeoutException, httpcore.ProxyError, httpcore.UnsupportedProtocol),
+        "cannot_send": (
+            httpx.UnsupportedProtocol,
+            httpx.InvalidURL,
+            httpcore.UnsupportedProtocol,
+            httpcore.LocalProtocolError,
+        ),
+        "any": (
+            httpx.HTTPError,
+            httpx.InvalidURL,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.TimeoutException,
+            httpcore.ProxyError,
+            httpcore.UnsupportedProtocol,
+        ),
     }
 
 
@@ -261,8 +289,13 @@ class _Decoder:
         if self.encoding in ("gzip", "x-gzip"):
             self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif self.encoding not in ("", "identity", "deflate"):
-            raise _Stop(Failure(Trouble.ENCODING, f"the portal answered with Content-Encoding {encoding!r}, "
-                                                  "which was not asked for", maybe_applied=True))
+            raise _Stop(
+                Failure(
+                    Trouble.ENCODING,
+                    f"the portal answered with Content-Encoding {encoding!r}, which was not asked for",
+                    maybe_applied=True,
+                )
+            )
 
     def feed(self, data: bytes, room: int) -> bytes:
         if self.encoding in ("", "identity"):
@@ -282,15 +315,17 @@ class _Decoder:
                 out += self.z.decompress(rest, room - len(out))
             return out
         except zlib.error as exc:
-            raise _Stop(Failure(Trouble.ENCODING, f"the portal's {self.encoding} answer is corrupt ({exc})",
-                                maybe_applied=True)) from None
+            raise _Stop(
+                Failure(Trouble.ENCODING, f"the portal's {self.encoding} answer is corrupt ({exc})", maybe_applied=True)
+            ) from None
 
     def finish(self) -> None:
         if self.encoding in ("", "identity"):
             return
         if self.z is None or not self.z.eof:
-            raise _Stop(Failure(Trouble.ENCODING, f"the portal's {self.encoding} answer is truncated",
-                                maybe_applied=True))
+            raise _Stop(
+                Failure(Trouble.ENCODING, f"the portal's {self.encoding} answer is truncated", maybe_applied=True)
+            )
 
 
 class LeakyBucket:
@@ -322,8 +357,15 @@ class LeakyBucket:
 
 
 class Client:
-    def __init__(self, settings: Settings, target: str, log: Callable[[str], None] | None = None, transport=None,
-                 mask: Callable[[str], str] = str, moves_with: str | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        target: str,
+        log: Callable[[str], None] | None = None,
+        transport=None,
+        mask: Callable[[str], str] = str,
+        moves_with: str | None = None,
+    ):
         """`target`: the portal URL (decides whether TLS is needed at all);
         `transport`: an httpx transport to use instead of the network (unit tests);
         `mask`: hides secrets in text that is cut before it is shown;
@@ -342,8 +384,10 @@ class Client:
             try:
                 verify = tls.context(settings.insecure, settings.ca_bundle)
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise UsageError(f"cannot load the trusted certificates "
-                                 f"({tls.describe(settings.insecure, settings.ca_bundle)}): {exc}") from None
+                raise UsageError(
+                    f"cannot load the trusted certificates "
+                    f"({tls.describe(settings.insecure, settings.ca_bundle)}): {exc}"
+                ) from None
             self.log(f"  TLS trust: {tls.describe(settings.insecure, settings.ca_bundle)}")
         else:
             verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used: plain http loads no certificates
@@ -353,9 +397,16 @@ class Client:
             raise UsageError(f"--proxy: {exc}") from None
         self.errors = error_classes()
         self.http = httpx.Client(
-            transport=network, timeout=settings.timeout, follow_redirects=False, trust_env=False,
-            headers={"User-Agent": f"oint-py/{__version__}", "Accept": "application/json",
-                     "Accept-Encoding": "gzip, deflate"})
+            transport=network,
+            timeout=settings.timeout,
+            follow_redirects=False,
+            trust_env=False,
+            headers={
+                "User-Agent": f"oint-py/{__version__}",
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",
+            },
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -386,18 +437,19 @@ class Client:
                 except self.errors["any"] as exc:
                     return self._failure(exc, url, accepted)
                 if origin(target) != self.origin:
-                    moved = "{0}://{1}".format(*urlsplit(target))
+                    moved = "{}://{}".format(*urlsplit(target))
                 if resp.status_code == 303:  # See Other: the call was made; fetch its answer, never re-POST
                     verb, content, headers, accepted = "GET", None, {}, True
                 url = target
             else:
-                return Failure(Trouble.REDIRECT, f"more than {bounds.MAX_REDIRECTS} redirects, last to {url}",
-                               accepted, accepted)
+                return Failure(
+                    Trouble.REDIRECT, f"more than {bounds.MAX_REDIRECTS} redirects, last to {url}", accepted, accepted
+                )
         except _Stop as stop:
             return stop.failure
         finally:
             self.clock.deadline = None
-        self.log(f"< {self.mask(raw.decode('utf-8', 'replace'))[:bounds.MAX_LOGGED_BODY]}")
+        self.log(f"< {self.mask(raw.decode('utf-8', 'replace'))[: bounds.MAX_LOGGED_BODY]}")
         hdrs = {k.lower(): v for k, v in resp.headers.items()}
         return Reply(resp.status_code, resp.reason_phrase, hdrs, raw, url, accepted, moved)
 
@@ -413,16 +465,32 @@ class Client:
             target = urljoin(url, location)
             new = origin(target)
         except ValueError:
-            raise _Stop(Failure(Trouble.REDIRECT, f"the portal redirected to an invalid address {location!r}",
-                                accepted, accepted)) from None
+            raise _Stop(
+                Failure(
+                    Trouble.REDIRECT, f"the portal redirected to an invalid address {location!r}", accepted, accepted
+                )
+            ) from None
         done = " The call was accepted before the redirect." if accepted else ""
         if self.origin[0] == "https" and new[0] != "https":
-            raise _Stop(Failure(Trouble.REDIRECT, f"refused a redirect from https to {target} (would expose "
-                                                  f"credentials).{done}", accepted, accepted))
+            raise _Stop(
+                Failure(
+                    Trouble.REDIRECT,
+                    f"refused a redirect from https to {target} (would expose credentials).{done}",
+                    accepted,
+                    accepted,
+                )
+            )
         if new != self.origin and not self._carries_secret_path(target):
-            raise _Stop(Failure(Trouble.REDIRECT, f"the portal moved to {target}: not followed, since the webhook "
-                                                  "code or token would go to another address; check the new "
-                                                  f"address and update --url.{done}", accepted, accepted))
+            raise _Stop(
+                Failure(
+                    Trouble.REDIRECT,
+                    f"the portal moved to {target}: not followed, since the webhook "
+                    "code or token would go to another address; check the new "
+                    f"address and update --url.{done}",
+                    accepted,
+                    accepted,
+                )
+            )
         where = "within its address" if new == self.origin else "to another address, keeping the webhook path"
         self.log(f"  portal moved {where}: {'GET' if resp.status_code == 303 else 'POST'} {target}")
         return target
@@ -443,8 +511,13 @@ class Client:
         for chunk in resp.iter_raw():
             body += decoder.feed(chunk, limit - len(body) + 1)
             if len(body) > limit:
-                raise _Stop(Failure(Trouble.TOO_LARGE, f"the answer is larger than {limit:,} bytes "
-                                                       "(--max-answer); not read further", maybe_applied=True))
+                raise _Stop(
+                    Failure(
+                        Trouble.TOO_LARGE,
+                        f"the answer is larger than {limit:,} bytes (--max-answer); not read further",
+                        maybe_applied=True,
+                    )
+                )
         decoder.finish()
         return body
 
@@ -459,21 +532,36 @@ class Client:
         if isinstance(exc, kinds["proxy"]):
             return Failure(Trouble.PROXY, f"proxy error: {text}", accepted, accepted)
         if isinstance(exc, kinds["connect_timeout"]):
-            return Failure(Trouble.CONNECT_TIMEOUT, f"timed out connecting (--timeout {self.settings.timeout:g} s)",
-                           accepted, accepted)
+            return Failure(
+                Trouble.CONNECT_TIMEOUT,
+                f"timed out connecting (--timeout {self.settings.timeout:g} s)",
+                accepted,
+                accepted,
+            )
         if isinstance(exc, kinds["timeout"]):
-            return Failure(Trouble.TIMEOUT, f"timed out: no whole answer within --timeout "
-                                            f"{self.settings.timeout:g} s ({type(exc).__name__})", True, True)
+            return Failure(
+                Trouble.TIMEOUT,
+                f"timed out: no whole answer within --timeout {self.settings.timeout:g} s ({type(exc).__name__})",
+                True,
+                True,
+            )
         connecting = isinstance(exc, kinds["connect"] + kinds["cannot_send"])
         sent = accepted or not connecting  # the request may have left
         if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-            return Failure(Trouble.CERTIFICATE, f"TLS certificate verification failed ({text}); for a self-signed "
-                                                "portal give --ca-bundle PATH (or SSL_CERT_FILE), or --insecure",
-                           sent, accepted)
+            return Failure(
+                Trouble.CERTIFICATE,
+                f"TLS certificate verification failed ({text}); for a self-signed "
+                "portal give --ca-bundle PATH (or SSL_CERT_FILE), or --insecure",
+                sent,
+                accepted,
+            )
         tls_error = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
         if tls_error is not None:
-            hint = ("; the portal may speak plain http: try http:// in --url"
-                    if getattr(tls_error, "reason", None) == "WRONG_VERSION_NUMBER" else "")
+            hint = (
+                "; the portal may speak plain http: try http:// in --url"
+                if getattr(tls_error, "reason", None) == "WRONG_VERSION_NUMBER"
+                else ""
+            )
             return Failure(Trouble.TLS, f"TLS error: {text}{hint}", sent, sent)
         if isinstance(exc, kinds["connect"]):
             if any(isinstance(c, socket.gaierror) for c in causes):

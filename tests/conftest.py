@@ -37,11 +37,19 @@ class Result:
 
 
 def clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("OINT_") and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
-                                                             "ssl_cert_file", "ssl_cert_dir")}
-    env.update({"NO_COLOR": "1", "PYTHONIOENCODING": "utf-8",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OINT_")
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ssl_cert_file", "ssl_cert_dir")
+    }
+    env.update(
+        {
+            "NO_COLOR": "1",
+            "PYTHONIOENCODING": "utf-8",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+    )
     env.update(extra)
     return env
 
@@ -69,8 +77,13 @@ class ConsoleScript:
 
 
 def run_oint(*args, env: dict | None = None, timeout: float = 60, **env_extra) -> Result:
-    proc = subprocess.run([*OINT, *map(str, args)], capture_output=True, timeout=timeout,
-                          env=env or clean_env(**env_extra), stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [*OINT, *map(str, args)],
+        capture_output=True,
+        timeout=timeout,
+        env=env or clean_env(**env_extra),
+        stdin=subprocess.DEVNULL,
+    )
     return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout)
 
 
@@ -98,8 +111,9 @@ def run_in_terminal(*args, stdout=None, timeout: float = 10) -> bytes:
     master, slave = pty.openpty()
     env = clean_env(TERM="xterm-256color", COLUMNS="100")
     env.pop("NO_COLOR")
-    proc = subprocess.Popen([*OINT, *map(str, args)], stdout=stdout or slave, stderr=slave, stdin=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(
+        [*OINT, *map(str, args)], stdout=stdout or slave, stderr=slave, stdin=subprocess.DEVNULL, env=env
+    )
     os.close(slave)
     chunks = []
     while True:

@@ -86,8 +86,11 @@ class Proxy(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         upstream = socket.create_connection((url.hostname, url.port or 80), timeout=30)
         path = url.path + (f"?{url.query}" if url.query else "")
-        headers = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items()
-                          if k.lower() not in ("proxy-authorization", "proxy-connection", "connection"))
+        headers = "".join(
+            f"{k}: {v}\r\n"
+            for k, v in self.headers.items()
+            if k.lower() not in ("proxy-authorization", "proxy-connection", "connection")
+        )
         upstream.sendall(f"{self.command} {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n".encode() + body)
         chunks = []
         while data := upstream.recv(65536):

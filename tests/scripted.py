@@ -6,7 +6,6 @@ are checked by value, at no cost in wall time and with no timing thresholds.
 """
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -42,8 +41,13 @@ sys.exit(main())
 def run_timeless(tmp_path, *args, timeout: float = 60, **env_extra) -> tuple[Result, list[float]]:
     """`oint ARGS` through oint_py.main:main with a clock that only sleeping moves; (result, the sleeps)."""
     log = tmp_path / "sleeps.json"
-    proc = subprocess.run([sys.executable, "-c", _TIMELESS, str(log), *map(str, args)], capture_output=True,
-                          timeout=timeout, env=clean_env(**env_extra), stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", _TIMELESS, str(log), *map(str, args)],
+        capture_output=True,
+        timeout=timeout,
+        env=clean_env(**env_extra),
+        stdin=subprocess.DEVNULL,
+    )
     sleeps = json.loads(log.read_text()) if log.exists() else []
     return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout), sleeps
 
@@ -75,9 +79,13 @@ class Script:
                 except ValueError:
                     body = raw
                 path = self.path.split("?")[0]
-                request = {"method": path.rstrip("/").rsplit("/", 1)[-1], "path": path, "verb": self.command,
-                           "body": body,
-                           "full": self.path}  # with the query
+                request = {
+                    "method": path.rstrip("/").rsplit("/", 1)[-1],
+                    "path": path,
+                    "verb": self.command,
+                    "body": body,
+                    "full": self.path,
+                }  # with the query
                 with owner.lock:
                     owner.requests.append(request)
                 answer = owner.respond(request)
@@ -142,12 +150,21 @@ def answer(data, status: int = 200, headers=()) -> tuple:
     return status, [("Content-Type", "application/json"), *headers], json.dumps(data).encode()
 
 
-def batch_answer(results: dict, errors: dict | None = None, totals: dict | None = None,
-                 nexts: dict | None = None) -> tuple:
+def batch_answer(
+    results: dict, errors: dict | None = None, totals: dict | None = None, nexts: dict | None = None
+) -> tuple:
     """A Bitrix24 batch answer: per command key, results and errors, and a list method's
     result_total and result_next (PHP's [] for an empty map)."""
-    return answer({"result": {"result": results or [], "result_error": errors or [], "result_total": totals or [],
-                              "result_next": nexts or []}})
+    return answer(
+        {
+            "result": {
+                "result": results or [],
+                "result_error": errors or [],
+                "result_total": totals or [],
+                "result_next": nexts or [],
+            }
+        }
+    )
 
 
 def commands(request: dict) -> dict:

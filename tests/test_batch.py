@@ -17,8 +17,18 @@ def test_list_of_users_is_one_batch_keyed_by_user(portal):
 
 
 def test_time_with_a_plus_survives_the_batch_query_string(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "4,5",
-                 "--time", "now", "--report", "Конец дня")
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        "4,5",
+        "--time",
+        "now",
+        "--report",
+        "Конец дня",
+    )
     assert r.code == 0, r.out
     assert r.json()["4"]["result"]["TIME_FINISH"][19] in "+-"
 
@@ -41,8 +51,9 @@ def test_one_user_failing_makes_the_exit_code_3(portal):
 
 
 def test_more_than_50_users_are_split_into_batches_of_50(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid",
-                 ",".join(str(i) for i in range(1, 121)))
+    r = run_oint(
+        "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", ",".join(str(i) for i in range(1, 121))
+    )
     assert r.code == 0, r.err
     assert len(r.json()) == 120
     assert [len(c["params"]["cmd"]) for c in portal.calls("batch")] == [50, 50, 20]
@@ -53,8 +64,16 @@ def test_stays_under_the_portals_leaky_bucket(make_portal):
     """3,000 users are 60 batches: more than the portal's burst of 50 (draining 2/s) can take at once.
     oint's own bucket spaces them, so the portal never has to refuse one."""
     portal = make_portal(rate_limit=(50, 2), users=3000)
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid",
-                 ",".join(str(i) for i in range(1, 3001)), "--retries", 0)
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        ",".join(str(i) for i in range(1, 3001)),
+        "--retries",
+        0,
+    )
     assert r.code == 0, r.err
     assert len(portal.calls("batch")) == 60
     assert portal.throttled == 0
@@ -65,8 +84,16 @@ def test_a_refusal_for_the_rate_limit_slows_the_rest_to_the_drain_rate(make_port
     a batch: from then on oint believes the portal, not its own count, and sends at the drain rate,
     so one retry is all the run needs."""
     portal = make_portal(rate_limit=(10, 5), users=1000)
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--userid",
-                 ",".join(str(i) for i in range(1, 1001)), "--retries", 1)
+    r = run_oint(
+        "bitrix24",
+        "GetTimekeepingStatus",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        ",".join(str(i) for i in range(1, 1001)),
+        "--retries",
+        1,
+    )
     assert r.code == 0, r.err
     assert portal.throttled == 1
     assert len(portal.calls("batch")) == 21
@@ -75,8 +102,16 @@ def test_a_refusal_for_the_rate_limit_slows_the_rest_to_the_drain_rate(make_port
 def test_throttled_batches_are_retried(make_portal):
     # a tight portal (burst 2, 1/s): the third batch is refused with 503 QUERY_LIMIT_EXCEEDED and re-sent
     portal = make_portal(rate_limit=(2, 1))
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid",
-                 ",".join(str(i) for i in range(1, 151)), "--retries", 6)
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        ",".join(str(i) for i in range(1, 151)),
+        "--retries",
+        6,
+    )
     assert r.code == 0, r.err
     assert len(portal.calls("batch")) > 3
     assert all(portal.days[i]["STATUS"] == "CLOSED" for i in range(1, 151))
@@ -87,10 +122,13 @@ def test_one_id_in_list_form_keeps_keyed_output(portal):
     assert list(r.json()) == ["7"]
 
 
-@pytest.mark.parametrize("method,rest,expected", [
-    ("PauseTimekeeping", "timeman.pause", "PAUSED"),
-    ("StopTimekeeping", "timeman.close", "CLOSED"),
-])
+@pytest.mark.parametrize(
+    "method,rest,expected",
+    [
+        ("PauseTimekeeping", "timeman.pause", "PAUSED"),
+        ("StopTimekeeping", "timeman.close", "CLOSED"),
+    ],
+)
 def test_applied_then_dropped_is_not_sent_twice(portal, method, rest, expected):
     """The portal applies the call and drops the connection: oint asks timeman.status
     and does not re-send (a second pause would resume the day)."""
@@ -156,8 +194,20 @@ def test_siblings_share_the_options_and_exit_codes(portal):
 
 
 def test_sandbox_command_runs_a_portal_users_can_script_against():
-    r = run_oint("sandbox", "--port", 0, "--background", "--stop-after", 60, "--fail", "status:503",
-                 "--rate-limit", "50/2", "--users", 20)
+    r = run_oint(
+        "sandbox",
+        "--port",
+        0,
+        "--background",
+        "--stop-after",
+        60,
+        "--fail",
+        "status:503",
+        "--rate-limit",
+        "50/2",
+        "--users",
+        20,
+    )
     assert r.code == 0, r.err
     info = r.json()
     assert info["webhook"].endswith("/rest/1/sandbox/") and info["users"] == 20
@@ -174,8 +224,9 @@ def test_sandbox_command_runs_a_portal_users_can_script_against():
     assert r.code == 5 and "cannot listen" in r.err
 
 
-@pytest.mark.parametrize("args", [["--rate", "50/2"], ["--rate-limit", "x"], ["--rate-limit", "0/0"],
-                                  ["--port", "many"], ["--bogus"]])
+@pytest.mark.parametrize(
+    "args", [["--rate", "50/2"], ["--rate-limit", "x"], ["--rate-limit", "0/0"], ["--port", "many"], ["--bogus"]]
+)
 def test_sandbox_bad_switch_is_an_option_error(args):
     r = run_oint("sandbox", *args)
     assert r.code == 5 and r.err.startswith("oint: sandbox: ") and "Traceback" not in r.err

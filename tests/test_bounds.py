@@ -68,8 +68,9 @@ def test_largest_number_of_retries():
 def test_retry_after_is_waited_up_to_its_cap_and_no_longer(tmp_path, past):
     cap = figure("Attempts", r"`Retry-After` up to ([\d.]+) s")
     asked = cap + past
-    script = iter([answer({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "wait"}, 503,
-                          [("Retry-After", f"{asked:g}")])])
+    script = iter(
+        [answer({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "wait"}, 503, [("Retry-After", f"{asked:g}")])]
+    )
     with Script(lambda req: next(script, answer({"result": {"STATUS": "OPENED"}}))) as s:
         r, sleeps = run_timeless(tmp_path, *STATUS, s.url)
     if past:
@@ -145,14 +146,14 @@ def test_one_stderr_line_is_cut_at_its_bound():
         r = run_oint(*STATUS, s.url)
     assert r.code == 3
     [line] = [line for line in r.err.splitlines() if line.startswith("oint: ")]
-    text = line[len("oint: "):]
+    text = line[len("oint: ") :]
     assert text.endswith("... (cut)") and len(text) - len("... (cut)") == limit
 
 
 def test_a_line_at_the_bound_is_not_cut():
     limit = int(figure("One stderr line", r"([\d,]+) characters"))
     with Script(lambda req: answer({"error": "X", "error_description": "d"}, 400)) as s:
-        short = run_oint(*STATUS, s.url).err.strip()[len("oint: "):]
+        short = run_oint(*STATUS, s.url).err.strip()[len("oint: ") :]
         pad = limit - len(short) + 1
         error = {"error": "X", "error_description": "d" * pad}
         s.respond = lambda req: answer(error, 400)
@@ -182,8 +183,9 @@ def test_users_listed_by_all(tmp_path, past):
         return batch_answer({k: {"STATUS": "CLOSED"} for k in cmd})
 
     with Script(respond) as s:
-        r, _ = run_timeless(tmp_path, "bitrix24", "StopTimekeeping", "--url", s.url, "--userid", "all", "--plan",
-                            timeout=300)
+        r, _ = run_timeless(
+            tmp_path, "bitrix24", "StopTimekeeping", "--url", s.url, "--userid", "all", "--plan", timeout=300
+        )
     if past:
         assert r.code == 4 and f"more than the {most:,}" in r.err
         assert len(s.requests) == 1
@@ -223,4 +225,4 @@ def test_debug_shows_an_answer_up_to_its_bound():
         r = run_oint(*STATUS, s.url, "--debug")
     assert r.code == 0, r.err
     [shown] = [line for line in r.err.splitlines() if line.startswith("< {")]
-    assert shown[len("< "):] == body[:most]
+    assert shown[len("< ") :] == body[:most]

@@ -33,9 +33,11 @@ def readme_block(shell: str, kind: str) -> str:
 
 # --- the protocol, without a terminal ----------------------------------------------------------
 
+
 def complete(shell: str, **env) -> list[str]:
-    proc = subprocess.run(OINT, capture_output=True, text=True, timeout=30,
-                          env=clean_env(_OINT_COMPLETE=f"{shell}_complete", **env))
+    proc = subprocess.run(
+        OINT, capture_output=True, text=True, timeout=30, env=clean_env(_OINT_COMPLETE=f"{shell}_complete", **env)
+    )
     assert proc.returncode == 0, proc.stderr
     return [line for line in proc.stdout.splitlines() if line]
 
@@ -61,10 +63,11 @@ def test_only_the_dash_spelling_is_offered_but_the_underscore_one_still_complete
     options = bash("oint bitrix24 StopTimekeeping --")
     assert not [o for o in options if "_" in o]
     assert bash("oint bitrix24 StopTimekeeping --adv_") == ["plain,--adv_response"]  # typed that way: kept
-    for shell, env in (("zsh", {"COMP_WORDS": "oint bitrix24 StopTimekeeping --ca", "COMP_CWORD": "3"}),
-                       ("fish", {"COMP_WORDS": "oint bitrix24 StopTimekeeping --ca", "COMP_CWORD": "--ca"}),
-                       ("powershell", {"COMP_LINE": "oint bitrix24 StopTimekeeping --ca", "COMP_POINT": "34",
-                                       "COMP_WORD": "--ca"})):
+    for shell, env in (
+        ("zsh", {"COMP_WORDS": "oint bitrix24 StopTimekeeping --ca", "COMP_CWORD": "3"}),
+        ("fish", {"COMP_WORDS": "oint bitrix24 StopTimekeeping --ca", "COMP_CWORD": "--ca"}),
+        ("powershell", {"COMP_LINE": "oint bitrix24 StopTimekeeping --ca", "COMP_POINT": "34", "COMP_WORD": "--ca"}),
+    ):
         assert not [line for line in complete(shell, **env) if "--ca_bundle" in line], shell
 
 
@@ -87,6 +90,7 @@ def test_fish_protocol_keeps_whole_descriptions():
 # PowerShell: the script sends $commandAst's text (which ends at its last token, so after
 # `oint bitrix24 ` it has no trailing blank), the cursor's offset in it, and $wordToComplete
 # (PowerShell removes a variable set to '', so an empty word arrives as no COMP_WORD at all).
+
 
 def ps_args(line: str, point: int | None = None, word: str | None = None):
     from oint_py.completion import PowerShellComplete
@@ -118,12 +122,20 @@ def test_powershell_completion_args_from_what_powershell_sends():
     assert ps_args("oint bitrix24 stop --userid 1", point=18, word="stop") == (["bitrix24"], "stop")
     # `oint bitrix24 StopTimekeeping --userid 1 <TAB>`, the whole line started later in the input
     assert ps_args("oint bitrix24 StopTimekeeping --userid 1", point=41) == (
-        ["bitrix24", "StopTimekeeping", "--userid", "1"], "")
+        ["bitrix24", "StopTimekeeping", "--userid", "1"],
+        "",
+    )
     # Windows paths keep their backslashes; PowerShell quoting
     line = r"oint.exe bitrix24 StopTimekeeping --out C:\Users\me\rep"
-    assert ps_args(line, point=len(line), word=r"C:\Users\me\rep") == (["bitrix24", "StopTimekeeping", "--out"], r"C:\Users\me\rep")
+    assert ps_args(line, point=len(line), word=r"C:\Users\me\rep") == (
+        ["bitrix24", "StopTimekeeping", "--out"],
+        r"C:\Users\me\rep",
+    )
     line = "& oint bitrix24 StopTimekeeping --report 'it''s done' --out 'my fi"
-    assert ps_args(line, point=len(line), word="'my fi") == (["bitrix24", "StopTimekeeping", "--report", "it's done", "--out"], "my fi")
+    assert ps_args(line, point=len(line), word="'my fi") == (
+        ["bitrix24", "StopTimekeeping", "--report", "it's done", "--out"],
+        "my fi",
+    )
     # no COMP_POINT (an older script): the text ends at the cursor
     assert ps_args("oint bitrix24 ") == (["bitrix24"], "")
     assert ps_args("oint bitrix24 pau") == (["bitrix24"], "pau")
@@ -136,9 +148,21 @@ def test_powershell_protocol_end_to_end():
             env["COMP_WORD"] = word
         return complete("powershell", **env)
 
-    assert ps("oint bitrix24") == [f"plain,{m}" for m in (
-        "StartTimekeeping", "StopTimekeeping", "PauseTimekeeping", "GetTimekeepingStatus",
-        "GetTimekeepingSettings", "GetAppAuthLink", "GetToken", "RefreshToken", "ServerTime", "AuthStatus")]
+    assert ps("oint bitrix24") == [
+        f"plain,{m}"
+        for m in (
+            "StartTimekeeping",
+            "StopTimekeeping",
+            "PauseTimekeeping",
+            "GetTimekeepingStatus",
+            "GetTimekeepingSettings",
+            "GetAppAuthLink",
+            "GetToken",
+            "RefreshToken",
+            "ServerTime",
+            "AuthStatus",
+        )
+    ]
     assert ps("oint bitrix24 ref", word="ref") == ["plain,RefreshToken"]
     assert ps("oint bitrix24 StopTimekeeping --auth", word="--auth") == ["plain,--auth-file"]
     assert ps("oint bitrix24 GetToken --save") == ["file,"]
@@ -149,15 +173,15 @@ def test_powershell_protocol_end_to_end():
 
 
 def test_powershell_script_completes_files_from_the_cursor():
-    from oint_py.completion import script
     from oint_py.cli import cli
+    from oint_py.completion import script
 
     text = script(cli, "powershell")
     assert "$line.Length" not in text  # the text is not cut at its own length: the cursor decides
     assert "$env:COMP_POINT = [string]($cursorPosition - $commandAst.Extent.StartOffset)" in text
     assert "$env:COMP_WORD = $word" in text and '$word = "$wordToComplete"' in text
     # file (and dir) results become CompletionResults of the files matching the value, the --opt= kept
-    branch = text[text.index("} elseif ($type -eq 'file' -or $type -eq 'dir') {"):]
+    branch = text[text.index("} elseif ($type -eq 'file' -or $type -eq 'dir') {") :]
     assert 'Get-ChildItem -Path "$value*"' in branch
     assert "$text = $prefix + $folder + $_.Name" in branch
     assert "CompletionResult]::new($text, $_.Name, $kind, $_.FullName)" in branch
@@ -165,7 +189,7 @@ def test_powershell_script_completes_files_from_the_cursor():
 
 
 def test_readme_has_the_install_steps_the_tests_follow():
-    assert "eval \"$(oint completion bash)\"" in readme_block("bash", "rc")
+    assert 'eval "$(oint completion bash)"' in readme_block("bash", "rc")
     assert readme_block("zsh", "once").strip() == "mkdir -p ~/.zfunc && oint completion zsh > ~/.zfunc/_oint"
     rc = readme_block("zsh", "rc")
     assert rc.index("fpath=(~/.zfunc $fpath)") < rc.index("compinit")
@@ -174,6 +198,7 @@ def test_readme_has_the_install_steps_the_tests_follow():
 
 
 # --- the real shells in a pseudo-terminal ----------------------------------------------------
+
 
 class Screen:
     """A shell in a pseudo-terminal, its output kept on an emulated screen."""
@@ -241,11 +266,19 @@ def fresh_home(tmp_path):
     work.mkdir()
     (work / "report-2026.json").write_text("{}")
     (work / "notes.txt").write_text("")
-    env = {k: v for k, v in clean_env().items()
-           if not k.startswith(("XDG_", "ZDOTDIR", "BASH_ENV", "ENV", "INPUTRC", "PROMPT_COMMAND"))
-           and k not in ("PS1", "HISTFILE")}
-    env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", TERM="xterm",
-               LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    env = {
+        k: v
+        for k, v in clean_env().items()
+        if not k.startswith(("XDG_", "ZDOTDIR", "BASH_ENV", "ENV", "INPUTRC", "PROMPT_COMMAND"))
+        and k not in ("PS1", "HISTFILE")
+    }
+    env.update(
+        HOME=str(home),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        TERM="xterm",
+        LANG="C.UTF-8",
+        LC_ALL="C.UTF-8",
+    )
     return home, work, env
 
 
@@ -253,8 +286,9 @@ def _install(shell: str, home: Path, env: dict) -> None:
     """Run the README's one-time step in that shell, as a user would."""
     once = readme_block(shell, "once").strip()
     if once:
-        proc = subprocess.run([_shell(shell), "-c", once], env=env, cwd=str(home), capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            [_shell(shell), "-c", once], env=env, cwd=str(home), capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
 
 
@@ -291,8 +325,10 @@ def term(request, fresh_home):
 def completes_to(term: Screen, typed: str, expected: str) -> None:
     """Type `typed` and TAB: the line up to the cursor must become `expected` (and the space after it)."""
     term.type(typed + "\t")
-    term.wait_for(lambda: term.before_cursor() == "$ " + expected + " ",
-                  f"{term.shell}: {typed!r}<TAB> did not complete to {expected!r}")
+    term.wait_for(
+        lambda: term.before_cursor() == "$ " + expected + " ",
+        f"{term.shell}: {typed!r}<TAB> did not complete to {expected!r}",
+    )
 
 
 def test_first_tab_in_a_fresh_shell_completes_the_library(term):
@@ -311,13 +347,15 @@ def test_an_option_with_two_spellings_completes(term):
 
 
 def test_file_names_after_opt_equals(term):
-    completes_to(term, "oint bitrix24 StopTimekeeping --out=rep",
-                 "oint bitrix24 StopTimekeeping --out=report-2026.json")
+    completes_to(
+        term, "oint bitrix24 StopTimekeeping --out=rep", "oint bitrix24 StopTimekeeping --out=report-2026.json"
+    )
 
 
 def test_file_names_after_the_option(term):
-    completes_to(term, "oint bitrix24 StopTimekeeping --out rep",
-                 "oint bitrix24 StopTimekeeping --out report-2026.json")
+    completes_to(
+        term, "oint bitrix24 StopTimekeeping --out rep", "oint bitrix24 StopTimekeeping --out report-2026.json"
+    )
 
 
 def test_options_are_offered_after_an_option_value(term):
@@ -326,8 +364,10 @@ def test_options_are_offered_after_an_option_value(term):
     if term.shell in ("bash", "zsh"):  # the first TAB inserts the "--" all options share, later ones list them
         term.wait_for(lambda: term.before_cursor() == "$ " + line + "--", f"{term.shell}: no '--' inserted")
         term.type("\t\t" if term.shell == "bash" else "\t")
-    term.wait_for(lambda: "--report" in term.listing() and "--url" in term.listing(),
-                  f"{term.shell}: no options listed after an option's value")
+    term.wait_for(
+        lambda: "--report" in term.listing() and "--url" in term.listing(),
+        f"{term.shell}: no options listed after an option's value",
+    )
     assert "--userid" not in term.listing()  # given already
 
 
@@ -335,7 +375,6 @@ def test_fish_shows_whole_descriptions(fresh_home):
     term = start("fish", fresh_home)
     try:
         term.type("oint bitrix24 StopTimekeeping --u\t")
-        term.wait_for(lambda: "domain, when token used" in term.listing(),
-                      "fish cut the description of --url")
+        term.wait_for(lambda: "domain, when token used" in term.listing(), "fish cut the description of --url")
     finally:
         term.close()

@@ -10,16 +10,16 @@ import time
 
 import httpx
 import pytest
-from conftest import OINT, SECRET_TOKEN, ConsoleScript, cli_runner, clean_env, clock_without_sleep
+from conftest import OINT, SECRET_TOKEN, ConsoleScript, clean_env, cli_runner, clock_without_sleep
 
 from oint_py import bounds, execute, retry, transport
 from oint_py.answer import Answer, classify
 from oint_py.call import endpoint as parse_endpoint
+from oint_py.confirm import RestClient
 from oint_py.outcome import ExitStatus, Outcome, RequestFailure, UsageError
 from oint_py.redact import Redactor
-from oint_py.settings import Settings
-from oint_py.confirm import RestClient
 from oint_py.retry import retry_after
+from oint_py.settings import Settings
 from oint_py.transport import Client, LeakyBucket
 
 
@@ -40,8 +40,9 @@ def client_with(handler, moves_with=None, **settings) -> tuple[RestClient, list[
         answer = handler(request, len(seen))  # as from a socket: a body not yet read
         return httpx.Response(answer.status_code, headers=answer.headers, stream=httpx.ByteStream(answer.content))
 
-    return RestClient(Client(Settings(**settings), "https://p/", transport=httpx.MockTransport(record),
-                             moves_with=moves_with)), seen
+    return RestClient(
+        Client(Settings(**settings), "https://p/", transport=httpx.MockTransport(record), moves_with=moves_with)
+    ), seen
 
 
 def send(client, ep, rest, params, **kwargs):
@@ -51,8 +52,10 @@ def send(client, ep, rest, params, **kwargs):
 def test_endpoint_forms():
     assert endpoint("https://p.bitrix24.by/rest/1/abc123/", None).base == "https://p.bitrix24.by/rest/1/abc123/"
     assert endpoint("p.bitrix24.by/rest/1/abc123", None).base == "https://p.bitrix24.by/rest/1/abc123/"
-    assert endpoint("http://intranet.local:8080/rest/5/abc123/x.json", None).base == \
-        "http://intranet.local:8080/rest/5/abc123/"
+    assert (
+        endpoint("http://intranet.local:8080/rest/5/abc123/x.json", None).base
+        == "http://intranet.local:8080/rest/5/abc123/"
+    )
     ep = endpoint("p.bitrix24.by", "tok")
     assert (ep.base, ep.token) == ("https://p.bitrix24.by/rest/", "tok")
     for bad in ("p.bitrix24.by", "https://p/rest/x/abc/", "mailto:x", "https://", "https://p /rest/1/a/"):
@@ -60,18 +63,21 @@ def test_endpoint_forms():
             endpoint(bad, None)
 
 
-@pytest.mark.parametrize("body,kind", [
-    (b'{"result": {"STATUS": "CLOSED"}}', "ok"),
-    (b'{"result": null}', "ok"),
-    (b'{"error": "X", "error_description": "y"}', "api_error"),
-    (b'{"something": 1}', "failed"),
-    (b"[1,2]", "failed"),
-    (b"", "failed"),
-    (b"null", "failed"),
-    (b"<html>oops</html>", "failed"),
-    (b'{"result": ', "failed"),
-    (b"\xff\xfe", "failed"),
-])
+@pytest.mark.parametrize(
+    "body,kind",
+    [
+        (b'{"result": {"STATUS": "CLOSED"}}', "ok"),
+        (b'{"result": null}', "ok"),
+        (b'{"error": "X", "error_description": "y"}', "api_error"),
+        (b'{"something": 1}', "failed"),
+        (b"[1,2]", "failed"),
+        (b"", "failed"),
+        (b"null", "failed"),
+        (b"<html>oops</html>", "failed"),
+        (b'{"result": ', "failed"),
+        (b"\xff\xfe", "failed"),
+    ],
+)
 def test_classify(body, kind):
     assert classify(200, body, "application/json")[1] == kind
 
@@ -142,8 +148,15 @@ def test_redirect_within_the_origin_reposts_the_same_body_with_the_token():
     assert json.loads(seen[1].content) == {"USER_ID": "3", "auth": SECRET_TOKEN}
 
 
-@pytest.mark.parametrize("location", ["https://moved.example/rest/timeman.close", "https://p:8443/rest/timeman.close",
-                                      "http://p/rest/timeman.close", "https://P.:443/x"])
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://moved.example/rest/timeman.close",
+        "https://p:8443/rest/timeman.close",
+        "http://p/rest/timeman.close",
+        "https://P.:443/x",
+    ],
+)
 def test_redirect_to_another_origin_is_not_followed(location):
     def handler(request, n):
         return httpx.Response(302, headers={"Location": location})
@@ -158,12 +171,15 @@ def test_redirect_to_another_origin_is_not_followed(location):
     assert len(seen) == 1
 
 
-@pytest.mark.parametrize("location,followed", [
-    ("https://q.example/rest/1/abcd/timeman.close", True),  # the portal's own move, webhook path and all
-    ("http://q.example/rest/1/abcd/timeman.close", False),  # https never drops to http
-    ("https://q.example/rest/1/abcdX/timeman.close", False),  # another webhook's path
-    ("https://q.example/other/rest/1/abcd/timeman.close", False),
-])
+@pytest.mark.parametrize(
+    "location,followed",
+    [
+        ("https://q.example/rest/1/abcd/timeman.close", True),  # the portal's own move, webhook path and all
+        ("http://q.example/rest/1/abcd/timeman.close", False),  # https never drops to http
+        ("https://q.example/rest/1/abcdX/timeman.close", False),  # another webhook's path
+        ("https://q.example/other/rest/1/abcd/timeman.close", False),
+    ],
+)
 def test_a_webhook_follows_only_a_move_that_keeps_its_path_over_https(location, followed):
     def handler(request, n):
         if n == 1:
@@ -198,7 +214,9 @@ def test_an_internal_error_is_one_masked_line_and_exit_99(monkeypatch):
         raise RuntimeError(f"bug near {SECRET_TOKEN}")
 
     monkeypatch.setattr(execute, "execute", boom)
-    result = cli_runner().invoke(ConsoleScript(), ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN])
+    result = cli_runner().invoke(
+        ConsoleScript(), ["bitrix24", "StopTimekeeping", "--url", "p", "--token", SECRET_TOKEN]
+    )
     assert result.exit_code == 99
     assert result.stderr == "oint: internal error: RuntimeError: bug near ***\n"
 
@@ -206,8 +224,12 @@ def test_an_internal_error_is_one_masked_line_and_exit_99(monkeypatch):
 @pytest.mark.skipif(os.name == "nt", reason="SIGINT cannot be sent to a console process this way on Windows")
 def test_ctrl_c_exits_130(portal):
     portal.inject("slow:10")
-    proc = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook()], env=clean_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook()],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 20
     while not portal.calls() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -220,8 +242,12 @@ def test_ctrl_c_exits_130(portal):
 def test_a_reader_that_leaves_early_does_not_change_the_exit_code(portal):
     """`oint ... | head -c 1`: the reader is gone before the answer is written."""
     portal.inject("slow:0.5")
-    proc = subprocess.Popen([*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
-                            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # nobody reads: the write meets a closed pipe
     err = proc.stderr.read()
     assert proc.wait(timeout=30) == 0
@@ -252,12 +278,16 @@ def test_out_is_never_half_written_and_the_answer_is_not_lost(tmp_path, monkeypa
 def test_a_call_survives_its_trip_to_a_background_job():
     """jobs.py hands the child call.to_json() on a pipe: the child's Call is the same call."""
     from oint_py.call import parse
-    from oint_py.model import Call
     from oint_py.methods import BY_KEY
+    from oint_py.model import Call
 
-    call = parse(BY_KEY["stoptimekeeping"], {"--url": "https://p/rest/1/abcd/", "--userid": "3,4",
-                                              "--time": "2026-05-26T10:00:00+03:00", "--report": "x"},
-                 {"retries": "2", "adv_response": True, "max_answer": "1M"}, if_needed=True, debug=True,
-                 redactor=Redactor().adding("abcd"))
+    call = parse(
+        BY_KEY["stoptimekeeping"],
+        {"--url": "https://p/rest/1/abcd/", "--userid": "3,4", "--time": "2026-05-26T10:00:00+03:00", "--report": "x"},
+        {"retries": "2", "adv_response": True, "max_answer": "1M"},
+        if_needed=True,
+        debug=True,
+        redactor=Redactor().adding("abcd"),
+    )
     back = Call.from_json(json.loads(json.dumps(call.to_json())))
     assert back == call

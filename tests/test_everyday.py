@@ -47,8 +47,16 @@ def test_quiet_failure_without_out_keeps_the_answer_on_stdout(portal):
     assert r.err.count("\n") == 1
 
 
-@pytest.mark.parametrize("args", [["-h"], ["bitrix24", "-h"], ["bitrix24", "StopTimekeeping", "-h"],
-                                  ["bitrix24", "StopTimekeeping", "--userid", "1", "-h"], ["jobs", "-h"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-h"],
+        ["bitrix24", "-h"],
+        ["bitrix24", "StopTimekeeping", "-h"],
+        ["bitrix24", "StopTimekeeping", "--userid", "1", "-h"],
+        ["jobs", "-h"],
+    ],
+)
 def test_h_is_help(args):
     r = run_oint(*args)
     long = run_oint(*[a if a != "-h" else "--help" for a in args])
@@ -88,8 +96,9 @@ def test_the_readme_has_its_crontab_lines():
 def test_each_readme_crontab_line_runs_in_crons_bare_environment(variables, line, tmp_path):
     """As cron runs it: `env -i`, PATH=/usr/bin:/bin, /bin/sh -c with the crontab's variables; oint at
     the absolute path the README shows (here: a console script at that path, in this test's folder)."""
-    started = run_oint("sandbox", "--port", 0, "--users", 1000, "--scenario", "forgotten", "--background",
-                       "--stop-after", 60)
+    started = run_oint(
+        "sandbox", "--port", 0, "--users", 1000, "--scenario", "forgotten", "--background", "--stop-after", 60
+    )
     info = started.json()
     try:
         fields = line.split(None, 5)
@@ -102,8 +111,10 @@ def test_each_readme_crontab_line_runs_in_crons_bare_environment(variables, line
         # the README's paths, moved into this test's folder
         installed = tmp_path / program.lstrip("/")
         installed.parent.mkdir(parents=True)
-        installed.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                             "from oint_py.main import main\nsys.exit(main())\n")
+        installed.write_text(
+            f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+            "from oint_py.main import main\nsys.exit(main())\n"
+        )
         installed.chmod(0o755)
         command = command.replace(program, str(installed), 1)
         for path in sorted(set(re.findall(r"(?<=[\s@])/(?:etc|var|tmp)/[^\s\"']+", command))):
@@ -117,14 +128,18 @@ def test_each_readme_crontab_line_runs_in_crons_bare_environment(variables, line
         for variable in variables:
             name, _, value = variable.partition("=")
             env[name] = info["webhook"] if name == "OINT_BITRIX24_URL" else value.strip("'\"")
-        r = subprocess.run(["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()), "/bin/sh", "-c", command],
-                           capture_output=True, timeout=120)
+        r = subprocess.run(
+            ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in env.items()), "/bin/sh", "-c", command],
+            capture_output=True,
+            timeout=120,
+        )
         assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")  # nothing for cron to mail
         out = re.search(r"--out (\S+)", command).group(1)
         answers = json.loads(open(out, encoding="utf-8").read()).values()
         assert answers and all("error" not in e and e.get("action") != "failed" for e in answers)
-        bare = subprocess.run(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", "command -v oint"],
-                              capture_output=True)
+        bare = subprocess.run(
+            ["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", "command -v oint"], capture_output=True
+        )
         assert bare.returncode != 0  # a plain `oint` would be "not found" there
     finally:
         os.kill(info["pid"], signal.SIGTERM)
@@ -142,8 +157,9 @@ def test_readme_bat_recipes_follow_the_readmes_own_rules(block):
     assert all(line.startswith('set "') for line in lines if line.lower().startswith("set "))
     comparisons = re.findall(r'^if "%RC%"=="(\d+)"', block, re.M)
     assert comparisons[0] == "0" and {"3", "4"} <= set(comparisons)
-    assert block.count('set "RC=%ERRORLEVEL%"') == sum(1 for line in lines if "bitrix24 " in line and
-                                                       not line.startswith("rem"))
+    assert block.count('set "RC=%ERRORLEVEL%"') == sum(
+        1 for line in lines if "bitrix24 " in line and not line.startswith("rem")
+    )
 
 
 # -- everyday rough edges (item 6) -------------------------------------------------------
@@ -164,11 +180,14 @@ def test_no_url_names_the_environment_variable():
     assert r.code == 5 and "OINT_BITRIX24_URL" in r.err and r.err.count("\n") == 1
 
 
-@pytest.mark.parametrize("args,code,suggestion", [
-    (["bitrix24", "StopTimekeping", "--url", "x"], 2, "did you mean StopTimekeeping?"),
-    (["bitrix24", "gettimekeepingstatsu", "--url", "x"], 2, "did you mean GetTimekeepingStatus?"),
-    (["bitrx24", "StopTimekeeping"], 1, "did you mean bitrix24?"),
-])
+@pytest.mark.parametrize(
+    "args,code,suggestion",
+    [
+        (["bitrix24", "StopTimekeping", "--url", "x"], 2, "did you mean StopTimekeeping?"),
+        (["bitrix24", "gettimekeepingstatsu", "--url", "x"], 2, "did you mean GetTimekeepingStatus?"),
+        (["bitrx24", "StopTimekeeping"], 1, "did you mean bitrix24?"),
+    ],
+)
 def test_a_mistyped_method_or_library_gets_a_suggestion(args, code, suggestion):
     r = run_oint(*args)
     assert r.code == code and suggestion in r.err and r.err.count("\n") == 1
@@ -181,7 +200,7 @@ def test_a_method_far_from_any_gets_no_suggestion():
 
 def test_method_help_example_uses_a_clock_time_not_a_date():
     out = run_oint("bitrix24", "StopTimekeeping", "--help").out
-    example = out[out.index("Example (bash)"):]
+    example = out[out.index("Example (bash)") :]
     assert '--time "18:00"' in example and not re.search(r"--time \"\d{4}-", example)
 
 
@@ -197,8 +216,11 @@ def test_an_error_with_an_empty_code_is_said_not_quoted():
 
     scripted = ScriptedPortal().start()
     try:
-        scripted.answer = (400, [("Content-Type", "application/json")],
-                           b'{"error": "", "error_description": "nothing to say"}')
+        scripted.answer = (
+            400,
+            [("Content-Type", "application/json")],
+            b'{"error": "", "error_description": "nothing to say"}',
+        )
         r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url)
     finally:
         scripted.stop()
@@ -213,13 +235,15 @@ def test_https_to_a_plain_http_portal_says_it_may_speak_http(portal):
 
 
 def test_an_unresolvable_host_is_said_after_at_most_one_retry():
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", "https://no-such-host.invalid/rest/1/abcd1234/",
-                 "--debug")
+    r = run_oint(
+        "bitrix24", "GetTimekeepingStatus", "--url", "https://no-such-host.invalid/rest/1/abcd1234/", "--debug"
+    )
     assert r.code == 4
     assert "cannot resolve no-such-host.invalid" in r.err and "[2 attempts]" in r.err
     assert r.err.count("> POST ") == 2
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", "https://no-such-host.invalid/rest/1/abcd1234/",
-                 "--retries", 0)
+    r = run_oint(
+        "bitrix24", "GetTimekeepingStatus", "--url", "https://no-such-host.invalid/rest/1/abcd1234/", "--retries", 0
+    )
     assert r.code == 4 and "[1 attempt]" in r.err
 
 
@@ -241,8 +265,19 @@ def test_on_a_terminal_a_plan_is_a_short_table_and_the_clock_runs_while_reading_
 
     # the first page of users, then the other pages, answer at once; the status batches take their time
     portal.inject("slow:0", "slow:0", "slow:1.5", "slow:1.5")
-    shown = _plain(run_in_terminal("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all",
-                                   "--if-needed", "--plan", timeout=30))
+    shown = _plain(
+        run_in_terminal(
+            "bitrix24",
+            "StopTimekeeping",
+            "--url",
+            portal.webhook(),
+            "--userid",
+            "all",
+            "--if-needed",
+            "--plan",
+            timeout=30,
+        )
+    )
     assert re.search(r"reading statuses[^\r\n]*0:00:0[1-9]", shown), shown[-2000:]
     assert "300 close (300 users)" in shown
     assert re.search(r"^ *user +action +before +time +detail", shown, re.M)

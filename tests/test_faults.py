@@ -2,8 +2,7 @@
 
 import re
 
-import pytest
-from conftest import oint_on, assert_no_secret, run_oint
+from conftest import assert_no_secret, oint_on, run_oint
 
 
 def close(portal, *extra, url=None):

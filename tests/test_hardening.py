@@ -19,8 +19,9 @@ POSIX = os.name != "nt"
 
 # -- background jobs ----------------------------------------------------------
 def _job(portal, jobs_env: dict, *extra):
-    return run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait", *extra,
-                    **jobs_env)
+    return run_oint(
+        "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait", *extra, **jobs_env
+    )
 
 
 @pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
@@ -70,8 +71,16 @@ def test_a_jobs_folder_another_user_prepared_is_refused(portal, tmp_path, prepar
 def test_job_secrets_travel_as_data_not_argv(portal, tmp_path):
     folder = tmp_path / "jobs"
     portal.inject("slow:1")
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", portal.token, "--dontwait",
-                 OINT_JOBS_DIR=str(folder))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.base,
+        "--token",
+        portal.token,
+        "--dontwait",
+        OINT_JOBS_DIR=str(folder),
+    )
     job = r.json()
     try:
         with open(f"/proc/{job['pid']}/cmdline", "rb") as fh:
@@ -91,8 +100,17 @@ def test_short_secrets_are_masked_in_their_known_places(make_portal):
     r = oint_on(portal, "--debug", "--userid", 2)
     assert r.code == 0, r.err
     assert "/rest/1/***/timeman.close" in r.err and "/ab1/" not in r.err
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", "xy", "--test",
-                 "--proxy", "http://u:pw@127.0.0.1:3128")
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.base,
+        "--token",
+        "xy",
+        "--test",
+        "--proxy",
+        "http://u:pw@127.0.0.1:3128",
+    )
     assert r.json()["requests"][0]["body"]["auth"] == "***"
     assert r.json()["proxy"] == "http://u:***@127.0.0.1:3128"
     r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", "xy", "--debug")
@@ -146,9 +164,13 @@ def test_out_that_cannot_be_written_prints_the_answer_and_exits_6(portal, tmp_pa
         resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
 
     target = tmp_path / "r.json"
-    proc = subprocess.run([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "11",
-                           "--out", str(target)], capture_output=True, env=clean_env(), preexec_fn=small_files,
-                          timeout=60)
+    proc = subprocess.run(
+        [*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "11", "--out", str(target)],
+        capture_output=True,
+        env=clean_env(),
+        preexec_fn=small_files,
+        timeout=60,
+    )
     assert proc.returncode == 6, proc.stderr
     assert json.loads(proc.stdout)["result"]["STATUS"] == "CLOSED"  # the answer is not lost
     assert b"the call was made" in proc.stderr
@@ -159,8 +181,13 @@ def test_out_that_cannot_be_written_prints_the_answer_and_exits_6(portal, tmp_pa
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 def test_stdout_that_fails_exits_6_not_99(portal):
     with open("/dev/full", "wb") as full:
-        proc = subprocess.run([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "12"],
-                              stdout=full, stderr=subprocess.PIPE, env=clean_env(), timeout=60)
+        proc = subprocess.run(
+            [*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "12"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+            timeout=60,
+        )
     assert proc.returncode == 6, proc.stderr
     assert b"cannot write the answer to stdout" in proc.stderr and b"Traceback" not in proc.stderr
 
@@ -168,9 +195,13 @@ def test_stdout_that_fails_exits_6_not_99(portal):
 @pytest.mark.skipif(not POSIX, reason="POSIX umask")
 def test_out_files_follow_the_umask(portal, tmp_path):
     target = tmp_path / "r.json"
-    proc = subprocess.run([*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--out",
-                           str(target)], capture_output=True, env=clean_env(), preexec_fn=lambda: os.umask(0o027),
-                          timeout=60)
+    proc = subprocess.run(
+        [*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--out", str(target)],
+        capture_output=True,
+        env=clean_env(),
+        preexec_fn=lambda: os.umask(0o027),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
@@ -266,8 +297,12 @@ def test_utf16_files_from_powershell_are_read(portal, tmp_path):
 @pytest.mark.skipif(not POSIX or not os.path.exists("/bin/bash"), reason="process substitution needs bash")
 def test_userid_from_process_substitution(portal):
     script = 'exec "$@" --userid @<(printf "15\\n16\\n")'
-    proc = subprocess.run(["bash", "-c", script, "bash", *OINT, "bitrix24", "GetTimekeepingStatus", "--url",
-                           portal.webhook()], capture_output=True, env=clean_env(), timeout=60)
+    proc = subprocess.run(
+        ["bash", "-c", script, "bash", *OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()],
+        capture_output=True,
+        env=clean_env(),
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert list(json.loads(proc.stdout)) == ["15", "16"]
 
@@ -293,14 +328,20 @@ def test_zero_padded_ids_are_one_user_sent_once(portal):
     assert list(call["params"]["cmd"]) == ["u51"]
 
 
-@pytest.mark.parametrize("typed,words", [
-    ("2026-03-29T02:30:00", ["does not exist in Europe/Berlin", "+01:00 to +02:00"]),
-    ("2026-10-25T02:30:00", ["happens twice in Europe/Berlin", "2026-10-25T02:30:00+02:00",
-                             "2026-10-25T02:30:00+01:00"]),
-])
+@pytest.mark.parametrize(
+    "typed,words",
+    [
+        ("2026-03-29T02:30:00", ["does not exist in Europe/Berlin", "+01:00 to +02:00"]),
+        (
+            "2026-10-25T02:30:00",
+            ["happens twice in Europe/Berlin", "2026-10-25T02:30:00+02:00", "2026-10-25T02:30:00+01:00"],
+        ),
+    ],
+)
 def test_naive_times_in_a_dst_gap_or_overlap_are_refused(typed, words):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h/rest/1/abcd/", "--time", typed, "--test",
-                 TZ="Europe/Berlin")
+    r = run_oint(
+        "bitrix24", "StopTimekeeping", "--url", "https://h/rest/1/abcd/", "--time", typed, "--test", TZ="Europe/Berlin"
+    )
     assert r.code == 5, r.out
     for word in words:
         assert word in r.err
@@ -355,8 +396,13 @@ def test_test_flag_with_tokens_that_look_like_json(portal, token):
     assert r.json()["requests"][0]["body"]["auth"] == "***" and r.json()["proxy"] is None
 
 
-@pytest.mark.parametrize("proxy,secret", [("http://bob:Secr3tPart/rest@127.0.0.1:3128", "Secr3tPart"),
-                                          ("http://bob:pa?ss#word1@127.0.0.1:3128", "ss#word1")])
+@pytest.mark.parametrize(
+    "proxy,secret",
+    [
+        ("http://bob:Secr3tPart/rest@127.0.0.1:3128", "Secr3tPart"),
+        ("http://bob:pa?ss#word1@127.0.0.1:3128", "ss#word1"),
+    ],
+)
 def test_passwords_that_break_url_parsing_are_not_echoed(proxy, secret):
     r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h.example/rest/1/abcd/", "--test", "--proxy", proxy)
     assert secret not in r.err + r.out
@@ -368,8 +414,14 @@ def test_webhook_code_with_a_quote_is_masked_whole():
     assert "cdefgh" not in r.out
 
 
-@pytest.mark.parametrize("args", [["--max-answer", "1" * 400], ["--url", "http://\u2460.example/rest/1/abcdefgh/"],
-                                  ["--url", "https://h.example/rest/1/" + "a" * 70000 + "/"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--max-answer", "1" * 400],
+        ["--url", "http://\u2460.example/rest/1/abcdefgh/"],
+        ["--url", "https://h.example/rest/1/" + "a" * 70000 + "/"],
+    ],
+)
 def test_inputs_that_crashed_are_option_errors(args):
     args = args if args[0] == "--url" else ["--url", "https://h.example/rest/1/abcd/", *args]
     r = run_oint("bitrix24", "StopTimekeeping", *args, "--test")
@@ -393,7 +445,11 @@ def test_a_lone_surrogate_in_an_answer_is_printed_escaped(scripted):
 
 
 def test_terminal_escapes_from_the_portal_are_shown_not_obeyed(scripted):
-    scripted.answer = (400, [], json.dumps({"error": "X", "error_description": "\x1b]0;PWNED\x07\x1b[2J\r\x9b1m"}).encode())
+    scripted.answer = (
+        400,
+        [],
+        json.dumps({"error": "X", "error_description": "\x1b]0;PWNED\x07\x1b[2J\r\x9b1m"}).encode(),
+    )
     r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url, "--debug")
     assert r.code == 3
     for control in ("\x1b", "\x07", "\r", "\x9b"):
@@ -405,8 +461,17 @@ def test_a_secret_echoed_in_an_error_page_is_masked_even_when_cut(scripted):
     token = "SECRETTOKEN1234567890"
     page = "<html>" + "x" * 84 + f'{{"USER_ID": "1", "auth": "{token}"}}</html>'
     scripted.answer = (500, [("Content-Type", "text/html")], page.encode())
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url.split("/rest/")[0], "--token", token,
-                 "--retries", 0, "--debug")
+    r = run_oint(
+        "bitrix24",
+        "GetTimekeepingStatus",
+        "--url",
+        scripted.url.split("/rest/")[0],
+        "--token",
+        token,
+        "--retries",
+        0,
+        "--debug",
+    )
     assert r.code == 4
     assert "SECRETTOKE" not in r.err and token not in r.out
 
@@ -444,13 +509,21 @@ def test_a_package_planted_in_the_current_folder_never_sees_the_job(portal, tmp_
     planted = tmp_path / "cwd" / "oint_py"
     planted.mkdir(parents=True)
     (planted / "__init__.py").write_text("")
-    (planted / "jobs.py").write_text(f"import sys\nopen({str(tmp_path / 'stolen')!r}, 'wb').write(sys.stdin.buffer.read())\n")
+    (planted / "jobs.py").write_text(
+        f"import sys\nopen({str(tmp_path / 'stolen')!r}, 'wb').write(sys.stdin.buffer.read())\n"
+    )
     from oint_py.spawn import module_argv
 
     # started as the console script is: the current folder is not on sys.path (python -m would put it there)
-    proc = subprocess.run(module_argv("oint_py", "bitrix24", "StopTimekeeping", "--url", portal.base, "--token",
-                                      portal.token, "--dontwait"), capture_output=True,
-                          env=clean_env(OINT_JOBS_DIR=str(tmp_path / "jobs")), cwd=tmp_path / "cwd", timeout=60)
+    proc = subprocess.run(
+        module_argv(
+            "oint_py", "bitrix24", "StopTimekeeping", "--url", portal.base, "--token", portal.token, "--dontwait"
+        ),
+        capture_output=True,
+        env=clean_env(OINT_JOBS_DIR=str(tmp_path / "jobs")),
+        cwd=tmp_path / "cwd",
+        timeout=60,
+    )
     job = json.loads(proc.stdout)
     wait_for(job["exit_file"])
     assert not (tmp_path / "stolen").exists()
@@ -483,21 +556,52 @@ def test_a_token_that_looks_like_json_leaves_the_answer_valid(make_portal):
 
 @pytest.mark.skipif(not POSIX or not os.path.exists("/bin/bash"), reason="POSIX shells close stdout with >&-")
 def test_a_closed_stdout_is_an_answer_not_written(portal):
-    proc = subprocess.run(["bash", "-c", 'exec >&-; exec "$@"', "bash", *OINT, "bitrix24", "StopTimekeeping",
-                           "--url", portal.webhook(), "--userid", "13"], capture_output=True, env=clean_env(),
-                          timeout=60)
+    proc = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'exec >&-; exec "$@"',
+            "bash",
+            *OINT,
+            "bitrix24",
+            "StopTimekeeping",
+            "--url",
+            portal.webhook(),
+            "--userid",
+            "13",
+        ],
+        capture_output=True,
+        env=clean_env(),
+        timeout=60,
+    )
     assert proc.returncode == 6, proc.stderr
     assert b"stdout is closed" in proc.stderr and b"the call was made" in proc.stderr
 
 
 # -- found by the second review ----------------------------------------------------
 @pytest.mark.skipif(not POSIX, reason="argv bytes that are not UTF-8")
-@pytest.mark.parametrize("args", [["--token", b"t\xffxxxx"], ["--report", b"bad\xff", "--time", "23:59"],
-                                  ["--userid", "2,3", "--report", b"bad\xff", "--time", "23:59"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--token", b"t\xffxxxx"],
+        ["--report", b"bad\xff", "--time", "23:59"],
+        ["--userid", "2,3", "--report", b"bad\xff", "--time", "23:59"],
+    ],
+)
 def test_arguments_that_are_not_utf8_are_option_errors(portal, args):
-    proc = subprocess.run([*map(os.fsencode, OINT), b"bitrix24", b"StopTimekeeping", b"--url",
-                           portal.webhook().encode(), *[a if isinstance(a, bytes) else a.encode() for a in args]],
-                          capture_output=True, env=clean_env(), timeout=60)
+    proc = subprocess.run(
+        [
+            *map(os.fsencode, OINT),
+            b"bitrix24",
+            b"StopTimekeeping",
+            b"--url",
+            portal.webhook().encode(),
+            *[a if isinstance(a, bytes) else a.encode() for a in args],
+        ],
+        capture_output=True,
+        env=clean_env(),
+        timeout=60,
+    )
     assert proc.returncode == 5, proc.stderr
     assert b"not UTF-8" in proc.stderr and b"Traceback" not in proc.stderr
     assert portal.calls() == []
@@ -505,8 +609,12 @@ def test_arguments_that_are_not_utf8_are_option_errors(portal, args):
 
 def test_a_token_in_the_environment_that_is_not_utf8_is_an_option_error(portal):
     env = {**{k: v for k, v in clean_env().items()}, "OINT_BITRIX24_TOKEN": "t\udcffxxxx"}
-    proc = subprocess.run([*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.base],
-                          capture_output=True, env={k: os.fsencode(v) for k, v in env.items()}, timeout=60)
+    proc = subprocess.run(
+        [*OINT, "bitrix24", "GetTimekeepingStatus", "--url", portal.base],
+        capture_output=True,
+        env={k: os.fsencode(v) for k, v in env.items()},
+        timeout=60,
+    )
     assert proc.returncode == 5, proc.stderr
     assert b"Traceback" not in proc.stderr
 
@@ -526,11 +634,21 @@ def test_a_gateway_timeout_of_any_brand_is_never_re_sent(scripted):
 
 @pytest.mark.parametrize("password", ['"OPEN', 'pä"ss1'])
 def test_secrets_with_quotes_are_masked_inside_answers_without_breaking_them(scripted, password):
-    scripted.answer = (200, [], json.dumps({"result": {"STATUS": "OPENED", "NOTE": f"x{password}y"}},
-                                           ensure_ascii=False).encode())
+    scripted.answer = (
+        200,
+        [],
+        json.dumps({"result": {"STATUS": "OPENED", "NOTE": f"x{password}y"}}, ensure_ascii=False).encode(),
+    )
     proxy = json.dumps({"Host": "127.0.0.1", "Port": 9, "User": "u", "Password": password})
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", scripted.url, "--config",
-                 json.dumps({"proxy": proxy}), env=clean_env(NO_PROXY="127.0.0.1"))
+    r = run_oint(
+        "bitrix24",
+        "GetTimekeepingStatus",
+        "--url",
+        scripted.url,
+        "--config",
+        json.dumps({"proxy": proxy}),
+        env=clean_env(NO_PROXY="127.0.0.1"),
+    )
     assert password not in r.out
     if r.code == 0:
         assert r.json()["result"]["STATUS"] == "OPENED"

@@ -20,8 +20,11 @@ PLANTED = ("runpy", "importlib", "types")
 
 def _pythons() -> list[str]:
     """Every CPython 3.10+ pyenv has here (the README's), else this test's own."""
-    found = [exe for exe in sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))
-             if tuple(map(int, exe.split("/")[-3].split(".")[:2])) >= (3, 10)]
+    found = [
+        exe
+        for exe in sorted(glob.glob("/root/.pyenv/versions/3.*/bin/python3"))
+        if tuple(map(int, exe.split("/")[-3].split(".")[:2])) >= (3, 10)
+    ]
     return found or [sys.executable]
 
 
@@ -42,15 +45,20 @@ def _as_installed(python: str, tmp_path) -> tuple[list[str], dict]:
     venv = tmp_path / "venv"
     subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
     exe = str(venv / "bin" / "python")
-    purelib = subprocess.run([exe, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    purelib = subprocess.run(
+        [exe, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     with open(os.path.join(purelib, "deps.pth"), "w") as fh:
         fh.write(sysconfig.get_paths()["purelib"] + "\n")  # this test's venv: pure-Python dependencies only
     script = venv / "bin" / "oint"
     script.write_text("import sys\nfrom oint_py.main import main\nsys.exit(main())\n")
     env = clean_env(PYTHONPATH=str(ROOT))
-    probe = subprocess.run([exe, "-c", "import click, httpx, rich, tzlocal"], env=env, capture_output=True,
-                           cwd=str(tmp_path))
+    probe = subprocess.run(
+        [exe, "-c", "import click, httpx, rich, tzlocal"], env=env, capture_output=True, cwd=str(tmp_path)
+    )
     if probe.returncode:
         pytest.skip(f"{python} cannot load oint's dependencies from this venv: {probe.stderr[-200:]!r}")
     return [exe, str(script)], env
@@ -64,8 +72,9 @@ def test_nothing_in_the_current_folder_runs_in_a_job_or_a_background_sandbox(pyt
     env["OINT_JOBS_DIR"] = str(tmp_path / "jobs")
 
     def run(*args):
-        return subprocess.run([*oint, *map(str, args)], env=env, cwd=str(cwd), capture_output=True, timeout=60,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [*oint, *map(str, args)], env=env, cwd=str(cwd), capture_output=True, timeout=60, stdin=subprocess.DEVNULL
+        )
 
     r = run("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait")
     assert r.returncode == 0, r.stderr
@@ -100,8 +109,9 @@ def test_background_sandbox_says_its_pid_and_how_to_stop_it():
 
 # -- the folders above the jobs folder (issue 17 item 9) ------------------------
 def _dontwait(portal, folder):
-    return run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait",
-                    OINT_JOBS_DIR=str(folder))
+    return run_oint(
+        "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait", OINT_JOBS_DIR=str(folder)
+    )
 
 
 @pytest.mark.skipif(not POSIX, reason="POSIX owners and modes")
@@ -154,8 +164,18 @@ def _jobs(folder, *args):
 def test_jobs_are_listed_waited_for_and_cleaned(portal, tmp_path):
     folder = tmp_path / "jobs"
     portal.inject("slow:2")
-    slow = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", portal.token, "--userid", 4,
-                    "--dontwait", OINT_JOBS_DIR=str(folder)).json()
+    slow = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.base,
+        "--token",
+        portal.token,
+        "--userid",
+        4,
+        "--dontwait",
+        OINT_JOBS_DIR=str(folder),
+    ).json()
     listed = _jobs(folder)
     assert listed.code == 0, listed.err
     (entry,) = listed.json()
@@ -170,10 +190,28 @@ def test_jobs_are_listed_waited_for_and_cleaned(portal, tmp_path):
 
     # a job with an --out file, and one the portal refuses
     out = tmp_path / "answer.json"
-    mine = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 5, "--dontwait", "--out",
-                    str(out), OINT_JOBS_DIR=str(folder)).json()
-    refused = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 99999, "--dontwait",
-                       OINT_JOBS_DIR=str(folder)).json()
+    mine = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        5,
+        "--dontwait",
+        "--out",
+        str(out),
+        OINT_JOBS_DIR=str(folder),
+    ).json()
+    refused = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        99999,
+        "--dontwait",
+        OINT_JOBS_DIR=str(folder),
+    ).json()
 
     done = _jobs(folder, "wait", slow["job"])
     assert done.code == 0, done.err
@@ -196,8 +234,9 @@ def test_jobs_are_listed_waited_for_and_cleaned(portal, tmp_path):
 def test_a_job_killed_before_its_exit_code_is_lost_not_running(portal, tmp_path):
     folder = tmp_path / "jobs"
     portal.inject("slow:30")
-    job = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait",
-                   OINT_JOBS_DIR=str(folder)).json()
+    job = run_oint(
+        "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait", OINT_JOBS_DIR=str(folder)
+    ).json()
     running = _jobs(folder, "clean")
     assert running.json()["removed"] == [] and running.json()["kept"] == 1
     os.kill(job["pid"], signal.SIGKILL)
@@ -216,8 +255,9 @@ def test_a_dead_job_whose_pid_went_to_another_process_is_lost_not_running(portal
     """A job killed without an exit code, whose PID the system has since given to another process of the same
     user (a reboot, a busy server): it is not waited for forever."""
     folder = tmp_path / "jobs"
-    job = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait",
-                   OINT_JOBS_DIR=str(folder)).json()
+    job = run_oint(
+        "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 4, "--dontwait", OINT_JOBS_DIR=str(folder)
+    ).json()
     assert _jobs(folder, "wait", job["job"]).code == 0
     os.unlink(job["exit_file"])  # as if it had been killed before writing it
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -235,15 +275,26 @@ def test_a_dead_job_whose_pid_went_to_another_process_is_lost_not_running(portal
 
 
 @pytest.mark.parametrize("failures,debug", [(60, False), (3, True)])
-def test_jobs_wait_shows_the_first_failures_and_the_summary_however_long_the_log(make_portal, tmp_path, failures,
-                                                                              debug):
+def test_jobs_wait_shows_the_first_failures_and_the_summary_however_long_the_log(
+    make_portal, tmp_path, failures, debug
+):
     """A job over many users whose log is long (60 failure lines, or --debug's whole exchange): `jobs wait`
     shows its first lines, how much more there is, and always the last line, the run's summary."""
     portal = make_portal(users=100)
     ids = ",".join(str(uid) for uid in range(100_001, 100_001 + failures))  # users the portal does not have
     folder = tmp_path / "jobs"
-    job = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", f"1,2,{ids}", "--if-needed",
-                   "--dontwait", *(["--debug"] if debug else []), OINT_JOBS_DIR=str(folder)).json()
+    job = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        f"1,2,{ids}",
+        "--if-needed",
+        "--dontwait",
+        *(["--debug"] if debug else []),
+        OINT_JOBS_DIR=str(folder),
+    ).json()
     r = _jobs(folder, "wait", job["job"])
     assert r.code == 3, r.err
     lines = [line.removeprefix("oint: ") for line in r.err.splitlines()]
@@ -267,8 +318,16 @@ def test_a_job_file_whose_id_has_an_impossible_date_is_listed_not_a_crash(tmp_pa
     assert waited.code == 0, waited.err
 
 
-@pytest.mark.parametrize("args", [["wait", "../../etc/passwd"], ["wait", "20261128-043441-403b3b6f3d3e6c0b"],
-                                  ["wait"], ["clean", "--older-than", "soon"], ["bogus"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["wait", "../../etc/passwd"],
+        ["wait", "20261128-043441-403b3b6f3d3e6c0b"],
+        ["wait"],
+        ["clean", "--older-than", "soon"],
+        ["bogus"],
+    ],
+)
 def test_jobs_bad_arguments_are_option_errors(tmp_path, args):
     r = _jobs(tmp_path / "jobs", *args)
     assert r.code == 5 and r.out == "" and r.err.count("\n") == 1 and r.err.startswith("oint: ")

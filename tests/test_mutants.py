@@ -21,12 +21,15 @@ STATUS = ("bitrix24", "GetTimekeepingStatus", "--url")
 
 
 # -- --time ----------------------------------------------------------------------
-@pytest.mark.parametrize("typed,sent", [
-    ("2026-05-26T14:13:07+05:30", "2026-05-26T14:13:07+05:30"),  # India
-    ("2026-05-26T14:13:07+0545", "2026-05-26T14:13:07+05:45"),  # Nepal
-    ("2026-05-26T14:13:07-09:30", "2026-05-26T14:13:07-09:30"),  # Marquesas
-    ("2026-05-26T14:13:07+05:59", "2026-05-26T14:13:07+05:59"),
-])
+@pytest.mark.parametrize(
+    "typed,sent",
+    [
+        ("2026-05-26T14:13:07+05:30", "2026-05-26T14:13:07+05:30"),  # India
+        ("2026-05-26T14:13:07+0545", "2026-05-26T14:13:07+05:45"),  # Nepal
+        ("2026-05-26T14:13:07-09:30", "2026-05-26T14:13:07-09:30"),  # Marquesas
+        ("2026-05-26T14:13:07+05:59", "2026-05-26T14:13:07+05:59"),
+    ],
+)
 def test_offset_minutes_are_sent_as_typed(typed, sent):
     """Kills: the offset's minutes dropped or misread (+05:30 sent as +05:00)."""
     assert to_atom(typed) == sent
@@ -48,10 +51,13 @@ def test_offset_minutes_reach_the_portal():
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-@pytest.mark.parametrize("day,clock,says", [
-    ("2026-03-29", "02:30", "does not exist"),  # spring forward: 02:00 -> 03:00
-    ("2026-10-25", "02:30", "happens twice"),  # fall back: 03:00 -> 02:00
-])
+@pytest.mark.parametrize(
+    "day,clock,says",
+    [
+        ("2026-03-29", "02:30", "does not exist"),  # spring forward: 02:00 -> 03:00
+        ("2026-10-25", "02:30", "happens twice"),  # fall back: 03:00 -> 02:00
+    ],
+)
 def test_clock_time_in_a_dst_gap_or_overlap_is_refused_not_guessed(day, clock, says):
     """Kills: `--time HH:MM` (today) given a zone without the gap/overlap check."""
     now = datetime.fromisoformat(f"{day}T12:00:00+00:00")
@@ -160,7 +166,9 @@ def test_deflate_answers_are_read_with_or_without_the_zlib_header(wrap):
     else:
         z = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
         packed = z.compress(data) + z.flush()
-    with Script(lambda req: (200, [("Content-Type", "application/json"), ("Content-Encoding", "deflate")], packed)) as s:
+    with Script(
+        lambda req: (200, [("Content-Type", "application/json"), ("Content-Encoding", "deflate")], packed)
+    ) as s:
         r = run_oint(*STATUS, s.url)
     assert r.code == 0, r.err
     assert r.json()["result"]["NOTE"].startswith("déflaté")
@@ -219,8 +227,10 @@ def test_batch_status_check_settles_some_users_re_sends_others_and_leaves_the_un
     def respond(req):
         cmd = commands(req)
         if all(c.startswith("timeman.status") for c in cmd.values()):
-            return batch_answer({k: v for k, v in status.items() if k in cmd},
-                                {k: {"error": "ERROR_CORE", "error_description": "x"} for k in cmd if k not in status})
+            return batch_answer(
+                {k: v for k, v in status.items() if k in cmd},
+                {k: {"error": "ERROR_CORE", "error_description": "x"} for k in cmd if k not in status},
+            )
         closes.append(sorted(cmd))
         if len(closes) == 1:
             return RESET
@@ -296,12 +306,15 @@ def listing(first, pages):
 FIRST = answer({"result": _users(1, 50), "next": 50, "total": 120})
 
 
-@pytest.mark.parametrize("first,code", [
-    (answer({"error": "ACCESS_DENIED", "error_description": "no"}, 403), 3),  # the portal refused
-    ((502, [("Content-Type", "text/html")], b"<html>502 Bad Gateway</html>"), 4),  # no answer
-    (answer({"result": "x", "total": 1}), 4),  # not a list of users
-    (RESET, 4),  # no answer at all
-])
+@pytest.mark.parametrize(
+    "first,code",
+    [
+        (answer({"error": "ACCESS_DENIED", "error_description": "no"}, 403), 3),  # the portal refused
+        ((502, [("Content-Type", "text/html")], b"<html>502 Bad Gateway</html>"), 4),  # no answer
+        (answer({"result": "x", "total": 1}), 4),  # not a list of users
+        (RESET, 4),  # no answer at all
+    ],
+)
 def test_listing_exit_codes(tmp_path, first, code):
     """3 when the portal refused the listing, 4 when no usable listing came.
     Kills: exit codes 3 and 4 swapped in the listing."""
@@ -312,20 +325,32 @@ def test_listing_exit_codes(tmp_path, first, code):
     assert not [req for req in s.requests if req["method"] != "user.get"]
 
 
-@pytest.mark.parametrize("pages,code,says", [
-    (lambda req: answer({"error": "INTERNAL", "error_description": "down"}, 500), 4, "could not be listed"),
-    (lambda req: (200, [], b"<html>oops</html>"), 4, "could not be listed"),
-    (lambda req: answer([1, 2]), 4, "could not be listed"),
-    (lambda req: answer({"result": "nope"}), 4, "is not a Bitrix24 list of users"),
-    (lambda req: answer({"result": {"result": [], "result_error": []}}), 4, "is not a Bitrix24 list of users"),
-    (lambda req: batch_answer({k: {"ID": "1"} for k in commands(req)}), 4, "is not a Bitrix24 list of users"),
-    (lambda req: batch_answer({k: _users(51, 50) + _users(200, 1) for k in commands(req)}), 4, "not a Bitrix24 list"),
-    (lambda req: batch_answer({k: [{"ID": "x1"}] for k in commands(req)}), 4, "is not a Bitrix24 list of users"),
-    (lambda req: batch_answer({}, {k: {"error": "ACCESS_DENIED", "error_description": "page"}
-                                   for k in commands(req)}), 3, "ACCESS_DENIED"),
-    (lambda req: batch_answer({}, {k: "broken" for k in commands(req)}), 3, "could not be listed"),
-    (lambda req: RESET, 4, "could not be listed"),
-])
+@pytest.mark.parametrize(
+    "pages,code,says",
+    [
+        (lambda req: answer({"error": "INTERNAL", "error_description": "down"}, 500), 4, "could not be listed"),
+        (lambda req: (200, [], b"<html>oops</html>"), 4, "could not be listed"),
+        (lambda req: answer([1, 2]), 4, "could not be listed"),
+        (lambda req: answer({"result": "nope"}), 4, "is not a Bitrix24 list of users"),
+        (lambda req: answer({"result": {"result": [], "result_error": []}}), 4, "is not a Bitrix24 list of users"),
+        (lambda req: batch_answer({k: {"ID": "1"} for k in commands(req)}), 4, "is not a Bitrix24 list of users"),
+        (
+            lambda req: batch_answer({k: _users(51, 50) + _users(200, 1) for k in commands(req)}),
+            4,
+            "not a Bitrix24 list",
+        ),
+        (lambda req: batch_answer({k: [{"ID": "x1"}] for k in commands(req)}), 4, "is not a Bitrix24 list of users"),
+        (
+            lambda req: batch_answer(
+                {}, {k: {"error": "ACCESS_DENIED", "error_description": "page"} for k in commands(req)}
+            ),
+            3,
+            "ACCESS_DENIED",
+        ),
+        (lambda req: batch_answer({}, {k: "broken" for k in commands(req)}), 3, "could not be listed"),
+        (lambda req: RESET, 4, "could not be listed"),
+    ],
+)
 def test_later_pages_that_fail_or_are_malformed_end_cleanly_and_change_nothing(tmp_path, pages, code, says):
     """Kills: a later user.get page that fails or is malformed crashing (exit 99) or being
     skipped (a partial listing acted on)."""
@@ -340,8 +365,11 @@ def test_later_pages_that_fail_or_are_malformed_end_cleanly_and_change_nothing(t
 
 def test_later_pages_complete_the_listing(tmp_path):
     """The control: pages 2 and 3 from the batch; every listed user's status is read."""
-    pages = lambda req: batch_answer({"u50": _users(51, 50), "u100": _users(101, 20)},  # noqa: E731
-                                     totals={"u50": 120, "u100": 120}, nexts={"u50": 100})
+    pages = lambda req: batch_answer(
+        {"u50": _users(51, 50), "u100": _users(101, 20)},
+        totals={"u50": 120, "u100": 120},
+        nexts={"u50": 100},
+    )
     with Script(listing(FIRST, pages)) as s:
         r, _ = run_timeless(tmp_path, *STOP, s.url, "--userid", "all", "--if-needed")
     assert r.code == 0, r.err
@@ -349,10 +377,20 @@ def test_later_pages_complete_the_listing(tmp_path):
 
 
 # -- options ---------------------------------------------------------------------------
-@pytest.mark.parametrize("typed,size", [
-    ("64M", 64 * 2**20), ("64MB", 64 * 2**20), ("64m", 64 * 2**20), ("1K", 1024), ("2kb", 2048),
-    ("1G", 2**30), ("1.5K", 1536), ("4096", 4096), ("4096B", 4096),
-])
+@pytest.mark.parametrize(
+    "typed,size",
+    [
+        ("64M", 64 * 2**20),
+        ("64MB", 64 * 2**20),
+        ("64m", 64 * 2**20),
+        ("1K", 1024),
+        ("2kb", 2048),
+        ("1G", 2**30),
+        ("1.5K", 1536),
+        ("4096", 4096),
+        ("4096B", 4096),
+    ],
+)
 def test_max_answer_units_are_powers_of_1024(typed, size):
     """Kills: a unit's factor changed (64M read as 32 MiB)."""
     r = run_oint(*STATUS, "https://h/rest/1/abcd/", "--max-answer", typed, "--test")
@@ -394,11 +432,14 @@ def test_now_is_this_moment_in_the_zone():
     assert to_atom("now", now=moment, zone=ZoneInfo("Asia/Kolkata")) == "2026-05-27T05:00:15+05:30"
 
 
-@pytest.mark.parametrize("zone,day,clock,jump", [
-    ("Europe/London", "2026-03-29", "01:30", "+00:00 to +01:00"),
-    ("Europe/Berlin", "2026-03-29", "02:30", "+01:00 to +02:00"),
-    ("America/St_Johns", "2026-03-08", "02:30", "-03:30 to -02:30"),
-])
+@pytest.mark.parametrize(
+    "zone,day,clock,jump",
+    [
+        ("Europe/London", "2026-03-29", "01:30", "+00:00 to +01:00"),
+        ("Europe/Berlin", "2026-03-29", "02:30", "+01:00 to +02:00"),
+        ("America/St_Johns", "2026-03-08", "02:30", "-03:30 to -02:30"),
+    ],
+)
 def test_the_gap_message_names_both_offsets(zone, day, clock, jump):
     """Kills: the offsets in the refusal misprinted (sign at zero, minutes)."""
     with pytest.raises(TimeError, match=re.escape(jump)):
@@ -417,10 +458,13 @@ def test_a_bad_user_id_is_named():
     assert r.code == 5 and "'x7' is not a user ID" in r.err
 
 
-@pytest.mark.parametrize("entry,shown", [
-    ({"message": "denied"}, '{"message": "denied"}'),  # a map without "error": not a success
-    ("z" * 500, '"' + "z" * 199),  # anything else, shown cut at 200 characters
-])
+@pytest.mark.parametrize(
+    "entry,shown",
+    [
+        ({"message": "denied"}, '{"message": "denied"}'),  # a map without "error": not a success
+        ("z" * 500, '"' + "z" * 199),  # anything else, shown cut at 200 characters
+    ],
+)
 def test_a_batch_users_error_entry_that_is_not_bitrix24s_is_bad_answer(tmp_path, entry, shown):
     """Kills: a user's result_error entry without an "error" key taken as it came (the user would
     count as done, exit 0), or its description cut elsewhere."""

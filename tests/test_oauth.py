@@ -6,11 +6,11 @@ portal and Bitrix24's OAuth server (single-use refresh tokens that revoke the
 access token issued with them, access tokens living `token_ttl` seconds)."""
 
 import json
+import os
 import re
 import shlex
-import os
-import stat
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -19,10 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import OINT, ROOT, clean_env, run_oint, wait_for
 
 from oint_py.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
-
-from conftest import OINT, ROOT, clean_env, run_oint, wait_for
 
 POSIX = os.name != "nt"
 REAUTH_STEPS = ("GetAppAuthLink", "GetToken", "--save")
@@ -30,8 +29,12 @@ REAUTH_STEPS = ("GetAppAuthLink", "GetToken", "--save")
 
 def app_env(portal, **extra) -> dict:
     """The app's id and secret in the environment, as the README tells cron users to keep them."""
-    return clean_env(OINT_BITRIX24_CLIENT_ID=CLIENT_ID, OINT_BITRIX24_CLIENT_SECRET=CLIENT_SECRET,
-                     OINT_BITRIX24_OAUTH_SERVER=portal.base, **extra)
+    return clean_env(
+        OINT_BITRIX24_CLIENT_ID=CLIENT_ID,
+        OINT_BITRIX24_CLIENT_SECRET=CLIENT_SECRET,
+        OINT_BITRIX24_OAUTH_SERVER=portal.base,
+        **extra,
+    )
 
 
 def browser_code(portal) -> str:
@@ -69,16 +72,19 @@ def test_sandbox_plays_the_oauth_server(make_portal):
     portal = make_portal(token_ttl=1)
     grant = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
     code = browser_code(portal)
-    first = httpx.get(f"{portal.base}/oauth/token/", params={**grant, "grant_type": "authorization_code",
-                                                              "code": code}).json()
+    first = httpx.get(
+        f"{portal.base}/oauth/token/", params={**grant, "grant_type": "authorization_code", "code": code}
+    ).json()
     assert first["client_endpoint"] == portal.base + "/rest/" and first["expires_in"] == 1
     again = httpx.get(f"{portal.base}/oauth/token/", params={**grant, "grant_type": "authorization_code", "code": code})
     assert (again.status_code, again.json()["error"]) == (400, "invalid_grant")  # a code is good once
-    call = lambda token: httpx.post(f"{portal.base}/rest/server.time", json={"auth": token})  # noqa: E731
+    call = lambda token: httpx.post(f"{portal.base}/rest/server.time", json={"auth": token})
     assert call(first["access_token"]).status_code == 200
     time.sleep(1.1)
-    assert (call(first["access_token"]).status_code, call(first["access_token"]).json()["error"]) == \
-        (401, "expired_token")
+    assert (call(first["access_token"]).status_code, call(first["access_token"]).json()["error"]) == (
+        401,
+        "expired_token",
+    )
     refresh = {**grant, "grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
     second = httpx.get(f"{portal.base}/oauth/token/", params=refresh).json()
     assert call(second["access_token"]).status_code == 200
@@ -87,31 +93,58 @@ def test_sandbox_plays_the_oauth_server(make_portal):
     wrong = httpx.get(f"{portal.base}/oauth/token/", params={**refresh, "client_secret": "nope"})
     assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
     # using a refresh token revokes the access token issued with it
-    third = httpx.get(f"{portal.base}/oauth/token/", params={**refresh, "refresh_token": second["refresh_token"]}).json()
+    third = httpx.get(
+        f"{portal.base}/oauth/token/", params={**refresh, "refresh_token": second["refresh_token"]}
+    ).json()
     assert call(second["access_token"]).json()["error"] == "invalid_token"
     assert call(third["access_token"]).status_code == 200
     assert portal.oauth.counts["refreshes"] == 2 and httpx.get(f"{portal.base}/sandbox/stats").json()["refreshes"] == 2
 
 
 def test_sandbox_prints_its_app_at_start():
-    proc = subprocess.run([*OINT, "sandbox", "--port", "0", "--token-ttl", "5", "--stop-after", "0.5"],
-                          capture_output=True, timeout=30, env=clean_env())
+    proc = subprocess.run(
+        [*OINT, "sandbox", "--port", "0", "--token-ttl", "5", "--stop-after", "0.5"],
+        capture_output=True,
+        timeout=30,
+        env=clean_env(),
+    )
     facts = json.loads(proc.stdout.decode().splitlines()[0])
     assert facts["client_id"] == CLIENT_ID and facts["client_secret"] == CLIENT_SECRET
     assert facts["token_ttl"] == 5 and facts["auth_link"].endswith(f"/oauth/authorize/?client_id={CLIENT_ID}")
 
 
 # -- oint's four commands ------------------------------------------------------------------
-@pytest.mark.parametrize("domain", ["b24-ar17wx.bitrix24.by", "https://b24-ar17wx.bitrix24.by",
-                                    "https://b24-ar17wx.bitrix24.by/", "b24-ar17wx.bitrix24.by/"])
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "b24-ar17wx.bitrix24.by",
+        "https://b24-ar17wx.bitrix24.by",
+        "https://b24-ar17wx.bitrix24.by/",
+        "b24-ar17wx.bitrix24.by/",
+    ],
+)
 def test_get_app_auth_link(domain):
     r = run_oint("bitrix24", "GetAppAuthLink", "--domain", domain, "--clientid", "local.abc.123")
-    assert (r.code, r.out, r.err) == (0, "https://b24-ar17wx.bitrix24.by/oauth/authorize/?client_id=local.abc.123\n", "")
+    assert (r.code, r.out, r.err) == (
+        0,
+        "https://b24-ar17wx.bitrix24.by/oauth/authorize/?client_id=local.abc.123\n",
+        "",
+    )
 
 
 def test_get_token_prints_the_answer_as_oint(portal):
-    r = run_oint("bitrix24", "gettoken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET,
-                 "--code", browser_code(portal), "--oauth-server", portal.base)
+    r = run_oint(
+        "bitrix24",
+        "gettoken",
+        "--clientid",
+        CLIENT_ID,
+        "--clientsecret",
+        CLIENT_SECRET,
+        "--code",
+        browser_code(portal),
+        "--oauth-server",
+        portal.base,
+    )
     assert r.code == 0, r.err
     answer = r.json()
     assert answer["access_token"] and answer["refresh_token"] and answer["client_endpoint"] == portal.base + "/rest/"
@@ -123,9 +156,14 @@ def test_get_token_prints_the_answer_as_oint(portal):
     assert r3.code == 3 and r3.json()["error"] == "invalid_grant" and "invalid_grant" in r3.err
 
 
-@pytest.mark.parametrize("fault,error", [("error:wrong_client:200", "wrong_client"),
-                                         ("error:invalid_client:401", "invalid_client"),
-                                         ("error:invalid_request:400", "invalid_request")])
+@pytest.mark.parametrize(
+    "fault,error",
+    [
+        ("error:wrong_client:200", "wrong_client"),
+        ("error:invalid_client:401", "invalid_client"),
+        ("error:invalid_request:400", "invalid_request"),
+    ],
+)
 def test_oauth_errors_exit_3_also_with_http_200(portal, fault, error):
     portal.inject(fault)
     r = run_oint("bitrix24", "GetToken", "--code", "whatever", env=app_env(portal))
@@ -148,7 +186,8 @@ def test_listing_of_existing_methods_unchanged():
         "  StopTimekeeping         Stops user timekeeping (timeman.close)\n"
         "  PauseTimekeeping        Pauses user timekeeping (timeman.pause)\n"
         "  GetTimekeepingStatus    Gets user timekeeping status (timeman.status)\n"
-        "  GetTimekeepingSettings  Gets user timekeeping settings (timeman.settings)\n\n")
+        "  GetTimekeepingSettings  Gets user timekeeping settings (timeman.settings)\n\n"
+    )
     for name in ("GetAppAuthLink", "GetToken", "RefreshToken", "ServerTime", "AuthStatus"):
         assert f"  {name}  " in r.out
         page = run_oint("bitrix24", name, "--help")
@@ -160,15 +199,43 @@ def test_save_writes_a_private_file_and_prints_no_secret(portal, folder):
     path = folder / "portal.json"
     code = browser_code(portal)
     env = app_env(portal)
-    proc = subprocess.run(["sh", "-c", 'umask 000; exec "$@"', "sh", *OINT, "bitrix24", "GetToken", "--code", code,
-                           "--save", str(path)], capture_output=True, env=env, timeout=60) if POSIX else None
+    proc = (
+        subprocess.run(
+            [
+                "sh",
+                "-c",
+                'umask 000; exec "$@"',
+                "sh",
+                *OINT,
+                "bitrix24",
+                "GetToken",
+                "--code",
+                code,
+                "--save",
+                str(path),
+            ],
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
+        if POSIX
+        else None
+    )
     if proc is None:
         pytest.skip("umask is POSIX")
     assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     data = json.loads(path.read_text())
-    for key in ("access_token", "refresh_token", "client_id", "client_secret", "oauth_server", "client_endpoint",
-                "member_id", "expires"):
+    for key in (
+        "access_token",
+        "refresh_token",
+        "client_id",
+        "client_secret",
+        "oauth_server",
+        "client_endpoint",
+        "member_id",
+        "expires",
+    ):
         assert data[key], key
     shown = proc.stdout.decode() + proc.stderr.decode()
     for secret in (data["access_token"], data["refresh_token"], CLIENT_SECRET, code):
@@ -211,9 +278,11 @@ def test_an_auth_folder_under_a_folder_others_can_write_is_refused(portal, tmp_p
     authorize(portal, path)
     before = path.read_bytes()
     (tmp_path / above).chmod(0o777)
-    for r in (oint_auth(portal, path, method="ServerTime"),
-              run_oint("bitrix24", "GetToken", "--code", "x", "--save", path, env=app_env(portal)),
-              run_oint("bitrix24", "AuthStatus", "--auth-file", path)):
+    for r in (
+        oint_auth(portal, path, method="ServerTime"),
+        run_oint("bitrix24", "GetToken", "--code", "x", "--save", path, env=app_env(portal)),
+        run_oint("bitrix24", "AuthStatus", "--auth-file", path),
+    ):
         assert r.code == 5 and str(tmp_path / above) in r.err and "group or others" in r.err, r.err
     assert path.read_bytes() == before and portal.oauth.counts["code_grants"] == 1
 
@@ -233,8 +302,9 @@ def test_a_webhook_and_an_auth_file_together_is_a_usage_error(portal, folder):
     user: StopTimekeeping without --userid closed another person's day than the webhook's."""
     path = folder / "a.json"
     authorize(portal, path)
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(7),
-                 env=clean_env(OINT_BITRIX24_AUTH_FILE=str(path)))
+    r = run_oint(
+        "bitrix24", "StopTimekeeping", "--url", portal.webhook(7), env=clean_env(OINT_BITRIX24_AUTH_FILE=str(path))
+    )
     assert r.code == 5 and "webhook" in r.err and "auth" in r.err, r.err
     r = oint_auth(portal, path, method="ServerTime", OINT_BITRIX24_URL=portal.webhook(7))
     assert r.code == 5 and "webhook" in r.err, r.err
@@ -242,11 +312,14 @@ def test_a_webhook_and_an_auth_file_together_is_a_usage_error(portal, folder):
     assert oint_auth(portal, path, "--url", portal.base, method="ServerTime").code == 0  # a portal address: fine
 
 
-@pytest.mark.parametrize("content,named", [
-    ("not json {", "not valid JSON"),
-    ('{"access_token": "a"}', "lacks refresh_token, client_id, client_secret, oauth_server, client_endpoint"),
-    (None, "has a refresh token but no client_secret"),
-])
+@pytest.mark.parametrize(
+    "content,named",
+    [
+        ("not json {", "not valid JSON"),
+        ('{"access_token": "a"}', "lacks refresh_token, client_id, client_secret, oauth_server, client_endpoint"),
+        (None, "has a refresh token but no client_secret"),
+    ],
+)
 def test_damaged_auth_file_exits_5_and_is_never_overwritten(portal, folder, content, named):
     path = folder / "a.json"
     data = authorize(portal, path)
@@ -325,8 +398,15 @@ def test_eight_processes_on_an_expired_token_make_one_refresh(make_portal, folde
     wait_past(json.loads(path.read_text())["expires"])
     portal.oauth.ttl = 3600  # the renewed token lives long enough for every process to use it
     env = app_env(portal, _OINT_TEST_PAUSE_AT="before-request:1.5")  # whoever renews holds the lock a while
-    procs = [subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", str(uid)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for uid in range(10, 18)]
+    procs = [
+        subprocess.Popen(
+            [*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", str(uid)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for uid in range(10, 18)
+    ]
     results = [(p.wait(timeout=120), p.stderr.read().decode()) for p in procs]
     assert [code for code, _ in results] == [0] * 8, results
     assert portal.oauth.counts["refreshes"] == 1
@@ -351,9 +431,13 @@ def test_a_renewal_during_the_status_check_resends_with_the_new_token(portal, fo
 
 def paused_close(portal, path, stage: str, **popen) -> subprocess.Popen:
     """StopTimekeeping --auth-file for user 4, started and run until it pauses at `stage` ("NAME:SECONDS")."""
-    proc = subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=app_env(portal, _OINT_TEST_PAUSE_AT=stage), **popen)
+    proc = subprocess.Popen(
+        [*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=app_env(portal, _OINT_TEST_PAUSE_AT=stage),
+        **popen,
+    )
     name = stage.partition(":")[0]
     assert proc.stderr.readline() == f"test hook: paused at {name}\n".encode()
     return proc
@@ -390,8 +474,9 @@ def test_a_token_revoked_by_a_renewal_not_yet_saved_waits_for_the_new_pair(porta
 
 
 @pytest.mark.skipif(not POSIX, reason="SIGTERM, SIGHUP")
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM),
-                                      (signal.SIGHUP, -signal.SIGHUP)])
+@pytest.mark.parametrize(
+    "sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM), (signal.SIGHUP, -signal.SIGHUP)]
+)
 def test_a_signal_between_a_renewals_answer_and_its_save_waits_for_the_save(portal, folder, sig, code):
     """Ctrl-C, a cron timeout's SIGTERM or a closed terminal while the new pair is in hand but not yet saved
     would lose it for good (the old refresh token is spent): the signal waits for the save, then ends the run
@@ -417,8 +502,12 @@ def test_every_signal_held_during_a_renewal_is_delivered_not_only_the_first(port
     path = folder / "a.json"
     data = authorize(portal, path)
     portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired
-    renewer = paused_close(portal, path, "after-answer:1",  # issued, not saved
-                           preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    renewer = paused_close(
+        portal,
+        path,
+        "after-answer:1",  # issued, not saved
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
     renewer.send_signal(signal.SIGHUP)
     time.sleep(0.2)
     renewer.send_signal(signal.SIGTERM)
@@ -479,8 +568,13 @@ def test_dontwait_job_renews_in_the_background(make_portal, folder, tmp_path):
     new = json.loads(path.read_text())
     for file in jobs.iterdir():
         text = file.read_text()
-        for secret in (data["access_token"], data["refresh_token"], new["access_token"], new["refresh_token"],
-                       CLIENT_SECRET):
+        for secret in (
+            data["access_token"],
+            data["refresh_token"],
+            new["access_token"],
+            new["refresh_token"],
+            CLIENT_SECRET,
+        ):
             assert secret not in text, file
 
 
@@ -555,8 +649,7 @@ def test_no_auth_found_after_a_renewal_exits_7(portal, folder):
 
 # -- crashes ---------------------------------------------------------------------------------------------
 @pytest.mark.skipif(not POSIX, reason="SIGKILL")
-@pytest.mark.parametrize("stage,issued", [("before-request", False), ("after-answer", True),
-                                          ("during-write", True)])
+@pytest.mark.parametrize("stage,issued", [("before-request", False), ("after-answer", True), ("during-write", True)])
 def test_kill_at_each_stage_of_a_renewal(make_portal, folder, stage, issued):
     """Done-when 3: the file is whole afterwards; a run after uses it, or, when the new pair was issued
     and never saved, exits 7 with the steps (never 99, never a traceback)."""
@@ -667,20 +760,33 @@ def test_a_renewal_takes_the_proxy_the_environment_gives_the_oauth_server(make_p
 
 
 def test_secrets_on_a_command_line_are_masked_in_errors(portal):
-    r = run_oint("bitrix24", "GetToken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET, "--code",
-                 "c0de-c0de-c0de", "--oauth-server", "ftp://" + CLIENT_SECRET)
+    r = run_oint(
+        "bitrix24",
+        "GetToken",
+        "--clientid",
+        CLIENT_ID,
+        "--clientsecret",
+        CLIENT_SECRET,
+        "--code",
+        "c0de-c0de-c0de",
+        "--oauth-server",
+        "ftp://" + CLIENT_SECRET,
+    )
     assert r.code == 5 and CLIENT_SECRET not in r.err and "***" in r.err
 
 
 # -- a lying OAuth server: a clear exit, nothing lost ---------------------------------------------------
-@pytest.mark.parametrize("fault,said", [
-    ("html:503", "text/html, not JSON"),
-    ("status:503", "HTTP 503"),
-    ("huge:1", "larger than 65,536 bytes"),
-    ("empty:200", "not JSON"),
-    ("reset", "no whole answer"),
-    ("apply-reset", "no whole answer"),
-])
+@pytest.mark.parametrize(
+    "fault,said",
+    [
+        ("html:503", "text/html, not JSON"),
+        ("status:503", "HTTP 503"),
+        ("huge:1", "larger than 65,536 bytes"),
+        ("empty:200", "not JSON"),
+        ("reset", "no whole answer"),
+        ("apply-reset", "no whole answer"),
+    ],
+)
 def test_lying_oauth_server_keeps_the_old_file(make_portal, folder, fault, said):
     portal = make_portal(token_ttl=1)
     path = folder / "a.json"
@@ -742,8 +848,18 @@ def test_oauth_headers_dripped_are_cut_by_the_timeout(make_portal, folder):
     wait_past(data["expires"])
     started = time.monotonic()
     try:
-        r = run_oint("bitrix24", "StopTimekeeping", "--auth-file", path, "--userid", "2", "--timeout", "1.5",
-                     env=app_env(portal), timeout=40)
+        r = run_oint(
+            "bitrix24",
+            "StopTimekeeping",
+            "--auth-file",
+            path,
+            "--userid",
+            "2",
+            "--timeout",
+            "1.5",
+            env=app_env(portal),
+            timeout=40,
+        )
     finally:
         stop.set()
         listener.close()
@@ -772,11 +888,30 @@ def test_secrets_never_shown(portal, folder, tmp_path):
     r = run_oint("bitrix24", "GetToken", "--code", code, "--save", path, "--debug", env=app_env(portal))
     data = json.loads(path.read_text())
     shown = [r.out, r.err]
-    r = run_oint("bitrix24", "GetToken", "--clientid", CLIENT_ID, "--clientsecret", CLIENT_SECRET, "--code", code,
-                 "--oauth-server", portal.base, "--test")
+    r = run_oint(
+        "bitrix24",
+        "GetToken",
+        "--clientid",
+        CLIENT_ID,
+        "--clientsecret",
+        CLIENT_SECRET,
+        "--code",
+        code,
+        "--oauth-server",
+        portal.base,
+        "--test",
+    )
     shown += [r.out, r.err]
-    r = run_oint("bitrix24", "RefreshToken", "--refresh", data["refresh_token"], "--debug", "--oauth-server",
-                 "http://127.0.0.1:1", env=app_env(portal))  # an error naming nothing secret
+    r = run_oint(
+        "bitrix24",
+        "RefreshToken",
+        "--refresh",
+        data["refresh_token"],
+        "--debug",
+        "--oauth-server",
+        "http://127.0.0.1:1",
+        env=app_env(portal),
+    )  # an error naming nothing secret
     assert r.code == 4
     shown += [r.out, r.err]
     for args in (["--debug"], ["--test"], ["--userid", "all", "--plan", "--debug"]):
@@ -788,15 +923,25 @@ def test_secrets_never_shown(portal, folder, tmp_path):
     shown += [r.out, r.err]
     new = json.loads(path.read_text())
     # ps: the command line of a call that is running (held where it has read the auth file)
-    proc = subprocess.Popen([*OINT, "bitrix24", "ServerTime", "--auth-file", str(path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:1"))
+    proc = subprocess.Popen(
+        [*OINT, "bitrix24", "ServerTime", "--auth-file", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:1"),
+    )
     assert proc.stderr.readline() == b"test hook: paused at loaded\n"
     shown.append(subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout.decode())
     shown.append(Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode(errors="replace"))
     assert "ServerTime" in shown[-1]
     proc.wait(timeout=60)
-    secrets = (CLIENT_SECRET, code, data["access_token"], data["refresh_token"], new["access_token"],
-               new["refresh_token"])
+    secrets = (
+        CLIENT_SECRET,
+        code,
+        data["access_token"],
+        data["refresh_token"],
+        new["access_token"],
+        new["refresh_token"],
+    )
     for text in shown:
         for secret in secrets:
             assert secret not in text
@@ -824,10 +969,12 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
     setup = _lines("sh")
     for line in setup:
         if line.startswith("export "):
-            name, value = line[len("export "):].split("=", 1)
+            name, value = line[len("export ") :].split("=", 1)
             env[name] = value.replace("http://127.0.0.1:8024", base)
-    assert (env["OINT_BITRIX24_CLIENT_ID"], env["OINT_BITRIX24_CLIENT_SECRET"]) == \
-        (facts["client_id"], facts["client_secret"])  # the README's app is the sandbox's
+    assert (env["OINT_BITRIX24_CLIENT_ID"], env["OINT_BITRIX24_CLIENT_SECRET"]) == (
+        facts["client_id"],
+        facts["client_secret"],
+    )  # the README's app is the sandbox's
     link = None
     for line in setup:
         if line.startswith("mkdir "):
@@ -847,18 +994,31 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
     assert len(jobs) == 2
     for n, line in enumerate(jobs):
         wait_past(json.loads(auth.read_text())["expires"])
-        args = shlex.split(line[line.index("oint bitrix24 "):].replace("\\", "/"))
+        args = shlex.split(line[line.index("oint bitrix24 ") :].replace("\\", "/"))
         args[args.index("--auth-file") + 1] = str(auth)
         out = tmp_path / f"out{n}.json"
         args[args.index("--out") + 1] = str(out)
         if "--quiet" in args:  # the crontab line, as cron runs it: env -i, PATH=/usr/bin:/bin, /bin/sh -c
             program = tmp_path / "bin" / "oint"  # the README's absolute path, moved into this test's folder
             program.parent.mkdir(exist_ok=True)
-            program.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                               "from oint_py.main import main\nsys.exit(main())\n")
+            program.write_text(
+                f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                "from oint_py.main import main\nsys.exit(main())\n"
+            )
             program.chmod(0o755)
-            cron = subprocess.run(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", "/bin/sh", "-c",
-                                   shlex.join([str(program), *args[1:]])], capture_output=True, timeout=120)
+            cron = subprocess.run(
+                [
+                    "/usr/bin/env",
+                    "-i",
+                    "PATH=/usr/bin:/bin",
+                    f"HOME={home}",
+                    "/bin/sh",
+                    "-c",
+                    shlex.join([str(program), *args[1:]]),
+                ],
+                capture_output=True,
+                timeout=120,
+            )
             assert (cron.returncode, cron.stdout, cron.stderr) == (0, b"", b""), (line, cron.stderr)  # nothing mailed
         else:
             r = run_oint(*args[1:], env=clean_env())  # a bare environment: the file is all it needs
@@ -883,16 +1043,19 @@ def _relaying(portal, change):
     return Script(respond)
 
 
-@pytest.mark.parametrize("change", [
-    {"expires": "EXPIRES", "expires_in": "3600"},  # numbers as strings (PHP's json_encode of a string field)
-    {"expires": None, "expires_in": "3600"},
-    {"expires": None, "expires_in": None},
-    {"client_endpoint": None},
-    {"client_endpoint": ""},
-    {"expires": None, "expires_in": 0},  # a lifetime of nothing, or one already over: not "renew on every run"
-    {"expires": None, "expires_in": -5},
-    {"expires": 1000, "expires_in": None},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"expires": "EXPIRES", "expires_in": "3600"},  # numbers as strings (PHP's json_encode of a string field)
+        {"expires": None, "expires_in": "3600"},
+        {"expires": None, "expires_in": None},
+        {"client_endpoint": None},
+        {"client_endpoint": ""},
+        {"expires": None, "expires_in": 0},  # a lifetime of nothing, or one already over: not "renew on every run"
+        {"expires": None, "expires_in": -5},
+        {"expires": 1000, "expires_in": None},
+    ],
+)
 def test_an_odd_refresh_answer_is_saved_as_a_file_the_next_run_can_use(make_portal, folder, change):
     """The refresh token was spent on this answer: the pair it holds must be kept in a file the next run
     accepts, never in one every later run refuses as damaged (exit 5), which leaves a person to fix it."""
@@ -919,13 +1082,15 @@ def test_an_odd_refresh_answer_is_saved_as_a_file_the_next_run_can_use(make_port
         assert portal.oauth.counts["refreshes"] == 1  # the saved pair is used as it is, not renewed again
 
 
-@pytest.mark.parametrize("faults,code", [
-    (("error:invalid_token:401",), 7),  # the app was removed between two batches
-    (("error:expired_token:401", "html:503"), 4),  # the renewal's answer never came
-])
+@pytest.mark.parametrize(
+    "faults,code",
+    [
+        (("error:invalid_token:401",), 7),  # the app was removed between two batches
+        (("error:expired_token:401", "html:503"), 4),  # the renewal's answer never came
+    ],
+)
 @pytest.mark.parametrize("how", [["--userid", ",".join(map(str, range(1, 151)))], ["--userid", "all", "--if-needed"]])
-def test_a_chain_that_fails_mid_sweep_still_reports_what_was_applied(make_portal, folder, tmp_path, faults, code,
-                                                                    how):
+def test_a_chain_that_fails_mid_sweep_still_reports_what_was_applied(make_portal, folder, tmp_path, faults, code, how):
     """Batches of closes were applied when the next met a token that could not be renewed: the run
     ends with the auth file's exit, and its answer (stdout and --out) still says which users were closed
     and which were not, as a run stopped by a signal or a portal gone does."""

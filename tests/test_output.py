@@ -13,15 +13,34 @@ REPORT = "Отгул по семейным обстоятельствам"
 @pytest.mark.parametrize("encoding", ["ascii", "cp1251", "cp866", "utf-8"])
 def test_stdout_is_utf8_whatever_the_console_encoding(portal, encoding):
     today = time.strftime("%Y-%m-%d")
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--time", f"{today}T23:00:00",
-                 "--report", REPORT, "--test", env=clean_env(PYTHONIOENCODING=encoding))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--time",
+        f"{today}T23:00:00",
+        "--report",
+        REPORT,
+        "--test",
+        env=clean_env(PYTHONIOENCODING=encoding),
+    )
     assert r.code == 0, r.err
     assert REPORT.encode("utf-8") in r.raw  # not escaped, not transcoded
     assert b"\\u04" not in r.raw
     assert b"\x1b[" not in r.raw  # no colour codes when piped
     # and the portal receives the report intact
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--time", f"{today}T23:00:00",
-                 "--report", REPORT, env=clean_env(PYTHONIOENCODING=encoding))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--time",
+        f"{today}T23:00:00",
+        "--report",
+        REPORT,
+        env=clean_env(PYTHONIOENCODING=encoding),
+    )
     assert portal.calls("timeman.close")[-1]["params"]["REPORT"] == REPORT
 
 
@@ -29,8 +48,15 @@ def test_api_error_text_in_cyrillic_on_an_ascii_console(make_portal):
     """A Russian-language portal's error, on a console that cannot encode it: the JSON and the
     stderr line are UTF-8 bytes, the exit code is the API error's."""
     portal = make_portal(lang="ru")
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "99999",
-                 env=clean_env(PYTHONIOENCODING="ascii"))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        "99999",
+        env=clean_env(PYTHONIOENCODING="ascii"),
+    )
     assert r.code == 3, r.err
     assert r.json()["error_description"] == "Пользователь не найден"
     assert "Пользователь не найден".encode() in r.raw
@@ -71,25 +97,32 @@ def test_config_json_object_and_flags_win(portal):
     portal.inject("status:503", "status:503", "status:503")
     r = oint_on(portal, "--config", '{"retries": 0}')
     assert r.code == 4 and len(portal.calls()) == 1
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config", '{"retries": 0}',
-                 "--retries", 3)
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config", '{"retries": 0}', "--retries", 3)
     assert r.code == 0, r.err  # the explicit flag won: 2 more 503s, then success
 
 
 def test_config_adv_response_and_env(portal):
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(),
-                 OINT_CONFIG='{"adv_response": true, "timeout": 5}')
+    r = run_oint(
+        "bitrix24",
+        "GetTimekeepingStatus",
+        "--url",
+        portal.webhook(),
+        OINT_CONFIG='{"adv_response": true, "timeout": 5}',
+    )
     assert r.code == 0 and r.json()["code"] == 200
 
 
-@pytest.mark.parametrize("conf,message", [
-    ("{not json", "not valid JSON"),
-    ('{"retry": 2}', "unknown key"),
-    ('{"timeout": "soon"}', "timeout"),
-    ('{"adv_response": "maybe"}', "adv_response"),
-    ("[1, 2]", "JSON object"),
-    ("/nonexistent/oint.json", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "conf,message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"retry": 2}', "unknown key"),
+        ('{"timeout": "soon"}', "timeout"),
+        ('{"adv_response": "maybe"}', "adv_response"),
+        ("[1, 2]", "JSON object"),
+        ("/nonexistent/oint.json", "cannot read"),
+    ],
+)
 def test_bad_config_is_an_option_error(conf, message):
     r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h/rest/1/abcd/", "--config", conf)
     assert r.code == 5
@@ -98,8 +131,18 @@ def test_bad_config_is_an_option_error(conf, message):
 
 def test_dontwait_returns_at_once_and_the_job_writes_its_result(portal, tmp_path):
     portal.inject("slow:1.5")
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--token", "", "--userid", 4,
-                 "--dontwait", OINT_JOBS_DIR=str(tmp_path))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--token",
+        "",
+        "--userid",
+        4,
+        "--dontwait",
+        OINT_JOBS_DIR=str(tmp_path),
+    )
     assert r.code == 0, r.err
     job = r.json()
     assert set(job) >= {"job", "pid", "result_file", "log_file", "exit_file"}
@@ -117,8 +160,18 @@ def test_dontwait_returns_at_once_and_the_job_writes_its_result(portal, tmp_path
 
 
 def test_dontwait_job_records_a_failure(portal, tmp_path):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", 99999, "--dontwait",
-                 "--out", tmp_path / "r.json", OINT_JOBS_DIR=str(tmp_path))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        99999,
+        "--dontwait",
+        "--out",
+        tmp_path / "r.json",
+        OINT_JOBS_DIR=str(tmp_path),
+    )
     job = r.json()
     assert job["result_file"] == str(tmp_path / "r.json")
     wait_for(job["exit_file"])
@@ -142,7 +195,8 @@ def test_the_record_of_a_long_run_writes_each_entry_once_and_is_whole_between_ba
             entries[str(uid)] = {"action": "closed", "note": "s3cr3t-token" if uid == 77 else "ЖЁ\u2028"}
         record(entries)
         assert json.loads(path.read_text(encoding="utf-8")) == {
-            k: {**v, "note": MASK} if k == "77" else v for k, v in entries.items()}, batch
+            k: {**v, "note": MASK} if k == "77" else v for k, v in entries.items()
+        }, batch
         inodes.add(path.stat().st_ino)
         sizes.append(path.stat().st_size)
     assert len(inodes) == 1 and oct(path.stat().st_mode & 0o777) == oct(0o640)
@@ -183,9 +237,26 @@ def test_a_record_whose_append_fails_midway_stays_whole_json(make_portal, tmp_pa
     def limited():
         resource.setrlimit(resource.RLIMIT_FSIZE, (40000, 40000))  # the first batch fits, the third does not
 
-    proc = subprocess.run([sys.executable, "-m", "oint_py", "bitrix24", "StopTimekeeping", "--url", portal.webhook(),
-                           "--userid", "all", "--out", str(out)], capture_output=True, env=clean_env(),
-                          stdin=subprocess.DEVNULL, preexec_fn=limited, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oint_py",
+            "bitrix24",
+            "StopTimekeeping",
+            "--url",
+            portal.webhook(),
+            "--userid",
+            "all",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        preexec_fn=limited,
+        timeout=60,
+    )
     assert proc.returncode == 6, proc.stderr.decode()
     assert len(json.loads(proc.stdout)) == 300  # the whole answer, on stdout
     kept = json.loads(out.read_text(encoding="utf-8"))  # whole JSON, not a cut entry

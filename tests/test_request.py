@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import oint_on, assert_no_secret, run_oint
+from conftest import assert_no_secret, oint_on, run_oint
 
 
 def test_webhook_call_posts_json_with_user_id_as_string(portal):
@@ -84,8 +84,19 @@ def test_adv_response_keeps_the_exit_code_of_an_api_error(portal):
 
 
 def test_test_flag_sends_nothing_and_masks_secrets(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", portal.token, "--userid", 3,
-                 "--report", "Отгул", "--test")
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.base,
+        "--token",
+        portal.token,
+        "--userid",
+        3,
+        "--report",
+        "Отгул",
+        "--test",
+    )
     assert r.code == 0
     assert portal.calls() == []
     body = r.json()["requests"][0]["body"]
@@ -98,15 +109,15 @@ def test_debug_logs_the_exchange_with_secrets_masked(portal):
     assert r.code == 0
     assert "> POST" in r.err and "/rest/1/***/timeman.close" in r.err and "< HTTP 200" in r.err
     assert_no_secret(r.err, r.out)
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", portal.token, "--debug",
-                 "--userid", 4)
+    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.base, "--token", portal.token, "--debug", "--userid", 4)
     assert '"auth": "***"' in r.err
     assert_no_secret(r.err)
 
 
 def test_secrets_from_environment(portal):
-    r = run_oint("bitrix24", "StopTimekeeping", "--userid", 6,
-                 OINT_BITRIX24_URL=portal.base, OINT_BITRIX24_TOKEN=portal.token)
+    r = run_oint(
+        "bitrix24", "StopTimekeeping", "--userid", 6, OINT_BITRIX24_URL=portal.base, OINT_BITRIX24_TOKEN=portal.token
+    )
     assert r.code == 0, r.err
     assert portal.calls()[0]["params"]["auth"] == portal.token
 

@@ -21,9 +21,8 @@ def test_completion_scripts_are_not_stale(shell):
     committed = (ROOT / "completions" / FILES[shell]).read_text(encoding="utf-8")
     assert r.out == committed, (
         f"completions/{FILES[shell]} is stale: regenerate it with "
-        f"'oint completion {shell} > completions/{FILES[shell]}'")
-
-
+        f"'oint completion {shell} > completions/{FILES[shell]}'"
+    )
 
 
 def test_help_is_formatted_on_a_terminal_and_plain_when_piped():

@@ -32,29 +32,38 @@ def test_the_installed_version_is_within_the_pinned_range(distribution):
 def test_httpx_is_imported_without_its_command_line_module():
     """transport._import_httpx: httpx takes its own fallback for `main`, and neither
     click nor rich (which httpx's CLI would load) is imported."""
-    probe = ("import sys\nfrom oint_py.transport import _import_httpx\nhttpx = _import_httpx()\n"
-             "print(callable(httpx.main), 'click' in sys.modules, 'rich' in sys.modules, "
-             "sys.modules.get('httpx._main', 'absent'))\n")
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env(), cwd=ROOT,
-                          timeout=60)
+    probe = (
+        "import sys\nfrom oint_py.transport import _import_httpx\nhttpx = _import_httpx()\n"
+        "print(callable(httpx.main), 'click' in sys.modules, 'rich' in sys.modules, "
+        "sys.modules.get('httpx._main', 'absent'))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=60
+    )
     assert proc.stdout.split() == ["True", "False", "False", "None"], proc.stderr
 
 
 def test_httpx_imported_first_by_someone_else_is_left_as_it_is():
-    probe = ("import sys, httpx\nfrom oint_py.transport import _import_httpx\n"
-             "print(_import_httpx() is httpx, sys.modules.get('httpx._main') is not None)\n")
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env(), cwd=ROOT,
-                          timeout=60)
+    probe = (
+        "import sys, httpx\nfrom oint_py.transport import _import_httpx\n"
+        "print(_import_httpx() is httpx, sys.modules.get('httpx._main') is not None)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=60
+    )
     assert proc.stdout.split() == ["True", "True"], proc.stderr
 
 
-@pytest.mark.parametrize("args,incomplete,what", [
-    (["bitrix24"], "Sto", "Library"),  # a method name
-    (["bitrix24", "StopTimekeeping"], "", "MethodCommand"),  # the options of a method
-    (["bitrix24", "StopTimekeeping", "--userid"], "", "Option"),  # an option's value
-    (["bitrix24", "StopTimekeeping", "--out"], "rep", "Option"),
-    (["completion"], "ba", "Argument"),
-])
+@pytest.mark.parametrize(
+    "args,incomplete,what",
+    [
+        (["bitrix24"], "Sto", "Library"),  # a method name
+        (["bitrix24", "StopTimekeeping"], "", "MethodCommand"),  # the options of a method
+        (["bitrix24", "StopTimekeeping", "--userid"], "", "Option"),  # an option's value
+        (["bitrix24", "StopTimekeeping", "--out"], "rep", "Option"),
+        (["completion"], "ba", "Argument"),
+    ],
+)
 def test_completion_resolves_what_is_being_completed(args, incomplete, what):
     """completion._resolve: the shim on click's _resolve_context/_resolve_incomplete."""
     from oint_py import completion

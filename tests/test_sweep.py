@@ -58,8 +58,12 @@ def commands(portal, since: int = 0) -> set[str]:
 
 def timed_closes(portal) -> list[str]:
     """The timeman.close commands that carried a TIME."""
-    return [line for call in portal.calls("batch") for line in call["params"]["cmd"].values()
-            if line.startswith("timeman.close?") and "TIME=" in line]
+    return [
+        line
+        for call in portal.calls("batch")
+        for line in call["params"]["cmd"].values()
+        if line.startswith("timeman.close?") and "TIME=" in line
+    ]
 
 
 def today() -> str:
@@ -112,7 +116,7 @@ def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal
 
     # the same command right after changes nothing and exits 0 (even with the portal's bucket still full):
     # every close is refused as "not opened", and the status read after it says CLOSED
-    seen, after = len(portal.calls()), snapshot(portal)
+    after = snapshot(portal)
     again = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed")
     assert again.code == 0, again.err
     assert snapshot(portal) == after
@@ -129,8 +133,9 @@ def test_plan_reads_and_changes_nothing_and_says_what_the_run_then_does(make_por
     assert snapshot(portal) == before
     plan = r.json()
     counts = Counter(entry["action"] for entry in plan.values())
-    assert r.err.splitlines() == [f"oint: plan: {counts['close']} to close, {counts['skip']} to skip, 0 failed; "
-                                  "nothing was changed"]
+    assert r.err.splitlines() == [
+        f"oint: plan: {counts['close']} to close, {counts['skip']} to skip, 0 failed; nothing was changed"
+    ]
     assert set(counts) == {"close", "skip"}
     for uid, entry in plan.items():
         day = before[int(uid)]
@@ -144,7 +149,8 @@ def test_plan_reads_and_changes_nothing_and_says_what_the_run_then_does(make_por
 
     done = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed", "--time", "23:55").json()
     assert {uid: (e["action"], e.get("time")) for uid, e in done.items()} == {
-        uid: ({"close": "closed", "skip": "skipped"}[e["action"]], e.get("time")) for uid, e in plan.items()}
+        uid: ({"close": "closed", "skip": "skipped"}[e["action"]], e.get("time")) for uid, e in plan.items()
+    }
 
 
 def test_a_webhook_without_the_user_scope_exits_3_with_one_line_and_changes_nothing(make_portal):
@@ -189,7 +195,8 @@ def test_start_if_needed_opens_every_day_that_is_not_open(make_portal):
     assert not_open and sent(portal, "timeman.open") == Counter(dict.fromkeys(not_open, 1))
     assert all(portal.days[uid]["STATUS"] == "OPENED" for uid in active)
     assert Counter(e["action"] for e in r.json().values()) == Counter(
-        opened=len(not_open), skipped=len(active) - len(not_open))
+        opened=len(not_open), skipped=len(active) - len(not_open)
+    )
     seen = len(portal.calls())
     assert on(portal, "StartTimekeeping", "--userid", "all", "--if-needed").code == 0
     assert "timeman.open" not in commands(portal, seen)
@@ -230,8 +237,10 @@ def test_an_expired_day_that_cannot_be_closed_is_a_failure_not_a_skip(make_porta
     assert r.json()["3"]["action"] == "skipped"  # no day at all: CLOSED, a harmless skip
     assert not timed_closes(portal) and not portal.applied["timeman.close"]  # the undated close was refused
     assert portal.days[2]["STATUS"] == "EXPIRED"
-    assert r.err.splitlines() == [f"oint: user 2: NOT_CLOSED: {entry['error_description']}",
-                                  "oint: 0 closed, 1 skipped, 1 failed"]
+    assert r.err.splitlines() == [
+        f"oint: user 2: NOT_CLOSED: {entry['error_description']}",
+        "oint: 0 closed, 1 skipped, 1 failed",
+    ]
     assert start[:10] in entry["error_description"]
 
 
@@ -262,7 +271,9 @@ def test_a_close_before_the_days_start_is_never_sent(make_portal, given, clock):
 def test_a_close_of_todays_day_before_its_start_is_never_sent(make_portal):
     portal = make_portal(users=5)
     for uid, clock in ((3, "00:00:00"), (4, "23:59:58")):
-        portal.days[uid]["TIME_START"] = portal.days[uid]["TIME_START"][:11] + clock + portal.days[uid]["TIME_START"][19:]
+        portal.days[uid]["TIME_START"] = (
+            portal.days[uid]["TIME_START"][:11] + clock + portal.days[uid]["TIME_START"][19:]
+        )
     r = on(portal, "StopTimekeeping", "--userid", "3,4", "--if-needed", "--time", "00:00:01")
     assert r.code == 3, r.err
     assert r.json()["4"]["error"] == "BEFORE_START" and portal.days[4]["STATUS"] == "OPENED"
@@ -273,15 +284,28 @@ def test_a_close_of_todays_day_before_its_start_is_never_sent(make_portal):
 def test_a_failing_user_exits_3_with_its_line_and_the_others_go_on(make_portal):
     portal = make_portal(users=5)
     _expired_day(portal, 4, offset_hours=0)
-    r = on(portal, "StopTimekeeping", "--userid", "2,4,99999", "--if-needed", "--time", "2020-01-01T18:00:00+00:00",
-           "--report", "late")
+    r = on(
+        portal,
+        "StopTimekeeping",
+        "--userid",
+        "2,4,99999",
+        "--if-needed",
+        "--time",
+        "2020-01-01T18:00:00+00:00",
+        "--report",
+        "late",
+    )
     assert r.code == 3
     data = r.json()
     assert data["2"]["action"] == "failed" and data["2"]["error"] == "BEFORE_START"  # today's day, a 2020 date
     assert data["2"]["status_before"] == "OPENED" and "2020-01-01T18:00:00+00:00" in data["2"]["error_description"]
     assert data["4"]["action"] == "closed"  # the expired day takes only the clock: 18:00 on its own date
-    assert data["99999"] == {"action": "failed", "status_before": None, "error": "",
-                             "error_description": "User not found"}
+    assert data["99999"] == {
+        "action": "failed",
+        "status_before": None,
+        "error": "",
+        "error_description": "User not found",
+    }
     assert r.err.splitlines() == [
         f"oint: user 2: BEFORE_START: {data['2']['error_description']}",
         "oint: user 99999: User not found",
@@ -300,8 +324,9 @@ def test_a_close_batch_applied_then_dropped_is_settled_per_user_not_sent_again(p
     assert all(data[u]["action"] == "closed" and "not sent again" in data[u]["note"] for u in data)
     # closed first, nothing was read before: the record cannot tell 12 from the others, and says so
     assert all(data[u]["note"].endswith("it was closed by this run, or already before it") for u in data)
-    assert r.err.splitlines()[-1] == ("oint: 3 closed (3 of them by this run or before it: their answers were "
-                                      "lost), 0 skipped, 0 failed")
+    assert r.err.splitlines()[-1] == (
+        "oint: 3 closed (3 of them by this run or before it: their answers were lost), 0 skipped, 0 failed"
+    )
 
 
 def test_a_close_the_batch_ran_but_did_not_answer_is_settled_not_skipped(portal):
@@ -322,8 +347,9 @@ def test_a_close_the_batch_ran_but_did_not_answer_is_settled_not_skipped(portal)
     eleven = r.json()["11"]
     assert eleven["action"] == "closed" and eleven["result"]["STATUS"] == "CLOSED", eleven
     assert eleven["note"].endswith("it was closed by this run, or already before it")
-    assert r.err.splitlines()[-1] == ("oint: 3 closed (1 of them by this run or before it: their answers were "
-                                      "lost), 0 skipped, 0 failed")
+    assert r.err.splitlines()[-1] == (
+        "oint: 3 closed (1 of them by this run or before it: their answers were lost), 0 skipped, 0 failed"
+    )
 
 
 def test_when_the_settling_status_cannot_be_read_the_outcome_is_unknown_and_nothing_is_re_sent(portal):
@@ -336,10 +362,13 @@ def test_when_the_settling_status_cannot_be_read_the_outcome_is_unknown_and_noth
     assert r.err.splitlines()[-1] == "oint: 0 closed, 0 skipped, 2 failed"
 
 
-@pytest.mark.parametrize("page,why", [
-    (Paged([{"ID": "1"}], 0, 10**9), "it counts 1,000,000,000 active users, more than the 200,000"),
-    (Paged([{"ID": "1; DROP"}], 0, 1), "its first page is not a Bitrix24 list of users"),
-])
+@pytest.mark.parametrize(
+    "page,why",
+    [
+        (Paged([{"ID": "1"}], 0, 10**9), "it counts 1,000,000,000 active users, more than the 200,000"),
+        (Paged([{"ID": "1; DROP"}], 0, 1), "its first page is not a Bitrix24 list of users"),
+    ],
+)
 def test_a_listing_that_cannot_be_right_is_not_believed(make_portal, page, why):
     portal = make_portal(users=10)
     portal._m_user_get = lambda params, caller: page
@@ -379,12 +408,15 @@ def test_if_needed_from_a_file_of_ids(portal, tmp_path):
     assert {u: e["action"] for u, e in r.json().items()} == {"7": "closed", "8": "skipped"}
 
 
-@pytest.mark.parametrize("args", [
-    ["GetTimekeepingStatus", "--if-needed"],
-    ["GetTimekeepingSettings", "--plan"],
-    ["StopTimekeeping", "--userid", "all,5"],
-    ["StopTimekeeping", "--userid", "all", "--plan", "--test"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["GetTimekeepingStatus", "--if-needed"],
+        ["GetTimekeepingSettings", "--plan"],
+        ["StopTimekeeping", "--userid", "all,5"],
+        ["StopTimekeeping", "--userid", "all", "--plan", "--test"],
+    ],
+)
 def test_misused_options_exit_5_before_anything_is_sent(portal, args):
     r = on(portal, *args)
     assert r.code == 5 and r.err.count("\n") == 1 and r.out == ""
@@ -427,8 +459,17 @@ def test_a_progress_bar_on_a_terminal_only(make_portal, tmp_path):
     portal = make_portal(users=400, scenario="forgotten")
     stdout = tmp_path / "out.json"
     with open(stdout, "wb") as sink:  # a file, not a pipe nobody reads while the terminal is read
-        shown = run_in_terminal("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all",
-                                "--if-needed", stdout=sink, timeout=30)
+        shown = run_in_terminal(
+            "bitrix24",
+            "StopTimekeeping",
+            "--url",
+            portal.webhook(),
+            "--userid",
+            "all",
+            "--if-needed",
+            stdout=sink,
+            timeout=30,
+        )
     err = re.sub(rb"\x1b\[[0-9;?]*[a-zA-Z]", b"", shown).decode()
     assert "oint: closing" in err and "392/392" in err and "\u2501" in err  # rich's bar at its last state
     assert err.rstrip().endswith("oint: 352 closed, 40 skipped, 0 failed")
@@ -447,7 +488,7 @@ def _recipes() -> list[str]:
     for kind, block in blocks:
         for line in block.splitlines():
             if " bitrix24 " in line and not line.lstrip().startswith(("#", "rem ", "schtasks")):
-                found.append((kind, "oint " + line[line.index(" bitrix24 ") + 1:].strip()))  # oint's path dropped
+                found.append((kind, "oint " + line[line.index(" bitrix24 ") + 1 :].strip()))  # oint's path dropped
     return found
 
 
@@ -458,8 +499,9 @@ def test_the_readme_has_both_recipes_for_both_jobs():
 
 @pytest.mark.parametrize("kind,line", _recipes())
 def test_the_readme_recipes_run_against_the_sandbox(kind, line, tmp_path):
-    started = run_oint("sandbox", "--port", 0, "--users", 1000, "--scenario", "forgotten", "--background",
-                       "--stop-after", 60)
+    started = run_oint(
+        "sandbox", "--port", 0, "--users", 1000, "--scenario", "forgotten", "--background", "--stop-after", 60
+    )
     assert started.code == 0, started.err
     webhook = started.json()["webhook"]
     args = shlex.split(line.replace("\\", "/"))  # cmd.exe quotes as the shell does; %TEMP%\x is a path

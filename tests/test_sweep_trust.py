@@ -7,13 +7,11 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 
 import pytest
 from conftest import OINT, clean_env, run_oint
-
 from test_sweep import commands, on, sent, snapshot
 
 NEEDS_CLOSE = ("OPENED", "PAUSED", "EXPIRED")
@@ -152,15 +150,20 @@ def test_a_portal_that_ignores_the_active_filter_does_not_get_dismissed_users_op
     assert r.code == 0, r.err
     assert set(sent(portal, "timeman.open")) == {str(u) for u in portal.users} - {"3", "55"}
     assert 3 not in portal.days and 55 not in portal.days
-    assert r.err.splitlines()[0] == ("oint: user.get: 2 listed users are not ACTIVE (the portal ignored the "
-                                     "filter): 3, 55; they were skipped")
+    assert r.err.splitlines()[0] == (
+        "oint: user.get: 2 listed users are not ACTIVE (the portal ignored the filter): 3, 55; they were skipped"
+    )
 
 
 # -- item 6: two sweeps at once; a close refused as "not opened" ----------------------------------------
 def sweep_process(portal, state, *args, **env):
-    return subprocess.Popen([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all",
-                             "--if-needed", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env=clean_env(XDG_STATE_HOME=str(state), **env))
+    return subprocess.Popen(
+        [*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all", "--if-needed", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=clean_env(XDG_STATE_HOME=str(state), **env),
+    )
 
 
 def test_two_sweeps_at_once_close_each_day_once_and_both_exit_0(make_portal, tmp_path):
@@ -189,8 +192,15 @@ def test_a_lock_held_too_long_exits_4_naming_the_other_run_and_sends_nothing(mak
     from oint_py import lock
 
     with lock.held(portal.webhook()):
-        r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2",
-                     env=clean_env(XDG_STATE_HOME=str(tmp_path), OINT_LOCK_WAIT="0.5"))
+        r = run_oint(
+            "bitrix24",
+            "StopTimekeeping",
+            "--url",
+            portal.webhook(),
+            "--userid",
+            "1,2",
+            env=clean_env(XDG_STATE_HOME=str(tmp_path), OINT_LOCK_WAIT="0.5"),
+        )
     assert r.code == 4
     assert r.err.startswith(f"oint: another oint run (pid {os.getpid()}) is changing days on 127.0.0.1")
     assert "Nothing was sent" in r.err and r.err.count("\n") == 1
@@ -199,16 +209,30 @@ def test_a_lock_held_too_long_exits_4_naming_the_other_run_and_sends_nothing(mak
 
 def test_a_lock_file_that_is_a_symbolic_link_is_refused(make_portal, tmp_path):
     portal = make_portal(users=10)
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2",
-                 env=clean_env(XDG_STATE_HOME=str(tmp_path)))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        "1,2",
+        env=clean_env(XDG_STATE_HOME=str(tmp_path)),
+    )
     assert r.code == 0, r.err
     (lock_file,) = (tmp_path / "oint" / "locks").iterdir()
     target = tmp_path / "elsewhere"
     target.write_text("")
     lock_file.unlink()
     lock_file.symlink_to(target)
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2",
-                 env=clean_env(XDG_STATE_HOME=str(tmp_path)))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        portal.webhook(),
+        "--userid",
+        "1,2",
+        env=clean_env(XDG_STATE_HOME=str(tmp_path)),
+    )
     assert r.code == 5 and "lock file" in r.err
 
 
@@ -221,10 +245,12 @@ def test_lock_files_made_under_a_tight_umask_are_0600_so_the_next_run_can_open_t
 
     portal = make_portal(users=10)
     for _ in range(2):
-        proc = subprocess.run([*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2",
-                               "--if-needed"],
-                              env=clean_env(XDG_STATE_HOME=str(tmp_path)), capture_output=True,
-                              preexec_fn=lambda: os.umask(0o277))
+        proc = subprocess.run(
+            [*OINT, "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "1,2", "--if-needed"],
+            env=clean_env(XDG_STATE_HOME=str(tmp_path)),
+            capture_output=True,
+            preexec_fn=lambda: os.umask(0o277),
+        )
         assert proc.returncode == 0, proc.stderr
     (lock_file,) = (tmp_path / "oint" / "locks").iterdir()
     assert stat.S_IMODE(lock_file.stat().st_mode) == 0o600
@@ -278,7 +304,8 @@ def test_a_signal_at_a_random_moment_leaves_a_record_that_matches_the_portal(mak
     counts = Counter(e["action"] for e in record.values())
     assert err.splitlines()[-1] == (
         f"oint: stopped by {signal.Signals(sig).name}: {counts['closed']} closed, 0 skipped, {counts['failed']} "
-        f"failed, {counts['not reached']} not reached; run the same command again to finish the job")
+        f"failed, {counts['not reached']} not reached; run the same command again to finish the job"
+    )
     # ... and so it does
     again = sweep_process(portal, tmp_path)
     _, err = again.communicate(timeout=60)
@@ -356,13 +383,17 @@ def test_a_portal_that_dies_mid_sweep_stops_the_sending_after_3_batches(make_por
     # not attempted
     assert counts == Counter({"closed": 400, "failed": 200, "not attempted": 400})
     assert Counter(e.get("error") for e in data.values()) == Counter(
-        {None: 800, "OUTCOME_UNKNOWN": 50, "REQUEST_FAILED": 150})
+        {None: 800, "OUTCOME_UNKNOWN": 50, "REQUEST_FAILED": 150}
+    )
     lines = r.err.splitlines()
     assert len(lines) <= 6, lines
-    assert lines[-2] == ("oint: the portal could not be reached for 3 batches in a row (no connection, no name or "
-                         "no answer in time): 400 users not attempted, nothing more was sent")
-    assert lines[-1] == ("oint: 400 closed, 0 skipped, 200 failed, 400 not reached; run the same command again to "
-                         "finish the job")
+    assert lines[-2] == (
+        "oint: the portal could not be reached for 3 batches in a row (no connection, no name or "
+        "no answer in time): 400 users not attempted, nothing more was sent"
+    )
+    assert lines[-1] == (
+        "oint: 400 closed, 0 skipped, 200 failed, 400 not reached; run the same command again to finish the job"
+    )
 
 
 # -- item 4: statuses read just before the change, and the STATUS each answer returns checked ----------------
@@ -399,12 +430,16 @@ def test_a_change_the_portal_answers_with_another_status_is_reported_as_it_happe
     entry = r.json()["7"]
     assert entry["action"] == "failed" and entry["error"] == "UNEXPECTED_STATUS"
     assert entry["result"]["STATUS"] == "OPENED" == portal.days[7]["STATUS"]
-    assert r.err.splitlines() == [f"oint: user 7: UNEXPECTED_STATUS: {entry['error_description']}",
-                                  "oint: 1 paused, 0 skipped, 1 failed"]
+    assert r.err.splitlines() == [
+        f"oint: user 7: UNEXPECTED_STATUS: {entry['error_description']}",
+        "oint: 1 paused, 0 skipped, 1 failed",
+    ]
     assert "STATUS=OPENED after timeman.pause" in entry["error_description"]
 
 
-@pytest.mark.parametrize("args,first", [([], "timeman.close?USER_ID=1"), (["--time", "18:00"], "timeman.status?USER_ID=1")])
+@pytest.mark.parametrize(
+    "args,first", [([], "timeman.close?USER_ID=1"), (["--time", "18:00"], "timeman.status?USER_ID=1")]
+)
 def test_test_shows_the_close_first_or_the_status_read_first(portal, args, first):
     r = on(portal, "StopTimekeeping", "--userid", "1,2", "--if-needed", "--test", *args)
     assert r.code == 0, r.err
@@ -432,8 +467,9 @@ def test_a_status_oint_does_not_know_is_a_failure_not_a_skip(make_portal, odd):
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_a_signal_while_the_users_are_listed_ends_with_its_own_code_and_changes_nothing(make_portal, tmp_path, sig,
-                                                                                         code):
+def test_a_signal_while_the_users_are_listed_ends_with_its_own_code_and_changes_nothing(
+    make_portal, tmp_path, sig, code
+):
     """A cron `timeout` sends SIGTERM: the run must say 143 (not Ctrl-C's 130) even when it was still listing."""
     portal = make_portal(users=60)
     portal.inject("slow:20")  # the first page of user.get
@@ -456,6 +492,17 @@ def test_a_portal_named_with_and_without_its_default_port_has_one_lock(tmp_path,
     """`https://portal` and `https://portal:443` are one portal: two cron lines writing it both ways must not
     both hold a lock and send the same change twice."""
     for url in (f"{scheme}://127.0.0.1/rest/1/code/", f"{scheme}://127.0.0.1:{port}/rest/1/code/"):
-        run_oint("bitrix24", "StopTimekeeping", "--url", url, "--userid", "1,2", "--retries", 0, "--timeout", 2,
-                 env=clean_env(XDG_STATE_HOME=str(tmp_path)))
+        run_oint(
+            "bitrix24",
+            "StopTimekeeping",
+            "--url",
+            url,
+            "--userid",
+            "1,2",
+            "--retries",
+            0,
+            "--timeout",
+            2,
+            env=clean_env(XDG_STATE_HOME=str(tmp_path)),
+        )
     assert len(os.listdir(tmp_path / "oint" / "locks")) == 1

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import oint_on, assert_no_secret, clean_env, run_oint
+from conftest import assert_no_secret, clean_env, oint_on, run_oint
 
 
 def test_self_signed_portal_is_refused_by_default(tls_portal):
@@ -52,8 +52,17 @@ def test_http_portal_through_the_proxy(portal, proxy_factory):
 def test_https_portal_through_the_proxy_with_password(tls_portal, certs, proxy_factory):
     proxy = proxy_factory(auth="alice:s3cr3t-pass")
     url = proxy.url.replace("http://", "http://alice:s3cr3t-pass@")
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", tls_portal.webhook(), "--proxy", url,
-                 "--ca-bundle", certs["ca"], "--debug")
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        tls_portal.webhook(),
+        "--proxy",
+        url,
+        "--ca-bundle",
+        certs["ca"],
+        "--debug",
+    )
     assert r.code == 0, r.err
     assert [(e["verb"], e["auth_ok"]) for e in proxy.log()] == [("CONNECT", True)]
     assert "s3cr3t-pass" not in r.err
@@ -61,10 +70,17 @@ def test_https_portal_through_the_proxy_with_password(tls_portal, certs, proxy_f
 
 def test_oint_proxy_structure(portal, proxy_factory):
     proxy = proxy_factory(auth="bob:hunter2-pass")
-    structure = {"Protocol": "http", "Host": "127.0.0.1", "Port": proxy.port, "User": "bob",
-                 "Password": "hunter2-pass", "UseOSAuthentication": False}
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config",
-                 json.dumps({"proxy": structure}), "--test")
+    structure = {
+        "Protocol": "http",
+        "Host": "127.0.0.1",
+        "Port": proxy.port,
+        "User": "bob",
+        "Password": "hunter2-pass",
+        "UseOSAuthentication": False,
+    }
+    r = run_oint(
+        "bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--config", json.dumps({"proxy": structure}), "--test"
+    )
     assert r.code == 0 and "hunter2-pass" not in r.out
     r = oint_on(portal, "--proxy", json.dumps(structure))
     assert r.code == 0, r.err
@@ -73,19 +89,30 @@ def test_oint_proxy_structure(portal, proxy_factory):
 
 def test_wrong_proxy_password(tls_portal, certs, proxy_factory):
     proxy = proxy_factory(auth="bob:right-pass")
-    r = run_oint("bitrix24", "StopTimekeeping", "--url", tls_portal.webhook(), "--ca-bundle", certs["ca"],
-                 "--proxy", proxy.url.replace("http://", "http://bob:wrong-pass@"))
+    r = run_oint(
+        "bitrix24",
+        "StopTimekeeping",
+        "--url",
+        tls_portal.webhook(),
+        "--ca-bundle",
+        certs["ca"],
+        "--proxy",
+        proxy.url.replace("http://", "http://bob:wrong-pass@"),
+    )
     assert r.code == 4
     assert "proxy error" in r.err and "wrong-pass" not in r.err
     assert tls_portal.calls() == []
 
 
-@pytest.mark.parametrize("proxy,message", [
-    ('{"Host": "127.0.0.1", "Port": 3128, "UseOSAuthentication": true}', "UseOSAuthentication"),
-    ("socks5://127.0.0.1:1080", "not supported"),
-    ('{"Protocol": "http"}', "needs Host"),
-    ("http://127.0.0.1:99999", "--proxy"),
-])
+@pytest.mark.parametrize(
+    "proxy,message",
+    [
+        ('{"Host": "127.0.0.1", "Port": 3128, "UseOSAuthentication": true}', "UseOSAuthentication"),
+        ("socks5://127.0.0.1:1080", "not supported"),
+        ('{"Protocol": "http"}', "needs Host"),
+        ("http://127.0.0.1:99999", "--proxy"),
+    ],
+)
 def test_unsupported_proxies_are_clear_option_errors(proxy, message):
     r = run_oint("bitrix24", "StopTimekeeping", "--url", "https://h/rest/1/abcd/", "--proxy", proxy)
     assert r.code == 5, r.err
@@ -94,8 +121,9 @@ def test_unsupported_proxies_are_clear_option_errors(proxy, message):
 
 def test_proxy_from_environment_is_used(portal, proxy_factory):
     proxy = proxy_factory()
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(),
-                 env=clean_env(HTTP_PROXY=proxy.url, NO_PROXY=""))
+    r = run_oint(
+        "bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), env=clean_env(HTTP_PROXY=proxy.url, NO_PROXY="")
+    )
     assert r.code == 0, r.err
     assert len(proxy.log()) == 1
 
@@ -121,8 +149,13 @@ def test_b24pysdk_peer_client_speaks_to_the_same_portal(tls_portal, certs):
     )
     env = clean_env(REQUESTS_CA_BUNDLE=str(certs["ca"]))
     domain = tls_portal.base.split("://")[1]
-    proc = subprocess.run([sys.executable, "-c", script, domain, f"1/{tls_portal.code}"],
-                          capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, domain, f"1/{tls_portal.code}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     closed, status = (json.loads(line) for line in proc.stdout.splitlines())
     assert closed["STATUS"] == "CLOSED" and status["STATUS"] == "CLOSED"

@@ -29,8 +29,14 @@ print(json.dumps({"code": code, "certifi": bool(certifi) and certifi.where() in 
 
 def probe(*args, **env) -> tuple[dict, str]:
     """Run one oint call in a process that records every certificate load and whether certifi's bundle was one."""
-    proc = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], capture_output=True, text=True,
-                          env=clean_env(**env), timeout=60, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=60,
+        cwd=ROOT,
+    )
     *lines, last = proc.stderr.strip().splitlines()
     return json.loads(last), "\n".join(lines)
 
@@ -56,18 +62,22 @@ def test_ssl_cert_file_is_trusted_without_ca_bundle(tls_portal, certs):
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to name the hashed link")
 def test_ssl_cert_dir_is_trusted_without_ca_bundle(tls_portal, certs, tmp_path):
-    digest = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", str(certs["ca"])], capture_output=True,
-                            text=True, check=True).stdout.strip()
+    digest = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(certs["ca"])], capture_output=True, text=True, check=True
+    ).stdout.strip()
     shutil.copy(certs["ca"], tmp_path / f"{digest}.0")
     r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", tls_portal.webhook(), SSL_CERT_DIR=str(tmp_path))
     assert r.code == 0, r.err
 
 
-@pytest.mark.parametrize("extra,env,expected", [
-    (["--insecure"], {}, "off"),
-    (["--ca-bundle", "CA"], {}, "ca-bundle (CA)"),
-    ([], {"SSL_CERT_FILE": "CA"}, "SSL_CERT_FILE (CA)"),
-])
+@pytest.mark.parametrize(
+    "extra,env,expected",
+    [
+        (["--insecure"], {}, "off"),
+        (["--ca-bundle", "CA"], {}, "ca-bundle (CA)"),
+        ([], {"SSL_CERT_FILE": "CA"}, "SSL_CERT_FILE (CA)"),
+    ],
+)
 def test_test_flag_names_the_trust_source_really_used(tls_portal, certs, extra, env, expected):
     ca = str(certs["ca"])
     extra = [ca if a == "CA" else a for a in extra]
@@ -81,8 +91,10 @@ def test_test_flag_names_the_trust_source_really_used(tls_portal, certs, extra, 
 
 
 def test_test_flag_says_no_tls_for_http(portal):
-    assert run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--test").json()["tls_verify"] \
+    assert (
+        run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(), "--test").json()["tls_verify"]
         == "not used (plain http)"
+    )
 
 
 def test_certifi_only_where_the_system_has_no_store(monkeypatch, tmp_path):
@@ -94,8 +106,11 @@ def test_certifi_only_where_the_system_has_no_store(monkeypatch, tmp_path):
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     monkeypatch.setattr(tls.os, "name", "posix")
-    monkeypatch.setattr(ssl, "get_default_verify_paths",
-                        lambda: types.SimpleNamespace(cafile=str(tmp_path / "none.pem"), capath=str(tmp_path)))
+    monkeypatch.setattr(
+        ssl,
+        "get_default_verify_paths",
+        lambda: types.SimpleNamespace(cafile=str(tmp_path / "none.pem"), capath=str(tmp_path)),
+    )
     assert tls.source(False, None) == ("certifi", None)
     (tmp_path / "5ad8a5d6.0").write_text("a hashed link")
     assert tls.source(False, None) == ("system-capath", str(tmp_path))

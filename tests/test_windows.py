@@ -65,7 +65,7 @@ def test_a_real_console_that_cannot_show_the_answer_falls_back_to_utf8(windows, 
     monkeypatch.setenv("TERM", "xterm")
     assert output.use_colour(sys.stdout)
     assert output.render(Outcome(ExitStatus.OK, CYRILLIC)) == ExitStatus.OK
-    assert "Отгул — по семейным".encode("utf-8") in raw.getvalue()
+    assert "Отгул — по семейным".encode() in raw.getvalue()
 
 
 class ClosedPipe(io.BytesIO):
@@ -94,19 +94,38 @@ sys.exit(main())
 @pytest.mark.parametrize("userid,code", [("3", 0), ("99999", 3)])
 def test_pythonw_without_streams_still_writes_out_and_exits_honestly(portal, tmp_path, userid, code):
     target = tmp_path / "r.json"
-    proc = subprocess.run([sys.executable, "-c", PYTHONW, "bitrix24", "StopTimekeeping", "--url", portal.webhook(),
-                           "--userid", userid, "--out", str(target)], capture_output=True, env=clean_env(),
-                          cwd=ROOT, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PYTHONW,
+            "bitrix24",
+            "StopTimekeeping",
+            "--url",
+            portal.webhook(),
+            "--userid",
+            userid,
+            "--out",
+            str(target),
+        ],
+        capture_output=True,
+        env=clean_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
     assert proc.returncode == code, proc.stderr
     assert proc.stdout == b"" and proc.stderr == b""
     assert json.loads(target.read_text("utf-8")) != {}
 
 
 def test_pythonw_help_and_errors_exit_without_streams(tmp_path):
-    for args, code in ((["bitrix24", "StopTimekeeping", "--help"], 0), (["bitrix24", "StopTimekeeping",
-                                                                          "--url", "a..b"], 5)):
-        proc = subprocess.run([sys.executable, "-c", PYTHONW, *args], capture_output=True, env=clean_env(),
-                              cwd=ROOT, timeout=60)
+    for args, code in (
+        (["bitrix24", "StopTimekeeping", "--help"], 0),
+        (["bitrix24", "StopTimekeeping", "--url", "a..b"], 5),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-c", PYTHONW, *args], capture_output=True, env=clean_env(), cwd=ROOT, timeout=60
+        )
         assert proc.returncode == code, (args, proc.stderr)
 
 
@@ -143,8 +162,21 @@ def test_the_registry_proxy_is_not_used(portal, proxy_factory):
     registry here names a real proxy: a call that went through it (trust_env, or getproxies()
     instead of getproxies_environment()) shows in its log."""
     proxy = proxy_factory()
-    proc = subprocess.run([sys.executable, "-c", REGISTRY_PROXY, proxy.url, "bitrix24", "GetTimekeepingStatus",
-                           "--url", portal.webhook()], capture_output=True, timeout=60, env=clean_env())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            REGISTRY_PROXY,
+            proxy.url,
+            "bitrix24",
+            "GetTimekeepingStatus",
+            "--url",
+            portal.webhook(),
+        ],
+        capture_output=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proxy.log() == []
     assert len(portal.calls()) == 1
@@ -152,8 +184,13 @@ def test_the_registry_proxy_is_not_used(portal, proxy_factory):
 
 def test_no_proxy_keeps_loopback_direct(portal, proxy_factory):
     proxy = proxy_factory()
-    r = run_oint("bitrix24", "GetTimekeepingStatus", "--url", portal.webhook(),
-                 env=clean_env(HTTP_PROXY=proxy.url, NO_PROXY="127.0.0.1,localhost"))
+    r = run_oint(
+        "bitrix24",
+        "GetTimekeepingStatus",
+        "--url",
+        portal.webhook(),
+        env=clean_env(HTTP_PROXY=proxy.url, NO_PROXY="127.0.0.1,localhost"),
+    )
     assert r.code == 0, r.err
     assert proxy.log() == []
     assert len(portal.calls()) == 1

@@ -43,22 +43,42 @@ class SandboxCommand(click.Command):
 @click.option("--port", type=int, default=8024, show_default=True, help="Port (0 picks a free one)")
 @click.option("--code", default=DEFAULT_CODE, show_default=True, help="Webhook code (URL /rest/<user>/<code>/)")
 @click.option("--token", default=DEFAULT_TOKEN, show_default=True, help="Accepted OAuth token")
-@click.option("--users", type=int, default=1000, show_default=True,
-              help="Users 1..N exist, each with today's day open (unless --closed or --scenario)")
+@click.option(
+    "--users",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Users 1..N exist, each with today's day open (unless --closed or --scenario)",
+)
 @click.option("--closed", is_flag=True, help="Start with every day closed")
-@click.option("--scenario", type=click.Choice(sorted(SCENARIOS)),
-              help="Start with a mix of days: " + "; ".join(f"{k}: {v}" for k, v in SCENARIOS.items()))
-@click.option("--no-user-scope", is_flag=True,
-              help="The webhook lacks the user scope: user.get answers insufficient_scope")
+@click.option(
+    "--scenario",
+    type=click.Choice(sorted(SCENARIOS)),
+    help="Start with a mix of days: " + "; ".join(f"{k}: {v}" for k, v in SCENARIOS.items()),
+)
+@click.option(
+    "--no-user-scope", is_flag=True, help="The webhook lacks the user scope: user.get answers insufficient_scope"
+)
 @click.option("--free-schedule", is_flag=True, help="No REPORT needed when TIME is given")
-@click.option("--rate-limit", metavar="BURST/RATE", callback=_rate,
-              help="Leaky bucket, e.g. 50/2 as on standard plans, 250/5 as on Enterprise")
-@click.option("--fail", multiple=True, metavar="FAULT",
-              help="Inject a fault into the next request (repeatable): " + FAULTS)
+@click.option(
+    "--rate-limit",
+    metavar="BURST/RATE",
+    callback=_rate,
+    help="Leaky bucket, e.g. 50/2 as on standard plans, 250/5 as on Enterprise",
+)
+@click.option(
+    "--fail", multiple=True, metavar="FAULT", help="Inject a fault into the next request (repeatable): " + FAULTS
+)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate: serve https")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM key for --tls-cert")
-@click.option("--token-ttl", type=click.FloatRange(min=1), default=3600, show_default=True, metavar="SECONDS",
-              help="Seconds an access token from the sandbox's OAuth server lives (Bitrix24: 3600)")
+@click.option(
+    "--token-ttl",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds an access token from the sandbox's OAuth server lives (Bitrix24: 3600)",
+)
 @click.option("--stop-after", type=float, default=0, help="Exit after so many seconds (0: never)")
 @click.option("--background", is_flag=True, help="Start detached, print the URLs, return")
 @click.pass_context
@@ -69,8 +89,24 @@ def sandbox(ctx, background, **options):
     return serve(**options)
 
 
-def serve(*, host, port, code, token, users, closed, scenario, no_user_scope, free_schedule, rate_limit, fail,
-          tls_cert, tls_key, stop_after, token_ttl=3600) -> None:
+def serve(
+    *,
+    host,
+    port,
+    code,
+    token,
+    users,
+    closed,
+    scenario,
+    no_user_scope,
+    free_schedule,
+    rate_limit,
+    fail,
+    tls_cert,
+    tls_key,
+    stop_after,
+    token_ttl=3600,
+) -> None:
     """Run a portal in the foreground until Ctrl-C or --stop-after; its first
     stdout line is JSON: the URLs, or why it could not listen."""
     import ssl
@@ -79,18 +115,42 @@ def serve(*, host, port, code, token, users, closed, scenario, no_user_scope, fr
     from .server import Portal
 
     try:
-        portal = Portal(host=host, port=port, code=code, token=token, users=users, free_schedule=free_schedule,
-                        rate_limit=rate_limit, certfile=tls_cert, keyfile=tls_key, opened=not closed,
-                        scenario=scenario, user_scope=not no_user_scope, token_ttl=token_ttl)
+        portal = Portal(
+            host=host,
+            port=port,
+            code=code,
+            token=token,
+            users=users,
+            free_schedule=free_schedule,
+            rate_limit=rate_limit,
+            certfile=tls_cert,
+            keyfile=tls_key,
+            opened=not closed,
+            scenario=scenario,
+            user_scope=not no_user_scope,
+            token_ttl=token_ttl,
+        )
     except (OSError, ssl.SSLError) as exc:
         print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc}"}), flush=True)
         raise UsageError(f"sandbox: cannot listen on {host}:{port}: {exc}") from None
     portal.inject(*fail)
-    print(json.dumps({"sandbox": portal.base, "webhook": portal.webhook(1), "token": token, "users": users,
-                      "scenario": scenario, "oauth_server": portal.base, "client_id": portal.oauth.client_id,
-                      "client_secret": portal.oauth.client_secret, "token_ttl": token_ttl,
-                      "auth_link": f"{portal.base}/oauth/authorize/?client_id={portal.oauth.client_id}"}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "sandbox": portal.base,
+                "webhook": portal.webhook(1),
+                "token": token,
+                "users": users,
+                "scenario": scenario,
+                "oauth_server": portal.base,
+                "client_id": portal.oauth.client_id,
+                "client_secret": portal.oauth.client_secret,
+                "token_ttl": token_ttl,
+                "auth_link": f"{portal.base}/oauth/authorize/?client_id={portal.oauth.client_id}",
+            }
+        ),
+        flush=True,
+    )
     if stop_after:
         threading.Timer(stop_after, portal.server.shutdown).start()
     try:
@@ -109,8 +169,13 @@ def _background(args: list[str], stop_after: float) -> None:
     if "--stop-after" not in args and not any(a.startswith("--stop-after=") for a in args):
         stop_after = 3600  # a forgotten background sandbox does not outlive the hour
         args += ["--stop-after", "3600"]
-    proc = subprocess.Popen(module_argv("oint_py.sandbox", *args), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **detached())
+    proc = subprocess.Popen(
+        module_argv("oint_py.sandbox", *args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        **detached(),
+    )
     line = proc.stdout.readline().decode("utf-8", "replace")  # one JSON line once it listens, or why not
     proc.stdout.close()
     try:

@@ -36,8 +36,9 @@ class OAuthError(Exception):
 
 
 class OAuthState:
-    def __init__(self, ttl: float = DEFAULT_TTL, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET,
-                 clock=time.time):
+    def __init__(
+        self, ttl: float = DEFAULT_TTL, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET, clock=time.time
+    ):
         self.ttl, self.client_id, self.client_secret, self.clock = ttl, client_id, client_secret, clock
         self.lock = threading.Lock()
         self.access: dict[str, dict] = {}  # access token -> {"expires": float, "revoked": bool}
@@ -96,9 +97,18 @@ class OAuthState:
         access = secrets.token_hex(24)
         expires = now + self.ttl
         self.access[access] = {"expires": expires, "revoked": False}
-        answer = {"access_token": access, "expires": math.ceil(expires), "expires_in": int(self.ttl),
-                  "scope": SCOPE, "domain": server_base.split("://", 1)[-1], "server_endpoint": server_base + "/rest/",
-                  "status": "L", "client_endpoint": portal_base + "/rest/", "member_id": MEMBER_ID, "user_id": 1}
+        answer = {
+            "access_token": access,
+            "expires": math.ceil(expires),
+            "expires_in": int(self.ttl),
+            "scope": SCOPE,
+            "domain": server_base.split("://", 1)[-1],
+            "server_endpoint": server_base + "/rest/",
+            "status": "L",
+            "client_endpoint": portal_base + "/rest/",
+            "member_id": MEMBER_ID,
+            "user_id": 1,
+        }
         if kind == "refresh_token" and not rotate:
             self.refresh[params["refresh_token"]]["access"] = access
             return answer

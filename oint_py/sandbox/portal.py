@@ -30,7 +30,7 @@ PAGE = 50  # user.get answers 50 users a page, as Bitrix24 does
 _FORGOTTEN = ("opened",) * 35 + ("paused",) * 5 + ("closed",) * 5 + ("expired",) * 4 + ("inactive",)
 SCENARIOS = {
     "forgotten": "70% of users with today's day open, 10% paused, 10% closed, 8% with yesterday's day never "
-                 "closed (EXPIRED), 2% inactive (left open days from a week ago; not listed by user.get)",
+    "closed (EXPIRED), 2% inactive (left open days from a week ago; not listed by user.get)",
 }
 NO_SCOPE = "The request requires higher privileges than provided by the webhook token"
 
@@ -105,9 +105,23 @@ def _hms(seconds: float) -> str:
 class PortalState:
     """The emulated portal: state, rules and faults."""
 
-    def __init__(self, *, code=DEFAULT_CODE, token=DEFAULT_TOKEN, users=1000, admins=(1,), free_schedule=False,
-                 rate_limit: tuple[float, float] | None = None, opened=True, scenario: str | None = None,
-                 user_scope=True, finish_default=True, now=None, lang="en", token_ttl: float | None = None):
+    def __init__(
+        self,
+        *,
+        code=DEFAULT_CODE,
+        token=DEFAULT_TOKEN,
+        users=1000,
+        admins=(1,),
+        free_schedule=False,
+        rate_limit: tuple[float, float] | None = None,
+        opened=True,
+        scenario: str | None = None,
+        user_scope=True,
+        finish_default=True,
+        now=None,
+        lang="en",
+        token_ttl: float | None = None,
+    ):
         """`scenario`: a name in SCENARIOS (the days users start with; else all open, or all
         closed when not `opened`); `user_scope`: the webhook (and token) may call user.get,
         else insufficient_scope; `finish_default`: EXPIRED days state TIME_FINISH_DEFAULT;
@@ -152,8 +166,11 @@ class PortalState:
                 elif kind == "expired":
                     self.days[uid] = self._record("OPENED", start - timedelta(days=1))
                 elif kind == "closed":
-                    self.days[uid] = dict(self._record("CLOSED", start), TIME_FINISH=_atom(self.now()),
-                                          DURATION=_hms((self.now() - start).total_seconds()))
+                    self.days[uid] = dict(
+                        self._record("CLOSED", start),
+                        TIME_FINISH=_atom(self.now()),
+                        DURATION=_hms((self.now() - start).total_seconds()),
+                    )
                 else:
                     self.days[uid] = self._record(kind.upper(), start)
         elif opened:
@@ -171,10 +188,21 @@ class PortalState:
 
     # -- the rules ----------------------------------------------------------
     def _record(self, status: str, start: datetime) -> dict:
-        return {"STATUS": status, "TIME_START": _atom(start), "TIME_FINISH": None, "DURATION": "00:00:00",
-                "TIME_LEAKS": "00:00:00", "ACTIVE": status != "CLOSED", "IP_OPEN": "127.0.0.1", "IP_CLOSE": "",
-                "LAT_OPEN": 0, "LON_OPEN": 0, "LAT_CLOSE": 0, "LON_CLOSE": 0,
-                "TZ_OFFSET": int(start.utcoffset().total_seconds())}
+        return {
+            "STATUS": status,
+            "TIME_START": _atom(start),
+            "TIME_FINISH": None,
+            "DURATION": "00:00:00",
+            "TIME_LEAKS": "00:00:00",
+            "ACTIVE": status != "CLOSED",
+            "IP_OPEN": "127.0.0.1",
+            "IP_CLOSE": "",
+            "LAT_OPEN": 0,
+            "LON_OPEN": 0,
+            "LAT_CLOSE": 0,
+            "LON_CLOSE": 0,
+            "TZ_OFFSET": int(start.utcoffset().total_seconds()),
+        }
 
     def _throttled(self) -> bool:
         if not self.rate_limit:
@@ -250,8 +278,10 @@ class PortalState:
         conditions = {str(k).upper(): v for k, v in given.items()} if isinstance(given, dict) else {}
         if "ACTIVE" in params:  # the older form: filter fields beside the other parameters
             conditions.setdefault("ACTIVE", params["ACTIVE"])
-        ids = sorted(self.users, reverse=str(params.get("SORT", "")).upper() == "ID"
-                     and str(params.get("ORDER", "")).upper() == "DESC")
+        ids = sorted(
+            self.users,
+            reverse=str(params.get("SORT", "")).upper() == "ID" and str(params.get("ORDER", "")).upper() == "DESC",
+        )
         if "ACTIVE" in conditions:
             active = _truthy(conditions["ACTIVE"])
             ids = [uid for uid in ids if (uid not in self.inactive) == active]
@@ -261,8 +291,16 @@ class PortalState:
             start = int(str(params.get("START") or 0))
         except ValueError:
             start = 0
-        page = [{"ID": str(uid), "ACTIVE": uid not in self.inactive, "NAME": "User", "LAST_NAME": str(uid),
-                 "USER_TYPE": "employee"} for uid in ids[max(0, start):max(0, start) + PAGE]]
+        page = [
+            {
+                "ID": str(uid),
+                "ACTIVE": uid not in self.inactive,
+                "NAME": "User",
+                "LAST_NAME": str(uid),
+                "USER_TYPE": "employee",
+            }
+            for uid in ids[max(0, start) : max(0, start) + PAGE]
+        ]
         if start == -1:  # no count: a plain list, neither next nor total (Bitrix24's fast paging)
             return page
         return Paged(page, max(0, start), len(ids))
@@ -277,9 +315,15 @@ class PortalState:
 
     def _m_timeman_settings(self, params, caller):
         uid = self._user(caller, params)
-        return {"UF_TIMEMAN": True, "UF_TM_FREE": self.free_schedule, "UF_TM_MAX_START": "09:15:00",
-                "UF_TM_MIN_FINISH": "18:00:00", "UF_TM_MIN_DURATION": "08:00:00",
-                "UF_TM_ALLOWED_DELTA": "00:15:00", "ADMIN": uid in self.admins}
+        return {
+            "UF_TIMEMAN": True,
+            "UF_TM_FREE": self.free_schedule,
+            "UF_TM_MAX_START": "09:15:00",
+            "UF_TM_MIN_FINISH": "18:00:00",
+            "UF_TM_MIN_DURATION": "08:00:00",
+            "UF_TM_ALLOWED_DELTA": "00:15:00",
+            "ADMIN": uid in self.admins,
+        }
 
     def _m_timeman_open(self, params, caller):
         uid = self._user(caller, params)
@@ -307,8 +351,13 @@ class PortalState:
                 raise ApiError(400, "REPORT_NEEDED", "Report is needed")
         moment = moment or self.now()
         start = _parse(day["TIME_START"])
-        day.update(STATUS="CLOSED", ACTIVE=False, TIME_FINISH=_atom(moment), IP_CLOSE="127.0.0.1",
-                   DURATION=_hms((moment - start).total_seconds()))
+        day.update(
+            STATUS="CLOSED",
+            ACTIVE=False,
+            TIME_FINISH=_atom(moment),
+            IP_CLOSE="127.0.0.1",
+            DURATION=_hms((moment - start).total_seconds()),
+        )
         day.pop("TIME_FINISH_DEFAULT", None)
         self.applied["timeman.close"][uid] += 1
         return dict(day)
@@ -347,17 +396,25 @@ class PortalState:
                     nexts[key] = results[key].next
             times[key] = self._timing(started)
         # PHP serialises empty maps as []
-        return {"result": results or [], "result_error": errors or [], "result_total": totals or [],
-                "result_next": nexts or [], "result_time": times or []}
+        return {
+            "result": results or [],
+            "result_error": errors or [],
+            "result_total": totals or [],
+            "result_next": nexts or [],
+            "result_time": times or [],
+        }
 
     @staticmethod
     def _timing(started: float) -> dict:
         finished = time.time()
-        return {"start": started, "finish": finished, "duration": finished - started,
-                "processing": finished - started, "date_start": _atom(datetime.fromtimestamp(started).astimezone()),
-                "date_finish": _atom(datetime.fromtimestamp(finished).astimezone())}
-
-
+        return {
+            "start": started,
+            "finish": finished,
+            "duration": finished - started,
+            "processing": finished - started,
+            "date_start": _atom(datetime.fromtimestamp(started).astimezone()),
+            "date_finish": _atom(datetime.fromtimestamp(finished).astimezone()),
+        }
 
     def authenticate(self, hook: tuple[int, str] | None, params: dict) -> int:
         """The calling user: a webhook's (user, code), or the `auth` token in the

@@ -24,9 +24,19 @@ from urllib.parse import parse_qsl, urlsplit
 from .oauth import MEMBER_ID, SCOPE
 from .portal import ApiError, Paged, PortalState
 
-STATUS_TEXT = {200: "OK", 302: "Found", 303: "See Other", 400: "Bad Request", 401: "Unauthorized",
-               403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error",
-               502: "Bad Gateway", 503: "Service Unavailable"}
+STATUS_TEXT = {
+    200: "OK",
+    302: "Found",
+    303: "See Other",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 MOVED = "/moved"  # see PortalState.redirect_to
 
 
@@ -138,12 +148,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drip(self, body: bytes, pause: float):
         """Headers and body one byte at a time: every read is quick, the whole answer is not."""
-        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                .encode() + body)
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        )
         self.close_connection = True
         try:
             for i in range(len(head)):
-                self.wfile.write(head[i:i + 1])
+                self.wfile.write(head[i : i + 1])
                 self.wfile.flush()
                 time.sleep(pause)
         except OSError:
@@ -232,15 +243,22 @@ class _Handler(BaseHTTPRequestHandler):
             params = self._params()
         except ApiError as exc:
             return self._error(exc.status, exc.error, exc.description)
-        served = path[len(MOVED):] if path.startswith(MOVED + "/") else path
+        served = path[len(MOVED) :] if path.startswith(MOVED + "/") else path
         hook = re.match(r"^/rest/(\d+)/([^/]+)/([\w.]+?)(?:\.json)?/?$", served)
         oauth = re.match(r"^/rest/([\w.]+?)(?:\.json)?/?$", served)
         method = (hook or oauth).group(3 if hook else 1).lower() if (hook or oauth) else ""
         server = re.match(r"^/(oauth/(?:token|authorize|app)|sandbox/stats)/?$", served)
         method = server.group(1).replace("/", ".") if server else method
         with portal.lock:
-            portal.requests.append({"method": method, "path": path, "verb": self.command,
-                                    "headers": dict(self.headers.items()), "params": dict(params)})
+            portal.requests.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "verb": self.command,
+                    "headers": dict(self.headers.items()),
+                    "params": dict(params),
+                }
+            )
         if portal.dead:
             return self._reset()
         with portal.lock:
@@ -285,15 +303,19 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, dict(state.counts))
         if what == "oauth.app":  # the app's redirect_uri: shows the code the browser step brought
             code = params.get("code", "")
-            page = (f"code: {code}\nNext, within 30 seconds:\n  oint bitrix24 GetToken --oauth-server "
-                    f"{self.portal.base} --code {code} --save AUTH_FILE\n")
+            page = (
+                f"code: {code}\nNext, within 30 seconds:\n  oint bitrix24 GetToken --oauth-server "
+                f"{self.portal.base} --code {code} --save AUTH_FILE\n"
+            )
             return self._send(200, page.encode(), "text/plain; charset=utf-8")
         try:
             if what == "oauth.authorize":
                 code = state.authorize(params.get("client_id", ""))
                 host = f"{self.server.server_address[0]}:{self.portal.port}"
-                target = (f"{self.portal.base}/oauth/app/?code={code}&domain={host}&member_id={MEMBER_ID}"
-                          f"&scope={SCOPE}&server_domain={host}")
+                target = (
+                    f"{self.portal.base}/oauth/app/?code={code}&domain={host}&member_id={MEMBER_ID}"
+                    f"&scope={SCOPE}&server_domain={host}"
+                )
                 return self._send(302, b"", "text/html", [("Location", target)])
             answer = state.grant(params, self.portal.base, self.portal.base, rotate=fault != "no-refresh-token")
         except OAuthError as exc:

@@ -33,8 +33,10 @@ def score(session: str, diffs: bool) -> None:
     survived = [(job, r) for job, r in ran if r.test_outcome == TestOutcome.SURVIVED]
     broken = len(ran) - len(killed) - len(survived)  # incompetent: the mutant could not be run at all
     share = len(killed) / (len(killed) + len(survived)) if killed or survived else 0.0
-    print(f"{session.removesuffix('.sqlite')}: {len(killed)} killed ({share:.0%}) of {len(killed) + len(survived)} run; "
-          f"{len(survived)} survived, {broken} incompetent")
+    print(
+        f"{session.removesuffix('.sqlite')}: {len(killed)} killed ({share:.0%}) of {len(killed) + len(survived)} run; "
+        f"{len(survived)} survived, {broken} incompetent"
+    )
     for job, result in survived:
         item = items[job]
         for m in item.mutations:
