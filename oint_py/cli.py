@@ -119,7 +119,27 @@ class Library(click.Group):
         return cmd.name, cmd, args[1:]
 
 
-class MethodCommand(click.Command):
+_AFTER_DASHES = "oint_py.after_dashes"  # ctx.meta: `--` ended the options of the command being completed
+
+
+class Command(click.Command):
+    """A command whose options are offered after an option's value, as well as after
+    a dash (`--userid 1 <TAB>`), through Click's public hook: Click asks the command
+    itself (not an option, not an argument) only when no value is due, and here the
+    empty word then completes as `-` would. After `--` nothing is an option."""
+
+    def parse_args(self, ctx, args):
+        if ctx.resilient_parsing:  # completing
+            ctx.meta[_AFTER_DASHES] = "--" in args
+        return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx, incomplete):
+        if incomplete == "" and not ctx.meta.get(_AFTER_DASHES):
+            incomplete = "-"
+        return super().shell_complete(ctx, incomplete)
+
+
+class MethodCommand(Command):
     def __init__(self, method: Method, **kwargs):
         self.method = method
         super().__init__(**kwargs)
@@ -213,7 +233,7 @@ def bitrix24(ctx, help_):
         _help("library", ctx.info_name)
 
 
-@cli.command(context_settings={"help_option_names": ["-h", "--help"]})
+@cli.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish", "powershell"]))
 def completion(shell):
     """Print the completion script for SHELL (see completions/)."""

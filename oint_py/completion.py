@@ -2,9 +2,18 @@
 
 Every shell uses Click's completion protocol: the script calls `oint` back with
 `_OINT_COMPLETE=<shell>_complete`, so libraries, methods (any case) and options
-always match the installed version. The four scripts and the classes that
-answer them are ours, not Click's templates, so the scripts do not change with
-the installed Click version, and they fix what Click's do not:
+always match the installed version. Only Click's public API is used: the classes
+here are `ShellComplete` subclasses with their own `source_template`,
+`get_completion_args` and `format_completion`, registered by
+`add_completion_class`; what is offered comes from the commands' own
+`shell_complete` (cli.Library, cli.Command). The four scripts are ours, not
+Click's templates, so they do not change with the installed Click version, and
+they fix what Click's do not (Click 8.5.1, the newest release, checked: its zsh
+template completes at the first TAB only where zsh has `loadautofunc`, and
+neither it nor its new PowerShell script completes file names after `--opt=`;
+its PowerShell script counts the words of the whole command, so a cursor moved
+back into the line completes the wrong word, and it registers `oint` only, not
+`oint.exe`):
 
 - zsh: the first TAB in a new shell completes (an `_oint` autoloaded from
   $fpath completes at once, whatever the zsh or Click version);
@@ -29,7 +38,6 @@ Regenerate the files in completions/ (tests/test_shell.py fails when they are st
 
 import os
 
-import click
 from click import shell_completion as sc
 from click.shell_completion import CompletionItem, add_completion_class, get_completion_class, split_arg_string
 
@@ -237,36 +245,12 @@ def _split_tail(words: list[str], text: str, word_ended: bool) -> tuple[list[str
     return words[:-1], words[-1]
 
 
-def _resolve(complete: sc.ShellComplete, args: list[str], incomplete: str):
-    """(context, the object being completed, the incomplete word) for a command line.
-
-    The one shim on Click's internals (click >=8.1.7,<8.6, the range pyproject.toml
-    pins; CI runs the completion tests at both ends): the module functions
-    _resolve_context and _resolve_incomplete are what ShellComplete.get_completions
-    itself calls, and Click offers no public way to learn *what* is being
-    completed (a command, an option's value, an argument), which decides whether
-    the options are offered after a value."""
-    ctx = sc._resolve_context(complete.cli, complete.ctx_args, complete.prog_name, args)
-    obj, incomplete = sc._resolve_incomplete(ctx, args, incomplete)
-    return ctx, obj, incomplete
-
-
-class _Oint:
-    """What every shell shares: which items are offered."""
+class _Oint(sc.ShellComplete):
+    """What every shell shares: which items are offered (cli.Command offers the
+    options after an option's value)."""
 
     def get_completions(self, args: list[str], incomplete: str) -> list[CompletionItem]:
-        ctx, obj, incomplete = _resolve(self, args, incomplete)
-        if (
-            incomplete == ""
-            and isinstance(obj, click.Command)
-            and not isinstance(obj, click.Group)
-            and "--" not in args
-        ):
-            # After an option's value (`--userid 1 <TAB>`): the options not given yet.
-            items = obj.shell_complete(ctx, "-")
-        else:
-            items = obj.shell_complete(ctx, incomplete)
-        return _dash_spelling_only(items, incomplete)
+        return _dash_spelling_only(super().get_completions(args, incomplete), incomplete)
 
 
 class BashComplete(_Oint, sc.BashComplete):
@@ -361,10 +345,7 @@ def split_powershell(text: str) -> list[str]:
     return words
 
 
-_PowerShellBase = getattr(sc, "PowerShellComplete", sc.ShellComplete)  # Click has one from 8.5 on
-
-
-class PowerShellComplete(_Oint, _PowerShellBase):
+class PowerShellComplete(_Oint, sc.ShellComplete):
     """PowerShell: the script sends the command text (COMP_LINE), the cursor's
     offset in it (COMP_POINT) and $wordToComplete (COMP_WORD; absent when empty)."""
 

@@ -1,5 +1,6 @@
-"""The one shim oint-py keeps on each dependency's internals, tested on the installed
-version, which CI runs at both ends of the range pyproject.toml pins (ci/lowest.txt)."""
+"""The one shim oint-py keeps on httpx's internals (and httpcore's public API it leans on), tested
+on the installed version, which CI runs at both ends of the range pyproject.toml pins (ci/lowest.txt);
+and Click, used through its public API only, so pinned from below only."""
 
 import re
 import subprocess
@@ -22,7 +23,7 @@ def as_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
-@pytest.mark.parametrize("distribution", ["httpx", "httpcore", "click"])
+@pytest.mark.parametrize("distribution", ["httpx", "httpcore"])
 def test_the_installed_version_is_within_the_pinned_range(distribution):
     low, below = pinned(distribution)
     installed = metadata.version(distribution)
@@ -54,23 +55,31 @@ def test_httpx_imported_first_by_someone_else_is_left_as_it_is():
     assert proc.stdout.split() == ["True", "True"], proc.stderr
 
 
-@pytest.mark.parametrize(
-    "args,incomplete,what",
-    [
-        (["bitrix24"], "Sto", "Library"),  # a method name
-        (["bitrix24", "StopTimekeeping"], "", "MethodCommand"),  # the options of a method
-        (["bitrix24", "StopTimekeeping", "--userid"], "", "Option"),  # an option's value
-        (["bitrix24", "StopTimekeeping", "--out"], "rep", "Option"),
-        (["completion"], "ba", "Argument"),
-    ],
-)
-def test_completion_resolves_what_is_being_completed(args, incomplete, what):
-    """completion._resolve: the shim on click's _resolve_context/_resolve_incomplete."""
-    from oint_py import completion
-    from oint_py.cli import cli
+def test_click_has_no_upper_bound_and_completion_uses_its_public_names_only():
+    """Completion leans on no Click internals (cli.Command's shell_complete hook decides what
+    follows an option's value), so click is pinned from below only."""
+    import ast
 
-    complete = completion.BashComplete(cli, {}, "oint", completion.COMPLETE_VAR)
-    ctx, obj, word = completion._resolve(complete, args, incomplete)
-    assert type(obj).__name__ == what
-    assert word == incomplete
-    assert ctx.info_name == (args[-1] if what != "Option" else args[1])
+    text = (ROOT / "pyproject.toml").read_text("utf-8")
+    low = re.search(r'"click>=([\d.]+)"', text)
+    assert low, "click is not pinned from below only"
+    assert as_tuple(low[1]) <= as_tuple(metadata.version("click"))
+    for module in ("completion.py", "cli.py", "jobs_command.py"):
+        tree = ast.parse((ROOT / "oint_py" / module).read_text("utf-8"))
+        private = [
+            node.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("click", "sc", "ctx")
+        ]
+        private += [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("click")
+            for alias in node.names
+            if alias.name.startswith("_")
+        ]
+        assert private == [], (module, private)
