@@ -6,9 +6,13 @@ keyed `u<id>` (numeric keys would turn into a PHP list on the portal).
 Pure functions: sending is execute.py's business.
 """
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from .bounds import BATCH_SIZE
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 
 def key(uid: str) -> str:
@@ -19,50 +23,50 @@ def uid(command_key: str) -> str:
     return command_key[1:]
 
 
-def line(rest: str, params: dict) -> str:
+def line(rest: str, params: "Mapping[str, object]") -> str:
     """One command: the method and its URL-encoded query."""
     return f"{rest}?{urlencode(params)}"
 
 
-def user_line(rest: str, uid: str, params: dict) -> str:
+def user_line(rest: str, uid: str, params: "Mapping[str, object]") -> str:
     """One user's command ("" is the caller's own user: no USER_ID)."""
     return line(rest, {"USER_ID": uid, **params} if uid else params)
 
 
-def lines(rest: str, ids, params: dict) -> dict[str, str]:
+def lines(rest: str, ids: "Iterable[str]", params: "Mapping[str, object]") -> dict[str, str]:
     """The same call for each user: {uid: command}."""
     return {u: user_line(rest, u, params) for u in ids}
 
 
-def chunks(per_user: dict[str, str]) -> list[dict]:
+def chunks(per_user: dict[str, str]) -> list[dict[str, str]]:
     """The `cmd` maps for {uid: command}, BATCH_SIZE users each, keyed by key(uid)."""
     items = list(per_user.items())
     return [{key(u): command for u, command in items[i : i + BATCH_SIZE]} for i in range(0, len(items), BATCH_SIZE)]
 
 
-def commands(rest: str, ids, params: dict) -> list[dict]:
+def commands(rest: str, ids: "Iterable[str]", params: "Mapping[str, object]") -> list[dict[str, str]]:
     """The `cmd` maps for `ids`, BATCH_SIZE users each."""
     return chunks(lines(rest, ids, params))
 
 
-def request(cmd: dict) -> dict:
+def request(cmd: dict[str, str]) -> dict[str, Any]:
     return {"halt": 0, "cmd": cmd}  # halt 0: one user's error does not stop the others
 
 
-def as_map(value) -> dict:
+def as_map(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}  # PHP sends empty maps as []
 
 
-def split(body) -> tuple[dict, dict]:
+def split(body: object) -> tuple[dict[str, Any], dict[str, Any]]:
     """(results, errors) of a batch answer's body, each keyed by command key."""
     inner = as_map(as_map(body).get("result"))
     return as_map(inner.get("result")), as_map(inner.get("result_error"))
 
 
-def paging(body) -> tuple[dict, dict]:
+def paging(body: object) -> tuple[dict[str, Any], dict[str, Any]]:
     """(result_total, result_next) of a batch answer's body, each keyed by command key: a list method's paging."""
     inner = as_map(as_map(body).get("result"))
     return as_map(inner.get("result_total")), as_map(inner.get("result_next"))
 
 
-EMPTY = {"result": {"result": [], "result_error": []}}  # what a batch of no commands answers
+EMPTY: dict[str, Any] = {"result": {"result": [], "result_error": []}}  # what a batch of no commands answers

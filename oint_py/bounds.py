@@ -7,7 +7,10 @@ lists these numbers; change both together.
 
 import codecs
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 DEFAULT_TIMEOUT = 30.0  # seconds for one whole attempt: connect, send and the entire answer (oint: 3600)
 MAX_TIMEOUT = 86400.0
@@ -54,7 +57,7 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> "NoReturn":
     raise ValueError(f"{name} is not a JSON value")
 
 

@@ -5,7 +5,8 @@ anything is sent). Nothing below this layer validates user input again.
 
 import os
 import re
-from urllib.parse import quote, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, quote, urlsplit
 
 from . import bounds
 from .methods import CONFIG_OPTIONS, URL, Method, Option
@@ -13,6 +14,9 @@ from .model import ALL_USERS, Call, Endpoint
 from .outcome import UsageError
 from .redact import Redactor, url_secrets
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _WEBHOOK_PATH = re.compile(r"^(.*?/rest/\d+/[^/]+)(?:/|$)")
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
@@ -53,7 +57,7 @@ def check_host(host: str, option: str) -> None:
         raise UsageError(f"{option}: {host!r} is not a valid host name ({exc})") from None
 
 
-def _split_url(raw: str, option: str, redactor: Redactor):
+def _split_url(raw: str, option: str, redactor: Redactor) -> SplitResult:
     if len(raw) > bounds.MAX_URL:
         raise UsageError(f"{option} is longer than {bounds.MAX_URL} characters")
     try:
@@ -69,7 +73,7 @@ def _split_url(raw: str, option: str, redactor: Redactor):
     return parts
 
 
-def number(option: Option, value, label: str | None = None):
+def number(option: Option, value: object, label: str | None = None) -> int | float:
     """An option of kind number or integer, within its range."""
     name = label or option.config or option.name
     integer = option.kind == "integer"
@@ -86,7 +90,7 @@ def number(option: Option, value, label: str | None = None):
     return result
 
 
-def flag(name: str, value) -> bool:
+def flag(name: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
@@ -97,21 +101,22 @@ def flag(name: str, value) -> bool:
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30}
 
 
-def size(option: Option, value) -> int:
+def size(option: Option, value: object) -> int:
     """Bytes, or a number with K, M or G (powers of 1024)."""
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
         if not m or m[2].lower() not in _UNITS:
             raise UsageError(f"{option.config}: expected a size such as 64M, got {value!r}")
         try:
-            value = int(float(m[1]) * _UNITS[m[2].lower()])
+            count = int(float(m[1]) * _UNITS[m[2].lower()])
         except (OverflowError, ValueError):
             raise UsageError(f"{option.config}: {value[:40]!r} is out of range") from None
+        value = count
     return int(number(option.replace(kind="integer"), value))
 
 
 # -- the pieces of a call ----------------------------------------------------
-def load_config(value: str) -> dict:
+def load_config(value: str) -> dict[str, Any]:
     """--config (or OINT_CONFIG): a JSON object, or a path to a file holding one."""
     try:
         text = value if value.lstrip().startswith(("{", "[")) else bounds.read_option_file(value, "--config")
@@ -126,7 +131,7 @@ def load_config(value: str) -> dict:
     return data
 
 
-def proxy_url(value, redactor: Redactor) -> tuple[str, Redactor]:
+def proxy_url(value: object, redactor: Redactor) -> tuple[str, Redactor]:
     """A proxy URL, or oint's structure {Protocol, Host, Port, User, Password,
     UseOSAuthentication} (as a dict or as JSON text), as a URL httpx takes;
     and the redactor with the proxy's password added."""
@@ -169,7 +174,7 @@ def environment_proxy(url: str) -> str | None:
     """The proxy HTTP_PROXY / HTTPS_PROXY / ALL_PROXY name for `url`, unless
     NO_PROXY exempts its host. Only the environment counts: not the Windows
     registry, whose bypass list httpx would ignore (see the README)."""
-    from urllib.request import getproxies_environment, proxy_bypass_environment
+    from urllib.request import getproxies_environment, proxy_bypass_environment  # type: ignore[attr-defined]
 
     proxies = getproxies_environment()
     parts = urlsplit(url)
@@ -240,9 +245,9 @@ def user_ids(value: str | None) -> tuple[tuple[str, ...], bool]:
     return tuple(dict.fromkeys(str(int(p)) for p in parts)), many
 
 
-def rest_params(method: Method, values: dict) -> tuple[tuple[str, str], ...]:
+def rest_params(method: Method, values: "Mapping[str, str | None]") -> tuple[tuple[str, str], ...]:
     """The REST fields of the call except USER_ID, checked before anything is sent."""
-    params = []
+    params: list[tuple[str, str]] = []
     for p in method.params:
         value = values.get(p.option)
         if p.rest and p.rest != "USER_ID" and value not in (None, ""):
@@ -276,12 +281,14 @@ def check_out(path: str) -> str:
     return target
 
 
-def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -> tuple[Settings, Redactor]:
+def settings(
+    flags: "Mapping[str, object]", config: str | None, target: str, redactor: Redactor
+) -> tuple[Settings, Redactor]:
     """Explicit flags (None when not given) over --config over the defaults.
     `target`: the portal URL, for the environment's proxy."""
     merged = load_config(config) if config else {}
     merged.update({k: v for k, v in flags.items() if v is not None})
-    given: dict = {}
+    given: dict[str, Any] = {}  # each value of its option's type: Settings checks them field by field
     for key, option in CONFIG_OPTIONS.items():
         if key not in merged:
             continue
@@ -309,8 +316,8 @@ def settings(flags: dict, config: str | None, target: str, redactor: Redactor) -
 
 def parse(
     method: Method,
-    values: dict,
-    flags: dict,
+    values: "Mapping[str, str | None]",
+    flags: "Mapping[str, object]",
     *,
     config: str | None = None,
     out: str | None = None,
@@ -334,7 +341,7 @@ def parse(
                     f"{option}: not UTF-8 text (save the script as UTF-8, or on Windows run chcp 65001 first)"
                 ) from None
     url, token = values.get("--url") or "", values.get("--token") or None
-    token_server = None
+    token_server: str | None = None
     if auth_file is not None:
         url, token, auth_file, token_server, redactor = _auth_file(auth_file, url, token, redactor)
     redactor = redactor.adding(token, *url_secrets(url))
@@ -376,7 +383,7 @@ def parse(
     )
 
 
-def _auth_file(path: str, url: str, token: str | None, redactor: Redactor):
+def _auth_file(path: str, url: str, token: str | None, redactor: Redactor) -> tuple[str, str, str, str, Redactor]:
     """--auth-file: its access token, and its portal unless --url is given."""
     if token:
         raise UsageError(

@@ -10,24 +10,30 @@ become exit 5 here. main.py reads plain method calls without Click.
 
 import os
 import sys
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
 from . import __version__, cmdline, output
-from .ending import finish, invoke
+from .ending import Finished, Masking, finish, invoke
 from .methods import BY_KEY, LIBRARIES, METHODS, Method, Option
 from .outcome import ExitStatus, OintError
 from .redact import Redactor
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
-def _help(page: str, *args) -> None:
+    from click.shell_completion import CompletionItem
+
+
+def _help(page: str, *args: object) -> None:
     """Show a help page; helptext (and rich, on a terminal) load only here."""
     from . import helptext
 
     helptext.show(getattr(helptext, page)(*args))
 
 
-def _did_you_mean(typed: str, names) -> str:
+def _did_you_mean(typed: str, names: "Iterable[str]") -> str:
     """`; did you mean StopTimekeeping?` for a near miss (any case), as Click says for options."""
     import difflib
 
@@ -37,12 +43,13 @@ def _did_you_mean(typed: str, names) -> str:
 
 
 class Root(click.Group):
-    LAZY = {"sandbox": "oint_py.sandbox.command", "jobs": "oint_py.jobs_command"}  # command name: its module
+    # command name: its module
+    LAZY: ClassVar[dict[str, str]] = {"sandbox": "oint_py.sandbox.command", "jobs": "oint_py.jobs_command"}
 
-    def list_commands(self, ctx):
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
 
-    def get_command(self, ctx, name):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         """`oint sandbox` loads its module only when it is the command run."""
         if name in self.LAZY and name not in self.commands:
             import importlib
@@ -50,7 +57,9 @@ class Root(click.Group):
             self.add_command(getattr(importlib.import_module(self.LAZY[name]), name))
         return super().get_command(ctx, name)
 
-    def resolve_command(self, ctx, args):
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         cmd = self.get_command(ctx, args[0])
         if cmd is None and ctx.resilient_parsing:  # completing: nothing to offer, no error
             return None, None, args
@@ -62,12 +71,18 @@ class Root(click.Group):
             )
         return super().resolve_command(ctx, args)
 
-    def main(self, args=None, prog_name=None, complete_var=None, **extra):
+    def main(  # type: ignore[override]  # returns the exit status where Click's exits: main.main hands it on
+        self,
+        args: "Sequence[str] | None" = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        **extra: Any,
+    ) -> ExitStatus:
         args = list(sys.argv[1:] if args is None else args)
         if os.environ.get("_OINT_COMPLETE"):
             from . import completion  # noqa: F401 - registers the completion classes of every shell
 
-        def body(masking):
+        def body(masking: Masking) -> object:
             try:
                 return super(Root, self).main(
                     args,
@@ -83,7 +98,8 @@ class Root(click.Group):
                 # The one complaint made before the options are split, which can quote
                 # any of argv: masked by a scan of argv itself (redact.Redactor.from_argv).
                 masking.redact = masking.redact.merged(Redactor.from_argv(args, os.environ))
-                hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+                where = exc.ctx if isinstance(exc, click.UsageError) else None  # the only ones with a context
+                hint = f" (see '{where.command_path} --help')" if where else ""
                 text = " ".join(exc.format_message().split())  # Click's choices come one a line: one line here
                 raise OintError(text + hint, ExitStatus.BAD_OPTIONS) from None
 
@@ -93,19 +109,21 @@ class Root(click.Group):
 class Library(click.Group):
     """`oint bitrix24`: method names are case-insensitive, as in oint."""
 
-    def list_commands(self, ctx):
+    def list_commands(self, ctx: click.Context) -> list[str]:
         return [m.name for m in METHODS]
 
-    def get_command(self, ctx, name):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         method = BY_KEY.get(name.lower())
         return method_command(method) if method else None
 
-    def shell_complete(self, ctx, incomplete):
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> "list[CompletionItem]":
         from click.shell_completion import CompletionItem
 
         return [CompletionItem(m.name, help=m.description) for m in METHODS if m.key.startswith(incomplete.lower())]
 
-    def resolve_command(self, ctx, args):
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         cmd = self.get_command(ctx, args[0])
         if cmd is None:
             if args[0].startswith("-") or ctx.resilient_parsing:
@@ -128,36 +146,36 @@ class Command(click.Command):
     itself (not an option, not an argument) only when no value is due, and here the
     empty word then completes as `-` would. After `--` nothing is an option."""
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.resilient_parsing:  # completing
             ctx.meta[_AFTER_DASHES] = "--" in args
         return super().parse_args(ctx, args)
 
-    def shell_complete(self, ctx, incomplete):
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> "list[CompletionItem]":
         if incomplete == "" and not ctx.meta.get(_AFTER_DASHES):
             incomplete = "-"
         return super().shell_complete(ctx, incomplete)
 
 
 class MethodCommand(Command):
-    def __init__(self, method: Method, **kwargs):
+    def __init__(self, method: Method, **kwargs: Any) -> None:
         self.method = method
         super().__init__(**kwargs)
 
-    def parse_args(self, ctx, args):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if cmdline.shows_help(self.method, args) and not ctx.resilient_parsing:
             _help("method", self.method)
             ctx.exit(0)
         return super().parse_args(ctx, args)
 
-    def get_help(self, ctx):
+    def get_help(self, ctx: click.Context) -> str:
         from . import helptext
 
         return helptext.plain(helptext.method(self.method))
 
 
-def _show_help(ctx, param, value):
-    if value and not ctx.resilient_parsing:
+def _show_help(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
+    if value and not ctx.resilient_parsing and isinstance(ctx.command, MethodCommand):  # a method's --help only
         _help("method", ctx.command.method)
         ctx.exit(0)
 
@@ -189,7 +207,9 @@ def _option(option: Option) -> click.Option:
 
 
 def _options(method: Method) -> list[click.Parameter]:
-    params = [click.Option([p.option], help=p.description, metavar=p.type.split(",")[0].upper()) for p in method.params]
+    params: list[click.Parameter] = [
+        click.Option([p.option], help=p.description, metavar=p.type.split(",")[0].upper()) for p in method.params
+    ]
     return params + [_option(o) for o in cmdline.options(method)]
 
 
@@ -199,7 +219,7 @@ _COMMANDS: dict[str, MethodCommand] = {}
 def method_command(method: Method) -> MethodCommand:
     if method.name not in _COMMANDS:
 
-        def callback(**kw):
+        def callback(**kw: str | bool | None) -> "Finished | int":  # int: an auth method's own exit status
             return invoke(method, kw, click.get_current_context().find_root().obj)
 
         _COMMANDS[method.name] = MethodCommand(
@@ -217,7 +237,7 @@ def method_command(method: Method) -> MethodCommand:
 @click.option("--version", is_flag=True, help="Show the version and exit")
 @click.option("--help", "-h", "help_", is_flag=True, help="Show this help")
 @click.pass_context
-def cli(ctx, version, help_):
+def cli(ctx: click.Context, version: bool, help_: bool) -> None:
     if version:
         output.say(f"oint-py {__version__}")
         ctx.exit(0)
@@ -228,14 +248,14 @@ def cli(ctx, version, help_):
 @cli.group(cls=Library, name="bitrix24", invoke_without_command=True, add_help_option=False)
 @click.option("--help", "-h", "help_", is_flag=True, help="Show the methods")
 @click.pass_context
-def bitrix24(ctx, help_):
+def bitrix24(ctx: click.Context, help_: bool) -> None:
     if ctx.invoked_subcommand is None:
         _help("library", ctx.info_name)
 
 
 @cli.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish", "powershell"]))
-def completion(shell):
+def completion(shell: str) -> None:
     """Print the completion script for SHELL (see completions/)."""
     from .completion import script
 

@@ -15,8 +15,12 @@ Defaults and checks are call.py's, once the meaning is settled.
 """
 
 import os
+from typing import TYPE_CHECKING
 
 from .methods import ADVANCED, AUTH_FILE, AUTH_FILE_ENV, GLOBAL, OAUTH, OAUTH_ADVANCED, SWEEP, URL, Method, Option
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 def options(method: Method) -> tuple[Option, ...]:
@@ -35,10 +39,10 @@ def keyword(option_name: str) -> str:
     return option_name[2:].replace("-", "_")
 
 
-def spellings(method: Method) -> tuple[dict, dict]:
+def spellings(method: Method) -> tuple[dict[str, str], dict[str, str]]:
     """(options taking a value, flags): every accepted spelling -> its keyword."""
     valued = {p.option: keyword(p.option) for p in method.params}
-    flags: dict = {}
+    flags: dict[str, str] = {}
     for option in options(method):
         if option.name == "--help":
             continue
@@ -48,16 +52,19 @@ def spellings(method: Method) -> tuple[dict, dict]:
     return valued, flags
 
 
-def variables(method: Method) -> dict:
+def variables(method: Method) -> dict[str, str]:
     """keyword -> the environment variable that stands for it."""
     found = {keyword(p.option): p.env for p in method.params if p.env}
     found.update({keyword(o.name): o.env for o in options(method) if o.env})
     return found
 
 
-def with_environment(method: Method, given: dict, environ=None) -> dict:
-    """The keywords given, plus those an environment variable supplies: the
-    option wins, and an empty variable is no value."""
+def with_environment(
+    method: Method, given: "Mapping[str, str | bool | None]", environ: "Mapping[str, str] | None" = None
+) -> "dict[str, str | bool | None]":
+    """The keywords given (a value, True for a flag given, None for an option not
+    given: Click passes them all), plus those an environment variable supplies:
+    the option wins, and an empty variable is no value."""
     environ = os.environ if environ is None else environ
     result = dict(given)
     for key, variable in variables(method).items():
@@ -66,7 +73,7 @@ def with_environment(method: Method, given: dict, environ=None) -> dict:
     return result
 
 
-def shows_help(method: Method, rest: list[str], environ=None) -> bool:
+def shows_help(method: Method, rest: list[str], environ: "Mapping[str, str] | None" = None) -> bool:
     """Whether a method named with `rest` after it shows its help instead of calling.
     A portal method's URL or auth file in the environment, or AuthStatus's auth file,
     counts as an option."""
@@ -75,4 +82,4 @@ def shows_help(method: Method, rest: list[str], environ=None) -> bool:
         return False
     if method.kind == "status":
         return not environ.get(AUTH_FILE_ENV)
-    return method.kind != "rest" or not (environ.get(URL.env) or environ.get(AUTH_FILE_ENV))
+    return method.kind != "rest" or not ((URL.env and environ.get(URL.env)) or environ.get(AUTH_FILE_ENV))

@@ -38,6 +38,7 @@ Regenerate the files in completions/ (tests/test_shell.py fails when they are st
 
 import os
 
+import click
 from click import shell_completion as sc
 from click.shell_completion import CompletionItem, add_completion_class, get_completion_class, split_arg_string
 
@@ -381,7 +382,7 @@ for _cls in (BashComplete, ZshComplete, FishComplete, PowerShellComplete):
     add_completion_class(_cls, _cls.name)
 
 
-def script(cli, shell: str) -> str:
+def script(cli: click.Command, shell: str) -> str:
     cls = get_completion_class(shell)
     if cls is None:
         raise ValueError(shell)

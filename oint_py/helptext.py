@@ -9,7 +9,7 @@ imported only then, so help in scripts stays fast.
 import shutil
 import sys
 import textwrap
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import __version__
 from .methods import (
@@ -28,8 +28,12 @@ from .methods import (
     TOKEN,
     URL,
     Method,
+    Option,
 )
 from .outcome import DESCRIPTIONS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
 
 ENV_VARS = {
     URL.env: "--url, so the webhook stays out of ps and crontab lines",
@@ -44,18 +48,18 @@ ENV_VARS = {
 
 
 class Table(NamedTuple):
-    header: tuple | None  # None: a two-column listing without a header row
-    rows: list
+    header: tuple[str, ...] | None  # None: a two-column listing without a header row
+    rows: "Sequence[tuple[object, ...]]"  # each cell shown as str() shows it
 
 
-Page = list  # of (heading, str | Table); heading "" for the title lines
+Page = list[tuple[str, str | Table]]  # (heading, content); heading "" for the title lines
 
 
 def _width() -> int:
     return max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
 
 
-def _wrap(text: str, width: int) -> list[str]:
+def _wrap(text: object, width: int) -> list[str]:
     return textwrap.wrap(str(text), max(20, width), break_on_hyphens=False) or [""]
 
 
@@ -119,7 +123,7 @@ def show(page: Page) -> None:
         say(plain(page))
 
 
-def _options(items) -> Table:
+def _options(items: "Iterable[Option]") -> Table:
     return Table(None, [(f"{o.short + ', ' if o.short else ''}{o.name} {o.metavar}".strip(), o.help) for o in items])
 
 
@@ -179,14 +183,15 @@ def method(m: Method) -> Page:
             + ["--auth-file PATH"] * (m.kind == "status")
         )
     )
-    sections = {
+    by_kind: dict[str, list[tuple[str, tuple[Option, ...]]]] = {
         "rest": [("Only where needed (any --userid form, also --userid all)", SWEEP)] * m.changes_state
         + [("App authorization", (AUTH_FILE,))] * m.takes_token
         + [("Advanced call options", ADVANCED)],
         "token": [("Auth file", OAUTH), ("Advanced call options", OAUTH_ADVANCED)],
         "status": [("Auth file", (AUTH_FILE,))],
         "link": [],
-    }[m.kind]
+    }
+    sections = by_kind[m.kind]
     return [
         (
             "",

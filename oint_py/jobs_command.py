@@ -9,7 +9,7 @@ import re
 import click
 
 from .ending import Finished
-from .outcome import UsageError
+from .outcome import Outcome, UsageError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -23,19 +23,20 @@ def seconds(value: str, option: str) -> float:
     return float(found.group(1)) * _SECONDS[found.group(2)]
 
 
-def _done(outcome) -> Finished:
+def _done(outcome: Outcome) -> Finished:
     return Finished(outcome, None, click.get_current_context().find_root().obj.redact)  # the root's Masking
 
 
 @click.group("jobs", invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
-def jobs(ctx):
+def jobs(ctx: click.Context) -> Finished | None:
     """List this user's --dontwait jobs: state (running; done, with its exit code; lost: ended without one),
     start time, method and files. Never a secret: jobs record none."""
     if ctx.invoked_subcommand is None:
         from .jobs import listing
 
         return _done(listing())
+    return None  # a subcommand runs
 
 
 @jobs.command("wait", context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,7 +46,7 @@ def jobs(ctx):
     metavar="DURATION",
     help="Stop waiting after so long (30s, 15m, 2h; default: until the job ends): exit 4",
 )
-def wait(job, timeout):
+def wait(job: str, timeout: str | None) -> Finished:
     """Wait for JOB to end; print its result and log, and exit with its exit code."""
     from .jobs import wait as wait_for
 
@@ -56,7 +57,7 @@ def wait(job, timeout):
 @click.option(
     "--older-than", metavar="DURATION", default="0", help="Only jobs that ended at least so long ago (7d, 12h)"
 )
-def clean(older_than):
+def clean(older_than: str) -> Finished:
     """Remove the files of jobs that ended (an --out file is yours and stays); running jobs stay."""
     from .jobs import clean as clean_up
 

@@ -13,13 +13,17 @@ ending.finish.
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from . import cmdline
 from .methods import BY_KEY, Method
 from .outcome import ExitStatus
 
+if TYPE_CHECKING:
+    from .helptext import Page
 
-def quick(args: list[str]) -> tuple[Method, dict] | None:
+
+def quick(args: list[str]) -> tuple[Method, dict[str, str | bool]] | None:
     """The method and its options split by keyword for a plain method call; None
     when Click must read `args`. Only splits: cmdline gives the meaning."""
     if len(args) < 3 or args[0] != "bitrix24" or os.environ.get("_OINT_COMPLETE"):
@@ -28,7 +32,7 @@ def quick(args: list[str]) -> tuple[Method, dict] | None:
     if method is None:
         return None
     valued, flags = cmdline.spellings(method)
-    kw: dict = {}
+    kw: dict[str, str | bool] = {}
     i = 2
     while i < len(args):
         name, eq, value = args[i].partition("=")
@@ -46,7 +50,7 @@ def quick(args: list[str]) -> tuple[Method, dict] | None:
     return method, kw
 
 
-def page(args: list[str]):
+def page(args: list[str]) -> "Page | None":
     """The help page a command line asks for, when that is all it asks; None otherwise.
     The same pages, by the same functions, as Click's commands show."""
     if os.environ.get("_OINT_COMPLETE"):
@@ -68,16 +72,17 @@ def main(args: list[str] | None = None) -> ExitStatus:
     shim that calls it exits with it; nothing below exits the process)."""
     args = sys.argv[1:] if args is None else list(args)
     found = quick(args)
-    shown = None if found else page(args)
-    if found is None and shown is None:
-        from .cli import cli
+    if found is not None:
+        from .ending import finish, invoke
 
-        return cli.main(args, prog_name="oint")
-    from .ending import finish, invoke
-
+        method, kw = found
+        return finish(args, lambda masking: invoke(method, kw, masking))
+    shown = page(args)
     if shown is not None:
+        from .ending import finish
         from .helptext import show
 
         return finish(args, lambda masking: show(shown))
-    method, kw = found
-    return finish(args, lambda masking: invoke(method, kw, masking))
+    from .cli import cli
+
+    return cli.main(args, prog_name="oint")

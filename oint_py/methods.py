@@ -8,9 +8,13 @@ HTTP core (transport.py) reads none of them: it knows nothing of Bitrix24.
 """
 
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from . import bounds
 from .record import Record
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Param(Record):
@@ -38,13 +42,13 @@ class Method(Record):
     # so that it may be sent again. Not for pause: an applied pause on a closed
     # day resumes it (OPENED), which looks just like a pause that never arrived.
     resend_unapplied: bool = True
-    example: dict = MappingProxyType({})  # option -> value, for the help page
+    example: "Mapping[str, str]" = MappingProxyType({})  # option -> value, for the help page
     # -- for --if-needed and --plan (state-changing methods only) --
     # the STATUS values that make the call needed; () means every status but confirm_status
     needed: tuple[str, ...] = ()
     # why a user is skipped: a format with {status}; notes added for some statuses
     skip_why: str = ""
-    skip_notes: dict = MappingProxyType({})
+    skip_notes: "Mapping[str, str]" = MappingProxyType({})
     # the action as a plan says it, as the progress bar says it, and once done
     words: tuple[str, str, str] = ("", "", "")
     # the day's own date: an EXPIRED day is changed with a TIME on the date it opened, and a REPORT

@@ -6,12 +6,16 @@ as JSON (to_json / from_json, field by field from the record itself), never
 by parsing a command line again.
 """
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .methods import BY_KEY, Method
 from .record import Record, fields
 from .redact import Redactor
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 ALL_USERS = "all"  # --userid all
 
@@ -31,7 +35,7 @@ class Endpoint(Record):
     def url(self, rest_method: str) -> str:
         return self.base + rest_method
 
-    def payload(self, params: dict) -> dict:
+    def payload(self, params: "Mapping[str, object]") -> dict[str, object]:
         """The JSON body: empty fields left out, the token (if any) as `auth`."""
         body = {k: v for k, v in params.items() if v not in (None, "")}
         return {**body, "auth": self.token} if self.token else body
@@ -57,7 +61,7 @@ class Call(Record, kw_only=True):
     quiet: bool = False  # print nothing on success; on failure the summary and the first failure lines
 
     @property
-    def rest_params(self) -> dict:
+    def rest_params(self) -> dict[str, str]:
         return dict(self.params)
 
     @property
@@ -65,13 +69,13 @@ class Call(Record, kw_only=True):
         """--if-needed or --plan: statuses are read before anything is decided."""
         return self.if_needed or self.plan
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """Everything a background job needs to make this very call (secrets included:
         the caller keeps this off command lines and out of shared files)."""
         return {name: _ENCODE.get(name, _plain)(getattr(self, name)) for name in fields(self) if name not in _LOCAL}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Call":
+    def from_json(cls, data: dict[str, Any]) -> "Call":
         return cls(
             **{
                 name: _DECODE.get(name, _plain)(data[name])
@@ -81,7 +85,7 @@ class Call(Record, kw_only=True):
         )
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """JSON's lists and Python's tuples, both ways: a Call holds tuples, JSON lists."""
     if isinstance(value, (list, tuple)):
         return tuple(_plain(v) for v in value) if isinstance(value, list) else [_plain(v) for v in value]
@@ -89,13 +93,13 @@ def _plain(value):
 
 
 _LOCAL = {"test"}  # --test never travels: a job is started only to send
-_ENCODE = {
+_ENCODE: "dict[str, Callable[[Any], Any]]" = {
     "method": lambda method: method.name,
     "endpoint": lambda ep: {"base": ep.base, "token": ep.token},
     "settings": Settings.to_json,
     "redactor": lambda redactor: sorted(redactor.secrets),
 }
-_DECODE = {
+_DECODE: "dict[str, Callable[[Any], Any]]" = {  # JSON in, each field's type out
     "method": lambda name: BY_KEY[name.lower()],
     "endpoint": lambda ep: Endpoint(**ep),
     "settings": Settings.from_json,

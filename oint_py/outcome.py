@@ -56,11 +56,11 @@ DESCRIPTIONS = {
 HINTS = {"REPORT_NEEDED": 'add --report "REASON": the portal wants a reason with --time unless the schedule is free'}
 
 
-def hint(code) -> str:
+def hint(code: object) -> str:
     return f" ({HINTS[code]})" if isinstance(code, str) and code in HINTS else ""
 
 
-def error_words(code, desc) -> str:
+def error_words(code: object, desc: object) -> str:
     """`error 'CODE': description (hint)`; a missing or empty code is said, never shown as ''."""
     said = f"error {code!r}" if code not in (None, "") else "an error with no code"
     return said + (f": {desc}" if desc else "") + hint(code)

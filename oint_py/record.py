@@ -16,17 +16,32 @@ a class attribute is the field's default (defaults are shared, so they must be
 immutable, as every field of a record is). `kw_only=True` in the class line
 makes the constructor keyword-only. `fields(record)` and `record.replace(...)`
 stand for dataclasses' `fields` and `replace`.
+
+Type checkers see a record as the dataclass it is declared like (PEP 681's
+`dataclass_transform`, named only while type checking: at run time it costs
+nothing), so each record's constructor is checked field by field.
 """
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import Self, dataclass_transform
+else:
+
+    def dataclass_transform(**_options: object) -> object:
+        return lambda cls: cls
+
 
 _MISSING = object()
 
 
+@dataclass_transform(eq_default=True, frozen_default=True)
 class Record:
     _fields: tuple[str, ...] = ()
-    _defaults: dict = {}
+    _defaults: dict[str, Any] = {}
     _kw_only: bool = False
 
-    def __init_subclass__(cls, kw_only: bool = False, **kwargs):
+    def __init_subclass__(cls, kw_only: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         annotations = cls.__dict__.get("__annotations__")  # noqa: RUF063 - own annotations only, never inherited ones
         if annotations is None and "__annotate__" in cls.__dict__:  # Python 3.14: evaluated when asked
@@ -36,7 +51,7 @@ class Record:
         cls._defaults = {**cls._defaults, **{name: cls.__dict__[name] for name in own if name in cls.__dict__}}
         cls._kw_only = kw_only or cls._kw_only
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         names = self._fields
         if args and self._kw_only:
             raise TypeError(f"{type(self).__name__}() takes keyword arguments only")
@@ -58,36 +73,36 @@ class Record:
         if post is not None:
             post()
 
-    def _values(self) -> tuple:
+    def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self._fields)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is immutable")
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is immutable")
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
         return self._values() == other._values()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash((self.__class__, self._values()))
 
     def __repr__(self) -> str:
         inside = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
         return f"{type(self).__name__}({inside})"
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> "Self":
         """A copy with `changes`, as dataclasses.replace."""
         return self.__class__(**{**dict(zip(self._fields, self._values(), strict=True)), **changes})
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """{field: value}, one level deep (as dataclasses.asdict, without recursing)."""
         return dict(zip(self._fields, self._values(), strict=True))
 
 
-def fields(record) -> tuple[str, ...]:
+def fields(record: "Record | type[Record]") -> tuple[str, ...]:
     """The field names of a record or record class, in order."""
     return record._fields

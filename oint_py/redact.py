@@ -20,9 +20,13 @@ path is theirs, not ours.
 
 import json
 import re
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from .record import Record
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MASK = "***"
 MIN_SECRET_LEN = 4
@@ -76,18 +80,19 @@ class Redactor(Record):
             text = text.replace(secret, MASK)
         return text
 
-    def data(self, value):
+    def data(self, value: Any) -> Any:
         """A copy of JSON-shaped data with every string masked (never the JSON
         around them: a token `null` must not turn null into ***), and the values
         of `auth` and `password` keys replaced whatever their length."""
         mask = self
-        stack, root = [], [value]
+        root: list[Any] = [value]
+        stack: list[tuple[Any, Any]] = []  # (a copied list or dict, the index or key of an item in it)
         stack.append((root, 0))
         while stack:  # iterative: the depth of JSON we print is bounded, but not by the recursion limit
             holder, key = stack.pop()
             item = holder[key]
             if isinstance(item, dict):
-                copy = {}
+                copy: dict[Any, Any] = {}
                 for k, v in item.items():
                     secret = str(k).lower() in SECRET_KEYS and isinstance(v, str)
                     copy[mask(k) if isinstance(k, str) else k] = MASK if secret else v
@@ -95,8 +100,8 @@ class Redactor(Record):
                         stack.append((copy, mask(k) if isinstance(k, str) else k))
                 holder[key] = copy
             elif isinstance(item, list):
-                holder[key] = copy = list(item)
-                stack.extend((copy, i) for i in range(len(copy)))
+                holder[key] = items = list(item)
+                stack.extend((items, i) for i in range(len(items)))
             elif isinstance(item, str):
                 holder[key] = mask(item)
         return root[0]
@@ -105,7 +110,7 @@ class Redactor(Record):
         return Redactor(self.secrets | other.secrets)
 
     @classmethod
-    def of_options(cls, kw: dict) -> "Redactor":
+    def of_options(cls, given: "Mapping[str, str | bool | None]") -> "Redactor":
         """The secrets a method's options hold, by keyword (`token`, `clientsecret`, `code`,
         `refresh`, `url`, `proxy`, `config`; the environment already folded in): tokens, the
         app's secret, authorization codes, webhook codes and
@@ -113,6 +118,7 @@ class Redactor(Record):
         --config JSON)."""
         from .methods import SECRET_OPTIONS
 
+        kw = {key: value for key, value in given.items() if isinstance(value, str)}  # a flag holds no secret
         found: list[str | None] = [kw.get(option[2:]) for option in SECRET_OPTIONS]  # token, clientsecret, ...
         for text in filter(None, (kw.get("proxy"), kw.get("config"))):
             found += json_passwords(text)
@@ -121,13 +127,13 @@ class Redactor(Record):
         return cls().adding(*found)
 
     @classmethod
-    def from_argv(cls, args: list[str], environ) -> "Redactor":
+    def from_argv(cls, args: list[str], environ: "Mapping[str, str]") -> "Redactor":
         """The secrets of a raw command line and environment: for Click's own
         complaints, made before the options are split (see the module's doc)."""
         from .methods import CONFIG_ENV, SECRET_OPTIONS, URL
 
-        kw: dict = {
-            "url": [environ.get(URL.env)],
+        kw: dict[str, list[str | None]] = {
+            "url": [environ.get(URL.env) if URL.env else None],
             "config": [environ.get(CONFIG_ENV)],
             "proxy": [],
             **{option[2:]: [environ.get(env) if env else None] for option, env in SECRET_OPTIONS.items()},

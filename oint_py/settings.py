@@ -2,6 +2,8 @@
 reads. Parsing and validation live in call.py; this module only holds the
 shape, so that the layers below call.py can use it without importing it."""
 
+from typing import Any
+
 from . import bounds
 from .record import Record
 
@@ -18,9 +20,9 @@ class Settings(Record):
     insecure: bool = False
     max_answer: int = bounds.DEFAULT_MAX_ANSWER
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return self.as_dict()
 
     @classmethod
-    def from_json(cls, data: dict) -> "Settings":
+    def from_json(cls, data: dict[str, Any]) -> "Settings":
         return cls(**data)

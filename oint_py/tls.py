@@ -10,6 +10,10 @@ https (or an https proxy), when the Client is made, before any request.
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
 
 _HASHED = ".0"  # OpenSSL's capath holds <subject hash>.0 links
 
@@ -60,7 +64,7 @@ def describe(insecure: bool, ca_bundle: str | None) -> str:
     return f"{how} ({where})" if where else how
 
 
-def context(insecure: bool, ca_bundle: str | None):
+def context(insecure: bool, ca_bundle: str | None) -> "ssl.SSLContext":
     """An ssl.SSLContext for the trust source; raises OSError or ssl.SSLError
     when a named file or folder cannot be loaded."""
     import ssl
@@ -69,7 +73,8 @@ def context(insecure: bool, ca_bundle: str | None):
     if how == "truststore":
         import truststore
 
-        return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        native: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        return native
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and the host name
     if how == "off":
         ctx.check_hostname = False
