@@ -208,3 +208,31 @@ def test_a_close_is_this_ones_up_to_close_slack_before_the_portals_clock():
     assert shown(STOP, at(0), "2026-05-26T17:00:00+03:00", clock)[0] is Shown.ALREADY
     assert shown(STOP, {"STATUS": "CLOSED"}, None, clock)[0] is Shown.ALREADY  # no day
     assert shown(STOP, {"STATUS": "OPENED"}, None, clock)[0] is Shown.OTHER
+
+
+def test_refusals_in_russian_are_read_the_same(make_portal, tmp_path):
+    portal = five(make_portal, "refuse", lang="ru")
+    r = oint_on(portal, "--userid", "all", "--if-needed")
+    assert r.code == 0, r.err
+    assert r.err.splitlines()[0] == "oint: 3 closed, 2 skipped, 0 failed"
+    assert r.json()["2"] == r.json()["4"] == SKIPPED
+
+
+@pytest.mark.parametrize("userid", ["7", "7,8"])
+def test_a_close_nothing_dates_counts_with_a_note_saying_so(tmp_path, userid):
+    """A portal whose answer has no clock (no time block, no result_time): the close cannot be told from one
+    made before, so it counts, with a note; never a silent success, never a failure."""
+    from scripted import Script, answer, commands, now, run_timeless
+
+    def respond(req):
+        if req["method"] == "batch":
+            return answer(
+                {"result": {"result": {k: {"STATUS": "CLOSED", "TIME_FINISH": now()} for k in commands(req)}}}
+            )
+        return answer({"result": {"STATUS": "CLOSED", "TIME_FINISH": now()}})
+
+    with Script(respond) as s:
+        r, _ = run_timeless(tmp_path, "bitrix24", "StopTimekeeping", "--url", s.url, "--userid", userid)
+    assert r.code == 0, r.err
+    notes = [line for line in r.err.splitlines() if "no clock" in line]
+    assert len(notes) == len(userid.split(",")) and all("by this" in line and "or before it" in line for line in notes)
