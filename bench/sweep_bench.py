@@ -4,9 +4,10 @@ second): not a test, nothing here passes or fails.
     python bench/sweep_bench.py listing   # batched offset pages (with the cross-checks) vs paging by ID
     python bench/sweep_bench.py sweep     # StopTimekeeping --userid all --if-needed --out as a process (what oint
                                           # does: close first), wall time, requests, peak RSS
-    python bench/sweep_bench.py first     # close-first-and-classify-refusals, the first prototype, in this process
+    python bench/sweep_bench.py first     # close-first-and-classify-by-record, the first prototype, in this process
 
-Each run starts a fresh portal (an empty bucket)."""
+Each run starts a fresh portal (an empty bucket). BENCH_USERS (default 10000) sets the users; BENCH_CLOSED_CLOSE
+(record, the default, or refuse) how the portal answers a close of a closed day."""
 
 import os
 import subprocess
@@ -19,7 +20,7 @@ sys.path.insert(0, ROOT)
 
 from oint_py import batch, sweep  # noqa: E402
 from oint_py.call import parse  # noqa: E402
-from oint_py.confirm import send_batch  # noqa: E402
+from oint_py.confirm import Shown, send_batch, shown  # noqa: E402
 from oint_py.methods import BY_KEY  # noqa: E402
 from oint_py.sandbox.server import Portal  # noqa: E402
 from oint_py.transport import Client  # noqa: E402
@@ -28,7 +29,8 @@ USERS = int(os.environ.get("BENCH_USERS", "10000"))
 
 
 def portal(**kw):
-    return Portal(users=USERS, rate_limit=(50, 2), **kw).start()
+    closed_close = os.environ.get("BENCH_CLOSED_CLOSE", "record")
+    return Portal(users=USERS, rate_limit=(50, 2), closed_close=closed_close, **kw).start()
 
 
 def client_for(p, method="StopTimekeeping"):
@@ -93,11 +95,14 @@ def close_first():
     found, _ = sweep.active_users(call, client)
     counts, refused = Counter(), []
     for at in range(0, len(found.ids), 50):
-        results, _ = send_batch(client, call, method, batch.commands(method.rest, found.ids[at : at + 50], {})[0])
+        clocks: dict = {}
+        cmd = batch.commands(method.rest, found.ids[at : at + 50], {})[0]
+        results, _ = send_batch(client, call, method, cmd, clocks)
         for uid, entry in results.items():
-            if "error" not in entry:
+            verdict = shown(method, entry.get("result"), None, clocks.get(uid))[0] if "error" not in entry else None
+            if verdict is Shown.MADE:
                 counts["closed"] += 1
-            elif entry.get("error_description") in method.done_refusals:
+            elif verdict is Shown.ALREADY:
                 counts["skipped"] += 1
             else:
                 refused.append(uid)  # WD_EXPIRED and the like: read its status, close it on its own date
@@ -106,7 +111,7 @@ def close_first():
         read, _ = send_batch(client, call, status, batch.commands(status.rest, chunk, {})[0])
         steps = {uid: sweep.decide(call, read[uid]) for uid in chunk}
         todo = {
-            uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is sweep.Kind.ACT
+            uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is sweep.Decision.ACT
         }
         results, _ = send_batch(client, call, method, batch.chunks(todo)[0])
         counts.update("closed" if "error" not in e else "failed" for e in results.values())

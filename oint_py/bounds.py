@@ -38,6 +38,10 @@ AUTH_LOCK_MIN_WAIT = 5.0  # seconds a process waits at least for another one ren
 MAX_AUTH_FILE = 64 * 1024  # bytes of an auth file
 ACCESS_TOKEN_SECONDS = 3600  # how long Bitrix24's access token lives, when a token answer does not say
 REFRESH_TOKEN_DAYS = 180  # how long Bitrix24 keeps a refresh token (older docs: 28 days)
+# seconds a close's TIME_FINISH may be before the portal's own clock for that command (its answer's
+# time.date_start; in a batch result_time[key].date_start) and still be this close's: both are read to the second
+# from the same portal's clock, so a close made now is never before it; older, the day was closed before
+CLOSE_SLACK = 2.0
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 
 

@@ -13,13 +13,19 @@ nothing is. A user is thus changed at most once.
 Per-user commands go in batches of 50. Each user ends as an entry:
 {"result": ...} (with a "note" when a status check settled it), or
 {"error": CODE, "error_description": ...}.
+
+A change the portal answered is judged by the record it returns, never by the
+HTTP status or an error's text (shown()): a portal answers a close of a day
+closed long ago with 200 and the old record, or with a refusal of its own.
 """
 
 import json
+import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from enum import Enum
 
-from . import batch
+from . import batch, bounds
 from .answer import Answer, Kind, classify
 from .methods import STATUS_METHOD, Method
 from .model import Call
@@ -146,9 +152,12 @@ def send(
     return results
 
 
-def send_batch(client: RestClient, call: Call, method: Method, cmd: dict) -> tuple[dict[str, dict], bool]:
+def send_batch(
+    client: RestClient, call: Call, method: Method, cmd: dict, clocks: dict | None = None
+) -> tuple[dict[str, dict], bool]:
     """One batch request of at most BATCH_SIZE commands ({key(uid): command});
-    ({uid: entry}, whether the portal could not be reached at all)."""
+    ({uid: entry}, whether the portal could not be reached at all). `clocks`, when given, gets
+    {uid: the portal's clock as it ran that user's command} (result_time[key].date_start)."""
     ep = call.endpoint
     results: dict[str, dict] = {}
     confirm = None
@@ -169,11 +178,13 @@ def send_batch(client: RestClient, call: Call, method: Method, cmd: dict) -> tup
                 return Answer(200, {}, batch.EMPTY, ep.url("batch"))
             return {**payload, "cmd": remaining}
 
-    unreachable = _collect(client, call, cmd, confirm, results)
+    unreachable = _collect(client, call, cmd, confirm, results, clocks)
     return results, unreachable
 
 
-def _collect(client: RestClient, call: Call, cmd: dict, confirm, results: dict[str, dict]) -> bool:
+def _collect(
+    client: RestClient, call: Call, cmd: dict, confirm, results: dict[str, dict], clocks: dict | None = None
+) -> bool:
     """One batch request; each of its users' entries into `results` (kept where a status check settled it).
     True when the portal could not be reached at all."""
     ep = call.endpoint
@@ -189,6 +200,9 @@ def _collect(client: RestClient, call: Call, cmd: dict, confirm, results: dict[s
             results.setdefault(batch.uid(k), error)
         return False
     done, errors = batch.split(answer.body)
+    if clocks is not None:
+        started = batch.as_map(batch.as_map(batch.as_map(answer.body).get("result")).get("result_time"))
+        clocks.update({batch.uid(k): batch.as_map(started.get(k)).get("date_start") for k in cmd})
     for k in cmd:
         if batch.uid(k) in results:  # settled by a status check during a retry
             continue
@@ -259,6 +273,72 @@ def judge(method: Method, record: dict | None) -> Applied:
     if record.get("STATUS") == method.confirm_status:
         return Applied.YES
     return Applied.NO if method.resend_unapplied else Applied.UNKNOWN
+
+
+class Shown(Enum):
+    """What the record a change's answer returned shows of it."""
+
+    MADE = "made"  # the change, made by this call
+    ALREADY = "already"  # a close made before this call: an older TIME_FINISH, or no day at all
+    UNSURE = "unsure"  # CLOSED, but the answer gives no clock to tell when: by this call, or before it
+    OTHER = "other"  # not the STATUS asked for: the change was not made
+
+
+_ATOM = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:([+-]\d{2}):?(\d{2})|Z)$")
+
+
+def atom(value: object) -> str | None:
+    """A portal's date as YYYY-MM-DDTHH:MM:SS+HH:MM: `+0300` and `Z` are read too; None when it is not one."""
+    m = _ATOM.match(value) if isinstance(value, str) else None
+    if m is None:
+        return None
+    text = f"{m[1]}{m[2]}:{m[3]}" if m[2] else f"{m[1]}+00:00"
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return text
+
+
+def _moment(value: object) -> datetime | None:
+    text = atom(value)
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def shown(method: Method, record: object, sent: str | None, clock: object) -> tuple[Shown, str]:
+    """What `record`, the result of `method` sent with TIME `sent` (None: none) and run at the portal's
+    `clock` (its answer's date_start), shows; and why, in words. A close is this call's only when its
+    TIME_FINISH is the TIME sent, or without one no more than CLOSE_SLACK before the clock."""
+    fields = record if isinstance(record, dict) else {}
+    status = fields.get("STATUS")
+    if status != method.confirm_status:
+        return Shown.OTHER, (
+            f"the portal answered STATUS={status} after {method.rest}, not {method.confirm_status}: "
+            f"the day is not {method.words[2]} as asked"
+        )
+    if not method.finish_dated:
+        return Shown.MADE, ""
+    raw = fields.get("TIME_FINISH")
+    if raw in (None, ""):
+        return Shown.ALREADY, f"{method.rest} answered STATUS={status} with no TIME_FINISH: no day was closed by it"
+    finish = _moment(raw)
+    if finish is None:
+        return Shown.UNSURE, f"{method.rest} answered a TIME_FINISH that is no date ({str(raw)[:40]!r})"
+    if sent is not None:
+        if finish == _moment(sent):
+            return Shown.MADE, ""
+        return Shown.ALREADY, f"the day was CLOSED at {raw} before this close, which sent {sent}; nothing was changed"
+    now = _moment(clock)
+    if now is None:
+        return (
+            Shown.UNSURE,
+            f"the portal's answer gives no clock (date_start) to tell whether its close at {raw} is this one",
+        )
+    if finish >= now - timedelta(seconds=bounds.CLOSE_SLACK):
+        return Shown.MADE, ""
+    return Shown.ALREADY, (
+        f"the day was CLOSED at {raw}, before this close (the portal's clock said {clock}); nothing was changed"
+    )
 
 
 def settled_text(method: Method) -> str:

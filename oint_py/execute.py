@@ -3,7 +3,9 @@
 One call for one user, `batch` for several; never prints, never exits. A
 method that is not idempotent (open, pause, close) is re-sent after an
 ambiguous failure only where timeman.status says it has not taken effect
-(confirm.py: the rule, for one user or per user in a batch).
+(confirm.py: the rule, for one user or per user in a batch). Its answer is
+judged by the record it returns (confirm.shown), not by the HTTP status: a
+200 whose record shows the change not made is exit 3, with an error added.
 """
 
 from collections.abc import Callable
@@ -12,7 +14,7 @@ from urllib.parse import urlsplit
 
 from . import batch, tls
 from .answer import Answer, Kind
-from .confirm import Applied, RestClient, failed_entry, judge, settled_text, statuses, unknown_text
+from .confirm import Applied, RestClient, Shown, failed_entry, judge, settled_text, shown, statuses, unknown_text
 from .methods import STATUS_METHOD
 from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
@@ -149,8 +151,30 @@ def _one(call: Call, client: RestClient) -> Outcome:
 
     answer = client.call(ep.url(method.rest), ep.payload(params), confirm)
     messages = answer.notes + ((answer.problem,) if answer.kind is not Kind.OK else ())
+    status = _KIND_STATUS[answer.kind]
+    if method.confirm_status and answer.kind is Kind.OK and not answer.notes and not answer.accepted:
+        answer, status, messages = _judge_one(call, answer, status, messages)
     data = answer.adv() if call.settings.adv_response else answer.body
-    return Outcome(_KIND_STATUS[answer.kind], data, messages)
+    return Outcome(status, data, messages)
+
+
+def _judge_one(
+    call: Call, answer: Answer, status: ExitStatus, messages: tuple[str, ...]
+) -> tuple[Answer, ExitStatus, tuple[str, ...]]:
+    """A change the portal answered with a result, judged by its record: not made (another STATUS, or a close
+    of a day closed before it, which a portal may answer with 200 and the old record) is exit 3, with the
+    portal's answer and an error beside it; a close nothing dates is exit 0 with a note."""
+    method, body = call.method, answer.body
+    clock = body.get("time", {}).get("date_start") if isinstance(body.get("time"), dict) else None
+    verdict, why = shown(method, body.get("result"), call.rest_params.get("TIME"), clock)
+    if verdict is Shown.MADE:
+        return answer, status, messages
+    if verdict is Shown.UNSURE:
+        return answer, status, (*messages, f"{why}: it was {method.words[2]} by this call, or before it")
+    code = "UNEXPECTED_STATUS" if verdict is Shown.OTHER else "ALREADY_CLOSED"
+    hint = "; with --if-needed such a day is skipped" if verdict is Shown.ALREADY else ""
+    body = {**body, "error": code, "error_description": why}
+    return answer.replace(body=body), ExitStatus.API_ERROR, (*messages, f"{code}: {why}{hint}")
 
 
 def plan(call: Call) -> Outcome:

@@ -53,13 +53,15 @@ class Method(Record):
     words: tuple[str, str, str] = ("", "", "")
     # the day's own date: an EXPIRED day is changed with a TIME on the date it opened, and a REPORT
     dated_by_start: bool = False
-    # refusals (error_description) that mean the change is already made, once a status check shows confirm_status
-    done_refusals: tuple[str, ...] = ()
+    # the record's TIME_FINISH dates the change (a close): a CLOSED record whose TIME_FINISH is neither the TIME
+    # sent nor the portal's clock for the command is a close made before it (confirm.shown), whatever the HTTP status
+    finish_dated: bool = False
     status_method: str = "GetTimekeepingStatus"  # the method whose STATUS these fields speak of
     # -- for a status method: every STATUS it answers; any other cannot tell whether a change is needed --
     statuses: tuple[str, ...] = ()
-    # --if-needed may send it before reading the status: on a day that does not need it the portal refuses
-    # it and changes nothing, and only the refused users' statuses are read (half the requests of reading first)
+    # --if-needed may send it before reading the status: on a day that does not need it the portal changes
+    # nothing, and answers the record unchanged (a skip, read from it) or refuses it; only the users whose answer
+    # shows no change made (a refusal, another status) have their status read (half the requests of reading first)
     act_first: bool = False
     # rest: a REST method on the portal; token: a grant at the OAuth server (GetToken, RefreshToken);
     # link: builds the browser step's address (GetAppAuthLink); status: reads an auth file (AuthStatus)
@@ -319,7 +321,7 @@ METHODS: tuple[Method, ...] = (
         skip_why="the day is {status}, not open",
         words=("close", "closing", "closed"),
         dated_by_start=True,
-        done_refusals=("Workday is not opened", "Рабочий день не начат"),
+        finish_dated=True,
         act_first=True,
     ),
     Method(

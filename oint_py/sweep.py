@@ -14,10 +14,14 @@
   --if-needed or --plan), a decision per user (for the close of an EXPIRED
   day, a TIME on the day's own open date and a REPORT), the changes sent
   through confirm.send_batch (an ambiguous failure is settled by status, and
-  nobody is changed twice), and the STATUS each answer returns checked. A
-  method that acts first (Method.act_first: a close without --time) is sent
-  to every user at once instead, and only the users it was refused for are
-  read and decided on, after the others. Each batch's entries go to `record`
+  nobody is changed twice), and the record each answer returns judged
+  (confirm.shown: the STATUS asked for, and for a close a TIME_FINISH that is
+  this close's). A refusal is never read by its text: the user's status is
+  read, and a change someone else made meanwhile is a skip. A method that
+  acts first (Method.act_first: a close without --time) is sent to every user
+  at once instead: a record showing the day closed before is a skip, and only
+  the users whose answer shows no change (a refusal, another STATUS) are read
+  and decided on, after the others. Each batch's entries go to `record`
   at once. A stop request (a signal) or a portal that cannot be reached for
   GONE_BATCHES batches in a row ends the loop; the users left are "not
   reached". With --plan nothing is sent.
@@ -25,7 +29,6 @@
 Never prints: `progress(what, done, total)` is told how far it got.
 """
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,13 +40,16 @@ from .confirm import (
     TRANSPORT_ERRORS,
     UNANSWERED,
     RestClient,
+    Shown,
     about,
     answer_entry,
     failure,
     send_batch,
     settled_text,
+    shown,
     statuses,
 )
+from .confirm import atom as _atom
 from .methods import BY_KEY, DEFAULT_REPORT, Method
 from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, RequestFailure, error_words
@@ -56,7 +62,6 @@ ACTIVE = {"FILTER": {"ACTIVE": True}, "sort": "ID", "order": "ASC"}  # the first
 _PAGE_QUERY = {"FILTER[ACTIVE]": "true", "sort": "ID", "order": "ASC"}  # the same in a batch command's query
 PAGE = 50  # users a page of user.get
 GONE_BATCHES = 3  # batches in a row that reach no portal: it is gone, the rest is not attempted
-_ATOM = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:([+-]\d{2}):?(\d{2})|Z)$")
 
 
 # -- the listing ---------------------------------------------------------------
@@ -340,19 +345,6 @@ def _not_before_start(step: Step, record: dict) -> Step:
     )
 
 
-def _atom(value) -> str | None:
-    """A portal's date as YYYY-MM-DDTHH:MM:SS+HH:MM: `+0300` and `Z` are read too; None when it is not one."""
-    m = _ATOM.match(value) if isinstance(value, str) else None
-    if m is None:
-        return None
-    text = f"{m[1]}{m[2]}:{m[3]}" if m[2] else f"{m[1]}+00:00"
-    try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return text
-
-
 # -- running -------------------------------------------------------------------
 class End(Enum):
     """How a run over many users ended."""
@@ -442,10 +434,13 @@ def _chunks(uids: list[str], first: bool, refused: list[str]):
 
 
 def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refused: list[str]) -> bool:
-    """The change sent to every user of a batch without reading first. A user the portal refused (a day not
-    open, or expired) goes to `refused`, to be read and decided on like any other."""
+    """The change sent to every user of a batch without reading first. A record showing the day closed before
+    this run is a skip; a user whose answer shows no change (any refusal, such as an expired day's, or another
+    STATUS) goes to `refused`, to be read and decided on like any other."""
     method = call.method
-    results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
+    clocks: dict[str, str] = {}
+    cmd = batch.commands(method.rest, chunk, call.rest_params)[0]
+    results, unreachable = send_batch(client, call, method, cmd, clocks)
     unanswered = [uid for uid in chunk if results[uid].get("error") in UNANSWERED]
     # the batch may have run their change: a status that shows it made settles it, as for a lost answer
     for uid, now in _shown_done(call, client, unanswered).items():
@@ -455,14 +450,25 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
         if "error" in result and result["error"] not in TRANSPORT_ERRORS:
             refused.append(uid)
             continue
-        if "error" not in result and "note" in result:  # its answer was lost; a status check shows the change made
+        if "error" not in result and "note" not in result:
+            verdict, why = shown(method, result.get("result"), None, clocks.get(uid))
+            if verdict is Shown.OTHER:
+                refused.append(uid)
+                continue
+            if verdict is Shown.ALREADY:  # as a status read first would have said: the same entry either way
+                step = Step(Decision.SKIP, "CLOSED", reason=method.skip_why.format(status="CLOSED"))
+                tally.add(uid, *_entry(call, step, None))
+                continue
+            if verdict is Shown.UNSURE:
+                result = {**result, "note": why}
+        if "error" not in result and "note" in result:  # its answer was lost, or does not date the close
             result = {
                 **result,
                 "note": f"{result['note']}. Its status before this run was not read ({method.words[0]} "
                 f"first): it was {method.words[2]} by this run, or already before it",
             }
             tally.counts["unsure"] += 1
-        tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), result))
+        tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), result, clocks.get(uid)))
     return unreachable
 
 
@@ -487,10 +493,13 @@ def _cut(call: Call, chunk: list[str], tally: Tally, why: str | None = None) -> 
 def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bool:
     """One batch of users read, decided and changed; their entries into `tally`. True when no portal answered."""
     method = call.method
+    clocks: dict[str, str] = {}
     if not call.reads_first:
-        results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
+        cmd = batch.commands(method.rest, chunk, call.rest_params)[0]
+        results, unreachable = send_batch(client, call, method, cmd, clocks)
         for uid in chunk:
-            tally.add(uid, results[uid], "failed" if "error" in results[uid] else "acted")
+            entry = _judged(method, results[uid], call.rest_params.get("TIME"), clocks.get(uid))
+            tally.add(uid, entry, "failed" if "error" in entry else "acted")
         return unreachable
     read, unreachable = send_batch(
         client, call, _status_method(method), batch.commands(_status_method(method).rest, chunk, {})[0]
@@ -501,10 +510,10 @@ def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bo
     if not call.plan and not unreachable:
         todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Decision.ACT}
         if todo:
-            results, unreachable = send_batch(client, call, method, batch.chunks(todo)[0])
-            _already_done(call, client, steps, results)
+            results, unreachable = send_batch(client, call, method, batch.chunks(todo)[0], clocks)
+            _done_meanwhile(call, client, steps, results, clocks)
     for uid, step in steps.items():
-        entry, kind = _entry(call, step, results.get(uid))
+        entry, kind = _entry(call, step, results.get(uid), clocks.get(uid))
         if uid in unchecked:
             entry["unchecked"] = unchecked[uid]
         tally.add(uid, entry, kind)
@@ -522,16 +531,20 @@ def _unchecked(call: Call, read: dict, steps: dict) -> dict[str, str]:
     return found
 
 
-def _already_done(call: Call, client: RestClient, steps: dict, results: dict) -> None:
-    """A change the portal refused as already made (a close of a day that is "not opened": another run, or the
-    user, closed it in between) is a skip when a status check shows it made."""
+def _done_meanwhile(call: Call, client: RestClient, steps: dict, results: dict, clocks: dict) -> None:
+    """A change someone else made after the status was read (another run, the user) is a skip: a close whose
+    record shows the day closed before it, or any refusal (whatever its code or text) after which a status
+    check shows the change made. Every other refusal stays the failure it is."""
     method = call.method
-    refused = [
+    refused = [uid for uid, entry in results.items() if "error" in entry and entry["error"] not in TRANSPORT_ERRORS]
+    before = [
         uid
         for uid, entry in results.items()
-        if "error" in entry and entry.get("error_description") in method.done_refusals
+        if "error" not in entry
+        and "note" not in entry
+        and shown(method, entry.get("result"), steps[uid].params.get("TIME"), clocks.get(uid))[0] is Shown.ALREADY
     ]
-    for uid in _shown_done(call, client, refused):
+    for uid in [*_shown_done(call, client, refused), *before]:
         steps[uid] = Step(
             Decision.SKIP,
             steps[uid].before,
@@ -553,9 +566,23 @@ def _shown_done(call: Call, client: RestClient, uids: list[str]) -> dict[str, di
     }
 
 
-def _entry(call: Call, step: Step, result: dict | None) -> tuple[dict, str]:
+def _judged(method: Method, result: dict, sent: str | None, clock: str | None) -> dict:
+    """A change's entry as the portal answered it, with an error when its record shows the change not made
+    (UNEXPECTED_STATUS, or ALREADY_CLOSED: a close of a day closed before it) and a note when it cannot tell."""
+    if not method.changes_state or "error" in result or "note" in result:
+        return result
+    verdict, why = shown(method, result.get("result"), sent, clock)
+    if verdict is Shown.MADE:
+        return result
+    if verdict is Shown.UNSURE:
+        return {**result, "note": f"{why}: it was {method.words[2]} by this run, or before it"}
+    code = "UNEXPECTED_STATUS" if verdict is Shown.OTHER else "ALREADY_CLOSED"
+    return {**result, "error": code, "error_description": why}
+
+
+def _entry(call: Call, step: Step, result: dict | None, clock: str | None = None) -> tuple[dict, str]:
     """One user's part of the answer and how it counts. `result`: the portal's entry for the change (None when
-    nothing was sent)."""
+    nothing was sent); `clock`: the portal's clock as it ran the change."""
     planned, _, done = call.method.words
     if step.kind is Decision.SKIP:
         return {
@@ -573,14 +600,7 @@ def _entry(call: Call, step: Step, result: dict | None) -> tuple[dict, str]:
     }
     if call.plan or result is None:
         return entry, "acted"
-    entry = {**entry, **result}
-    shown = result.get("result", {}).get("STATUS") if isinstance(result.get("result"), dict) else None
-    if "error" not in result and shown not in (None, call.method.confirm_status):
-        entry.update(
-            error="UNEXPECTED_STATUS",
-            error_description=f"the portal answered STATUS={shown} after "
-            f"{call.method.rest}, not {call.method.confirm_status}: the day did not end as asked",
-        )
+    entry = {**entry, **_judged(call.method, result, step.params.get("TIME"), clock)}
     if "error" in entry:
         entry["action"] = "failed"  # after the portal's fields: an entry of its own cannot say otherwise
         return entry, "failed"

@@ -227,3 +227,25 @@ def assert_no_secret(*texts: str):
         assert SECRET_TOKEN not in text
         assert WEBHOOK_CODE not in text
         assert "Traceback" not in text
+
+
+class Clock:
+    """A portal's clock (`make_portal(now=Clock(...))`) that moves only when told: `advance(seconds)`, or by
+    `tick` seconds at each reading, so that every event on the portal has a moment of its own."""
+
+    def __init__(self, start=None, tick: float = 0):
+        import threading
+        from datetime import datetime, timedelta
+
+        moment = start or datetime.now().astimezone().replace(hour=15, minute=0, second=0, microsecond=0)
+        self.moment, self.tick, self.lock, self._step = moment, tick, threading.Lock(), timedelta
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.moment += self._step(seconds=seconds)
+
+    def __call__(self):
+        with self.lock:
+            now = self.moment
+            self.moment += self._step(seconds=self.tick)
+            return now

@@ -153,8 +153,10 @@ def answer(data, status: int = 200, headers=()) -> tuple:
 def batch_answer(
     results: dict, errors: dict | None = None, totals: dict | None = None, nexts: dict | None = None
 ) -> tuple:
-    """A Bitrix24 batch answer: per command key, results and errors, and a list method's
-    result_total and result_next (PHP's [] for an empty map)."""
+    """A Bitrix24 batch answer: per command key, results and errors, a list method's
+    result_total and result_next (PHP's [] for an empty map), and each result's result_time,
+    whose date_start is this moment (a close's TIME_FINISH is dated against it)."""
+    started = {k: {"date_start": now()} for k in results or {}}
     return answer(
         {
             "result": {
@@ -162,9 +164,22 @@ def batch_answer(
                 "result_error": errors or [],
                 "result_total": totals or [],
                 "result_next": nexts or [],
+                "result_time": started or [],
             }
         }
     )
+
+
+def now() -> str:
+    """This moment as a portal writes it: YYYY-MM-DDTHH:MM:SS+HH:MM."""
+    from datetime import datetime
+
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def closed() -> dict:
+    """The record a close made this moment answers."""
+    return {"STATUS": "CLOSED", "TIME_FINISH": now()}
 
 
 def commands(request: dict) -> dict:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import assert_no_secret, oint_on, run_oint
-from scripted import RESET, Script, answer, batch_answer, commands, run_timeless
+from scripted import RESET, Script, answer, batch_answer, closed, commands, run_timeless
 
 from oint_py.timeparse import TimeError, to_atom
 
@@ -222,7 +222,7 @@ def test_batch_status_check_settles_some_users_re_sends_others_and_leaves_the_un
     check shows 1 CLOSED (settled, with a note), 2 OPENED (re-sent, alone with 4), 3 unreadable
     (OUTCOME_UNKNOWN, never re-sent) and 4 PAUSED (re-sent)."""
     status = {"u1": {"STATUS": "CLOSED"}, "u2": {"STATUS": "OPENED"}, "u4": {"STATUS": "PAUSED"}}
-    closes = []
+    closes, made = [], {}
 
     def respond(req):
         cmd = commands(req)
@@ -234,14 +234,15 @@ def test_batch_status_check_settles_some_users_re_sends_others_and_leaves_the_un
         closes.append(sorted(cmd))
         if len(closes) == 1:
             return RESET
-        return batch_answer({k: {"STATUS": "CLOSED"} for k in cmd})
+        made.update({k: closed() for k in cmd})
+        return batch_answer({k: made[k] for k in cmd})
 
     with Script(respond) as s:
         r, _ = run_timeless(tmp_path, *STOP, s.url, "--userid", "1,2,3,4")
     assert closes == [["u1", "u2", "u3", "u4"], ["u2", "u4"]]
     data = r.json()
     assert data["1"]["result"]["STATUS"] == "CLOSED" and "not sent again" in data["1"]["note"]
-    assert data["2"] == {"result": {"STATUS": "CLOSED"}} and data["4"] == {"result": {"STATUS": "CLOSED"}}
+    assert data["2"] == {"result": made["u2"]} and data["4"] == {"result": made["u4"]}
     assert data["3"]["error"] == "OUTCOME_UNKNOWN"
     assert r.code == 4
     assert "user 3: OUTCOME_UNKNOWN" in r.err and "user 1: " in r.err

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
 import pytest
-from conftest import OINT, ROOT, assert_no_secret, clean_env, run_in_terminal, run_oint, wait_for
+from conftest import OINT, ROOT, Clock, assert_no_secret, clean_env, run_in_terminal, run_oint, wait_for
 
 from oint_py.methods import DEFAULT_REPORT
 from oint_py.sandbox.portal import Paged, forgotten_kind
@@ -71,8 +71,11 @@ def today() -> str:
 
 
 # -- the target: 1,000 users in the forgotten mix --------------------------------
-def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal):
-    portal = make_portal(users=1000, scenario="forgotten", rate_limit=(50, 2))
+@pytest.mark.parametrize("closed_close", ["record", "refuse"])
+def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal, closed_close):
+    """Against a portal that answers a close of a closed day with its old record (the server code), and one
+    that refuses it: the same record and summary either way."""
+    portal = make_portal(users=1000, scenario="forgotten", rate_limit=(50, 2), now=Clock(), closed_close=closed_close)
     before = snapshot(portal)
     active = [uid for uid in sorted(portal.users) if uid not in portal.inactive]
     needed = {uid for uid in active if before[uid]["STATUS"] in NEEDS_CLOSE}
@@ -81,9 +84,10 @@ def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal
 
     r = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed")
     assert r.code == 0, r.err
-    # close first: 1 + 1 user.get, 20 close batches; then the 180 refused (100 closed, 80 expired) read in 4
-    # status batches, and the expired among them closed on their own date in 4
-    assert len(portal.calls()) == 30, len(portal.calls())
+    # close first: 1 + 1 user.get, 20 close batches; then the 80 expired (refused: WD_EXPIRED) read in 2 status
+    # batches and closed on their own date in 2. The 100 closed days: skipped by the record their close returned
+    # (26 requests), or refused too, read and skipped (30)
+    assert len(portal.calls()) == (26 if closed_close == "record" else 30), len(portal.calls())
     assert portal.throttled == 0
     # a close goes once to each user; an expired day's first close is refused (WD_EXPIRED: no TIME), changing
     # nothing, and its dated close follows
@@ -114,14 +118,18 @@ def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal
         assert data[str(uid)]["time"] is None and "report" not in data[str(uid)]
     assert r.err.splitlines() == ["oint: 880 closed, 100 skipped, 0 failed"]
 
-    # the same command right after changes nothing and exits 0 (even with the portal's bucket still full):
-    # every close is refused as "not opened", and the status read after it says CLOSED
+    # the same command a minute later changes nothing and exits 0 (even with the portal's bucket still full):
+    # every close returns the day's record closed before it, or is refused and the status read after it says CLOSED
+    portal.now.advance(60)
     after = snapshot(portal)
     again = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed")
     assert again.code == 0, again.err
     assert snapshot(portal) == after
     assert again.err.splitlines() == ["oint: 0 closed, 980 skipped, 0 failed"]
-    assert {e["action"] for e in again.json().values()} == {"skipped"}
+    assert all(
+        e == {"action": "skipped", "status_before": "CLOSED", "reason": "the day is CLOSED, not open"}
+        for e in again.json().values()
+    )
 
 
 def test_plan_reads_and_changes_nothing_and_says_what_the_run_then_does(make_portal):
@@ -186,20 +194,24 @@ def test_pause_if_needed_pauses_open_days_only_and_never_a_closed_one(make_porta
 
 
 def test_start_if_needed_opens_every_day_that_is_not_open(make_portal):
+    """Every day that is not open gets one open; a forgotten (EXPIRED) day is not opened over: the portal
+    answers its record unchanged, and oint says so (UNEXPECTED_STATUS, exit 3) instead of claiming it."""
     portal = make_portal(users=100, scenario="forgotten")
     before = snapshot(portal)
     r = on(portal, "StartTimekeeping", "--userid", "all", "--if-needed")
-    assert r.code == 0, r.err
+    assert r.code == 3, r.err
     active = [uid for uid in portal.users if uid not in portal.inactive]
     not_open = {str(uid) for uid in active if before[uid]["STATUS"] != "OPENED"}
-    assert not_open and sent(portal, "timeman.open") == Counter(dict.fromkeys(not_open, 1))
-    assert all(portal.days[uid]["STATUS"] == "OPENED" for uid in active)
+    expired = {str(uid) for uid in active if before[uid]["STATUS"] == "EXPIRED"}
+    assert not_open and expired and sent(portal, "timeman.open") == Counter(dict.fromkeys(not_open, 1))
+    assert all(portal.days[uid]["STATUS"] == ("EXPIRED" if str(uid) in expired else "OPENED") for uid in active)
     assert Counter(e["action"] for e in r.json().values()) == Counter(
-        opened=len(not_open), skipped=len(active) - len(not_open)
+        opened=len(not_open - expired), skipped=len(active) - len(not_open), failed=len(expired)
     )
+    assert {r.json()[uid]["error"] for uid in expired} == {"UNEXPECTED_STATUS"}
     seen = len(portal.calls())
-    assert on(portal, "StartTimekeeping", "--userid", "all", "--if-needed").code == 0
-    assert "timeman.open" not in commands(portal, seen)
+    assert on(portal, "StartTimekeeping", "--userid", "all", "--if-needed").code == 3  # only the expired ones
+    assert sent(portal, "timeman.open", seen) == Counter(dict.fromkeys(expired, 1))
 
 
 # -- expired days ----------------------------------------------------------------
@@ -390,10 +402,13 @@ def test_userid_all_without_if_needed_is_the_list_form(make_portal):
     assert [c["method"] for c in portal.calls()] == ["user.get", "batch", "batch", "batch", "batch"]
 
 
-def test_if_needed_for_the_webhooks_own_user(portal):
+@pytest.mark.parametrize("closed_close", ["record", "refuse"])
+def test_if_needed_for_the_webhooks_own_user(make_portal, closed_close):
+    portal = make_portal(now=Clock(), closed_close=closed_close)
     r = on(portal, "StopTimekeeping", "--if-needed")
     assert r.code == 0, r.err
     assert r.json()["action"] == "closed" and portal.days[1]["STATUS"] == "CLOSED"
+    portal.now.advance(60)
     again = on(portal, "StopTimekeeping", "--if-needed")
     assert again.code == 0 and again.json()["action"] == "skipped"
     assert again.err.splitlines() == ["oint: 0 closed, 1 skipped, 0 failed"]

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import OINT, clean_env, run_oint
+from conftest import OINT, Clock, clean_env, run_oint
 from test_sweep import commands, on, sent, snapshot
 
 NEEDS_CLOSE = ("OPENED", "PAUSED", "EXPIRED")
@@ -166,8 +166,12 @@ def sweep_process(portal, state, *args, **env):
     )
 
 
-def test_two_sweeps_at_once_close_each_day_once_and_both_exit_0(make_portal, tmp_path):
-    portal = make_portal(users=300)
+@pytest.mark.parametrize("closed_close", ["record", "refuse"])
+def test_two_sweeps_at_once_close_each_day_once_and_both_exit_0(make_portal, tmp_path, closed_close):
+    """The second run's closes meet days the first closed: with their old records (a skip, by the record's
+    TIME_FINISH against the portal's clock, which moves 3 s at each reading here) or refused (a skip, by
+    the status read after)."""
+    portal = make_portal(users=300, now=Clock(tick=3), closed_close=closed_close)
     portal.inject(*["slow:0.4"] * 8)  # the first run takes a few seconds
     first = sweep_process(portal, tmp_path)
     deadline = time.monotonic() + 30
@@ -256,8 +260,9 @@ def test_lock_files_made_under_a_tight_umask_are_0600_so_the_next_run_can_open_t
     assert stat.S_IMODE(lock_file.stat().st_mode) == 0o600
 
 
-def test_a_day_closed_by_someone_else_between_read_and_close_counts_as_done(make_portal):
-    portal = make_portal(users=10)
+@pytest.mark.parametrize("closed_close", ["record", "refuse"])
+def test_a_day_closed_by_someone_else_between_read_and_close_counts_as_done(make_portal, closed_close):
+    portal = make_portal(users=10, closed_close=closed_close)
     real = portal._m_timeman_status
 
     def status(params, caller):

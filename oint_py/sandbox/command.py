@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..outcome import UsageError
-from .portal import DEFAULT_CODE, DEFAULT_TOKEN, FAULTS, SCENARIOS
+from .portal import CLOSED_CLOSE, DEFAULT_CODE, DEFAULT_TOKEN, FAULTS, SCENARIOS
 
 
 def _rate(ctx, param, value):
@@ -61,6 +61,14 @@ class SandboxCommand(click.Command):
 )
 @click.option("--free-schedule", is_flag=True, help="No REPORT needed when TIME is given")
 @click.option(
+    "--closed-close",
+    type=click.Choice(CLOSED_CLOSE),
+    default="record",
+    show_default=True,
+    help="A close of a day that is not open: record answers 200 with the status unchanged (as the server code "
+    "does), refuse answers 400 with an error",
+)
+@click.option(
     "--rate-limit",
     metavar="BURST/RATE",
     callback=_rate,
@@ -102,6 +110,7 @@ def serve(
     free_schedule,
     rate_limit,
     fail,
+    closed_close="record",
     tls_cert,
     tls_key,
     stop_after,
@@ -129,6 +138,7 @@ def serve(
             scenario=scenario,
             user_scope=not no_user_scope,
             token_ttl=token_ttl,
+            closed_close=closed_close,
         )
     except (OSError, ssl.SSLError) as exc:
         print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc}"}), flush=True)

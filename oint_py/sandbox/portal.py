@@ -33,6 +33,12 @@ SCENARIOS = {
     "closed (EXPIRED), 2% inactive (left open days from a week ago; not listed by user.get)",
 }
 NO_SCOPE = "The request requires higher privileges than provided by the webhook token"
+# --closed-close: what a close of a day that is not open (CLOSED, or no day at all) answers. "record": 200 with the
+# status record unchanged, as the server code does (Bitrix\\Timeman\\Rest: CTimeManUser::CloseDay fails without
+# an exception, and the method answers timeman.status's record). "refuse": a 400 with an error no doc names (older
+# sandboxes invented one), so that oint is tested against a portal that refuses instead; oint must not care
+CLOSED_CLOSE = ("record", "refuse")
+NOT_CLOSABLE = "The workday cannot be closed"  # "refuse"'s text: deliberately no text oint could know
 
 
 class ApiError(Exception):
@@ -43,7 +49,7 @@ class ApiError(Exception):
 
 RUSSIAN = {
     "User not found": "Пользователь не найден",
-    "Workday is not opened": "Рабочий день не начат",
+    NOT_CLOSABLE: "Рабочий день не может быть завершён",
     "Report is needed": "Необходимо указать причину изменения",
     "Wrong datetime format": "Неверный формат даты",
 }
@@ -121,15 +127,20 @@ class PortalState:
         now=None,
         lang="en",
         token_ttl: float | None = None,
+        closed_close: str = "record",
     ):
         """`scenario`: a name in SCENARIOS (the days users start with; else all open, or all
         closed when not `opened`); `user_scope`: the webhook (and token) may call user.get,
         else insufficient_scope; `finish_default`: EXPIRED days state TIME_FINISH_DEFAULT;
         `now`: the portal's clock (a callable giving an aware datetime; tests fix the date);
         `lang`: "ru" answers errors in Russian, as a Russian-language portal does;
-        `token_ttl`: seconds an access token from the OAuth server (sandbox/oauth.py) lives."""
+        `token_ttl`: seconds an access token from the OAuth server (sandbox/oauth.py) lives;
+        `closed_close`: a name in CLOSED_CLOSE, how a close of a day that is not open is answered."""
         if scenario is not None and scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+        if closed_close not in CLOSED_CLOSE:
+            raise ValueError(f"unknown closed_close {closed_close!r}; known: {', '.join(CLOSED_CLOSE)}")
+        self.closed_close = closed_close
         self.code, self.token = code, token
         from .oauth import DEFAULT_TTL, OAuthState
 
@@ -165,11 +176,12 @@ class PortalState:
                     self.days[uid] = self._record("OPENED", start - timedelta(days=7))
                 elif kind == "expired":
                     self.days[uid] = self._record("OPENED", start - timedelta(days=1))
-                elif kind == "closed":
+                elif kind == "closed":  # closed hours before (a minute at least: never a close this moment)
+                    finish = min(max(start, self.now() - timedelta(hours=2)), self.now() - timedelta(minutes=1))
                     self.days[uid] = dict(
-                        self._record("CLOSED", start),
-                        TIME_FINISH=_atom(self.now()),
-                        DURATION=_hms((self.now() - start).total_seconds()),
+                        self._record("CLOSED", min(start, finish)),
+                        TIME_FINISH=_atom(finish),
+                        DURATION=_hms((finish - min(start, finish)).total_seconds()),
                     )
                 else:
                     self.days[uid] = self._record(kind.upper(), start)
@@ -326,14 +338,24 @@ class PortalState:
         }
 
     def _m_timeman_open(self, params, caller):
+        """The core chooses REOPEN (a day of today: open, paused or closed) or OPEN (no day, or a closed one of
+        an earlier date). REOPEN with a TIME is refused with code TIME (server code); a REOPEN or an OPEN that
+        has nothing to do answers 200 with the status unchanged (server code). An EXPIRED day is left as it is,
+        200 and unchanged (inferred: the source does not show it; a person must close the forgotten day first,
+        and a new day over it would lose it)."""
         uid = self._user(caller, params)
         day = self._day(uid)
-        moment = self._time(params, None, "open") or self.now()
-        if day and day["STATUS"] in ("OPENED", "PAUSED") and day["TIME_START"][:10] == _atom(moment)[:10]:
-            day.update(STATUS="OPENED", ACTIVE=True)  # resumes a paused day
-        elif day and day["STATUS"] == "CLOSED" and day["TIME_START"][:10] == _atom(moment)[:10]:
-            day.update(STATUS="OPENED", ACTIVE=True, TIME_FINISH=None)  # re-opens today's day
-        else:
+        timed = params.get("TIME") not in (None, "")
+        if day and day["STATUS"] == "EXPIRED":
+            return dict(day)
+        if day and (day["STATUS"] != "CLOSED" or day["TIME_START"][:10] == _atom(self.now())[:10]):  # REOPEN
+            if timed:
+                raise ApiError(400, "TIME", "Unable to set time, work day is paused")
+            if day["STATUS"] == "OPENED":
+                return dict(day)  # nothing to resume
+            day.update(STATUS="OPENED", ACTIVE=True, TIME_FINISH=None)  # resumes a paused day, re-opens today's
+        else:  # OPEN: a new day
+            moment = self._time(params, None, "open") or self.now()
             self.days[uid] = day = self._record("OPENED", moment)
         self.applied["timeman.open"][uid] += 1
         return dict(day)
@@ -342,7 +364,12 @@ class PortalState:
         uid = self._user(caller, params)
         day = self._day(uid)
         if not day or day["STATUS"] == "CLOSED":
-            raise ApiError(400, "", "Workday is not opened")
+            # a TIME is read and dated first (format, the day's own date); no reason is asked for: the core's
+            # close fails for the day, without an exception, and the method answers the status (CLOSED_CLOSE)
+            self._time({**params, "REPORT": "-"}, day["TIME_START"] if day else None, "close")
+            if self.closed_close == "refuse":
+                raise ApiError(400, "", NOT_CLOSABLE)
+            return dict(day) if day else {"STATUS": "CLOSED"}
         moment = self._time(params, day["TIME_START"], "close")
         if day["STATUS"] == "EXPIRED":
             if moment is None:
@@ -363,13 +390,20 @@ class PortalState:
         return dict(day)
 
     def _m_timeman_pause(self, params, caller):
+        """Always 200 with the status record, never an error: the method ignores the core's result (server
+        code); a user with no day gets {"STATUS": "CLOSED"}. Not idempotent: today's closed day is resumed, as
+        the docs say (timeman-pause.md); an older closed day, a paused or an EXPIRED one is left unchanged
+        (inferred: the core has nothing it may do to them)."""
         uid = self._user(caller, params)
         day = self._day(uid)
         if not day:
-            raise ApiError(400, "", "Workday is not opened")
-        # not idempotent, as on a real portal: pausing a closed day resumes it
-        day.update(STATUS="OPENED" if day["STATUS"] == "CLOSED" else "PAUSED", TIME_FINISH=None)
-        day["ACTIVE"] = day["STATUS"] == "OPENED"
+            return {"STATUS": "CLOSED"}
+        if day["STATUS"] == "OPENED":
+            day.update(STATUS="PAUSED", ACTIVE=False)
+        elif day["STATUS"] == "CLOSED" and day["TIME_START"][:10] == _atom(self.now())[:10]:
+            day.update(STATUS="OPENED", ACTIVE=True, TIME_FINISH=None)
+        else:
+            return dict(day)
         self.applied["timeman.pause"][uid] += 1
         return dict(day)
 
@@ -382,7 +416,7 @@ class PortalState:
             raise ApiError(400, "INVALID_ARG_VALUE", "Max batch length exceeded")
         results, errors, times, totals, nexts = {}, {}, {}, {}, {}
         for key, line in cmd.items():
-            started = time.time()
+            started, clock = time.time(), self.now()
             name, _, query = str(line).partition("?")
             try:
                 results[key] = self.dispatch(name.strip().lower(), php_query(query), caller)
@@ -394,7 +428,7 @@ class PortalState:
                 totals[key] = results[key].total
                 if results[key].next is not None:
                     nexts[key] = results[key].next
-            times[key] = self._timing(started)
+            times[key] = self._timing(started, clock)
         # PHP serialises empty maps as []
         return {
             "result": results or [],
@@ -404,16 +438,17 @@ class PortalState:
             "result_time": times or [],
         }
 
-    @staticmethod
-    def _timing(started: float) -> dict:
+    def _timing(self, started: float, clock: datetime) -> dict:
+        """A `time` block: `date_start` is the portal's own clock (`now`) as the command started, the clock its
+        days are dated by (a close's TIME_FINISH is never before it)."""
         finished = time.time()
         return {
             "start": started,
             "finish": finished,
             "duration": finished - started,
             "processing": finished - started,
-            "date_start": _atom(datetime.fromtimestamp(started).astimezone()),
-            "date_finish": _atom(datetime.fromtimestamp(finished).astimezone()),
+            "date_start": _atom(clock),
+            "date_finish": _atom(max(clock, self.now())),
         }
 
     def authenticate(self, hook: tuple[int, str] | None, params: dict) -> int:

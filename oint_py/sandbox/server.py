@@ -276,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             caller = portal.authenticate((int(hook.group(1)), hook.group(2)) if hook else None, params)
         except ApiError as exc:
             return self._error(exc.status, exc.error, exc.description)
-        started = time.time()
+        started, clock = time.time(), portal.now()
         with portal.lock:
             throttled = portal._throttled()
         if throttled:
@@ -291,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = self.path.rsplit("/", 1)[0] + "/timeman.status"
             return self._send(303, b"", "text/html", [("Location", status)])
         paging = result.paging() if isinstance(result, Paged) else {}
-        self._json(200, {"result": result, **paging, "time": portal._timing(started)})
+        self._json(200, {"result": result, **paging, "time": portal._timing(started, clock)})
 
     def _oauth(self, what: str, params: dict, fault: str | None):
         """The OAuth server's pages (sandbox/oauth.py), on the portal's own address."""
