@@ -27,13 +27,11 @@ import subprocess
 import time
 
 from . import output
+from .files.private import open_private, private_dir, state_dir
 from .methods import JOBS_ENV
 from .model import Call
 from .outcome import ExitStatus, Outcome, UsageError
-from .private import check_private, private_dir, state_dir  # noqa: F401 - check_private: jobs' own rule too
 from .spawn import detached, module_argv
-
-PRIVATE = 0o600
 
 
 def default_dir() -> str:
@@ -44,14 +42,8 @@ def jobs_dir() -> str:
     return private_dir(os.path.abspath(os.environ.get(JOBS_ENV) or default_dir()))
 
 
-def create_private(path: str) -> int:
-    """A new file only we can read, never through a link, never one that exists."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    return os.open(path, flags, PRIVATE)
-
-
 def _write_new(path: str, text: str) -> None:
-    fd = create_private(path)
+    fd = open_private(path)
     with os.fdopen(fd, "wb") as fh:
         fh.write(text.encode("utf-8"))
 
@@ -64,7 +56,7 @@ def start(call: Call) -> Outcome:
     files = {name: os.path.join(folder, f"{job}.{name}") for name in ("json", "log", "exit", "meta")}
     result = call.out or files["json"]
     try:
-        log_fd = create_private(files["log"])
+        log_fd = open_private(files["log"])
     except OSError as exc:
         raise UsageError(f"cannot create {files['log']}: {exc.strerror or exc}") from None
     try:
