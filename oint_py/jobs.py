@@ -28,10 +28,13 @@ import time
 
 from . import output
 from .files.private import open_private, private_dir, state_dir
+from .lock import WAIT_ENV
 from .methods import JOBS_ENV
 from .model import Call
 from .outcome import ExitStatus, Outcome, UsageError
 from .spawn import detached, module_argv
+
+CHILD_READS = frozenset({WAIT_ENV})  # the OINT_ variables a job's child reads itself
 
 
 def default_dir() -> str:
@@ -40,6 +43,15 @@ def default_dir() -> str:
 
 def jobs_dir() -> str:
     return private_dir(os.path.abspath(os.environ.get(JOBS_ENV) or default_dir()))
+
+
+def child_environment(environ: dict | None = None) -> dict:
+    """The environment a job's child starts with: the parent's, less every OINT_ variable but the one the
+    child reads itself (OINT_LOCK_WAIT). The call (webhook, token, client secret, --config's proxy and all)
+    arrives on its stdin, checked; OINT_BITRIX24_URL, OINT_BITRIX24_TOKEN, OINT_BITRIX24_CLIENT_SECRET or
+    OINT_CONFIG left in its environment would be readable in /proc/PID/environ as long as the job runs."""
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in environ.items() if not name.startswith("OINT_") or name in CHILD_READS}
 
 
 def _write_new(path: str, text: str) -> None:
@@ -66,6 +78,7 @@ def start(call: Call) -> Outcome:
             stdout=log_fd,
             stderr=log_fd,
             close_fds=True,
+            env=child_environment(),
             **detached(),
         )
     finally:
@@ -259,21 +272,44 @@ def wait(job: str, timeout: float | None) -> Outcome:
             (f"job {job} ended without an exit code (killed?); see {entry['log_file']}",),
         )
     messages = [line.removeprefix("oint: ") for line in _log_lines(folder, job, entry["log_file"])]
-    data, begun = None, _began(job)
-    if (
-        begun is not None and _modified(entry["result_file"]) >= begun
-    ):  # an --out file of an earlier run is not this job's result
-        try:
-            with open(entry["result_file"], "rb") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError) as exc:
-            why = getattr(exc, "strerror", None) or exc
-            messages.append(f"cannot read the job's result {entry['result_file']}: {why}")
+    begun = _began(job)
+    data = None if begun is None else _result(entry["result_file"], begun, messages)
     try:
         status = ExitStatus(entry["exit_code"])
     except ValueError:
         status = ExitStatus.INTERNAL
     return Outcome(status, data, tuple(messages))
+
+
+def _result(path: str, begun: float, messages: list[str]):
+    """A job's result, read only from a regular file written since the job `begun`: a FIFO or a device
+    (`--out /dev/null`) would block the open, or the read, for ever, so its place is said instead; an --out
+    file of an earlier run is not this job's result. None when there is no result to show."""
+    try:
+        info = os.stat(path)
+    except OSError:  # never written (the job failed before, or wrote its answer to its log)
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        messages.append(f"the job's result went to {path}, which is not a regular file; it is not read here")
+        return None
+    if info.st_mtime < begun:
+        return None
+    # O_NONBLOCK: a FIFO put there since the stat does not block the open either; fstat then tells
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        messages.append(f"cannot read the job's result {path}: {exc.strerror or exc}")
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            messages.append(f"the job's result went to {path}, which is not a regular file; it is not read here")
+            return None
+        try:
+            return json.load(fh)
+        except (OSError, ValueError) as exc:
+            messages.append(f"cannot read the job's result {path}: {getattr(exc, 'strerror', None) or exc}")
+            return None
 
 
 def clean(older_than: float) -> Outcome:

@@ -37,11 +37,11 @@ def _prefix(path: str) -> str:
 
 def write_atomic(path: str, data: str | bytes | Iterable[bytes], mode: int | None = None) -> None:
     """Write `data` (a str, bytes, or blocks of bytes, each written before the next is asked for) to `path`
-    all or nothing. `mode`: the file's mode whatever the umask (0o600: private; the path is then always
-    replaced). None (a user's --out): an existing file keeps its own, a new one follows the umask, as `>`
-    and `curl -o` do; and a path that is a device or a pipe (`--out /dev/null`, a FIFO) is written through,
-    never replaced (a FIFO nobody reads is not waited for: OSError ENXIO). A symbolic link is replaced,
-    never followed. OSError when it cannot be written."""
+    all or nothing. `mode`: the file's mode whatever the umask (0o600: private). None (a user's --out): an
+    existing file keeps its own, a new one follows the umask, as `>` and `curl -o` do. A path that is a
+    device or a pipe (`--out /dev/null`, a FIFO) is written through, never replaced (a FIFO nobody reads is
+    not waited for: OSError ENXIO). A symbolic link is replaced, never followed. OSError when it cannot be
+    written."""
     if isinstance(data, str):
         data = [data.encode("utf-8", "backslashreplace")]
     elif isinstance(data, bytes):
@@ -50,7 +50,7 @@ def write_atomic(path: str, data: str | bytes | Iterable[bytes], mode: int | Non
         info: os.stat_result | None = os.lstat(path)
     except OSError:
         info = None
-    if mode is None and info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+    if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
         _write_through(path, data)
         return
     if mode is None and info is not None and stat.S_ISREG(info.st_mode):
