@@ -83,9 +83,9 @@ def check_private(path: str, must_exist: bool = True) -> None:
 
     folder = os.path.dirname(path)
     private.check_parents(folder, "auth file folder")
-    private.check_private(folder, "auth file folder")
+    private.check(folder, "auth file folder")
     create = f"; create it with GetToken --code ... --save {path}"
-    private.check_private(path, "auth file", folder=False, missing=create if must_exist else None)
+    private.check(path, "auth file", folder=False, missing=create if must_exist else None)
 
 
 # -- reading and writing ---------------------------------------------------------

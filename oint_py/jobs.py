@@ -2,13 +2,15 @@
 
 The parent prints the job's ID and file names at once and exits 0. The child
 receives the Call as JSON on its standard input (a pipe: never its command
-line, which `ps` shows to everyone, nor a file), executes it and writes:
+line, which `ps` shows to everyone, nor a file, nor its environment, from
+which every OINT_ variable it does not read itself is taken out), executes
+it and writes:
 `<job>.json` the answer (or the --out file), `<job>.log` what it printed on
 stderr, `<job>.exit` its exit code.
 
 The jobs folder is private: `$OINT_JOBS_DIR`, else `$XDG_STATE_HOME/oint/jobs`
 (`~/.local/state/oint/jobs`), or `%LOCALAPPDATA%\\oint\\jobs` on Windows,
-created 0700. A folder that is a symbolic link, belongs to another user, or
+created 0700 at every level (files.private). A folder that is a symbolic link, belongs to another user, or
 is writable by group or others is refused (exit 5) and nothing is written
 into it; so is one below a folder that is group- or world-writable (unless
 sticky and root's, as /tmp) or another user's (check_parents, as ssh does).

@@ -104,23 +104,23 @@ def test_one_set_of_rules_for_private_folders_and_files(tmp_path):
     folder.mkdir(mode=0o700)
     file.write_text("x")
     os.chmod(file, 0o600)
-    private.check_private(str(folder), "jobs folder")
-    private.check_private(str(file), "auth file", folder=False)
+    private.check(str(folder), "jobs folder")
+    private.check(str(file), "auth file", folder=False)
     os.chmod(folder, 0o770)
     with pytest.raises(UsageError, match=rf"group or others \(mode 0770\); run chmod go-w {re.escape(str(folder))}"):
-        private.check_private(str(folder), "jobs folder")
+        private.check(str(folder), "jobs folder")
     os.chmod(file, 0o640)
     with pytest.raises(UsageError, match=rf"run chmod 600 {re.escape(str(file))}"):
-        private.check_private(str(file), "auth file", folder=False)
+        private.check(str(file), "auth file", folder=False)
     link = tmp_path / "link"
     link.symlink_to(folder)
     with pytest.raises(UsageError, match="symbolic link"):
-        private.check_private(str(link), "jobs folder")
+        private.check(str(link), "jobs folder")
     with pytest.raises(UsageError, match="is not a regular file"):
-        private.check_private(str(folder), "auth file", folder=False)
-    private.check_private(str(tmp_path / "missing"), "auth file", folder=False, missing=None)
+        private.check(str(folder), "auth file", folder=False)
+    private.check(str(tmp_path / "missing"), "auth file", folder=False, missing=None)
     with pytest.raises(UsageError, match="does not exist; make it"):
-        private.check_private(str(tmp_path / "missing"), "auth file", folder=False, missing="; make it")
+        private.check(str(tmp_path / "missing"), "auth file", folder=False, missing="; make it")
 
 
 # -- the private opener -----------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def _elsewhere(what: str, where: str) -> str:
     return f"set {_setting(what)} to a folder under {where}"
 
 
-def check_private(path: str, what: str = "jobs folder", *, folder: bool = True, missing: str | None = "") -> None:
+def check(path: str, what: str = "jobs folder", *, folder: bool = True, missing: str | None = "") -> None:
     """Refuse a private folder (or, `folder` False, a file) that breaks the rules: UsageError naming it.
     `missing`: None when a path that does not exist is fine; else what to add to the complaint."""
     try:
@@ -212,5 +212,5 @@ def private_dir(folder: str, what: str = "jobs folder") -> str:
         make_folders(folder)
     except OSError as exc:
         raise UsageError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from None
-    check_private(folder, what)
+    check(folder, what)
     return folder
