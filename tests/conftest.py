@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,8 @@ HOME_VARIABLES = {
 }
 for _folder in HOME_VARIABLES.values():
     os.makedirs(_folder, mode=0o700, exist_ok=True)
+# Python finds `pip install --user` packages under HOME: the children keep this process's user site
+os.environ.setdefault("PYTHONUSERBASE", site.getuserbase())
 os.environ.update(HOME_VARIABLES)
 atexit.register(shutil.rmtree, SESSION_HOME, ignore_errors=True)
 

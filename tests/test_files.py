@@ -66,7 +66,7 @@ def test_each_file_guarantee_has_one_owner():
 
 # -- the private folder maker -----------------------------------------------------------------------
 @needs_posix
-@pytest.mark.parametrize("mask", [0o002, 0o000, 0o277])
+@pytest.mark.parametrize("mask", [0o002, 0o000, 0o277, 0o777])
 def test_every_folder_made_is_0700_at_every_level_whatever_the_umask(tmp_path, mask):
     """os.makedirs(mode=0o700) gives the levels above the last 0777 less the umask: 0775 under umask 002."""
     base = tmp_path / "home"

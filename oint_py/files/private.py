@@ -197,12 +197,9 @@ def make_folders(folder: str) -> None:
             os.mkdir(path, PRIVATE_FOLDER)
         except FileExistsError:
             continue
-        if os.name != "nt":  # the umask may have taken bits away (0277 leaves 0500, where nothing can be made)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
-            try:
-                os.fchmod(fd, PRIVATE_FOLDER)
-            finally:
-                os.close(fd)
+        if os.name != "nt":  # the umask may have taken bits away (0277 leaves 0500, where nothing can be made);
+            # by name: no one else can write to the folder above to swap it (check_parents, or we made it)
+            os.chmod(path, PRIVATE_FOLDER)
 
 
 def private_dir(folder: str, what: str = "jobs folder") -> str:
