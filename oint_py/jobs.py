@@ -15,7 +15,7 @@ is writable by group or others is refused (exit 5) and nothing is written
 into it; so is one below a folder that is group- or world-writable (unless
 sticky and root's, as /tmp) or another user's (check_parents, as ssh does).
 Job files are created 0600 with O_EXCL|O_NOFOLLOW, under names no one can
-guess; results are renamed into place from random temporary names. A
+guess; results and the .meta are written whole (files.atomic). A
 `<job>.meta` (method, start time, PID, result file; never a secret) lets
 `oint jobs` list, wait for and clean jobs.
 """
@@ -27,9 +27,11 @@ import secrets
 import stat
 import subprocess
 import time
+from collections.abc import Mapping
 
 from . import output
-from .files.private import open_private, private_dir, state_dir
+from .files.atomic import write_atomic
+from .files.private import PRIVATE_FILE, open_private, private_dir, state_dir
 from .lock import WAIT_ENV
 from .methods import JOBS_ENV
 from .model import Call
@@ -47,19 +49,13 @@ def jobs_dir() -> str:
     return private_dir(os.path.abspath(os.environ.get(JOBS_ENV) or default_dir()))
 
 
-def child_environment(environ: dict | None = None) -> dict:
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a job's child starts with: the parent's, less every OINT_ variable but the one the
     child reads itself (OINT_LOCK_WAIT). The call (webhook, token, client secret, --config's proxy and all)
     arrives on its stdin, checked; OINT_BITRIX24_URL, OINT_BITRIX24_TOKEN, OINT_BITRIX24_CLIENT_SECRET or
     OINT_CONFIG left in its environment would be readable in /proc/PID/environ as long as the job runs."""
-    environ = os.environ if environ is None else environ
-    return {name: value for name, value in environ.items() if not name.startswith("OINT_") or name in CHILD_READS}
-
-
-def _write_new(path: str, text: str) -> None:
-    fd = open_private(path)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(text.encode("utf-8"))
+    source = os.environ if environ is None else environ
+    return {name: value for name, value in source.items() if not name.startswith("OINT_") or name in CHILD_READS}
 
 
 def start(call: Call) -> Outcome:
@@ -89,7 +85,7 @@ def start(call: Call) -> Outcome:
     proc.stdin.close()
     meta = {"job": job, "method": call.method.name, "started": started, "pid": proc.pid, "result_file": result}
     try:  # what `oint jobs` shows: never a secret (no URL, token or option values)
-        _write_new(files["meta"], json.dumps(meta) + "\n")
+        write_atomic(files["meta"], json.dumps(meta) + "\n", PRIVATE_FILE)  # whole, as `oint jobs` reads it
     except OSError as exc:
         output.warn(f"cannot write {files['meta']} ({exc.strerror or exc}); `oint jobs` will show less of this job")
     return Outcome(
@@ -283,7 +279,7 @@ def wait(job: str, timeout: float | None) -> Outcome:
     return Outcome(status, data, tuple(messages))
 
 
-def _result(path: str, begun: float, messages: list[str]):
+def _result(path: str, begun: float, messages: list[str]) -> object:
     """A job's result, read only from a regular file written since the job `begun`: a FIFO or a device
     (`--out /dev/null`) would block the open, or the read, for ever, so its place is said instead; an --out
     file of an earlier run is not this job's result. None when there is no result to show."""
