@@ -35,6 +35,8 @@ AUTH_LOCK_MIN_WAIT = 5.0  # seconds a process waits at least for another one ren
 MAX_AUTH_FILE = 64 * 1024  # bytes of an auth file
 ACCESS_TOKEN_SECONDS = 3600  # how long Bitrix24's access token lives, when a token answer does not say
 REFRESH_TOKEN_DAYS = 180  # how long Bitrix24 keeps a refresh token (older docs: 28 days)
+REPLACE_TRIES = 20  # renames of a written file into place on Windows, while another process holds the file
+REPLACE_STEP = 0.1  # seconds between them
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 
 

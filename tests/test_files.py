@@ -218,6 +218,9 @@ def test_the_rename_is_retried_on_windows_while_another_process_holds_the_file(t
         assert path.read_text() == "before" and sleeps == [0.1] * (atomic.REPLACE_TRIES - 1)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["out.json"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = re.search(r"\| Renaming a written file into place on Windows[^|]*\| (\d+) tries ([\d.]+) s apart", readme)
+    assert (int(row.group(1)), float(row.group(2))) == (atomic.REPLACE_TRIES, atomic.REPLACE_STEP)
 
 
 @needs_posix

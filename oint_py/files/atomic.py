@@ -17,10 +17,8 @@ import stat
 import time
 from collections.abc import Iterable
 
+from ..bounds import REPLACE_STEP, REPLACE_TRIES
 from .private import open_private
-
-REPLACE_TRIES = 20  # on Windows, 0.1 s apart: about 2 s
-REPLACE_STEP = 0.1
 
 
 def umask_mode() -> int:
