@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 
 from . import bounds, output
+from .files.private import PRIVATE_FILE
 from .methods import CONFIG_OPTIONS, DEFAULT_OAUTH_SERVER, Method
 from .outcome import ExitStatus, Outcome, UsageError
 from .redact import MASK, Redactor
@@ -118,8 +119,8 @@ def _grant(method: Method, kw: dict, redact: Redactor):
             out,
             redact,
         )
-    if not save:
-        return Outcome(ExitStatus.OK, answer), out, redact
+    if not save:  # the live pair: an --out file of it is private, whatever the umask (issue 23 item 1.8)
+        return Outcome(ExitStatus.OK, answer), out, redact, False, PRIVATE_FILE
     with authfile.locked(save, authfile.lock_wait(conf)):
         authfile.save(save, authfile.compose(answer, client_id, secret, server))
     redact = redact.adding(answer.get("access_token"), answer.get("refresh_token"))

@@ -12,10 +12,10 @@ chain must never branch. Hence:
   (fcntl.flock on POSIX, msvcrt.locking on Windows), waited for at most
   twice --timeout (lock_wait). Under the lock the file is read again: a pair another
   process saved meanwhile is used as it is, with no request;
-- all or nothing: the new pair goes to a temporary file in the same folder
-  (O_EXCL|O_NOFOLLOW, 0600), fsync, os.replace (retried briefly on Windows,
-  where a reader holding the file makes it fail with PermissionError), then the
-  folder is fsynced. A crash leaves the old file or the new one, never half;
+- all or nothing: the new pair is written by the one atomic writer
+  (files.atomic: a temporary file in the same folder, O_EXCL|O_NOFOLLOW, 0600,
+  fsync, a rename retried briefly on Windows, the folder fsynced). A crash
+  leaves the old file or the new one, never half;
 - a refresh whose answer never arrived keeps the old file and exits 4, saying
   the refresh token may have been used;
 - a chain that cannot be renewed (invalid_grant, invalid_client, invalid_token,
@@ -34,7 +34,6 @@ tests/test_oauth.py uses them; nothing else should set them.
 import json
 import math
 import os
-import stat
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -43,7 +42,6 @@ from urllib.parse import urlsplit
 from . import bounds
 from .outcome import ExitStatus, OintError, UsageError
 
-PRIVATE = 0o600
 REQUIRED = ("access_token", "refresh_token", "client_id", "client_secret", "oauth_server", "client_endpoint")
 # what the portal answers when the app itself is refused: no new token can help
 PORTAL_REAUTH = ("invalid_token", "NOT_INSTALLED", "PAYMENT_REQUIRED")
@@ -76,47 +74,18 @@ def _stage(name: str) -> None:
 
 
 # -- privacy -------------------------------------------------------------------
-def _private(path: str, folder: bool, must_exist: bool = True) -> None:
-    """Refuse the auth file (`folder` False) or its folder when it is a symbolic link,
-    not a regular file (a folder), another user's, or open to others: the folder
-    writable by group or others, the file open to them at all."""
-    what = "auth file folder" if folder else "auth file"
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        if must_exist or folder:
-            raise UsageError(
-                f"{what} {path} does not exist"
-                + ("" if folder else f"; create it with GetToken --code ... --save {path}")
-            ) from None
-        return
-    except OSError as exc:
-        raise UsageError(f"{what} {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise UsageError(f"{what} {path} is a symbolic link; refusing to keep tokens through it")
-    if not (stat.S_ISDIR if folder else stat.S_ISREG)(info.st_mode):
-        raise UsageError(f"{what} {path} is not a {'folder' if folder else 'regular file'}")
-    if os.name == "nt":  # no POSIX owners or modes: the file lives in the user's own profile
-        return
-    if info.st_uid != os.geteuid():
-        raise UsageError(f"{what} {path} belongs to another user (uid {info.st_uid}); refusing to use it")
-    if info.st_mode & (0o022 if folder else 0o077):
-        fix = "keep the auth file in a private folder (chmod 700)" if folder else f"run chmod 600 {path}"
-        raise UsageError(
-            f"{what} {path} is open to {'writing by ' if folder else ''}group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):04o}); {fix}"
-        )
-
-
 def check_private(path: str, must_exist: bool = True) -> None:
     """Refuse an auth file (and its folder) that is a link, another user's, or open to others; and, as
     for the jobs folder, a folder below one that another user owns or can write to (who could swap it
-    between this check and the open, and have oint read their file or write the renewed pair into theirs)."""
-    from .private import check_parents
+    between this check and the open, and have oint read their file or write the renewed pair into theirs).
+    The rules are files.private's, the same for every private file and folder."""
+    from .files import private
 
-    check_parents(os.path.dirname(path), "auth file folder")
-    _private(os.path.dirname(path), folder=True)
-    _private(path, folder=False, must_exist=must_exist)
+    folder = os.path.dirname(path)
+    private.check_parents(folder, "auth file folder")
+    private.check(folder, "auth file folder")
+    create = f"; create it with GetToken --code ... --save {path}"
+    private.check(path, "auth file", folder=False, missing=create if must_exist else None)
 
 
 # -- reading and writing ---------------------------------------------------------
@@ -210,76 +179,28 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
     return data
 
 
-def _leftovers(path: str) -> None:
-    """Remove the temporary files of writes of `path` that a killed process left (each a 0600 copy of
-    secrets, whole or torn). Called under the file's lock, where no other write of it can be going on."""
-    import re
-
-    folder, own = os.path.dirname(path), re.compile(re.escape(f".{os.path.basename(path)}.") + r"[0-9a-f]{12}\.tmp")
-    try:
-        names = [name for name in os.listdir(folder) if own.fullmatch(name)]
-    except OSError:
-        return
-    for name in names:
-        try:
-            os.unlink(os.path.join(folder, name))
-        except OSError:
-            pass
-
-
 def save(path: str, data: dict) -> None:
-    """Write `data` to `path` all or nothing, 0600 whatever the umask (under its lock: see locked)."""
-    folder = os.path.dirname(path)
-    _leftovers(path)
-    text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-    import secrets
+    """Write `data` to `path` all or nothing, 0600 whatever the umask (under its lock: see locked), by the
+    one atomic writer (files.atomic), after removing the temporary copies a killed write left."""
+    from .files.atomic import remove_leftovers, write_atomic
+    from .files.private import PRIVATE_FILE
 
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    remove_leftovers(path)
+    text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+    def halves():
+        half = len(text) // 2
+        yield text[:half]
+        _stage("during-write")  # the first half is in the temporary file
+        yield text[half:]
+
     try:
-        fd = os.open(tmp, flags, PRIVATE)
-        try:
-            half = len(text) // 2
-            os.write(fd, text[:half])
-            _stage("during-write")
-            os.write(fd, text[half:])
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if os.name != "nt":
-            os.chmod(tmp, PRIVATE)  # 0600 whatever the umask took away or a stale ACL left
-        _replace(tmp, path)
+        write_atomic(path, halves(), PRIVATE_FILE)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise OintError(
             f"auth file {path}: cannot write it ({exc.strerror or exc}); the file before was kept",
             ExitStatus.NOT_WRITTEN,
         ) from None
-    if os.name != "nt":  # the rename itself survives a power cut only once the folder is on disk
-        try:
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-
-
-def _replace(tmp: str, path: str) -> None:
-    """os.replace, retried for up to ~2 s on Windows, where another process reading
-    the file (an antivirus, a second oint) makes it fail with PermissionError."""
-    for attempt in range(20):
-        try:
-            os.replace(tmp, path)
-            return
-        except PermissionError:
-            if os.name != "nt" or attempt == 19:
-                raise
-            time.sleep(0.1)
 
 
 def lock_wait(settings) -> float:

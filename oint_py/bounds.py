@@ -42,6 +42,8 @@ REFRESH_TOKEN_DAYS = 180  # how long Bitrix24 keeps a refresh token (older docs:
 # time.date_start; in a batch result_time[key].date_start) and still be this close's: both are read to the second
 # from the same portal's clock, so a close made now is never before it; older, the day was closed before
 CLOSE_SLACK = 2.0
+REPLACE_TRIES = 20  # renames of a written file into place on Windows, while another process holds the file
+REPLACE_STEP = 0.1  # seconds between them
 PORTAL_BURST, PORTAL_RATE = 50, 2.0  # Bitrix24's leaky bucket on standard plans
 
 

@@ -20,6 +20,7 @@ class Finished(Record):
     out: str | None
     redact: Redactor
     quiet: bool = False
+    mode: int | None = None  # of a new --out file, as render's (0o600: it holds a live token pair)
 
 
 class Masking:
@@ -98,7 +99,9 @@ def finish(args: list[str], body) -> ExitStatus:
     try:
         result = body(masking)
         if isinstance(result, Finished):
-            code = output.render(result.outcome, out=result.out, redact=result.redact, quiet=result.quiet)
+            code = output.render(
+                result.outcome, out=result.out, redact=result.redact, mode=result.mode, quiet=result.quiet
+            )
         else:
             code = result if isinstance(result, int) else ExitStatus.OK
     except KeyboardInterrupt:

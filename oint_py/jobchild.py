@@ -11,7 +11,8 @@ import sys
 
 from . import output
 from .ending import run_call
-from .jobs import PRIVATE
+from .files.atomic import write_atomic
+from .files.private import PRIVATE_FILE
 from .model import Call
 from .outcome import ExitStatus
 from .redact import Redactor
@@ -22,7 +23,7 @@ def main(folder: str, job: str) -> None:
     try:
         call = Call.from_json(json.loads(sys.stdin.buffer.read()))
         redact = call.redactor
-        result, mode = (call.out, None) if call.out else (os.path.join(folder, f"{job}.json"), PRIVATE)
+        result, mode = (call.out, None) if call.out else (os.path.join(folder, f"{job}.json"), PRIVATE_FILE)
         outcome = run_call(call, out=result, mode=mode)  # recorded batch by batch; a SIGTERM stops it cleanly
         code = output.render(outcome, out=result, redact=redact, mode=mode, quiet=call.quiet)
     except KeyboardInterrupt:
@@ -30,7 +31,7 @@ def main(folder: str, job: str) -> None:
     except Exception as exc:  # a bug: one masked line in the log, never a traceback
         output.warn(f"internal error: {type(exc).__name__}: {exc}", redact)
     finally:
-        output.write_atomic(os.path.join(folder, f"{job}.exit"), f"{int(code)}\n", PRIVATE)
+        write_atomic(os.path.join(folder, f"{job}.exit"), f"{int(code)}\n", PRIVATE_FILE)
     sys.exit(int(code))
 
 

@@ -2,18 +2,20 @@
 
 The parent prints the job's ID and file names at once and exits 0. The child
 receives the Call as JSON on its standard input (a pipe: never its command
-line, which `ps` shows to everyone, nor a file), executes it and writes:
+line, which `ps` shows to everyone, nor a file, nor its environment, from
+which every OINT_ variable it does not read itself is taken out), executes
+it and writes:
 `<job>.json` the answer (or the --out file), `<job>.log` what it printed on
 stderr, `<job>.exit` its exit code.
 
 The jobs folder is private: `$OINT_JOBS_DIR`, else `$XDG_STATE_HOME/oint/jobs`
 (`~/.local/state/oint/jobs`), or `%LOCALAPPDATA%\\oint\\jobs` on Windows,
-created 0700. A folder that is a symbolic link, belongs to another user, or
+created 0700 at every level (files.private). A folder that is a symbolic link, belongs to another user, or
 is writable by group or others is refused (exit 5) and nothing is written
 into it; so is one below a folder that is group- or world-writable (unless
 sticky and root's, as /tmp) or another user's (check_parents, as ssh does).
 Job files are created 0600 with O_EXCL|O_NOFOLLOW, under names no one can
-guess; results are renamed into place from random temporary names. A
+guess; results and the .meta are written whole (files.atomic). A
 `<job>.meta` (method, start time, PID, result file; never a secret) lets
 `oint jobs` list, wait for and clean jobs.
 """
@@ -25,15 +27,18 @@ import secrets
 import stat
 import subprocess
 import time
+from collections.abc import Mapping
 
 from . import output
+from .files.atomic import write_atomic
+from .files.private import PRIVATE_FILE, open_private, private_dir, state_dir
+from .lock import WAIT_ENV
 from .methods import JOBS_ENV
 from .model import Call
 from .outcome import ExitStatus, Outcome, UsageError
-from .private import check_private, private_dir, state_dir  # noqa: F401 - check_private: jobs' own rule too
 from .spawn import detached, module_argv
 
-PRIVATE = 0o600
+CHILD_READS = frozenset({WAIT_ENV})  # the OINT_ variables a job's child reads itself
 
 
 def default_dir() -> str:
@@ -44,16 +49,13 @@ def jobs_dir() -> str:
     return private_dir(os.path.abspath(os.environ.get(JOBS_ENV) or default_dir()))
 
 
-def create_private(path: str) -> int:
-    """A new file only we can read, never through a link, never one that exists."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    return os.open(path, flags, PRIVATE)
-
-
-def _write_new(path: str, text: str) -> None:
-    fd = create_private(path)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(text.encode("utf-8"))
+def child_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a job's child starts with: the parent's, less every OINT_ variable but the one the
+    child reads itself (OINT_LOCK_WAIT). The call (webhook, token, client secret, --config's proxy and all)
+    arrives on its stdin, checked; OINT_BITRIX24_URL, OINT_BITRIX24_TOKEN, OINT_BITRIX24_CLIENT_SECRET or
+    OINT_CONFIG left in its environment would be readable in /proc/PID/environ as long as the job runs."""
+    source = os.environ if environ is None else environ
+    return {name: value for name, value in source.items() if not name.startswith("OINT_") or name in CHILD_READS}
 
 
 def start(call: Call) -> Outcome:
@@ -64,7 +66,7 @@ def start(call: Call) -> Outcome:
     files = {name: os.path.join(folder, f"{job}.{name}") for name in ("json", "log", "exit", "meta")}
     result = call.out or files["json"]
     try:
-        log_fd = create_private(files["log"])
+        log_fd = open_private(files["log"])
     except OSError as exc:
         raise UsageError(f"cannot create {files['log']}: {exc.strerror or exc}") from None
     try:
@@ -74,6 +76,7 @@ def start(call: Call) -> Outcome:
             stdout=log_fd,
             stderr=log_fd,
             close_fds=True,
+            env=child_environment(),
             **detached(),
         )
     finally:
@@ -82,7 +85,7 @@ def start(call: Call) -> Outcome:
     proc.stdin.close()
     meta = {"job": job, "method": call.method.name, "started": started, "pid": proc.pid, "result_file": result}
     try:  # what `oint jobs` shows: never a secret (no URL, token or option values)
-        _write_new(files["meta"], json.dumps(meta) + "\n")
+        write_atomic(files["meta"], json.dumps(meta) + "\n", PRIVATE_FILE)  # whole, as `oint jobs` reads it
     except OSError as exc:
         output.warn(f"cannot write {files['meta']} ({exc.strerror or exc}); `oint jobs` will show less of this job")
     return Outcome(
@@ -267,21 +270,44 @@ def wait(job: str, timeout: float | None) -> Outcome:
             (f"job {job} ended without an exit code (killed?); see {entry['log_file']}",),
         )
     messages = [line.removeprefix("oint: ") for line in _log_lines(folder, job, entry["log_file"])]
-    data, begun = None, _began(job)
-    if (
-        begun is not None and _modified(entry["result_file"]) >= begun
-    ):  # an --out file of an earlier run is not this job's result
-        try:
-            with open(entry["result_file"], "rb") as fh:
-                data = json.load(fh)
-        except (OSError, ValueError) as exc:
-            why = getattr(exc, "strerror", None) or exc
-            messages.append(f"cannot read the job's result {entry['result_file']}: {why}")
+    begun = _began(job)
+    data = None if begun is None else _result(entry["result_file"], begun, messages)
     try:
         status = ExitStatus(entry["exit_code"])
     except ValueError:
         status = ExitStatus.INTERNAL
     return Outcome(status, data, tuple(messages))
+
+
+def _result(path: str, begun: float, messages: list[str]) -> object:
+    """A job's result, read only from a regular file written since the job `begun`: a FIFO or a device
+    (`--out /dev/null`) would block the open, or the read, for ever, so its place is said instead; an --out
+    file of an earlier run is not this job's result. None when there is no result to show."""
+    try:
+        info = os.stat(path)
+    except OSError:  # never written (the job failed before, or wrote its answer to its log)
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        messages.append(f"the job's result went to {path}, which is not a regular file; it is not read here")
+        return None
+    if info.st_mtime < begun:
+        return None
+    # O_NONBLOCK: a FIFO put there since the stat does not block the open either; fstat then tells
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        messages.append(f"cannot read the job's result {path}: {exc.strerror or exc}")
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            messages.append(f"the job's result went to {path}, which is not a regular file; it is not read here")
+            return None
+        try:
+            return json.load(fh)
+        except (OSError, ValueError) as exc:
+            messages.append(f"cannot read the job's result {path}: {getattr(exc, 'strerror', None) or exc}")
+            return None
 
 
 def clean(older_than: float) -> Outcome:

@@ -14,14 +14,13 @@ bounds.LOCK_WAIT), then ends with exit 4 naming the run that holds it.
 
 import hashlib
 import os
-import stat
 import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from . import bounds
+from .files.private import open_private, private_dir, state_dir
 from .outcome import RequestFailure, UsageError
-from .private import private_dir, state_dir
 
 WAIT_ENV = "OINT_LOCK_WAIT"
 
@@ -41,33 +40,6 @@ def wait_bound() -> float:
     if not 0 <= value <= bounds.MAX_LOCK_WAIT:  # also refuses NaN
         raise UsageError(f"{WAIT_ENV}: expected seconds from 0 to {bounds.MAX_LOCK_WAIT:g}, got {raw[:40]!r}")
     return value
-
-
-def open_private(path: str, what: str = "lock file") -> int:
-    """Open (or make) the lock file `path`: this user's own regular file, 0600, never through a link, never
-    a FIFO (O_NONBLOCK: opening one would hang). A lock file others can open, they could hold for ever
-    (flock needs no write access), so one that is not private is refused: UsageError."""
-    flags = (
-        os.O_RDWR
-        | os.O_CREAT
-        | getattr(os, "O_NOFOLLOW", 0)
-        | getattr(os, "O_BINARY", 0)
-        | getattr(os, "O_NONBLOCK", 0)
-    )
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot open the {what} {path}: {exc.strerror or exc}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or (os.name != "nt" and (info.st_uid != os.geteuid() or info.st_mode & 0o077)):
-        os.close(fd)
-        raise UsageError(
-            f"the {what} {path} is not a private file of this user (a regular file, mode 0600); "
-            "remove it (oint makes it again)"
-        )
-    if os.name != "nt" and stat.S_IMODE(info.st_mode) != 0o600:  # a umask such as 0277 made it 0400: the next
-        os.fchmod(fd, 0o600)  # run could not open it for writing
-    return fd
 
 
 def _try(fd: int) -> bool:
@@ -107,7 +79,7 @@ def exclusive(path: str, wait: float, busy, what: str = "lock file", step: float
     """Hold an exclusive lock on the private lock file `path` within the block (the block gets its
     descriptor), waiting at most `wait` seconds; then raise `busy(fd)`. The operating system releases it when
     the process ends, however it ends."""
-    fd = open_private(path, what)
+    fd = open_private(path, new=False, what=what)
     try:
         deadline = time.monotonic() + wait
         while not _try(fd):

@@ -25,6 +25,7 @@ import sys
 from contextlib import contextmanager
 
 from .bounds import MAX_MESSAGE
+from .files.atomic import write_atomic
 from .outcome import ExitStatus, Outcome
 
 
@@ -196,62 +197,10 @@ def use_colour(stream) -> bool:
     return is_console(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-def umask_mode() -> int:
-    """The mode a new file gets from shell redirection or `curl -o`: 0666 less the umask."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_atomic(path: str, text, mode: int | None = None) -> None:
-    """Write to a temporary file beside `path`, then rename over it: a reader
-    never sees half a file, and a failed run leaves the old file as it was.
-    `text`: a str, or blocks of UTF-8 bytes. `mode`: the new file's
-    permissions (None: an existing file's own, else follow the umask). A path that is a device or a pipe
-    (`--out /dev/null`, a FIFO) is written through, never replaced; a
-    symbolic link is replaced, not followed."""
-    import stat
-    import tempfile
-
-    blocks = [text.encode("utf-8", "backslashreplace")] if isinstance(text, str) else text
-
-    try:
-        info = os.lstat(path)
-    except OSError:
-        info = None
-    if info is not None and not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
-        # a FIFO nobody reads would block forever: ENXIO instead, and the answer goes to stdout
-        fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        with os.fdopen(fd, "wb") as fh:
-            fh.writelines(blocks)
-        return
-    if mode is None and info is not None and stat.S_ISREG(info.st_mode):
-        mode = stat.S_IMODE(info.st_mode)  # as > and curl -o: an existing file keeps its permissions
-
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".oint-", suffix=".tmp", dir=folder)  # O_EXCL, 0600, unpredictable
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.writelines(blocks)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if os.name != "nt":
-            os.chmod(tmp, umask_mode() if mode is None else mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def recorder(path: str, redact=None, mode: int | None = None):
     """record(entries): a run's entries so far (a dict keyed by user ID that only grows), in `path` at once,
     so that between two batches the file is a whole JSON object holding every entry known. The first batch
-    creates the file atomically (write_atomic, `mode` as there); each later batch's new entries are written
+    creates the file atomically (files.atomic.write_atomic, `mode` as there); each later batch's new entries are written
     once, in place, over the closing brace, and synced. A rewrite of the whole file after every batch wrote
     386 MB and took 14 MiB more memory for 10,000 users; this writes each entry once. The one window a kill
     -9 can hit is the few microseconds of a batch's own write, which can cut that batch's entries and the

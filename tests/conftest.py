@@ -6,16 +6,46 @@ Every subprocess runs `python -m oint_py` with this checkout first on
 PYTHONPATH: a change under oint_py/ is what the tests run, with no reinstall
 (and whether the package is also installed, and how, does not matter)."""
 
+import atexit
 import json
 import os
+import shutil
+import signal
+import site
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from oint_py.sandbox.server import Portal
+
+# -- no test touches the real home (issue 23 item 4.10) --------------------------------------------
+# One private folder per test session (per xdist worker) stands for the home and the XDG folders, in this
+# process (in-process tests run oint's code here) and, through clean_env, in every process the tests start.
+# A test that needs its own home sets HOME and the others itself.
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="oint-tests-"))  # 0700
+HOME_VARIABLES = {
+    "HOME": str(SESSION_HOME / "home"),
+    "XDG_STATE_HOME": str(SESSION_HOME / "state"),
+    "XDG_CONFIG_HOME": str(SESSION_HOME / "config"),
+    "LOCALAPPDATA": str(SESSION_HOME / "AppData" / "Local"),
+}
+for _folder in HOME_VARIABLES.values():
+    os.makedirs(_folder, mode=0o700, exist_ok=True)
+# Python finds `pip install --user` packages under HOME: the children keep this process's user site
+os.environ.setdefault("PYTHONUSERBASE", site.getuserbase())
+os.environ.update(HOME_VARIABLES)
+atexit.register(shutil.rmtree, SESSION_HOME, ignore_errors=True)
+
+# -- children start with SIGINT's default action ----------------------------------------------------
+# Started with SIGINT ignored (`cmd &` in a script, nohup), this process would pass the ignore on to every
+# process it starts, and the signal tests' `oint` would shrug SIGINT off. A handled signal is reset to its
+# default at exec, an ignored one is not: handling it here gives every child the default.
+if hasattr(signal, "SIGINT") and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -45,6 +75,7 @@ def clean_env(**extra) -> dict:
     }
     env.update(
         {
+            **HOME_VARIABLES,
             "NO_COLOR": "1",
             "PYTHONIOENCODING": "utf-8",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
