@@ -34,6 +34,7 @@ from enum import Enum
 from . import batch, bounds
 from .answer import Answer, Kind
 from .confirm import (
+    NOT_REACHED,
     TRANSPORT_ERRORS,
     UNANSWERED,
     RestClient,
@@ -373,6 +374,8 @@ class Tally:
     counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0, "unsure": 0})
 
     def add(self, uid: str, entry: dict, kind: str) -> None:
+        if entry.get("error") == NOT_REACHED:  # a stop kept its change (or its status read) from being sent
+            entry, kind = {"action": "not reached"}, "not reached"
         self.entries[uid] = entry
         self.counts[kind] += 1
 
@@ -452,7 +455,7 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
         results[uid] = {"result": now, "note": settled_text(method)}
     for uid in chunk:
         result = results[uid]
-        if "error" in result and result["error"] not in TRANSPORT_ERRORS:
+        if "error" in result and result["error"] not in (*TRANSPORT_ERRORS, NOT_REACHED):
             refused.append(uid)
             continue
         if "error" not in result and "note" in result:  # its answer was lost; a status check shows the change made
