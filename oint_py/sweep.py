@@ -56,7 +56,7 @@ USER_METHOD = "user.get"
 ACTIVE = {"FILTER": {"ACTIVE": True}, "sort": "ID", "order": "ASC"}  # the first page's JSON body
 _PAGE_QUERY = {"FILTER[ACTIVE]": "true", "sort": "ID", "order": "ASC"}  # the same in a batch command's query
 PAGE = 50  # users a page of user.get
-GONE_BATCHES = 3  # batches in a row that reach no portal: it is gone, the rest is not attempted
+GONE_BATCHES = 3  # batches in a row that reach no portal: it is gone, the rest is not reached
 _ATOM = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:([+-]\d{2}):?(\d{2})|Z)$")
 
 
@@ -425,7 +425,7 @@ def run(
             progress(what, len(tally.entries), len(uids))
     for uid in uids:
         if uid not in tally.entries:
-            tally.add(uid, {"action": "not reached" if end is End.STOPPED else "not attempted"}, "not reached")
+            tally.add(uid, {"action": "not reached"}, "not reached")
     tally.entries = {uid: tally.entries[uid] for uid in uids}  # in the order asked, refused users included
     return _report(call, tally, end, stop, halted)
 
@@ -624,7 +624,7 @@ def _report(call: Call, tally: Tally, end: End, stop, halted: OintError | None =
         status = max(status, ExitStatus.REQUEST_FAILED)
         messages.append(
             f"the portal could not be reached for {GONE_BATCHES} batches in a row (no connection, "
-            f"no name or no answer in time): {counts['not reached']} users not attempted, nothing more "
+            f"no name or no answer in time): {counts['not reached']} users not reached, nothing more "
             "was sent"
         )
     if halted is not None:  # its own exit (7: a person must authorise the app again) and its paragraph
