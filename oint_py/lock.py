@@ -9,8 +9,8 @@ created 0700 and held with fcntl (POSIX) or msvcrt.locking (Windows). The
 operating system releases it when the process ends, however it ends.
 
 A second run waits for it at most OINT_LOCK_WAIT seconds (default
-bounds.LOCK_WAIT), then ends with exit 4 naming the run that holds it. A stop
-(a signal) ends the wait at once.
+bounds.LOCK_WAIT), then ends with exit 4 naming the run that holds it and the
+portal (host:port) it is held for. A stop (a signal) ends the wait at once.
 """
 
 import hashlib
@@ -142,12 +142,13 @@ def held(base: str, stop=None):
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), "")  # https://h is https://h:443
     host = (parts.hostname or "").lower().rstrip(".")
     where = f"{parts.scheme.lower()}://{host}:{port}"
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # the lock is per host and port
     name = hashlib.sha256(where.encode("utf-8")).hexdigest()[:32] + ".lock"
     bound = wait_bound()
 
     def busy(fd: int) -> Exception:
         return RequestFailure(
-            f"another oint run{_holder(fd)} is changing days on {parts.hostname} and holds "
+            f"another oint run{_holder(fd)} is changing days on {shown} and holds "
             f"its lock; waited {bound:g} s ({WAIT_ENV}). Nothing was sent"
         )
 

@@ -156,6 +156,18 @@ def test_a_signal_while_waiting_for_another_runs_lock_ends_the_run_at_once(make_
     assert portal.calls() == []
 
 
+def test_the_lock_held_message_names_the_portal_by_host_and_port(make_portal, tmp_path, monkeypatch):
+    """The lock is per host and port: two sandboxes on one host are two portals, and the message says which."""
+    portal = make_portal(users=10)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    with lock.held(portal.webhook()):
+        proc = start(portal, tmp_path, "--userid", ids(10), OINT_LOCK_WAIT="0")
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4
+    port = portal.webhook().split(":")[2].split("/")[0]
+    assert f"is changing days on 127.0.0.1:{port} and holds its lock" in err.decode()
+
+
 def test_a_signal_while_the_answer_is_written_leaves_the_record_whole(make_portal, tmp_path):
     """The handlers stay until the record is final: a SIGTERM that comes once the sending is over (here while
     the answer is being written to a stdout nobody reads yet) changes nothing. It used to kill the process
