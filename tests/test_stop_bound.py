@@ -10,6 +10,7 @@ for a loaded machine.
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -131,6 +132,14 @@ def test_a_stop_ends_a_retry_after_wait_at_once_and_the_throttled_batch_is_not_r
     )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _opened(pid: int, path: str) -> bool:
     """Whether process `pid` holds `path` open (Linux's /proc)."""
     try:
@@ -180,3 +189,37 @@ def test_a_signal_while_the_answer_is_written_leaves_the_record_whole(make_porta
     data = json.loads(first + out)
     assert len(data) == 1000 and all("error" not in e for e in data.values())
     assert err.decode().splitlines() == []
+
+
+def test_a_sigterm_while_a_job_writes_its_answer_leaves_its_exit_file(make_portal, tmp_path):
+    """A --dontwait job that a shutdown signals once its sending is over still writes its whole answer and
+    its .exit: it used to die half way through with SIGTERM's default action, and `oint jobs` said "lost"."""
+    portal = make_portal(users=1000)
+    fifo = tmp_path / "answer"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the job's answer goes through a pipe the test reads
+    started = start(portal, tmp_path, "--userid", ids(1000), "--out", fifo, "--dontwait", OINT_JOBS_DIR=tmp_path)
+    out, err = started.communicate(timeout=60)
+    assert started.returncode == 0, err
+    job = json.loads(out)
+
+    def read(size: int) -> bytes | None:
+        """Up to `size` bytes; None while the job writes nothing, b"" before it opens the pipe and after it
+        closes it."""
+        try:
+            return os.read(reader, size)
+        except BlockingIOError:
+            select.select([reader], [], [], 1)
+            return None
+
+    until(lambda: read(1) == b"{")  # the answer has begun: the sending is over; the rest waits for the pipe
+    os.kill(job["pid"], signal.SIGTERM)
+    chunks = [b"{"]
+    while (chunk := read(65536)) != b"":
+        chunks.append(chunk or b"")
+    os.close(reader)
+    until(lambda: not _alive(job["pid"]))
+    assert os.path.exists(job["exit_file"]), "the job ended without its .exit"
+    with open(job["exit_file"], encoding="utf-8") as fh:
+        assert fh.read() == "0\n"
+    assert len(json.loads(b"".join(chunks))) == 1000
