@@ -58,8 +58,11 @@ class RestClient:
         attempt = 0
         while True:
             result = self.client.attempt(url, payload)
-            stopped_here = isinstance(result, Failure) and result.trouble is Trouble.STOPPED
-            if stopped_here and (confirm is None or not result.maybe_applied):  # a read, or nothing sent
+            if (
+                isinstance(result, Failure)
+                and result.trouble is Trouble.STOPPED
+                and (confirm is None or not result.maybe_applied)  # a read, or nothing sent: known not applied
+            ):
                 raise NotReached(result.message)
             if isinstance(result, Reply):
                 result = self._read(result)

@@ -147,7 +147,8 @@ class Clock:
     stop: "Stop | None" = None
 
     def left(self, timeout: float | None, error: type) -> float | None:
-        ends = [d for d in (self.deadline, self.stop and self.stop.deadline) if d is not None]
+        stop = self.stop.deadline if self.stop is not None else None
+        ends = [d for d in (self.deadline, stop) if d is not None]
         if not ends:
             return timeout
         left = min(ends) - time.monotonic()
