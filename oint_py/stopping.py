@@ -16,7 +16,9 @@ doing, it ends within bounds.STOP_GRACE of the first signal:
   in flight are not known.
 
 Once the sending is over (`Stop.finish`), a signal changes nothing: the
-handlers stay, ignoring it, until the record is final (on_signals' end).
+signals are ignored (SIG_IGN, so that none interrupts a write either: CPython's
+buffered writer loses the rest of a block when a Python handler runs during a
+blocked write to a pipe) until the record is final (on_signals' end).
 
 The run looks at `Stop.signal` between batches; nothing here prints or exits.
 """
@@ -54,6 +56,7 @@ class Stop:
         self.napping = False  # within nap(): the first signal cuts it short
         self.finishing = False  # the sending is over: a signal changes nothing
         self.timer: threading.Timer | None = None
+        self.ignore: Callable[[], None] = lambda: None  # on_signals: ignore the signals from here on
 
     @property
     def requested(self) -> bool:
@@ -81,6 +84,7 @@ class Stop:
         self.finishing = True
         if self.timer is not None:
             self.timer.cancel()
+        self.ignore()
 
 
 def stopped(stop: "Stop | None") -> bool:
@@ -118,6 +122,12 @@ def on_signals(grace: float = STOP_GRACE) -> Iterator[Stop]:
                 previous[number] = signal.signal(number, handler)
             except (OSError, ValueError):  # not settable here
                 pass
+
+    def ignore() -> None:
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
+
+    stop.ignore = ignore
     try:
         yield stop
     finally:
