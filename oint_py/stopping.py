@@ -58,10 +58,6 @@ class Stop:
         self.timer: threading.Timer | None = None
         self.ignore: Callable[[], None] = lambda: None  # on_signals: ignore the signals from here on
 
-    @property
-    def requested(self) -> bool:
-        return self.signal is not None
-
     def nap(self, seconds: float, sleep: Callable[[float], None] = time.sleep) -> bool:
         """Sleep `seconds` (with `sleep`, the caller's clock), cut short by a stop: True when slept out,
         False when a stop came before or during it. A real signal interrupts the sleep at once (POSIX; on
