@@ -224,3 +224,19 @@ def test_a_sigterm_while_a_job_writes_its_answer_leaves_its_exit_file(make_porta
     with open(job["exit_file"], encoding="utf-8") as fh:
         assert fh.read() == "0\n"
     assert len(json.loads(b"".join(chunks))) == 1000
+
+
+def test_a_stop_cuts_a_slow_request_over_tls_too_and_an_answer_read_in_slices_is_whole(tls_portal, certs, tmp_path):
+    """Over TLS the reads wait in slices too (a TLS read that timed out is read again): a slow answer that
+    comes before the signal is read whole, and one still missing at the grace is cut."""
+    tls_portal.inject("slow:1", "slow:40")  # the first batch: answered after 1 s (several slices); the second cut
+    proc = start(tls_portal, tmp_path, "--userid", ids(300), "--timeout", "600", "--ca-bundle", certs["ca"])
+    until(lambda: len(tls_portal.calls()) == 2)  # the first batch answered and recorded, the second in flight
+    took, out, err = stop_and_time(proc, signal.SIGTERM)
+    assert took < bounds.STOP_GRACE + MARGIN, (took, err)
+    assert proc.returncode == 143, err
+    data = json.loads(out)
+    assert Counter(e.get("error") or e.get("action") for e in data.values()) == Counter(
+        {None: 50, "OUTCOME_UNKNOWN": 50, "not reached": 200}
+    )
+    assert all(data[str(uid)]["result"]["STATUS"] == "CLOSED" for uid in range(1, 51))
