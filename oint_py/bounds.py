@@ -29,7 +29,10 @@ MAX_MESSAGE = 2000  # characters of one stderr line: a hostile value is cut, not
 BATCH_SIZE = 50  # Bitrix24's limit of commands in one batch request
 MAX_ID_DIGITS = 19  # a user ID (a Bitrix24 integer: 19 digits hold any 64-bit one), checked before int()
 MAX_USERS = 200_000  # users --userid all lists in one run; a portal's user.get claiming more is not believed
-STOP_GRACE = 10.0  # seconds a stopped run waits for the request in flight before it cuts it
+STOP_GRACE = 10.0  # seconds from a stop signal to the run's end, whatever it was doing (docker stop and systemd
+# wait 10 s before SIGKILL); the request in flight gets all of it but STOP_WRAP_UP, kept to write the record
+STOP_WRAP_UP = 1.0
+STOP_SLICE = 0.25  # seconds a socket read waits at most before it looks again at a stop's deadline
 LOCK_WAIT = 60.0  # seconds a state-changing run over many users waits for another run's lock on the same portal
 MAX_LOCK_WAIT = 3600.0  # OINT_LOCK_WAIT's ceiling
 MAX_TOKEN_ANSWER = 64 * 1024  # bytes of an OAuth server's token answer (a real one is under 1 KiB)

@@ -31,6 +31,7 @@ from .methods import STATUS_METHOD, Method
 from .model import Call
 from .outcome import ExitStatus, OutcomeUnknown, RequestFailure, Unreachable, hint
 from .retry import Step, verdict
+from .stopping import NotReached, stopped
 from .transport import Client, Failure, Reply, Trouble
 
 # confirm(payload): after a failure that may have reached the portal, the Answer that
@@ -57,9 +58,18 @@ class RestClient:
         RequestFailure when no answer came, OutcomeUnknown when the call may
         have been applied and nobody can tell."""
         retries = self.client.settings.retries if retries is None else retries
+        stop = getattr(self.client, "stop", None)
+        if confirm is not None and stopped(stop):  # a change: none is started after a stop
+            raise NotReached("not sent: the run was stopped before it")
         attempt = 0
         while True:
             result = self.client.attempt(url, payload)
+            if (
+                isinstance(result, Failure)
+                and result.trouble is Trouble.STOPPED
+                and (confirm is None or not result.maybe_applied)  # a read, or nothing sent: known not applied
+            ):
+                raise NotReached(result.message)
             if isinstance(result, Reply):
                 result = self._read(result)
             ruling = verdict(result, attempt, retries)
@@ -80,7 +90,8 @@ class RestClient:
                 return result.replace(kind=Kind.FAILED, problem=f"{problem or f'HTTP {result.code}'}{ruling.why}")
             attempt += 1
             self.client.log(f"  retry {attempt}/{retries} in {ruling.wait:.2f} s: {problem}")
-            self.client.pause(ruling.wait)
+            if not self.client.pause(ruling.wait):  # a stop: what waited to be sent again was not applied
+                raise NotReached(f"{problem}; the run was stopped while it waited to send again: not sent again")
 
     def _read(self, reply: Reply) -> Answer:
         """A reply as a Bitrix24 answer."""
@@ -121,9 +132,18 @@ class Applied(Enum):
     UNKNOWN = "unknown"  # no status, or one that cannot tell: never sent again
 
 
+NOT_REACHED = "NOT_REACHED"  # the entry of a call a stop kept from being sent (sweep.py: "not reached")
+
+
 def failed_entry(exc: RequestFailure, redact: Callable[[str], str]) -> dict:
     """The entry of a call that got no usable answer."""
-    code = "OUTCOME_UNKNOWN" if isinstance(exc, OutcomeUnknown) else "REQUEST_FAILED"
+    code = (
+        "OUTCOME_UNKNOWN"
+        if isinstance(exc, OutcomeUnknown)
+        else NOT_REACHED
+        if isinstance(exc, NotReached)
+        else "REQUEST_FAILED"
+    )
     return {"error": code, "error_description": redact(exc.message)}
 
 

@@ -68,15 +68,16 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
         return Finished(start(call), None, call.redactor, call.quiet)  # the job's own answer goes to --out
     # a bar for the runs that read users and statuses first; --debug's lines would tear it
     bar = (call.all_users or call.reads_first) and not call.debug and not call.quiet
-    outcome = run_call(call, out=call.out, bar=bar)
-    return Finished(outcome, call.out, call.redactor, call.quiet)
+    return run_call(call, out=call.out, bar=bar)
 
 
-def run_call(call, *, out: str | None, mode: int | None = None, bar: bool = False) -> Outcome:
-    """Execute `call` in the foreground or as a --dontwait job's child, the same way: a run over many
-    users goes batch by batch, each batch's answer written to `out` at once (so the file is true at any
-    moment), and SIGINT/SIGTERM/SIGHUP stop the sending between batches. `mode`: of `out`, as render's.
-    `bar`: show the progress bar."""
+def run_call(call, *, out: str | None, mode: int | None = None, bar: bool = False, then=None) -> ExitStatus:
+    """Execute `call` in the foreground or as a --dontwait job's child, the same way, and render its
+    outcome; the exit status. A run over many users goes batch by batch, each batch's answer written to
+    `out` at once (so the file is true at any moment), and SIGINT/SIGTERM/SIGHUP stop it within
+    bounds.STOP_GRACE (stopping.py). Their handlers stay until the record is final: a signal after the
+    sending ends changes nothing. `mode`: of `out`, as render's. `bar`: show the progress bar. `then(status)`:
+    what is left to do under the handlers (a job's .exit file)."""
     from contextlib import nullcontext
 
     from .execute import execute
@@ -86,8 +87,15 @@ def run_call(call, *, out: str | None, mode: int | None = None, bar: bool = Fals
     record = output.recorder(out, call.redactor, mode) if out and call.many else None
     if many:
         from .stopping import on_signals
-    with output.progress_bar(wanted=bar) as progress, on_signals() if many else nullcontext() as stop:
-        return execute(call, log=log, progress=progress, record=record, stop=stop)
+    with on_signals() if many else nullcontext() as stop:
+        with output.progress_bar(wanted=bar) as progress:
+            outcome = execute(call, log=log, progress=progress, record=record, stop=stop)
+        if stop is not None:
+            stop.finish()
+        status = output.render(outcome, out=out, redact=call.redactor, mode=mode, quiet=call.quiet)
+        if then is not None:
+            then(status)
+        return status
 
 
 def finish(args: list[str], body) -> ExitStatus:

@@ -18,6 +18,7 @@ from .confirm import Applied, RestClient, Shown, failed_entry, judge, settled_te
 from .methods import STATUS_METHOD
 from .model import Call
 from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
+from .stopping import NotReached, stopped
 from .transport import Client
 
 _KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Kind.FAILED: ExitStatus.REQUEST_FAILED}
@@ -46,7 +47,7 @@ def execute(
                 from . import lock
 
                 with _before_any_change(stop):
-                    held.enter_context(lock.held(ep.base))
+                    held.enter_context(lock.held(ep.base, stop))
             # a webhook's secret is in its path: a portal's own move that keeps that path may be followed
             client = RestClient(
                 Client(
@@ -56,6 +57,7 @@ def execute(
                     transport=transport,
                     mask=call.redactor,
                     moves_with=None if ep.token else urlsplit(ep.base).path,
+                    stop=stop,
                 )
             )
             if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
@@ -90,7 +92,7 @@ def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
         with _before_any_change(stop):
             listing, failed = sweep.active_users(call, client, progress)
         if failed:
-            return failed
+            return sweep.stopped_early(stop) if stopped(stop) else failed
         if not listing.ids:
             return Outcome(
                 ExitStatus.OK,
@@ -111,11 +113,12 @@ class _Stopped(Exception):
 
 @contextmanager
 def _before_any_change(stop):
-    """Within the block nothing is changed: a signal's cut (KeyboardInterrupt) ends the run as stopped by it."""
+    """Within the block nothing is changed: a signal's cut (KeyboardInterrupt, or a wait a stop ended) ends the
+    run as stopped by it."""
     try:
         yield
-    except KeyboardInterrupt:
-        if stop is None or stop.signal is None:
+    except (KeyboardInterrupt, NotReached):
+        if not stopped(stop):
             raise
         raise _Stopped from None
 

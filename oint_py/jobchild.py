@@ -20,18 +20,25 @@ from .redact import Redactor
 
 def main(folder: str, job: str) -> None:
     code, redact = ExitStatus.INTERNAL, Redactor()
+    written: list[int] = []
+
+    def exit_file(status: int) -> None:
+        write_atomic(os.path.join(folder, f"{job}.exit"), f"{int(status)}\n", PRIVATE_FILE)
+        written.append(status)
+
     try:
         call = Call.from_json(json.loads(sys.stdin.buffer.read()))
         redact = call.redactor
         result, mode = (call.out, None) if call.out else (os.path.join(folder, f"{job}.json"), PRIVATE_FILE)
-        outcome = run_call(call, out=result, mode=mode)  # recorded batch by batch; a SIGTERM stops it cleanly
-        code = output.render(outcome, out=result, redact=redact, mode=mode, quiet=call.quiet)
+        # recorded batch by batch; a SIGTERM stops it cleanly, and its .exit is written before the handlers go
+        code = run_call(call, out=result, mode=mode, then=exit_file)
     except KeyboardInterrupt:
         code = ExitStatus.INTERRUPTED
     except Exception as exc:  # a bug: one masked line in the log, never a traceback
         output.warn(f"internal error: {type(exc).__name__}: {exc}", redact)
     finally:
-        write_atomic(os.path.join(folder, f"{job}.exit"), f"{int(code)}\n", PRIVATE_FILE)
+        if not written:
+            exit_file(code)
     sys.exit(int(code))
 
 

@@ -9,7 +9,8 @@ created 0700 and held with fcntl (POSIX) or msvcrt.locking (Windows). The
 operating system releases it when the process ends, however it ends.
 
 A second run waits for it at most OINT_LOCK_WAIT seconds (default
-bounds.LOCK_WAIT), then ends with exit 4 naming the run that holds it.
+bounds.LOCK_WAIT), then ends with exit 4 naming the run that holds it and the
+portal (host:port) it is held for. A stop (a signal) ends the wait at once.
 """
 
 import hashlib
@@ -75,17 +76,22 @@ def _release(fd: int) -> None:
 
 
 @contextmanager
-def exclusive(path: str, wait: float, busy, what: str = "lock file", step: float = 0.05):
+def exclusive(path: str, wait: float, busy, what: str = "lock file", step: float = 0.05, stop=None):
     """Hold an exclusive lock on the private lock file `path` within the block (the block gets its
-    descriptor), waiting at most `wait` seconds; then raise `busy(fd)`. The operating system releases it when
-    the process ends, however it ends."""
+    descriptor), waiting at most `wait` seconds; then raise `busy(fd)`. A `stop` (stopping.Stop) ends the wait
+    at once: stopping.NotReached. The operating system releases it when the process ends, however it ends."""
     fd = open_private(path, new=False, what=what)
     try:
         deadline = time.monotonic() + wait
         while not _try(fd):
             if time.monotonic() >= deadline:
                 raise busy(fd)
-            time.sleep(step)
+            if stop is None:
+                time.sleep(step)
+            elif not stop.nap(step):
+                from .stopping import NotReached
+
+                raise NotReached("stopped while waiting for another run's lock: nothing was sent")
         yield fd
     finally:
         _release(fd)
@@ -102,21 +108,23 @@ def _holder(fd: int) -> str:
 
 
 @contextmanager
-def held(base: str):
-    """Hold the lock of the portal at `base` within the block."""
+def held(base: str, stop=None):
+    """Hold the lock of the portal at `base` within the block; a `stop` ends the wait for it (NotReached)."""
     parts = urlsplit(base)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), "")  # https://h is https://h:443
-    where = f"{parts.scheme.lower()}://{(parts.hostname or '').lower().rstrip('.')}:{port}"
+    host = (parts.hostname or "").lower().rstrip(".")
+    where = f"{parts.scheme.lower()}://{host}:{port}"
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # the lock is per host and port
     name = hashlib.sha256(where.encode("utf-8")).hexdigest()[:32] + ".lock"
     bound = wait_bound()
 
     def busy(fd: int) -> Exception:
         return RequestFailure(
-            f"another oint run{_holder(fd)} is changing days on {parts.hostname} and holds "
+            f"another oint run{_holder(fd)} is changing days on {shown} and holds "
             f"its lock; waited {bound:g} s ({WAIT_ENV}). Nothing was sent"
         )
 
-    with exclusive(os.path.join(folder(), name), bound, busy, step=0.2) as fd:
+    with exclusive(os.path.join(folder(), name), bound, busy, step=0.2, stop=stop) as fd:
         if os.name != "nt":  # a Windows lock bars reading the byte: no pid there
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)

@@ -37,6 +37,7 @@ from enum import Enum
 from . import batch, bounds
 from .answer import Answer, Kind
 from .confirm import (
+    NOT_REACHED,
     TRANSPORT_ERRORS,
     UNANSWERED,
     RestClient,
@@ -61,7 +62,7 @@ USER_METHOD = "user.get"
 ACTIVE = {"FILTER": {"ACTIVE": True}, "sort": "ID", "order": "ASC"}  # the first page's JSON body
 _PAGE_QUERY = {"FILTER[ACTIVE]": "true", "sort": "ID", "order": "ASC"}  # the same in a batch command's query
 PAGE = 50  # users a page of user.get
-GONE_BATCHES = 3  # batches in a row that reach no portal: it is gone, the rest is not attempted
+GONE_BATCHES = 3  # batches in a row that reach no portal: it is gone, the rest is not reached
 
 
 # -- the listing ---------------------------------------------------------------
@@ -365,6 +366,8 @@ class Tally:
     counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0, "unsure": 0})
 
     def add(self, uid: str, entry: dict, kind: str) -> None:
+        if entry.get("error") == NOT_REACHED:  # a stop kept its change (or its status read) from being sent
+            entry, kind = {"action": "not reached"}, "not reached"
         self.entries[uid] = entry
         self.counts[kind] += 1
 
@@ -414,7 +417,7 @@ def run(
             progress(what, len(tally.entries), len(uids))
     for uid in uids:
         if uid not in tally.entries:
-            tally.add(uid, {"action": "not reached" if end is End.STOPPED else "not attempted"}, "not reached")
+            tally.add(uid, {"action": "not reached"}, "not reached")
     tally.entries = {uid: tally.entries[uid] for uid in uids}  # in the order asked, refused users included
     return _report(call, tally, end, stop, halted)
 
@@ -447,7 +450,7 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
         results[uid] = {"result": now, "note": settled_text(method)}
     for uid in chunk:
         result = results[uid]
-        if "error" in result and result["error"] not in TRANSPORT_ERRORS:
+        if "error" in result and result["error"] not in (*TRANSPORT_ERRORS, NOT_REACHED):
             refused.append(uid)
             continue
         if "error" not in result and "note" not in result:
@@ -641,7 +644,7 @@ def _report(call: Call, tally: Tally, end: End, stop, halted: OintError | None =
         status = max(status, ExitStatus.REQUEST_FAILED)
         messages.append(
             f"the portal could not be reached for {GONE_BATCHES} batches in a row (no connection, "
-            f"no name or no answer in time): {counts['not reached']} users not attempted, nothing more "
+            f"no name or no answer in time): {counts['not reached']} users not reached, nothing more "
             "was sent"
         )
     if halted is not None:  # its own exit (7: a person must authorise the app again) and its paragraph

@@ -10,7 +10,11 @@ applied, by the settlement in confirm.py.
 
 Bounds, all in bounds.py:
 - time: `--timeout` bounds each whole attempt (connect, TLS, send, headers and
-  the entire body): every socket operation gets at most what is left of it;
+  the entire body): every socket operation gets at most what is left of it.
+  In a run that a signal can stop (`stop`, a stopping.Stop), the stop's
+  deadline bounds it too: a read waits at most STOP_SLICE at a time, so that a
+  deadline the signal set during the wait cuts it (a `Trouble.STOPPED`); a
+  connect, a TLS handshake or a write keeps the deadline it started with;
 - size: the answer is streamed and counted after decompression (gzip and
   deflate decoded here, a chunk at a time), and refused past `--max-answer`;
 - redirects: followed within the origin the user named, at most
@@ -33,12 +37,16 @@ import time
 import zlib
 from collections.abc import Callable
 from enum import Enum
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from . import __version__, bounds, tls
 from .outcome import UsageError
 from .record import Record
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .stopping import Stop
 
 REDIRECTS = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -96,6 +104,7 @@ class Trouble(Enum):
     REDIRECT = "redirect not followed"
     TOO_LARGE = "answer too large"
     ENCODING = "answer unreadable"
+    STOPPED = "stopped"  # a signal stopped the run: not sent, or cut at the stop's deadline
 
     @property
     def retryable(self) -> bool:
@@ -132,15 +141,25 @@ class _Stop(Exception):
 
 # -- the whole-attempt deadline, enforced at every socket operation ---------
 class Clock:
+    """The attempt's deadline, and a stop's (`stop.deadline`, set by a signal at any moment)."""
+
     deadline: float | None = None
+    stop: "Stop | None" = None
 
     def left(self, timeout: float | None, error: type) -> float | None:
-        if self.deadline is None:
+        stop = self.stop.deadline if self.stop is not None else None
+        ends = [d for d in (self.deadline, stop) if d is not None]
+        if not ends:
             return timeout
-        left = self.deadline - time.monotonic()
+        left = min(ends) - time.monotonic()
         if left <= 0:
             raise error("the whole attempt ran out of time")
         return left if timeout is None else min(timeout, left)
+
+    def cut(self) -> bool:
+        """Whether the stop's deadline has come."""
+        ends = self.stop.deadline if self.stop is not None else None
+        return ends is not None and time.monotonic() >= ends
 
 
 def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | None):
@@ -155,7 +174,17 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
             self.inner = inner
 
         def read(self, max_bytes, timeout=None):
-            return self.inner.read(max_bytes, clock.left(timeout, httpcore.ReadTimeout))
+            if clock.stop is None:
+                return self.inner.read(max_bytes, clock.left(timeout, httpcore.ReadTimeout))
+            while True:  # in slices: a stop's deadline, set while it waits, is seen within STOP_SLICE
+                left = clock.left(timeout, httpcore.ReadTimeout)
+                try:
+                    return self.inner.read(
+                        max_bytes, bounds.STOP_SLICE if left is None else min(left, bounds.STOP_SLICE)
+                    )
+                except httpcore.ReadTimeout:  # nothing was read (a socket's recv, TLS's read): reading again is safe
+                    if left is not None and left <= bounds.STOP_SLICE:
+                        raise
 
         def write(self, buffer, timeout=None):
             return self.inner.write(buffer, clock.left(timeout, httpcore.WriteTimeout))
@@ -337,13 +366,18 @@ class LeakyBucket:
         self.capacity, self.rate = capacity, rate
         self.level, self.stamp = 0.0, time.monotonic()
 
-    def acquire(self) -> float:
+    def acquire(self, pause: Callable[[float], bool] | None = None) -> float | None:
+        """Room for one request: the wait it took; None when `pause` (time.sleep by default) was cut short
+        by a stop, and no request may go."""
         now = time.monotonic()
         self.level = max(0.0, self.level - (now - self.stamp) * self.rate)
         self.stamp = now
         wait = max(0.0, (self.level + 1 - self.capacity) / self.rate)
         if wait:
-            time.sleep(wait)
+            if pause is None:
+                time.sleep(wait)
+            elif not pause(wait):
+                return None
             self.level = max(0.0, self.level - wait * self.rate)
             self.stamp = time.monotonic()
         self.level += 1
@@ -365,12 +399,14 @@ class Client:
         transport=None,
         mask: Callable[[str], str] = str,
         moves_with: str | None = None,
+        stop: "Stop | None" = None,
     ):
         """`target`: the portal URL (decides whether TLS is needed at all);
         `transport`: an httpx transport to use instead of the network (unit tests);
         `mask`: hides secrets in text that is cut before it is shown;
         `moves_with`: the path that carries the secret (a webhook's), when the
-        body carries none: a move to another origin that keeps it is followed."""
+        body carries none: a move to another origin that keeps it is followed;
+        `stop`: a run's stopping.Stop: its deadline cuts an attempt, and it cuts waits short."""
         httpx = _import_httpx()
 
         self.settings = settings
@@ -380,6 +416,7 @@ class Client:
         self.log = log or (lambda line: None)
         self.bucket = LeakyBucket()
         self.clock = Clock()
+        self.stop = self.clock.stop = stop
         if tls.needed(target, settings.proxy):
             try:
                 verify = tls.context(settings.insecure, settings.ca_bundle)
@@ -411,17 +448,26 @@ class Client:
     def close(self) -> None:
         self.http.close()
 
-    @staticmethod
-    def pause(seconds: float) -> None:
-        """Wait between attempts (the one clock tests replace, with the bucket's)."""
-        time.sleep(seconds)
+    def pause(self, seconds: float) -> bool:
+        """Wait between attempts (the one clock tests replace, with the bucket's): True when waited out,
+        False when a stop cut it short (nothing may be sent again)."""
+        if self.stop is None:
+            time.sleep(seconds)
+            return True
+        return self.stop.nap(seconds, time.sleep)
+
+    def _stopped(self) -> Failure:
+        return Failure(Trouble.STOPPED, "not sent: the run was stopped before it", maybe_applied=False)
 
     # -- one attempt: a POST, following the moves allowed -------------------
     def attempt(self, url: str, payload: dict) -> "Reply | Failure":
         verb, content = "POST", json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"}
         accepted, moved = False, None  # a 303 said the call was made; a move to another origin was followed
-        self.bucket.acquire()
+        if self.clock.cut():
+            return self._stopped()
+        if self.bucket.acquire(None if self.stop is None else self.pause) is None:
+            return self._stopped()
         self.clock.deadline = time.monotonic() + self.settings.timeout
         try:
             for _hop in range(bounds.MAX_REDIRECTS + 1):
@@ -529,6 +575,15 @@ class Client:
         self.log(f"< {type(exc).__name__}: {text}")
         kinds = self.errors
         causes = list(_causes(exc))
+        if self.clock.cut():  # the stop's deadline, not --timeout, ended it
+            sent = accepted or not isinstance(exc, kinds["connect_timeout"] + kinds["connect"] + kinds["cannot_send"])
+            return Failure(
+                Trouble.STOPPED,
+                f"the run was stopped, and no whole answer came within "
+                f"{bounds.STOP_GRACE - bounds.STOP_WRAP_UP:g} s of the signal",
+                sent,
+                sent,
+            )
         if isinstance(exc, kinds["proxy"]):
             return Failure(Trouble.PROXY, f"proxy error: {text}", accepted, accepted)
         if isinstance(exc, kinds["connect_timeout"]):

@@ -385,8 +385,8 @@ def test_a_portal_that_dies_mid_sweep_stops_the_sending_after_3_batches(make_por
     data = r.json()
     counts = Counter(e["action"] for e in data.values())
     # the batch cut by the death: unknown (its status cannot be read); the next 3 reach nothing; the rest is
-    # not attempted
-    assert counts == Counter({"closed": 400, "failed": 200, "not attempted": 400})
+    # not reached
+    assert counts == Counter({"closed": 400, "failed": 200, "not reached": 400})
     assert Counter(e.get("error") for e in data.values()) == Counter(
         {None: 800, "OUTCOME_UNKNOWN": 50, "REQUEST_FAILED": 150}
     )
@@ -394,7 +394,7 @@ def test_a_portal_that_dies_mid_sweep_stops_the_sending_after_3_batches(make_por
     assert len(lines) <= 6, lines
     assert lines[-2] == (
         "oint: the portal could not be reached for 3 batches in a row (no connection, no name or "
-        "no answer in time): 400 users not attempted, nothing more was sent"
+        "no answer in time): 400 users not reached, nothing more was sent"
     )
     assert lines[-1] == (
         "oint: 400 closed, 0 skipped, 200 failed, 400 not reached; run the same command again to finish the job"
