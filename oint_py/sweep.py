@@ -539,7 +539,11 @@ def _done_meanwhile(call: Call, client: RestClient, steps: dict, results: dict, 
     record shows the day closed before it, or any refusal (whatever its code or text) after which a status
     check shows the change made. Every other refusal stays the failure it is."""
     method = call.method
-    refused = [uid for uid, entry in results.items() if "error" in entry and entry["error"] not in TRANSPORT_ERRORS]
+    refused = [
+        uid
+        for uid, entry in results.items()
+        if "error" in entry and entry["error"] not in (*TRANSPORT_ERRORS, NOT_REACHED)  # a stop: nothing was sent
+    ]
     before = [
         uid
         for uid, entry in results.items()
