@@ -371,6 +371,7 @@ class Tally:
     entries: dict = field(default_factory=dict)
     # unsure: acted on without a status read first (close first), whose answer was lost: maybe done before the run
     counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0, "unsure": 0})
+    changed: bool = False  # the current batch's change was answered: a failure after it may leave it applied
 
     def add(self, uid: str, entry: dict, kind: str) -> None:
         self.entries[uid] = entry
@@ -388,6 +389,7 @@ def run(
     tally, end, streak, refused, halted = Tally(), End.DONE, 0, [], None
     what = "reading statuses" if call.plan else call.method.words[1] if call.reads_first else "sending"
     for chunk, first in _chunks(uids, acts_first(call), refused):
+        tally.changed = False
         if stop is not None and stop.signal is not None:
             end = End.STOPPED
             break
@@ -396,23 +398,25 @@ def run(
             break
         try:
             unreachable = _first(call, client, chunk, tally, refused) if first else _batch(call, client, chunk, tally)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if stop is None or stop.signal is None:
                 raise
-            _cut(call, chunk, tally)
+            if not _unapplied(exc, tally):  # else (a stop during a renewal, the batch refused 401): not reached
+                _cut(call, chunk, tally)
             end = End.STOPPED
             break
         except RequestFailure:
             raise
         except OintError as exc:  # an auth file's token that cannot be renewed (authfile.Renewing): the batches
             # before were applied, so the run ends like one stopped, with their entries, not with this line alone
-            _cut(
-                call,
-                chunk,
-                tally,
-                f"the run ended while {call.method.rest} was being sent for this user, as the "
-                "access token was refused or could not be renewed",
-            )
+            if not _unapplied(exc, tally):  # else nothing of this batch was applied: "not attempted"
+                _cut(
+                    call,
+                    chunk,
+                    tally,
+                    f"the run ended while {call.method.rest} was being sent for this user, as the "
+                    "access token was refused or could not be renewed",
+                )
             end, halted = End.HALTED, exc
             break
         streak = streak + 1 if unreachable else 0
@@ -425,6 +429,12 @@ def run(
             tally.add(uid, {"action": "not reached" if end is End.STOPPED else "not attempted"}, "not reached")
     tally.entries = {uid: tally.entries[uid] for uid in uids}  # in the order asked, refused users included
     return _report(call, tally, end, stop, halted)
+
+
+def _unapplied(exc: BaseException, tally: Tally) -> bool:
+    """Whether nothing of the current batch was applied: the call an auth file's renewal ended was never sent
+    or was refused with 401 (authfile.Renewing marks it `unapplied`), and no change of the batch was answered."""
+    return bool(getattr(exc, "unapplied", False)) and not tally.changed
 
 
 def acts_first(call: Call) -> bool:
@@ -446,6 +456,7 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     open, or expired) goes to `refused`, to be read and decided on like any other."""
     method = call.method
     results, unreachable = send_batch(client, call, method, batch.commands(method.rest, chunk, call.rest_params)[0])
+    tally.changed = True
     unanswered = [uid for uid in chunk if results[uid].get("error") in UNANSWERED]
     # the batch may have run their change: a status that shows it made settles it, as for a lost answer
     for uid, now in _shown_done(call, client, unanswered).items():
@@ -502,6 +513,7 @@ def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bo
         todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Decision.ACT}
         if todo:
             results, unreachable = send_batch(client, call, method, batch.chunks(todo)[0])
+            tally.changed = True
             _already_done(call, client, steps, results)
     for uid, step in steps.items():
         entry, kind = _entry(call, step, results.get(uid))

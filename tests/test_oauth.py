@@ -37,6 +37,17 @@ def app_env(portal, **extra) -> dict:
     )
 
 
+HOOKS = Path(__file__).parent / "stagehooks"  # test-only faults and pauses, from outside oint (its sitecustomize)
+
+
+def staged(portal, **extra) -> dict:
+    """app_env with tests/stagehooks first on PYTHONPATH: STAGE_* variables pause, kill or fail the child
+    at named stages (see tests/stagehooks/sitecustomize.py)."""
+    env = app_env(portal, **extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(HOOKS), env["PYTHONPATH"]])
+    return env
+
+
 def browser_code(portal) -> str:
     """The browser step: the portal's authorize page redirects to the app's page with a code."""
     r = httpx.get(f"{portal.base}/oauth/authorize/", params={"client_id": CLIENT_ID})
@@ -52,7 +63,8 @@ def authorize(portal, path: Path) -> dict:
 
 
 def oint_auth(portal, path, *args, method="StopTimekeeping", **env) -> "Result":  # noqa: F821
-    return run_oint("bitrix24", method, "--auth-file", path, *args, env=app_env(portal, **env))
+    hooked = any(name.startswith("STAGE_") for name in env)
+    return run_oint("bitrix24", method, "--auth-file", path, *args, env=(staged if hooked else app_env)(portal, **env))
 
 
 def wait_past(expires: float) -> None:
@@ -397,7 +409,7 @@ def test_eight_processes_on_an_expired_token_make_one_refresh(make_portal, folde
     authorize(portal, path)
     wait_past(json.loads(path.read_text())["expires"])
     portal.oauth.ttl = 3600  # the renewed token lives long enough for every process to use it
-    env = app_env(portal, _OINT_TEST_PAUSE_AT="before-request:1.5")  # whoever renews holds the lock a while
+    env = staged(portal, STAGE_PAUSE_AT="before-request:1.5")  # whoever renews holds the lock a while
     procs = [
         subprocess.Popen(
             [*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", str(uid)],
@@ -435,7 +447,7 @@ def paused_close(portal, path, stage: str, **popen) -> subprocess.Popen:
         [*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=app_env(portal, _OINT_TEST_PAUSE_AT=stage),
+        env=staged(portal, STAGE_PAUSE_AT=stage),
         **popen,
     )
     name = stage.partition(":")[0]
@@ -657,7 +669,7 @@ def test_kill_at_each_stage_of_a_renewal(make_portal, folder, stage, issued):
     path = folder / "a.json"
     data = authorize(portal, path)
     wait_past(data["expires"])
-    r = oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT=stage)
+    r = oint_auth(portal, path, "--userid", "2", STAGE_KILL_AT=stage)
     assert r.code == -9
     assert json.loads(path.read_text()) == data  # whole, and the old pair
     assert portal.oauth.counts["refreshes"] == (1 if issued else 0)
@@ -680,7 +692,7 @@ def test_kill_holding_the_lock_does_not_block_the_next_run(make_portal, folder):
     portal = make_portal(token_ttl=1)
     path = folder / "a.json"
     wait_past(authorize(portal, path)["expires"])
-    assert oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT="before-request").code == -9
+    assert oint_auth(portal, path, "--userid", "2", STAGE_KILL_AT="before-request").code == -9
     assert oint_auth(portal, path, "--userid", "2").code == 0  # the lock died with its holder
 
 
@@ -927,7 +939,7 @@ def test_secrets_never_shown(portal, folder, tmp_path):
         [*OINT, "bitrix24", "ServerTime", "--auth-file", str(path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:1"),
+        env=staged(portal, STAGE_PAUSE_AT="loaded:1"),
     )
     assert proc.stderr.readline() == b"test hook: paused at loaded\n"
     shown.append(subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout.decode())
