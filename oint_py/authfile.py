@@ -46,6 +46,7 @@ import stat
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import bounds
@@ -353,7 +354,7 @@ def drop_pending(path: str) -> None:
         pass
 
 
-def current(path: str, notes: list[str]) -> dict:
+def current(path: str, notes: list[str]) -> dict[str, Any]:
     """Under the lock: the live pair. A pair a run before could not save in the auth file waits in its
     pending sibling: it is moved into place (a rename, which needs no room), or, when that fails, used
     from there."""
@@ -362,7 +363,7 @@ def current(path: str, notes: list[str]) -> dict:
         return load(path)
     data = load(waiting)
     try:
-        os.replace(waiting, path)
+        _replace(waiting, path)
     except OSError as exc:
         notes.append(
             f"auth file {path}: it still holds a spent refresh token; the live pair is in {waiting} "
@@ -382,7 +383,7 @@ def current(path: str, notes: list[str]) -> dict:
     return data
 
 
-def store(path: str, new: dict, old: dict, notes: list[str]) -> bool:
+def store(path: str, new: dict[str, Any], old: dict[str, Any], notes: list[str]) -> bool:
     """Save a renewed pair; when the auth file cannot take it, keep it in the pending sibling, and say
     plainly where it went. Whether the auth file holds it."""
     try:
@@ -414,16 +415,16 @@ def store(path: str, new: dict, old: dict, notes: list[str]) -> bool:
     return True
 
 
-def _origin(url: str) -> tuple:
+def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url.strip())
     return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def _keep_origin(path: str, answer: dict, old: dict, new: dict, notes: list[str]) -> None:
+def _keep_origin(path: str, answer: dict[str, Any], old: dict[str, Any], new: dict[str, Any], notes: list[str]) -> None:
     """A refresh answer's client_endpoint on another origin is not adopted: that host would get every later
     run's access token. Moving takes --url or a new GetToken --save."""
     named = answer.get("client_endpoint")
-    if _endpoint(named) and _origin(named) != _origin(old["client_endpoint"]):
+    if isinstance(named, str) and _endpoint(named) and _origin(named) != _origin(old["client_endpoint"]):
         new["client_endpoint"] = old["client_endpoint"]
         notes.append(
             f"auth file {path}: the OAuth server's answer names another portal ({str(named)[:200]}); not adopted, "
@@ -456,8 +457,8 @@ def reauthorize_text(path: str, data: dict, why: str) -> str:
 
 
 def renew(
-    path: str, used: str, settings, log: Callable[[str], None], why: str, notes: list[str], signals: list[int]
-) -> tuple[dict, bool]:
+    path: str, used: str, settings: Any, log: Callable[[str], None], why: str, notes: list[str], signals: list[int]
+) -> tuple[dict[str, Any], bool]:
     """(a live pair, whether the auth file holds it) for the auth file whose access token `used` was refused
     (or has expired): the one another process saved meanwhile, else a new one from the OAuth server, saved
     (or kept: see store) before it is returned. `signals`: given those that came during the exchange and
@@ -524,10 +525,10 @@ def renew(
     return new, saved
 
 
-def _unapplied(exc, top: bool):
+def _unapplied(exc: BaseException, top: bool) -> BaseException:
     """`exc`, marked for a run over many users: nothing of the call it ended was applied (it was never sent,
     or the portal refused it with 401) when it is a call of the run's own, not a status read inside one."""
-    exc.unapplied = top
+    setattr(exc, "unapplied", top)  # noqa: B010 - read with getattr by sweep.py, which imports no auth file
     return exc
 
 
@@ -537,7 +538,7 @@ class Renewing:
     then send the refused call once more. `notes`: lines about the auth file for the run's stderr;
     `unsaved`: the last renewed pair is not in the auth file (see store)."""
 
-    def __init__(self, client, path: str, settings, log: Callable[[str], None] | None = None):
+    def __init__(self, client: Any, path: str, settings: Any, log: Callable[[str], None] | None = None):
         self.client, self.path, self.settings = client, path, settings
         self.log = log or (lambda line: None)
         self.notes: list[str] = []
@@ -569,7 +570,7 @@ class Renewing:
         if signals:  # a stop came during the renewal: nothing more is sent, not even the refused call
             raise _unapplied(SignalledDuringRenewal(), top)
 
-    def _reread(self) -> dict:
+    def _reread(self) -> dict[str, Any]:
         """The auth file read again under its lock: one that is renewing right now has the new pair (ours is
         revoked already) and holds the lock until it is saved."""
         with locked(self.path, lock_wait(self.settings)):
@@ -585,7 +586,7 @@ class Renewing:
 
         return current
 
-    def call(self, url: str, payload: dict, confirm=None, retries=None):
+    def call(self, url: str, payload: dict[str, Any], confirm: Any = None, retries: Any = None) -> Any:
         if "auth" not in payload:
             return self.client.call(url, payload, confirm, retries)
         self.depth += 1
@@ -594,7 +595,7 @@ class Renewing:
         finally:
             self.depth -= 1
 
-    def _call(self, url: str, payload: dict, confirm, retries, top: bool):
+    def _call(self, url: str, payload: dict[str, Any], confirm: Any, retries: Any, top: bool) -> Any:
         renewed = False
         if expired(self.data):
             self._renew("its stored expiry has passed", top)
