@@ -223,5 +223,10 @@ def _status(kw: dict, redact: Redactor):
             "the next renewal will fail; authorise the app again (GetAppAuthLink, the browser, GetToken "
             f"--save {path})",
         )
+    if os.path.lexists(authfile.pending(path)):
+        messages += (
+            f"a renewed pair the auth file could not take waits in {authfile.pending(path)}: the next run "
+            "moves it into place (the file itself holds a spent refresh token)",
+        )
     out = check_out(kw["out"]) if kw.get("out") else None
     return Outcome(ExitStatus.OK, shown, messages), out, redact

@@ -547,6 +547,7 @@ class Renewing:
         if os.path.lexists(pending(path)):  # a pair a run before could not save: taken under the lock
             with locked(path, lock_wait(settings)):
                 self.data = current(path, self.notes)
+            self.unsaved = os.path.lexists(pending(path))  # still there: the auth file holds a spent refresh token
         else:
             self.data = load(path)  # again: another process may have renewed it since the options were read
 

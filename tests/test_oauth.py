@@ -1230,6 +1230,8 @@ def test_a_renewed_pair_the_file_cannot_take_is_kept_and_picked_up(portal, folde
     assert "spent refresh token" in r.err and f"{path}.pending" in r.err, r.err
     assert json.loads(path.read_text())["refresh_token"] == data["refresh_token"]  # the spent one
     assert stat.S_IMODE(Path(f"{path}.pending").stat().st_mode) == 0o600
+    shown = run_oint("bitrix24", "AuthStatus", "--auth-file", path)
+    assert shown.code == 0 and f"{path}.pending" in shown.err, shown.err
     r = oint_auth(portal, path, "--userid", "3")
     assert r.code == 0, r.err
     assert portal.days[3]["STATUS"] == "CLOSED" and portal.oauth.counts["refreshes"] == 1
