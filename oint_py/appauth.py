@@ -10,7 +10,9 @@ auth file (authfile.py) and then prints it with the tokens masked.
 
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from . import bounds, output
 from .methods import CONFIG_OPTIONS, DEFAULT_OAUTH_SERVER, Method
@@ -125,7 +127,9 @@ def _grant(method: Method, kw: dict, redact: Redactor):
     )
 
 
-def _exchange(server: str, params: dict, conf, log, what: str, save: str | None):
+def _exchange(
+    server: str, params: dict[str, str], conf: Any, log: Callable[[str], None] | None, what: str, save: str | None
+) -> "dict[str, Any] | Outcome":
     """The OAuth server's answer (a dict) for --save, else an Outcome to show (also the answer without --save)."""
     from . import oauth
 
@@ -147,7 +151,7 @@ def _exchange(server: str, params: dict, conf, log, what: str, save: str | None)
     return answer if save else Outcome(ExitStatus.OK, answer)
 
 
-def _unsaved(answer: dict, save: str, exc: OSError, existed: bool, refresh: bool) -> Outcome:
+def _unsaved(answer: dict[str, Any], save: str, exc: OSError, existed: bool, refresh: bool) -> Outcome:
     """A pair issued and not saved: shown whole (it is the only copy, and the grant is spent), exit 6."""
     kept = "; the file before was kept, and its refresh token still works" if existed and not refresh else ""
     kept = "; the file before was kept" if existed and refresh else kept
@@ -167,7 +171,7 @@ def _failed(text: str) -> Outcome:
 
 
 # -- AuthStatus -------------------------------------------------------------------------
-def _when(moment, now: float) -> str | None:
+def _when(moment: object, now: float) -> str | None:
     """A unix time as local ISO time; one that cannot be believed (beyond the refresh token's lifetime from
     now, or not a time at all) is shown as such, never a crash."""
     if not isinstance(moment, (int, float)) or isinstance(moment, bool):
@@ -177,7 +181,7 @@ def _when(moment, now: float) -> str | None:
     return datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds")
 
 
-def _believable(moment, now: float) -> bool:
+def _believable(moment: float, now: float) -> bool:
     """Within ten years before now and the refresh token's lifetime (and a day) after it."""
     try:
         return -86400 * 3650 <= float(moment) - now <= 86400 * (bounds.REFRESH_TOKEN_DAYS + 1)
@@ -197,7 +201,7 @@ def _status(kw: dict, redact: Redactor):
     now = time.time()
     issued = data.get("refresh_token_issued_at")
     believed = isinstance(issued, (int, float)) and not isinstance(issued, bool) and _believable(issued, now)
-    age = round((now - float(issued)) / 86400, 1) if believed else None
+    age = round((now - issued) / 86400, 1) if believed and isinstance(issued, (int, float)) else None
     shown = {
         "auth_file": path,
         "portal": data["client_endpoint"],
@@ -216,7 +220,7 @@ def _status(kw: dict, redact: Redactor):
         "refresh_token_age_days": age,
         "refresh_token_days_left": None if age is None else round(bounds.REFRESH_TOKEN_DAYS - age, 1),
     }
-    messages = ()
+    messages: tuple[str, ...] = ()
     if age is not None and age >= bounds.REFRESH_TOKEN_DAYS:
         messages = (
             f"the refresh token is {age:g} days old, past Bitrix24's {bounds.REFRESH_TOKEN_DAYS} days: "
