@@ -83,7 +83,7 @@ def execute(
 def _auth_notes(client, outcome: Outcome) -> Outcome:
     """An auth file's lines (a renewed pair kept elsewhere than the file, a portal not moved) before the
     outcome's own; exit 6 at least when the file does not hold the live pair."""
-    notes = tuple(getattr(client, "notes", ()))
+    notes = tuple(dict.fromkeys(getattr(client, "notes", ())))  # each once, however many renewals said it
     if not notes:
         return outcome
     if getattr(client, "unsaved", False):
