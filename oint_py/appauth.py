@@ -10,7 +10,9 @@ auth file (authfile.py) and then prints it with the tokens masked.
 
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from . import bounds, output
 from .files.private import PRIVATE_FILE
@@ -96,33 +98,25 @@ def _grant(method: Method, kw: dict, redact: Redactor):
         return Outcome(ExitStatus.OK, redact.data(shown)), out, redact
     log = output.debug_logger(redact) if kw.get("debug") else None
     what = "the refresh token" if refresh else "the code"
-    try:
-        status, answer = oauth.token(server, params, conf, log)
-    except oauth.NotSent as exc:
-        return _failed(f"{exc}; nothing was sent"), out, redact
-    except oauth.NoAnswer as exc:
-        return (
-            _failed(
-                f"{exc}. {what.capitalize()} may have been used" + ("; the auth file was not touched" if save else "")
-            ),
-            out,
-            redact,
-        )
-    if "error" in answer:
-        desc = answer.get("error_description") or ""
-        return (
-            Outcome(
-                ExitStatus.API_ERROR,
-                answer,
-                (f"the OAuth server answered HTTP {status} error {answer['error']!r}" + (f": {desc}" if desc else ""),),
-            ),
-            out,
-            redact,
-        )
-    if not save:  # the live pair: an --out file of it is private, whatever the umask (issue 23 item 1.8)
-        return Outcome(ExitStatus.OK, answer), out, redact, False, PRIVATE_FILE
+    if not save:
+        # the live pair: an --out file of it is private, whatever the umask (issue 23 item 1.8)
+        return _exchange(server, params, conf, log, what, None), out, redact, False, PRIVATE_FILE
+    from .stopping import deferred
+
+    # the lock and room for the file are shown before the grant is spent; a signal from the request to the
+    # save waits for the save (bounded by --timeout): a pair received and not saved is lost for good
     with authfile.locked(save, authfile.lock_wait(conf)):
-        authfile.save(save, authfile.compose(answer, client_id, secret, server))
+        authfile.check_room(save, what)
+        existed = os.path.lexists(save)
+        with deferred():
+            answer = _exchange(server, params, conf, log, what, save)
+            if isinstance(answer, Outcome):
+                return answer, out, redact
+            try:
+                authfile.save(save, authfile.compose(answer, client_id, secret, server))
+            except OSError as exc:
+                return _unsaved(answer, save, exc, existed, method.name == "RefreshToken"), out, redact
+            authfile.drop_pending(save)  # a pair a renewal could not save is older than this one
     redact = redact.adding(answer.get("access_token"), answer.get("refresh_token"))
     return (
         Outcome(
@@ -135,15 +129,66 @@ def _grant(method: Method, kw: dict, redact: Redactor):
     )
 
 
+def _exchange(
+    server: str, params: dict[str, str], conf: Any, log: Callable[[str], None] | None, what: str, save: str | None
+) -> "dict[str, Any] | Outcome":
+    """The OAuth server's answer (a dict) for --save, else an Outcome to show (also the answer without --save)."""
+    from . import oauth
+
+    try:
+        status, answer = oauth.token(server, params, conf, log)
+    except oauth.NotSent as exc:
+        return _failed(f"{exc}; nothing was sent")
+    except oauth.NoAnswer as exc:
+        return _failed(
+            f"{exc}. {what.capitalize()} may have been used" + ("; the auth file was not touched" if save else "")
+        )
+    if "error" in answer:
+        desc = answer.get("error_description") or ""
+        return Outcome(
+            ExitStatus.API_ERROR,
+            answer,
+            (f"the OAuth server answered HTTP {status} error {answer['error']!r}" + (f": {desc}" if desc else ""),),
+        )
+    return answer if save else Outcome(ExitStatus.OK, answer)
+
+
+def _unsaved(answer: dict[str, Any], save: str, exc: OSError, existed: bool, refresh: bool) -> Outcome:
+    """A pair issued and not saved: shown whole (it is the only copy, and the grant is spent), exit 6."""
+    kept = "; the file before was kept, and its refresh token still works" if existed and not refresh else ""
+    kept = "; the file before was kept" if existed and refresh else kept
+    return Outcome(
+        ExitStatus.NOT_WRITTEN,
+        answer,
+        (
+            f"the new pair was NOT saved to the auth file {save} ({exc.strerror or exc}){kept}. The answer above "
+            "is unmasked and its refresh token is the only live one: keep it. To save it, once the folder can be "
+            f"written: oint bitrix24 RefreshToken --refresh REFRESH_TOKEN_ABOVE --save {save}",
+        ),
+    )
+
+
 def _failed(text: str) -> Outcome:
     return Outcome(ExitStatus.REQUEST_FAILED, {"error": "REQUEST_FAILED", "error_description": text}, (text,))
 
 
 # -- AuthStatus -------------------------------------------------------------------------
-def _when(moment) -> str | None:
+def _when(moment: object, now: float) -> str | None:
+    """A unix time as local ISO time; one that cannot be believed (beyond the refresh token's lifetime from
+    now, or not a time at all) is shown as such, never a crash."""
     if not isinstance(moment, (int, float)) or isinstance(moment, bool):
         return None
+    if not _believable(moment, now):
+        return f"cannot be believed: {str(moment)[:40]} is not a time near now"
     return datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds")
+
+
+def _believable(moment: float, now: float) -> bool:
+    """Within ten years before now and the refresh token's lifetime (and a day) after it."""
+    try:
+        return -86400 * 3650 <= float(moment) - now <= 86400 * (bounds.REFRESH_TOKEN_DAYS + 1)
+    except (OverflowError, ValueError):
+        return False
 
 
 def _status(kw: dict, redact: Redactor):
@@ -157,7 +202,8 @@ def _status(kw: dict, redact: Redactor):
     redact = redact.adding(data["access_token"], data["refresh_token"], data["client_secret"])
     now = time.time()
     issued = data.get("refresh_token_issued_at")
-    age = round((now - issued) / 86400, 1) if isinstance(issued, (int, float)) else None
+    believed = isinstance(issued, (int, float)) and not isinstance(issued, bool) and _believable(issued, now)
+    age = round((now - issued) / 86400, 1) if believed and isinstance(issued, (int, float)) else None
     shown = {
         "auth_file": path,
         "portal": data["client_endpoint"],
@@ -169,19 +215,24 @@ def _status(kw: dict, redact: Redactor):
         "client_id": data["client_id"],
         "client_secret": MASK,
         "access_token": MASK,
-        "access_token_expires": _when(data.get("expires_local") or data["expires"]),
+        "access_token_expires": _when(data.get("expires_local") or data["expires"], now),
         "access_token_expired": authfile.expired(data, now),
         "refresh_token": MASK,
-        "refresh_token_issued": _when(issued),
+        "refresh_token_issued": _when(issued, now),
         "refresh_token_age_days": age,
         "refresh_token_days_left": None if age is None else round(bounds.REFRESH_TOKEN_DAYS - age, 1),
     }
-    messages = ()
+    messages: tuple[str, ...] = ()
     if age is not None and age >= bounds.REFRESH_TOKEN_DAYS:
         messages = (
             f"the refresh token is {age:g} days old, past Bitrix24's {bounds.REFRESH_TOKEN_DAYS} days: "
             "the next renewal will fail; authorise the app again (GetAppAuthLink, the browser, GetToken "
             f"--save {path})",
+        )
+    if os.path.lexists(authfile.pending(path)):
+        messages += (
+            f"a renewed pair the auth file could not take waits in {authfile.pending(path)}: the next run "
+            "moves it into place (the file itself holds a spent refresh token)",
         )
     out = check_out(kw["out"]) if kw.get("out") else None
     return Outcome(ExitStatus.OK, shown, messages), out, redact

@@ -24,11 +24,19 @@ chain must never branch. Hence:
 - private: the file 0600 and its folder are refused (exit 5, naming them) when
   a symbolic link, another user's, or open to group or others (POSIX).
 
-Test-only hooks: when the environment variable `_OINT_TEST_KILL_AT` names a
-stage (`loaded`, `before-request`, `after-answer`, `during-write`), the process kills
-itself with SIGKILL there, as a crash would; `_OINT_TEST_PAUSE_AT=STAGE:SECONDS`
-makes it wait there (holding the lock), so that other processes pile up.
-tests/test_oauth.py uses them; nothing else should set them.
+Renewing as often as a run needs: whenever the stored expiry has passed or the portal answers
+`expired_token` for the call just sent, at most once per call; on `invalid_token` the file is read
+again under the lock (another process renewed it, which revoked ours) and the call sent once more
+with the newer pair. A 401 means the portal did not run the method, so nothing is sent twice.
+
+A pair never dropped: before the refresh token is spent, the lock is taken and the folder is shown
+to take a file (a probe the size of the pair, which finds a read-only folder, a full disk, a quota
+or a file-size limit); a save that fails after all keeps the new pair in the private sibling
+`<file>.pending`, which the next run moves into place under the lock (PENDING), and else names
+the command that saves it. The saved portal never moves: a refresh answer whose `client_endpoint`
+names another origin is not adopted. Lifetimes are bounded when saved (an access token cannot
+outlive its refresh token's REFRESH_TOKEN_DAYS; `expires` in milliseconds is read as such).
+The OAuth server is https or loopback (oauth.check_server), unless the user opts in.
 """
 
 import json
@@ -37,6 +45,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import bounds
@@ -47,8 +56,8 @@ REQUIRED = ("access_token", "refresh_token", "client_id", "client_secret", "oaut
 PORTAL_REAUTH = ("invalid_token", "NOT_INSTALLED", "PAYMENT_REQUIRED")
 # what the OAuth server answers when the refresh token or the app's credentials are refused
 GRANT_REAUTH = ("invalid_grant", "invalid_client", "wrong_client", "unauthorized_client")
-KILL_ENV = "_OINT_TEST_KILL_AT"
-PAUSE_ENV = "_OINT_TEST_PAUSE_AT"
+PENDING = ".pending"  # the sibling that keeps a renewed pair the auth file could not take
+LIFETIME_MAX = bounds.REFRESH_TOKEN_DAYS * 86400  # seconds: no access token outlives its refresh token
 
 
 class Reauthorize(OintError):
@@ -57,20 +66,11 @@ class Reauthorize(OintError):
     status = ExitStatus.REAUTHORIZE
 
 
-def _stage(name: str) -> None:
-    """The test-only hooks (see the module's docstring)."""
-    pause, _, seconds = os.environ.get(PAUSE_ENV, "").partition(":")
-    if pause == name:
-        import sys
+class SignalledDuringRenewal(KeyboardInterrupt):
+    """A stop (SIGINT, SIGTERM, SIGHUP) came while a renewal was under way and waited for its save: nothing
+    more is sent. `unapplied`: the call it came during was refused (401) or never sent."""
 
-        sys.stderr.write(f"test hook: paused at {name}\n")  # the test waits for this line
-        sys.stderr.flush()
-        time.sleep(float(seconds or 1))
-    if os.environ.get(KILL_ENV) == name:
-        import signal
-
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
-        time.sleep(10)  # pragma: no cover - the signal ends us first
+    unapplied = False
 
 
 # -- privacy -------------------------------------------------------------------
@@ -120,6 +120,9 @@ def load(path: str) -> dict:
     for key in ("client_endpoint", "oauth_server"):
         if urlsplit(data[key]).scheme not in ("http", "https"):
             raise UsageError(f"auth file {path}: {key} {data[key]!r} is not an http(s) address")
+    from .oauth import check_server
+
+    check_server(data["oauth_server"], f"auth file {path}: its oauth_server")
     if not isinstance(data.get("expires"), (int, float)) or isinstance(data.get("expires"), bool):
         raise UsageError(f"auth file {path} lacks expires (when the access token expires, unix time)")
     return data
@@ -164,6 +167,12 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
     ttl, expires = _seconds(answer.get("expires_in")), _seconds(answer.get("expires"))
     if ttl is not None and ttl <= 0:  # a lifetime of nothing would renew on every run: as if none was given
         ttl = None
+    if ttl is not None and ttl > LIFETIME_MAX:  # an access token cannot outlive its refresh token
+        ttl = LIFETIME_MAX
+    if expires is not None and expires > now + LIFETIME_MAX:  # milliseconds (as JavaScript counts), or nonsense
+        expires = expires / 1000 if now < expires / 1000 <= now + LIFETIME_MAX else None
+        if expires is not None:
+            expires = int(expires) if float(expires).is_integer() else expires
     if expires is not None and expires <= now:  # over already (a clock far off, or nonsense): likewise
         expires = None
     if ttl is not None:
@@ -181,26 +190,13 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
 
 def save(path: str, data: dict) -> None:
     """Write `data` to `path` all or nothing, 0600 whatever the umask (under its lock: see locked), by the
-    one atomic writer (files.atomic), after removing the temporary copies a killed write left."""
+    one atomic writer (files.atomic), after removing the temporary copies a killed write left.
+    OSError when it cannot be written; the file before (if any) is then as it was."""
     from .files.atomic import remove_leftovers, write_atomic
     from .files.private import PRIVATE_FILE
 
     remove_leftovers(path)
-    text = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-
-    def halves():
-        half = len(text) // 2
-        yield text[:half]
-        _stage("during-write")  # the first half is in the temporary file
-        yield text[half:]
-
-    try:
-        write_atomic(path, halves(), PRIVATE_FILE)
-    except OSError as exc:
-        raise OintError(
-            f"auth file {path}: cannot write it ({exc.strerror or exc}); the file before was kept",
-            ExitStatus.NOT_WRITTEN,
-        ) from None
+    write_atomic(path, (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8"), PRIVATE_FILE)
 
 
 def lock_wait(settings) -> float:
@@ -228,16 +224,132 @@ def locked(path: str, wait: float):
         yield
 
 
+# -- a pair never dropped ------------------------------------------------------------
+def check_room(path: str, spent: str = "the refresh token") -> None:
+    """Before `spent` is used up: the folder takes a file at least the size of the new pair (a probe written
+    and removed as the pair would be), so a read-only folder, a full disk, a quota or a file-size limit is
+    found while nothing is lost. OintError (exit 6, nothing sent) otherwise."""
+    folder, name = os.path.split(path)
+    probe = os.path.join(folder, f".{name}.probe")
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    try:
+        save(probe, {"probe": "x" * max(4096, 2 * size)})
+        os.unlink(probe)
+    except OSError as exc:
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
+        raise OintError(
+            f"auth file {path}: its folder {folder} cannot take the new pair ({exc.strerror or exc}); nothing "
+            f"was sent, so {spent} is still good: make room or make the folder writable, then run again",
+            ExitStatus.NOT_WRITTEN,
+        ) from None
+
+
+def pending(path: str) -> str:
+    """The private sibling that keeps a renewed pair the auth file could not take."""
+    return path + PENDING
+
+
+def drop_pending(path: str) -> None:
+    """Remove the pending pair once the auth file holds a newer one (under the lock)."""
+    try:
+        os.unlink(pending(path))
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass
+
+
+def current(path: str, notes: list[str]) -> dict[str, Any]:
+    """Under the lock: the live pair. A pair a run before could not save in the auth file waits in its
+    pending sibling: it is moved into place (a rename, which needs no room), or, when that fails, used
+    from there."""
+    waiting = pending(path)
+    if not os.path.lexists(waiting):
+        return load(path)
+    data = load(waiting)
+    from .files.atomic import replace, sync_folder
+
+    try:
+        replace(waiting, path)
+    except OSError as exc:
+        notes.append(
+            f"auth file {path}: it still holds a spent refresh token; the live pair is in {waiting} "
+            f"(used by this run), which could not be moved into place ({exc.strerror or exc})"
+        )
+        return data
+    sync_folder(os.path.dirname(os.path.abspath(path)))
+    notes.append(f"auth file {path}: the pair a run before could not save there was moved into it from {waiting}")
+    return data
+
+
+def store(path: str, new: dict[str, Any], old: dict[str, Any], notes: list[str]) -> bool:
+    """Save a renewed pair; when the auth file cannot take it, keep it in the pending sibling, and say
+    plainly where it went. Whether the auth file holds it."""
+    try:
+        save(path, new)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if new.get("refresh_token") == old.get("refresh_token"):  # not rotated: the file's refresh token still works
+            notes.append(
+                f"auth file {path}: the renewed access token could not be saved there ({why}); its refresh token was not spent"
+            )
+            return False
+        waiting = pending(path)
+        try:
+            save(waiting, new)
+        except OSError as again:
+            notes.append(
+                f"auth file {path}: the renewed pair could not be saved ({why}), nor kept in {waiting} "
+                f"({again.strerror or again}): the file still holds a spent refresh token, and the live one "
+                "exists only in this run. To keep the chain, as soon as the folder can be written run: oint "
+                f"bitrix24 RefreshToken --refresh {new['refresh_token']} --save {path}"
+            )
+            return False
+        notes.append(
+            f"auth file {path}: the renewed pair could not be saved there ({why}): the file still holds a "
+            f"spent refresh token; the new pair was kept in {waiting}, which the next run moves into place"
+        )
+        return False
+    drop_pending(path)
+    return True
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url.strip())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _keep_origin(path: str, answer: dict[str, Any], old: dict[str, Any], new: dict[str, Any], notes: list[str]) -> None:
+    """A refresh answer's client_endpoint on another origin is not adopted: that host would get every later
+    run's access token. Moving takes --url or a new GetToken --save."""
+    named = answer.get("client_endpoint")
+    if isinstance(named, str) and _endpoint(named) and _origin(named) != _origin(old["client_endpoint"]):
+        new["client_endpoint"] = old["client_endpoint"]
+        notes.append(
+            f"auth file {path}: the OAuth server's answer names another portal ({str(named)[:200]}); not adopted, "
+            f"the file keeps {old['client_endpoint']}. If the portal moved, give --url, or authorise again with "
+            "GetToken --save"
+        )
+
+
 # -- renewing ----------------------------------------------------------------------
 def expired(data: dict, now: float | None = None) -> bool:
     """Whether the stored expiry has passed, by this machine's clock (see compose)."""
     when = data.get("expires_local")
     when = when if isinstance(when, (int, float)) and not isinstance(when, bool) else data["expires"]
-    return (time.time() if now is None else now) >= when
+    return not (time.time() if now is None else now) < when  # NaN: expired
 
 
 def reauthorize_text(path: str, data: dict, why: str) -> str:
-    portal = urlsplit(data.get("client_endpoint") or "").hostname or "PORTAL"
+    parts = urlsplit(data.get("client_endpoint") or "")
+    netloc = parts.netloc.rpartition("@")[2]  # the port kept, and the scheme unless https (the link's default)
+    portal = (f"http://{netloc}" if parts.scheme == "http" else netloc) if netloc else "PORTAL"
     return (
         f"a person must authorise the app again: {why}. The auth file {path} was left as it was. Steps: "
         f"1) oint bitrix24 GetAppAuthLink --domain {portal} --clientid {data.get('client_id') or 'CLIENT_ID'}; "
@@ -249,24 +361,26 @@ def reauthorize_text(path: str, data: dict, why: str) -> str:
     )
 
 
-def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) -> dict:
-    """A live pair for the auth file whose access token `used` was refused (or
-    has expired): the one another process saved meanwhile, else a new one from
-    the OAuth server, saved before it is returned."""
+def renew(
+    path: str, used: str, settings: Any, log: Callable[[str], None], why: str, notes: list[str], signals: list[int]
+) -> tuple[dict[str, Any], bool]:
+    """(a live pair, whether the auth file holds it) for the auth file whose access token `used` was refused
+    (or has expired): the one another process saved meanwhile, else a new one from the OAuth server, saved
+    (or kept: see store) before it is returned. `signals`: given those that came during the exchange and
+    the save and were delivered after it to a handler that asks the run to stop."""
     from . import oauth
+    from .stopping import deferred
 
     with locked(path, lock_wait(settings)):
-        data = load(path)  # again, under the lock: another process may have renewed it
+        data = current(path, notes)  # again, under the lock: another process may have renewed it
         if data["access_token"] != used and not expired(data):
             log(f"  auth file: another process renewed the token; using the pair it saved in {path}")
-            return data
+            return data, True
+        check_room(path)
         log(f"  auth file: renewing the access token ({why})")
-        from .stopping import deferred
-
         # a signal from here to the save waits for it (bounded by --timeout): the refresh token is single-use,
         # so a pair received and not saved is lost for good, and a person must authorise the app again
-        with deferred():
-            _stage("before-request")
+        with deferred() as delivered:
             params = {
                 "grant_type": "refresh_token",
                 "client_id": data["client_id"],
@@ -288,7 +402,6 @@ def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) 
                     "if it did the run ends with exit 7 and the steps to authorise the app again",
                     ExitStatus.REQUEST_FAILED,
                 ) from None
-            _stage("after-answer")
             error = answer.get("error")
             if error in GRANT_REAUTH:
                 raise Reauthorize(
@@ -309,22 +422,39 @@ def renew(path: str, used: str, settings, log: Callable[[str], None], why: str) 
             if not answer.get("refresh_token"):
                 log("  auth file: the answer has no refresh_token; the one before is kept")
             new = compose(answer, data["client_id"], data["client_secret"], data["oauth_server"], old=data)
-            save(path, new)
+            _keep_origin(path, answer, data, new, notes)
+            saved = store(path, new, data, notes)
+        signals.extend(delivered)
+    if saved:
         log(f"  auth file: saved the new pair in {path}")
-        return new
+    return new, saved
+
+
+def _unapplied(exc: BaseException, top: bool) -> BaseException:
+    """`exc`, marked for a run over many users: nothing of the call it ended was applied (it was never sent,
+    or the portal refused it with 401) when it is a call of the run's own, not a status read inside one."""
+    setattr(exc, "unapplied", top)  # noqa: B010 - read with getattr by sweep.py, which imports no auth file
+    return exc
 
 
 class Renewing:
-    """A transport Client whose calls carry the auth file's access token and
-    renew it once, when the portal says it expired (or its stored expiry has
-    passed), then send the refused call once more."""
+    """A transport Client whose calls carry the auth file's access token and renew it whenever it
+    expired (by the stored expiry, or as the portal says for the call just sent: at most once per call),
+    then send the refused call once more. `notes`: lines about the auth file for the run's stderr;
+    `unsaved`: the last renewed pair is not in the auth file (see store)."""
 
-    def __init__(self, client, path: str, settings, log: Callable[[str], None] | None = None):
+    def __init__(self, client: Any, path: str, settings: Any, log: Callable[[str], None] | None = None):
         self.client, self.path, self.settings = client, path, settings
         self.log = log or (lambda line: None)
-        self.data = load(path)  # again: another process may have renewed it since the options were read
-        self.renewed = False
-        _stage("loaded")
+        self.notes: list[str] = []
+        self.unsaved = False
+        self.depth = 0  # calls under way: a status read inside a call's confirm is at depth 2
+        if os.path.lexists(pending(path)):  # a pair a run before could not save: taken under the lock
+            with locked(path, lock_wait(settings)):
+                self.data = current(path, self.notes)
+            self.unsaved = os.path.lexists(pending(path))  # still there: the auth file holds a spent refresh token
+        else:
+            self.data = load(path)  # again: another process may have renewed it since the options were read
 
     def __getattr__(self, name):
         return getattr(self.client, name)
@@ -332,9 +462,25 @@ class Renewing:
     def close(self) -> None:
         self.client.close()
 
-    def _renew(self, why: str) -> None:
-        self.data = renew(self.path, self.data["access_token"], self.settings, self.log, why)
-        self.renewed = True
+    def _renew(self, why: str, top: bool) -> None:
+        signals: list[int] = []
+        try:
+            self.data, saved = renew(
+                self.path, self.data["access_token"], self.settings, self.log, why, self.notes, signals
+            )
+        except OintError as exc:
+            raise _unapplied(exc, top) from None
+        except KeyboardInterrupt:  # a second signal, or SIGINT's own handler, once the pair was saved
+            raise _unapplied(SignalledDuringRenewal(), top) from None
+        self.unsaved = not saved
+        if signals:  # a stop came during the renewal: nothing more is sent, not even the refused call
+            raise _unapplied(SignalledDuringRenewal(), top)
+
+    def _reread(self) -> dict[str, Any]:
+        """The auth file read again under its lock: one that is renewing right now has the new pair (ours is
+        revoked already) and holds the lock until it is saved."""
+        with locked(self.path, lock_wait(self.settings)):
+            return current(self.path, self.notes)
 
     def _current(self, confirm):
         """`confirm` whose payload to send again carries the token live by then: the status read it makes
@@ -346,37 +492,50 @@ class Renewing:
 
         return current
 
-    def call(self, url: str, payload: dict, confirm=None, retries=None):
+    def call(self, url: str, payload: dict[str, Any], confirm: Any = None, retries: Any = None) -> Any:
         if "auth" not in payload:
             return self.client.call(url, payload, confirm, retries)
-        if not self.renewed and expired(self.data):
-            self._renew("its stored expiry has passed")
+        self.depth += 1
+        try:
+            return self._call(url, payload, confirm, retries, self.depth == 1)
+        finally:
+            self.depth -= 1
+
+    def _call(self, url: str, payload: dict[str, Any], confirm: Any, retries: Any, top: bool) -> Any:
+        renewed = False
+        if expired(self.data):
+            self._renew("its stored expiry has passed", top)
+            renewed = True
         if confirm is not None:
             confirm = self._current(confirm)
-        answer = self.client.call(url, {**payload, "auth": self.data["access_token"]}, confirm, retries)
-        error = answer.error
-        if error == "invalid_token" and not self.renewed:
-            # another process renewed the pair, which revoked ours: use its pair. Under its lock: one that is
-            # renewing right now has the new pair (ours is revoked already) and holds the lock until it is saved
-            with locked(self.path, lock_wait(self.settings)):
-                fresh = load(self.path)
-            if fresh["access_token"] != self.data["access_token"]:
-                self.data, error = fresh, "refused"
-        elif error == "expired_token" and not self.renewed:
-            self._renew("the portal answered expired_token")
-            error = "refused"
-        if error == "refused":
-            # The portal answered 401 (expired_token, or invalid_token for a token another process's renewal
-            # revoked): it checks the token before it runs the method, so the call was not applied and
-            # sending it once more, with the live token, cannot apply it twice.
+        # The portal answers 401 (expired_token, or invalid_token for a token another process's renewal
+        # revoked) before it runs the method: the call was not applied, and sending it once more, with the
+        # live token, cannot apply it twice. At most three sends: after a renewal, after a newer pair read.
+        for sent in range(3):
             answer = self.client.call(url, {**payload, "auth": self.data["access_token"]}, confirm, retries)
             error = answer.error
-        if error in PORTAL_REAUTH or (error == "NO_AUTH_FOUND" and self.renewed):
-            raise Reauthorize(
-                reauthorize_text(
-                    self.path,
-                    self.data,
-                    f"the portal answered {error} ({str((answer.body or {}).get('error_description') or '')[:200]})",
-                )
+            if sent == 2:
+                break
+            if error == "expired_token" and not renewed:
+                self._renew("the portal answered expired_token", top)
+                renewed = True
+                continue
+            if error == "invalid_token":  # another process renewed the pair, which revoked ours: use its pair
+                fresh = self._reread()
+                if fresh["access_token"] != self.data["access_token"]:
+                    self.data = fresh
+                    continue
+            break
+        if error in PORTAL_REAUTH or (error == "NO_AUTH_FOUND" and renewed):
+            raise _unapplied(
+                Reauthorize(
+                    reauthorize_text(
+                        self.path,
+                        self.data,
+                        f"the portal answered {error} "
+                        f"({str((answer.body or {}).get('error_description') or '')[:200]})",
+                    )
+                ),
+                top,
             )
         return answer

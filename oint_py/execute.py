@@ -41,6 +41,7 @@ def execute(
     if call.test:
         return plan(call)
     ep = call.endpoint
+    client = None
     try:
         with ExitStack() as held:
             if call.many and call.method.changes_state and not call.plan:  # one such run per portal at a time
@@ -67,19 +68,31 @@ def execute(
             held.enter_context(closing(client))
             outcome = _run(call, client, progress, record, stop)
     except RequestFailure as exc:
-        return Outcome.failed(exc, failed_entry(exc, call.redactor))
+        return _auth_notes(client, Outcome.failed(exc, failed_entry(exc, call.redactor)))
     except OintError as exc:
-        return Outcome.failed(exc)
+        return _auth_notes(client, Outcome.failed(exc))
     except _Stopped:
         from . import sweep
 
-        return sweep.stopped_early(stop)
+        return _auth_notes(client, sweep.stopped_early(stop))
+    outcome = _auth_notes(client, outcome)
     if client.moved:
         new = client.moved + urlsplit(ep.base).path
         outcome = outcome.replace(
             messages=(*outcome.messages, call.redactor(f"the portal moved to {new}: update --url"))
         )
     return outcome
+
+
+def _auth_notes(client, outcome: Outcome) -> Outcome:
+    """An auth file's lines (a renewed pair kept elsewhere than the file, a portal not moved) before the
+    outcome's own; exit 6 at least when the file does not hold the live pair."""
+    notes = tuple(dict.fromkeys(getattr(client, "notes", ())))  # each once, however many renewals said it
+    if not notes:
+        return outcome
+    if getattr(client, "unsaved", False):
+        outcome = outcome.replace(status=max(outcome.status, ExitStatus.NOT_WRITTEN))
+    return outcome.replace(messages=(*notes, *outcome.messages))
 
 
 def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:

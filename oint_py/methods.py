@@ -271,7 +271,8 @@ OAUTH = (
         "URL",
         "text",
         f"The OAuth server (default {DEFAULT_OAUTH_SERVER}; also "
-        "https://oauth.bitrix24.tech, a self-hosted one, or the sandbox)",
+        "https://oauth.bitrix24.tech, a self-hosted one, or the sandbox); plain http only on this machine, "
+        "unless OINT_BITRIX24_OAUTH_ALLOW_HTTP=1",
         env=OAUTH_SERVER_ENV,
     ),
     Option(

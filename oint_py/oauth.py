@@ -13,6 +13,8 @@ Bounds: `--timeout` for the whole exchange (checked at every chunk read, so a
 server dripping bytes is cut off), MAX_TOKEN_ANSWER bytes, no compression
 asked or accepted, no redirects followed (the query holds the client secret).
 Secrets never reach `log`: the query's secrets and the answer's tokens are masked.
+The query holds the client secret and the code or refresh token: a server on plain http is refused
+(exit 5, nothing sent) unless it is on this machine (loopback) or ALLOW_HTTP_ENV is 1 (check_server).
 """
 
 import json
@@ -25,6 +27,7 @@ from . import bounds, tls
 from .outcome import UsageError
 from .settings import Settings
 
+ALLOW_HTTP_ENV = "OINT_BITRIX24_OAUTH_ALLOW_HTTP"  # "1": send the secret in cleartext to an http OAuth server
 SECRET_FIELDS = ("client_secret", "code", "refresh_token", "access_token")
 _QUERY_SECRET = re.compile(r"((?:client_secret|code|refresh_token)=)[^&\s]*")
 
@@ -45,7 +48,35 @@ def server_url(value: str | None, default: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise UsageError(f"--oauth-server: expected an http(s) address such as {default}, got {value!r}")
+    check_server(raw, "--oauth-server")
     return raw
+
+
+def _loopback(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_server(url: str, what: str) -> None:
+    """Refuse an OAuth server on plain http that is not this machine: the client secret and the code or
+    refresh token would cross the network in cleartext. ALLOW_HTTP_ENV=1 is the explicit opt-in."""
+    import os
+
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "http" or _loopback(parts.hostname or "") or os.environ.get(ALLOW_HTTP_ENV) == "1":
+        return
+    raise UsageError(
+        f"{what} {parts.scheme}://{parts.hostname} is plain http on another machine: the client secret and the "
+        "code or refresh token would travel unencrypted, so nothing was sent. Use https, or, if you must, "
+        f"set {ALLOW_HTTP_ENV}=1"
+    )
 
 
 def masked(text: str) -> str:

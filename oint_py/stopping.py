@@ -137,9 +137,12 @@ def deferred() -> Iterator[None]:
     """Within the block, the signals above wait for its end, then are delivered as they would have been (the
     handler in place before, or the default action: SIGINT a KeyboardInterrupt, SIGTERM the end of the
     process). For a short, bounded block whose cut would lose what cannot be had again: a renewed token pair
-    between its request and its save. A cut of on_signals (its grace over) waits for it too."""
+    between its request and its save. A cut of on_signals (its grace over) waits for it too.
+    Yields a list that, after the block, holds the signals delivered to a handler that returned (on_signals':
+    the run is asked to stop), so that the block's user sends nothing more."""
+    delivered: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield delivered
         return
     came: list[int] = []
 
@@ -155,7 +158,7 @@ def deferred() -> Iterator[None]:
                     previous[number] = signal.signal(number, hold)
                 except (OSError, ValueError):
                     pass
-        yield
+        yield delivered
     finally:
         for number, old in previous.items():
             signal.signal(number, old)
@@ -163,6 +166,7 @@ def deferred() -> Iterator[None]:
             handler = previous.get(number)  # nor a first SIGTERM the second that cuts a sweep at once
             if callable(handler):
                 handler(number, None)
+                delivered.append(number)
             elif handler == signal.SIG_DFL:
                 if number == signal.SIGINT:
                     raise KeyboardInterrupt

@@ -364,6 +364,7 @@ class Tally:
     entries: dict = field(default_factory=dict)
     # unsure: acted on without a status read first (close first), whose answer was lost: maybe done before the run
     counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0, "unsure": 0})
+    changed: bool = False  # the current batch's change was answered: a failure after it may leave it applied
 
     def add(self, uid: str, entry: dict, kind: str) -> None:
         if entry.get("error") == NOT_REACHED:  # a stop kept its change (or its status read) from being sent
@@ -383,6 +384,7 @@ def run(
     tally, end, streak, refused, halted = Tally(), End.DONE, 0, [], None
     what = "reading statuses" if call.plan else call.method.words[1] if call.reads_first else "sending"
     for chunk, first in _chunks(uids, acts_first(call), refused):
+        tally.changed = False
         if stop is not None and stop.signal is not None:
             end = End.STOPPED
             break
@@ -391,23 +393,25 @@ def run(
             break
         try:
             unreachable = _first(call, client, chunk, tally, refused) if first else _batch(call, client, chunk, tally)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if stop is None or stop.signal is None:
                 raise
-            _cut(call, chunk, tally)
+            if not _unapplied(exc, tally):  # else (a stop during a renewal, the batch refused 401): not reached
+                _cut(call, chunk, tally)
             end = End.STOPPED
             break
         except RequestFailure:
             raise
         except OintError as exc:  # an auth file's token that cannot be renewed (authfile.Renewing): the batches
             # before were applied, so the run ends like one stopped, with their entries, not with this line alone
-            _cut(
-                call,
-                chunk,
-                tally,
-                f"the run ended while {call.method.rest} was being sent for this user, as the "
-                "access token was refused or could not be renewed",
-            )
+            if not _unapplied(exc, tally):  # else nothing of this batch was applied: "not reached"
+                _cut(
+                    call,
+                    chunk,
+                    tally,
+                    f"the run ended while {call.method.rest} was being sent for this user, as the "
+                    "access token was refused or could not be renewed",
+                )
             end, halted = End.HALTED, exc
             break
         streak = streak + 1 if unreachable else 0
@@ -420,6 +424,12 @@ def run(
             tally.add(uid, {"action": "not reached"}, "not reached")
     tally.entries = {uid: tally.entries[uid] for uid in uids}  # in the order asked, refused users included
     return _report(call, tally, end, stop, halted)
+
+
+def _unapplied(exc: BaseException, tally: Tally) -> bool:
+    """Whether nothing of the current batch was applied: the call an auth file's renewal ended was never sent
+    or was refused with 401 (authfile.Renewing marks it `unapplied`), and no change of the batch was answered."""
+    return bool(getattr(exc, "unapplied", False)) and not tally.changed
 
 
 def acts_first(call: Call) -> bool:
@@ -444,6 +454,7 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     clocks: dict[str, str] = {}
     cmd = batch.commands(method.rest, chunk, call.rest_params)[0]
     results, unreachable = send_batch(client, call, method, cmd, clocks)
+    tally.changed = True
     unanswered = [uid for uid in chunk if results[uid].get("error") in UNANSWERED]
     # the batch may have run their change: a status that shows it made settles it, as for a lost answer
     for uid, now in _shown_done(call, client, unanswered).items():
@@ -514,6 +525,7 @@ def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bo
         todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Decision.ACT}
         if todo:
             results, unreachable = send_batch(client, call, method, batch.chunks(todo)[0], clocks)
+            tally.changed = True
             _done_meanwhile(call, client, steps, results, clocks)
     for uid, step in steps.items():
         entry, kind = _entry(call, step, results.get(uid), clocks.get(uid))

@@ -32,9 +32,19 @@ def app_env(portal, **extra) -> dict:
     return clean_env(
         OINT_BITRIX24_CLIENT_ID=CLIENT_ID,
         OINT_BITRIX24_CLIENT_SECRET=CLIENT_SECRET,
-        OINT_BITRIX24_OAUTH_SERVER=portal.base,
-        **extra,
+        **{"OINT_BITRIX24_OAUTH_SERVER": portal.base, **extra},
     )
+
+
+HOOKS = Path(__file__).parent / "stagehooks"  # test-only faults and pauses, from outside oint (its sitecustomize)
+
+
+def staged(portal, **extra) -> dict:
+    """app_env with tests/stagehooks first on PYTHONPATH: STAGE_* variables pause, kill or fail the child
+    at named stages (see tests/stagehooks/sitecustomize.py)."""
+    env = app_env(portal, **extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(HOOKS), env["PYTHONPATH"]])
+    return env
 
 
 def browser_code(portal) -> str:
@@ -52,7 +62,8 @@ def authorize(portal, path: Path) -> dict:
 
 
 def oint_auth(portal, path, *args, method="StopTimekeeping", **env) -> "Result":  # noqa: F821
-    return run_oint("bitrix24", method, "--auth-file", path, *args, env=app_env(portal, **env))
+    hooked = any(name.startswith("STAGE_") for name in env)
+    return run_oint("bitrix24", method, "--auth-file", path, *args, env=(staged if hooked else app_env)(portal, **env))
 
 
 def wait_past(expires: float) -> None:
@@ -397,7 +408,7 @@ def test_eight_processes_on_an_expired_token_make_one_refresh(make_portal, folde
     authorize(portal, path)
     wait_past(json.loads(path.read_text())["expires"])
     portal.oauth.ttl = 3600  # the renewed token lives long enough for every process to use it
-    env = app_env(portal, _OINT_TEST_PAUSE_AT="before-request:1.5")  # whoever renews holds the lock a while
+    env = staged(portal, STAGE_PAUSE_AT="before-request:1.5")  # whoever renews holds the lock a while
     procs = [
         subprocess.Popen(
             [*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", str(uid)],
@@ -435,7 +446,7 @@ def paused_close(portal, path, stage: str, **popen) -> subprocess.Popen:
         [*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "4"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=app_env(portal, _OINT_TEST_PAUSE_AT=stage),
+        env=staged(portal, STAGE_PAUSE_AT=stage),
         **popen,
     )
     name = stage.partition(":")[0]
@@ -657,7 +668,7 @@ def test_kill_at_each_stage_of_a_renewal(make_portal, folder, stage, issued):
     path = folder / "a.json"
     data = authorize(portal, path)
     wait_past(data["expires"])
-    r = oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT=stage)
+    r = oint_auth(portal, path, "--userid", "2", STAGE_KILL_AT=stage)
     assert r.code == -9
     assert json.loads(path.read_text()) == data  # whole, and the old pair
     assert portal.oauth.counts["refreshes"] == (1 if issued else 0)
@@ -680,7 +691,7 @@ def test_kill_holding_the_lock_does_not_block_the_next_run(make_portal, folder):
     portal = make_portal(token_ttl=1)
     path = folder / "a.json"
     wait_past(authorize(portal, path)["expires"])
-    assert oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT="before-request").code == -9
+    assert oint_auth(portal, path, "--userid", "2", STAGE_KILL_AT="before-request").code == -9
     assert oint_auth(portal, path, "--userid", "2").code == 0  # the lock died with its holder
 
 
@@ -927,7 +938,7 @@ def test_secrets_never_shown(portal, folder, tmp_path):
         [*OINT, "bitrix24", "ServerTime", "--auth-file", str(path)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=app_env(portal, _OINT_TEST_PAUSE_AT="loaded:1"),
+        env=staged(portal, STAGE_PAUSE_AT="loaded:1"),
     )
     assert proc.stderr.readline() == b"test hook: paused at loaded\n"
     shown.append(subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout.decode())
@@ -1107,8 +1118,306 @@ def test_a_chain_that_fails_mid_sweep_still_reports_what_was_applied(make_portal
         closed = [uid for uid, entry in done.items() if "error" not in entry and entry.get("action") != "not reached"]
         assert closed == [str(uid) for uid in range(1, 151) if portal.days[uid]["STATUS"] == "CLOSED"]
         assert 50 <= len(closed) < 150  # closed before the failure, and said so
+        # issue 23, 1.6: the batch the portal refused with 401 was not applied: "not reached" (the one word for
+        # users nothing was sent for, issue 23 4.5), never OUTCOME_UNKNOWN ("may have been applied")
+        assert all(done[uid] == {"action": "not reached"} for uid in done if uid not in closed), done
         if code == 7:
             assert all(step in r.err for step in REAUTH_STEPS)
         else:
             assert "may have been used" in r.err
         assert "Traceback" not in r.err
+
+
+# -- issue 23: a chain that is never lost ----------------------------------------------------------------------
+def _rlimit_fsize(size: int):
+    """A preexec_fn: files the child writes may not grow past `size` bytes (a full disk, a quota)."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+@pytest.mark.skipif(not POSIX, reason="signals, and the status read concurrently")
+def test_a_run_longer_than_the_token_renews_as_often_as_it_needs(make_portal, folder, tmp_path):
+    """Issue 23, 1.1: 1,000 users behind a tight rate limit take several token lifetimes; another process
+    renews the file meanwhile (which revokes the sweep's token). The sweep renews each time the portal says
+    expired_token, takes the other process's pair on invalid_token, closes every day and exits 0. It
+    renewed once, then failed every later batch (exit 3), or ended in exit 7 on a live chain."""
+    portal = make_portal(users=1000, token_ttl=1, rate_limit=(3, 6))
+    path = folder / "a.json"
+    authorize(portal, path)
+    sweep = subprocess.Popen(
+        [
+            *OINT,
+            "bitrix24",
+            "StopTimekeeping",
+            "--auth-file",
+            str(path),
+            "--userid",
+            ",".join(map(str, range(1, 1000))),
+        ],
+        stdout=(tmp_path / "out.json").open("wb"),
+        stderr=(tmp_path / "err.txt").open("wb"),
+        env=app_env(portal),
+    )
+    readers = 0
+    while sweep.poll() is None:  # a second process on the same file, renewing it when it has expired
+        wait_past(json.loads(path.read_text())["expires"])
+        r = oint_auth(portal, path, "--userid", "1000", method="GetTimekeepingStatus")
+        assert r.code == 0, r.err
+        readers += 1
+    out, err = (tmp_path / "out.json").read_bytes(), (tmp_path / "err.txt").read_bytes()
+    assert sweep.returncode == 0, err.decode()[-3000:]
+    assert all(portal.days[uid]["STATUS"] == "CLOSED" for uid in range(1, 1000))
+    assert set(json.loads(out)) == {str(uid) for uid in range(1, 1000)}
+    assert portal.oauth.counts["refreshes"] >= 2 and portal.oauth.counts["early_refreshes"] == 0
+    assert readers >= 1 and portal.throttled > 0
+
+
+def test_get_token_save_checks_for_room_before_it_spends_the_code(portal, folder):
+    """Issue 23, 1.2: a full disk (a file-size limit) is found before the code is sent: exit 6, nothing
+    spent, and the same code saves the pair once there is room. The code was spent and the pair lost."""
+    path = folder / "a.json"
+    code = browser_code(portal)
+    proc = subprocess.run(
+        [*OINT, "bitrix24", "GetToken", "--code", code, "--save", str(path)],
+        capture_output=True,
+        env=app_env(portal),
+        preexec_fn=_rlimit_fsize(300),
+        timeout=60,
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 6 and "nothing was sent" in err and "the code is still good" in err, err
+    assert "file before was kept" not in err and not path.exists()
+    assert portal.oauth.counts["code_grants"] == 0
+    r = run_oint("bitrix24", "GetToken", "--code", code, "--save", path, env=app_env(portal))
+    assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize("method", ["GetToken", "RefreshToken"])
+def test_a_pair_get_token_cannot_save_is_shown_whole(portal, folder, method):
+    """Issue 23, 1.2: the save fails after the exchange (the disk filled up meanwhile): the answer is printed
+    unmasked on stdout (its refresh token is the only live one), one line says it was not saved and how to
+    save it, exit 6; "the file before was kept" only when there was one. The pair was dropped."""
+    path = folder / "a.json"
+    if method == "GetToken":
+        args = ["--code", browser_code(portal)]
+    else:
+        args = ["--refresh", authorize(portal, folder / "first.json")["refresh_token"]]
+        path = folder / "first.json"
+    r = run_oint("bitrix24", method, *args, "--save", path, env=staged(portal, STAGE_FAIL_REPLACE=path.name))
+    assert r.code == 6, r.err
+    shown = r.json()
+    assert len(shown["refresh_token"]) > 10 and len(shown["access_token"]) > 10  # unmasked
+    assert "NOT saved" in r.err and "RefreshToken --refresh" in r.err and str(path) in r.err
+    assert ("file before was kept" in r.err) == (method == "RefreshToken")
+    fixed = run_oint(
+        "bitrix24", "RefreshToken", "--refresh", shown["refresh_token"], "--save", path, env=app_env(portal)
+    )
+    assert fixed.code == 0, fixed.err  # the recipe the line gives keeps the chain
+    assert oint_auth(portal, path, "--userid", "2").code == 0
+
+
+def test_a_renewed_pair_the_file_cannot_take_is_kept_and_picked_up(portal, folder):
+    """Issue 23, 1.2: a renewal inside a call whose save fails: the run finishes with the new pair, says the
+    file holds a spent refresh token and where the new pair went; the next run moves it into place instead
+    of ending in exit 7. The pair was dropped and every later run ended in exit 7."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    portal.oauth.access[data["access_token"]]["expires"] = 0  # the portal says expired
+    r = oint_auth(portal, path, "--userid", "2", STAGE_FAIL_REPLACE="a.json")
+    assert r.code == 6, r.err
+    assert portal.days[2]["STATUS"] == "CLOSED" and portal.oauth.counts["refreshes"] == 1
+    assert "spent refresh token" in r.err and f"{path}.pending" in r.err, r.err
+    assert json.loads(path.read_text())["refresh_token"] == data["refresh_token"]  # the spent one
+    assert stat.S_IMODE(Path(f"{path}.pending").stat().st_mode) == 0o600
+    shown = run_oint("bitrix24", "AuthStatus", "--auth-file", path)
+    assert shown.code == 0 and f"{path}.pending" in shown.err, shown.err
+    r = oint_auth(portal, path, "--userid", "3")
+    assert r.code == 0, r.err
+    assert portal.days[3]["STATUS"] == "CLOSED" and portal.oauth.counts["refreshes"] == 1
+    assert json.loads(path.read_text())["refresh_token"] != data["refresh_token"]
+    assert not Path(f"{path}.pending").exists()
+
+
+@pytest.mark.skipif(not POSIX, reason="RLIMIT_FSIZE, modes")
+@pytest.mark.parametrize("fault", ["file size limit", "read-only folder"])
+def test_a_renewal_that_could_not_be_saved_is_not_sent(make_portal, folder, fault):
+    """Issue 23, 1.2: a full disk (RLIMIT_FSIZE) or a folder the user cannot write to is found before the
+    refresh token is spent: exit 6, nothing sent to the OAuth server nor the portal, and the next run renews.
+    The refresh token was spent, the pair dropped, and every later run ended in exit 7."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    wait_past(authorize(portal, path)["expires"])
+    before = path.read_bytes()
+    cmd = [*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", "2"]
+    if fault == "file size limit":
+        proc = subprocess.run(cmd, capture_output=True, env=app_env(portal), preexec_fn=_rlimit_fsize(300), timeout=60)
+    elif os.geteuid() != 0:
+        folder.chmod(0o500)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, env=app_env(portal), timeout=60)
+        finally:
+            folder.chmod(0o700)
+    else:  # root writes anywhere: the folder refuses new files as it would refuse the user
+        proc = subprocess.run(cmd, capture_output=True, env=staged(portal, STAGE_NO_CREATE=str(folder)), timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 6 and "nothing was sent" in err and "still good" in err, err
+    assert portal.oauth.counts["refreshes"] == 0 and portal.calls("timeman.close") == []
+    assert path.read_bytes() == before
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 0, r.err
+    assert portal.oauth.counts["refreshes"] == 1
+
+
+@pytest.mark.skipif(not POSIX, reason="SIGTERM")
+def test_a_signal_during_get_token_save_waits_for_the_save(portal, folder):
+    """Issue 23, 1.2: a cron timeout's SIGTERM while GetToken --save waits for the OAuth server's answer:
+    the pair is saved, then the signal ends the process. It ended at once, the code spent, the pair lost."""
+    from scripted import Script, answer
+
+    def slow(request):
+        time.sleep(1.5)
+        got = httpx.get(f"{portal.base}{request['path']}", params=dict(httpx.URL("http://x" + request["full"]).params))
+        return answer(got.json(), got.status_code)
+
+    path = folder / "a.json"
+    with Script(slow) as server:
+        proc = subprocess.Popen(
+            [*OINT, "bitrix24", "GetToken", "--code", browser_code(portal), "--save", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=app_env(portal, OINT_BITRIX24_OAUTH_SERVER=server.base),
+        )
+        deadline = time.monotonic() + 30
+        while not server.requests:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == -signal.SIGTERM, proc.stderr.read().decode()
+    assert portal.oauth.counts["code_grants"] == 1
+    assert oint_auth(portal, path, "--userid", "2").code == 0  # the pair was saved
+
+
+def test_a_plain_http_oauth_server_elsewhere_is_refused(portal, folder):
+    """Issue 23, 1.3: the client secret and the code or refresh token never travel in cleartext to another
+    machine: exit 5, nothing sent, unless OINT_BITRIX24_OAUTH_ALLOW_HTTP=1. It was sent without a word."""
+    far = "http://192.0.2.10"  # TEST-NET: not this machine
+    r = run_oint("bitrix24", "GetToken", "--code", "c0de", "--oauth-server", far, env=app_env(portal))
+    assert r.code == 5 and "unencrypted" in r.err and "OINT_BITRIX24_OAUTH_ALLOW_HTTP" in r.err, r.err
+    r = run_oint(
+        "bitrix24", "RefreshToken", "--refresh", "r3fresh", env=app_env(portal, OINT_BITRIX24_OAUTH_SERVER=far)
+    )
+    assert r.code == 5 and "unencrypted" in r.err, r.err
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    path.write_text(json.dumps({**data, "oauth_server": far}))
+    requests = len(portal.requests)
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 5 and "unencrypted" in r.err, r.err
+    assert len(portal.requests) == requests  # nothing sent, not even the call its live token could make
+    r = oint_auth(portal, path, "--userid", "2", OINT_BITRIX24_OAUTH_ALLOW_HTTP="1")
+    assert r.code == 0, r.err  # opted in: the token is live, no renewal needed
+    r = run_oint(
+        "bitrix24",
+        "GetToken",
+        "--code",
+        "c0de",
+        "--oauth-server",
+        far,
+        "--timeout",
+        "1",
+        env=app_env(portal, OINT_BITRIX24_OAUTH_ALLOW_HTTP="1"),
+    )
+    assert r.code == 4, r.err  # tried
+
+
+def test_a_refresh_answer_naming_another_portal_is_not_adopted(make_portal, folder):
+    """Issue 23, 1.4: a refresh answer whose client_endpoint is another origin (another host, or http for
+    https) does not become every later run's portal; stderr says so. It was adopted without a word."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+    moved = {"client_endpoint": "https://portal.attacker.example/rest/"}
+    with _relaying(portal, lambda answer: {**answer, **moved}) as server:
+        path.write_text(json.dumps({**data, "oauth_server": server.base}))
+        r = oint_auth(portal, path, "--userid", "2")
+        assert r.code == 0, r.err
+        assert "portal.attacker.example" in r.err and "not adopted" in r.err, r.err
+        saved = json.loads(path.read_text())
+        assert saved["client_endpoint"] == data["client_endpoint"] and saved["refresh_token"] != data["refresh_token"]
+        assert oint_auth(portal, path, "--userid", "3").code == 0
+    assert portal.days[2]["STATUS"] == portal.days[3]["STATUS"] == "CLOSED"
+
+
+@pytest.mark.skipif(not POSIX, reason="SIGTERM")
+def test_a_stop_during_a_renewal_sends_nothing_more(portal, folder, tmp_path):
+    """Issue 23, 1.5: SIGTERM while the third batch's renewal is under way is delivered after the save; then
+    nothing more is sent: that batch's users are "not reached", exit 143. The refused batch was sent anyway."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    out = tmp_path / "out.json"
+    portal.inject("none", "none", "error:expired_token:401")
+    proc = subprocess.Popen(
+        [*OINT, "bitrix24", "StopTimekeeping", "--auth-file", str(path), "--userid", ",".join(map(str, range(1, 151)))]
+        + ["--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=staged(portal, STAGE_PAUSE_AT="after-answer:1"),
+    )
+    assert proc.stderr.readline() == b"test hook: paused at after-answer\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143, proc.stderr.read().decode()
+    done = json.loads(out.read_text())
+    assert [uid for uid in range(1, 151) if portal.days[uid]["STATUS"] == "CLOSED"] == list(range(1, 101))
+    assert all(done[str(uid)] == {"action": "not reached"} for uid in range(101, 151)), done["101"]
+    assert len(portal.calls("batch")) == 3  # the refused one, not sent again
+    assert json.loads(path.read_text())["refresh_token"] != data["refresh_token"]  # saved
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"expires": None, "expires_in": 10**12}, {"expires": "MS", "expires_in": None}, {"expires_in": 1e300}],
+)
+def test_auth_status_never_ends_in_99(make_portal, folder, change):
+    """Issue 23, 1.7: a huge expires_in, or expires in milliseconds, is bounded when saved (an access token
+    cannot outlive its refresh token's 180 days); a file that holds an expiry that cannot be believed is
+    shown as such. AuthStatus crashed (exit 99)."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+
+    def odd(answer):
+        return {**answer, **{k: (answer["expires"] * 1000 if v == "MS" else v) for k, v in change.items()}}
+
+    with _relaying(portal, odd) as server:
+        path.write_text(json.dumps({**data, "oauth_server": server.base}))
+        assert oint_auth(portal, path, "--userid", "2").code == 0
+    saved = json.loads(path.read_text())
+    assert time.time() < saved["expires"] <= time.time() + 180 * 86400
+    assert saved["expires_local"] <= time.time() + 180 * 86400
+    r = run_oint("bitrix24", "AuthStatus", "--auth-file", path)
+    assert r.code == 0 and r.json()["access_token_expires"].startswith("20"), r.err
+    for odd_value in (10**30, 1e300, -(10**20)):
+        path.write_text(json.dumps({**saved, "expires": odd_value, "expires_local": odd_value}))
+        r = run_oint("bitrix24", "AuthStatus", "--auth-file", path)
+        assert r.code == 0, r.err
+        assert r.json()["access_token_expires"].startswith("cannot be believed"), r.out
+
+
+def test_exit_7_steps_keep_the_portals_scheme_and_port(portal, folder):
+    """Issue 23, 4.1: the steps' GetAppAuthLink names the portal as it is (http, its port), and the link it
+    prints opens the portal's authorize page. It printed --domain 127.0.0.1: https, port 443, a dead link."""
+    path = folder / "a.json"
+    authorize(portal, path)
+    portal.inject("error:NOT_INSTALLED:401")
+    r = oint_auth(portal, path, "--userid", "2")
+    assert r.code == 7, r.err
+    step = re.search(r"1\) (oint bitrix24 GetAppAuthLink [^;]+);", r.err).group(1)
+    assert f"--domain {portal.base} " in step + " ", step
+    link = run_oint(*shlex.split(step)[1:])
+    assert link.code == 0 and link.out.startswith(portal.base + "/oauth/authorize/"), link.out
+    assert httpx.get(link.out.strip()).status_code == 302  # the sandbox's authorize page answers
