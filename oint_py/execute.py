@@ -70,6 +70,8 @@ def execute(
         from . import sweep
 
         return sweep.stopped_early(stop)
+    if getattr(client, "notes", None):
+        outcome = outcome.replace(messages=(*outcome.messages, *client.notes))
     if client.moved:
         new = client.moved + urlsplit(ep.base).path
         outcome = outcome.replace(

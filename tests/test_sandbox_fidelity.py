@@ -3,6 +3,7 @@ each test against the REST docs (bitrix24/b24restdocs) or the server code as doc
 them. Peers (fast-bitrix24) run unmodified against it."""
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -309,6 +310,72 @@ def test_a_method_past_its_operating_time_gets_429_until_the_oldest_basket_reset
     status, answer = send(portal, "timeman.status")
     assert status == 200 and 181 <= answer["time"]["operating"] < 182
     assert answer["time"]["operating_reset_at"] == int(1_800_000_000 + 120 + OPERATING_WINDOW)
+
+
+def _limited(make_portal, monkeypatch, reset_in: float):
+    """A sandbox on a fake clock where timeman.status of webhook 1 is past its operating time, with the
+    oldest basket leaving the count in `reset_in` seconds; an oint RestClient that has seen one answer
+    of that method (so it knows operating_reset_at), whose waits move the fake clock."""
+    import types
+
+    from oint_py import retry, transport
+    from oint_py.confirm import RestClient
+    from oint_py.settings import Settings
+    from oint_py.transport import Client
+
+    now = [1_800_000_000.0]  # 2027-01-15 08:00:00 UTC
+    waits = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    fake = types.SimpleNamespace(sleep=sleep, monotonic=lambda: now[0], time=lambda: now[0])
+    monkeypatch.setattr(transport, "time", fake)
+    monkeypatch.setattr(
+        retry, "time", types.SimpleNamespace(time=lambda: now[0], gmtime=time.gmtime, strftime=time.strftime)
+    )
+    portal = make_portal(users=5, clock=lambda: now[0])
+    client = RestClient(Client(Settings(), portal.base))
+    url = portal.webhook() + "timeman.status"
+    assert client.call(url, {"USER_ID": "2"}).kind == "ok"
+    portal.charge(f"webhook 1/{portal.code}", "timeman.status", 481)
+    now[0] += OPERATING_WINDOW - reset_in
+    return client, url, waits
+
+
+def test_oint_waits_for_operating_reset_at_within_its_bounds(make_portal, monkeypatch):
+    client, url, waits = _limited(make_portal, monkeypatch, reset_in=30)
+    answer = client.call(url, {"USER_ID": "2"})
+    assert answer.kind == "ok" and answer.body["result"]["STATUS"] == "OPENED"
+    assert 29 <= max(waits) <= 30
+    assert client.notes == [
+        "the portal's operating time limit for timeman.status was reached: waited 30 s for it to reset "
+        "(time.operating_reset_at)"
+    ]
+
+
+def test_oint_stops_with_the_time_to_retry_past_its_bounds(make_portal, monkeypatch):
+    client, url, waits = _limited(make_portal, monkeypatch, reset_in=300)
+    answer = client.call(url, {"USER_ID": "2"})
+    assert answer.kind == "failed" and answer.code == 429 and not waits
+    assert answer.problem.endswith(
+        "(the method's operating time limit on the portal resets at 08:10:00 UTC: retry then)"
+    )
+
+
+def test_oint_meeting_the_operating_limit_first_exits_4_saying_when(make_portal, monkeypatch):
+    from conftest import ConsoleScript, clock_without_sleep
+
+    from oint_py import transport
+
+    monkeypatch.setattr(transport, "time", clock_without_sleep())
+    portal = make_portal(users=5)
+    portal.charge(f"webhook 1/{portal.code}", "timeman.status", 481)
+    r = cli_runner().invoke(ConsoleScript(), ["bitrix24", "GetTimekeepingStatus", "--url", portal.webhook()])
+    assert r.exit_code == 4
+    assert "OPERATION_TIME_LIMIT" in r.stderr and "lets calls through within 10 minutes" in r.stderr
+    assert len(portal.calls("timeman.status")) == 4  # 1 + the default 3 retries
 
 
 def test_oint_sandbox_has_the_cloud_rate_limit_unless_off():
