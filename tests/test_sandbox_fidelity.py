@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from conftest import cli_runner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from oint_py.sandbox.portal import OPERATING_WINDOW
@@ -72,9 +72,14 @@ JSON_VALUE = st.recursive(
 )
 KNOWN_KEYS = st.sampled_from(
     ["USER_ID", "TIME", "REPORT", "LAT", "LON", "FILTER", "filter", "cmd", "halt", "start", "sort", "order",
-     "select", "auth", "ACTIVE", ">ID", "ID"]
+     "select", "auth", "ACTIVE", ">ID", "ID", "state", "client_id", "code"]
 )  # fmt: skip
-PARAMS = st.dictionaries(KNOWN_KEYS | st.text(max_size=12), JSON_VALUE, max_size=6)
+# TIME-shaped text, real moments or not: any digits, with or without a zone
+TIME_LIKE = st.from_regex(
+    r"\A[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}T[0-9]{1,2}:[0-9]{2}:[0-9]{2}(Z|[+-][0-9]{2}(:?[0-9]{2})?|[A-Za-z/_]{1,20})?\Z"
+)
+VALUE = st.one_of(JSON_VALUE, TIME_LIKE, st.integers(min_value=1, max_value=70))
+PARAMS = st.dictionaries(KNOWN_KEYS, VALUE, max_size=6) | st.dictionaries(st.text(max_size=12), VALUE, max_size=4)
 METHODS = st.sampled_from(
     ["user.get", "server.time", "timeman.status", "timeman.settings", "timeman.open", "timeman.close",
      "timeman.pause", "batch", "timeman_close", "nope.nope", "_m_timeman_close"]
@@ -82,7 +87,7 @@ METHODS = st.sampled_from(
 COMMAND = st.builds(
     lambda method, pairs: method + "?" + "&".join(f"{k}={v}" for k, v in pairs),
     METHODS,
-    st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12)), max_size=4),
+    st.lists(st.tuples(KNOWN_KEYS | st.text(max_size=12), TIME_LIKE | st.text(max_size=12)), max_size=4),
 )
 
 
@@ -90,24 +95,33 @@ COMMAND = st.builds(
 def hostile_portal():
     from conftest import _portal
 
-    portal = _portal(users=60, admins=(1,))
+    portal = _portal(users=60, admins=(1,), opened=False)
     yield portal
     portal.stop()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     method=METHODS,
     params=PARAMS,
     commands=st.one_of(st.dictionaries(st.text(max_size=6), COMMAND, max_size=60), st.lists(COMMAND, max_size=55)),
     as_form=st.booleans(),
-    user=st.sampled_from([1, 2]),
+    user=st.sampled_from([1, 2, None]),
 )
+@example(
+    method="timeman.open",
+    params={"TIME": "2026-02-30T10:00:00+03:00", "REPORT": "r"},
+    commands={},
+    as_form=False,
+    user=1,
+)
+@example(method="timeman.status", params={"auth": ["x"]}, commands={}, as_form=False, user=None)
 def test_no_request_crashes_the_sandbox(hostile_portal, method, params, commands, as_form, user):
-    """Random keys, values, types, nesting, huge numbers and odd unicode at every method and at
-    batch: every answer is JSON, a result or an error, and never the 500 that marks a sandbox bug."""
+    """Random keys, values, types, nesting, huge numbers and odd unicode at every method and at batch,
+    by webhook and by token (user None): every answer is JSON, a result or an error, and never the 500
+    that marks a sandbox bug."""
     body = dict(params, cmd=commands) if method == "batch" else params
-    url = hostile_portal.webhook(user) + method
+    url = hostile_portal.webhook(user) + method if user else f"{hostile_portal.base}/rest/{method}"
     if as_form:
         form = "&".join(f"{k}={v}" for k, v in _flat(body))
         resp = httpx.post(url, content=form.encode("utf-8", "surrogatepass"), timeout=30, headers={"Content-Type": "x"})
