@@ -96,7 +96,8 @@ def hostile_portal():
     from conftest import _portal
 
     portal = _portal(users=60, admins=(1,), opened=False)
-    yield portal
+    with httpx.Client(timeout=30) as client:  # one kept-alive connection for all the examples
+        yield portal, client
     portal.stop()
 
 
@@ -120,15 +121,14 @@ def test_no_request_crashes_the_sandbox(hostile_portal, method, params, commands
     """Random keys, values, types, nesting, huge numbers and odd unicode at every method and at batch,
     by webhook and by token (user None): every answer is JSON, a result or an error, and never the 500
     that marks a sandbox bug."""
+    portal, client = hostile_portal
     body = dict(params, cmd=commands) if method == "batch" else params
-    url = hostile_portal.webhook(user) + method if user else f"{hostile_portal.base}/rest/{method}"
+    url = portal.webhook(user) + method if user else f"{portal.base}/rest/{method}"
     if as_form:
         form = "&".join(f"{k}={v}" for k, v in _flat(body))
-        resp = httpx.post(url, content=form.encode("utf-8", "surrogatepass"), timeout=30, headers={"Content-Type": "x"})
+        resp = client.post(url, content=form.encode("utf-8", "surrogatepass"), headers={"Content-Type": "x"})
     else:
-        resp = httpx.post(
-            url, content=json.dumps(body).encode(), timeout=30, headers={"Content-Type": "application/json"}
-        )
+        resp = client.post(url, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     answer = resp.json()
     assert resp.status_code != 500, answer
     assert "result" in answer or "error" in answer

@@ -205,7 +205,7 @@ def _condition(key: str, value: object):
         pattern = str(values[0]).casefold()
         pattern = pattern if test in ("like", "not like") else f"%{pattern}%"
         keep = test in ("like", "contains")
-        return lambda user: _like(pattern, _key(field, user[field])) == keep  # type: ignore[arg-type]
+        return lambda user: _like(pattern, str(_key(field, user[field]))) == keep
     if test in ("in", "not in"):
         keep = test == "in"
         return lambda user: (_key(field, user[field]) in wanted) == keep
