@@ -63,7 +63,9 @@ JSON_LEAF = st.one_of(
     st.integers(min_value=-(10**40), max_value=10**40),
     st.floats(allow_nan=False),
     st.text(max_size=30),
-    st.sampled_from(["2026-02-30T10:00:00+03:00", "1", "-1", "0", "all", "Y", "%", "9" * 30, "\u0000", "\ud800"]),
+    st.sampled_from(
+        ["2026-02-30T10:00:00+03:00", "1", "-1", "0", "all", "Y", "%", "9" * 30, "\u0000", "\ud800", "$result[²][9" * 3]
+    ),
 )
 JSON_VALUE = st.recursive(
     JSON_LEAF,
@@ -80,6 +82,9 @@ TIME_LIKE = st.from_regex(
 )
 VALUE = st.one_of(JSON_VALUE, TIME_LIKE, st.integers(min_value=1, max_value=70))
 PARAMS = st.dictionaries(KNOWN_KEYS, VALUE, max_size=6) | st.dictionaries(st.text(max_size=12), VALUE, max_size=4)
+REFERENCES = st.sampled_from(  # the docs' linked calls, well and badly formed
+    ["$result[0][0][ID]", "$result[²]", "$result[a][99999999999999999999999]", "x$result_next[0]y", "$result[0]"]
+)
 METHODS = st.sampled_from(
     ["user.get", "server.time", "timeman.status", "timeman.settings", "timeman.open", "timeman.close",
      "timeman.pause", "batch", "timeman_close", "nope.nope", "_m_timeman_close"]
@@ -87,7 +92,7 @@ METHODS = st.sampled_from(
 COMMAND = st.builds(
     lambda method, pairs: method + "?" + "&".join(f"{k}={v}" for k, v in pairs),
     METHODS,
-    st.lists(st.tuples(KNOWN_KEYS | st.text(max_size=12), TIME_LIKE | st.text(max_size=12)), max_size=4),
+    st.lists(st.tuples(KNOWN_KEYS | st.text(max_size=12), TIME_LIKE | st.text(max_size=12) | REFERENCES), max_size=4),
 )
 
 
@@ -296,6 +301,18 @@ def test_batch_takes_cmd_as_a_list_and_times_only_what_succeeded(portal):
     assert isinstance(result["result_time"], list) and len(result["result_time"]) == 1  # [0 => ...] again
 
 
+def test_batch_passes_an_answer_on_to_a_later_command(portal):
+    """The docs' linked calls: `$result[key][field]` in a later command is that value of an earlier answer."""
+    cmd = {
+        "first": "user.get?FILTER[>ID]=10&SORT=ID&ORDER=ASC&start=-1",
+        "next": "user.get?FILTER[>ID]=$result[first][49][ID]&start=-1",
+        "none": "user.get?FILTER[ID]=$result[nope][0][ID]",
+    }
+    result = send(portal, "batch", {"cmd": cmd})[1]["result"]["result"]
+    assert result["first"][-1]["ID"] == "60" and result["next"][0]["ID"] == "61"
+    assert result["none"] == []
+
+
 def test_batch_with_the_documented_error_example_shape(portal):
     """All commands fail: every map empty is [] (PHP), result_time too."""
     status, answer = send(portal, "batch", {"cmd": {"a": "nope.nope"}, "halt": 1})
@@ -464,3 +481,38 @@ def test_fast_bitrix24_lists_and_closes_through_the_sandbox(make_portal):
     closed = b.call("timeman.close", [{"USER_ID": uid} for uid in (2, 3, 4)])
     assert [r["STATUS"] for r in closed] == ["CLOSED"] * 3
     assert all(portal.days[uid]["STATUS"] == "CLOSED" for uid in (2, 3, 4))
+
+
+def test_b24pysdk_lists_users_by_filter_and_by_its_fast_id_paging(make_portal, certs):
+    """The official SDK's own ways of listing users (a FILTER, the classic pages, the `>ID` window with
+    start=-1 that as_list_fast sends) give exactly the sandbox's users."""
+    import subprocess
+    import sys
+
+    from conftest import clean_env
+    from test_tls_proxy import _b24pysdk_imports
+
+    if not _b24pysdk_imports():
+        pytest.skip("b24pysdk does not import on this Python")
+    portal = make_portal(users=120, certfile=str(certs["cert"]), keyfile=str(certs["key"]))
+    portal.inactive.add(7)
+    script = (
+        "from b24pysdk import BitrixWebhook, Client\n"
+        "import json, sys\n"
+        "client = Client(BitrixWebhook(domain=sys.argv[1], webhook_token=sys.argv[2]))\n"
+        "print(json.dumps([u['ID'] for u in client.user.get(filter={'ID': 5}, admin_mode=True).result]))\n"
+        "print(json.dumps([u['ID'] for u in client.user.get(filter={'ACTIVE': True}).as_list().result]))\n"
+        "print(json.dumps([u['ID'] for u in client.user.get(filter={'ACTIVE': True}).as_list_fast().result]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, portal.base.split("://")[1], f"1/{portal.code}"],
+        capture_output=True,
+        text=True,
+        env=clean_env(REQUESTS_CA_BUNDLE=str(certs["ca"])),
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    one, paged, fast = (json.loads(line) for line in proc.stdout.splitlines())
+    active = [str(uid) for uid in range(1, 121) if uid != 7]
+    assert one == ["5"] and paged == active and sorted(fast, key=int) == active
+    assert any(c["params"].get("start") == -1 for c in portal.calls("user.get"))

@@ -250,6 +250,48 @@ def _selected(select: object) -> set[str] | None:
     return None if "*" in names else names
 
 
+# a batch command's reference to an earlier command's answer: $result[key][field]..., as the docs' linked calls
+_REFERENCE = re.compile(r"\$(result|result_error|result_total|result_next)\[([^\]]*)\]((?:\[[^\]]*\])*)")
+
+
+def _index(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) < 19
+
+
+def _linked(params: dict, tables: dict) -> dict:
+    """A batch command's parameters with every `$result[key][field]...` replaced by that value of an
+    earlier command's answer ("" when there is none: inferred)."""
+
+    def look(found: re.Match) -> object:
+        table = tables[found.group(1)]
+        key = found.group(2)
+        value = table.get(key, table.get(int(key)) if _index(key) else None)
+        for step in re.findall(r"\[([^\]]*)\]", found.group(3)):
+            if isinstance(value, dict):
+                value = value.get(step)
+            elif isinstance(value, list) and _index(step) and int(step) < len(value):
+                value = value[int(step)]
+            else:
+                value = None
+        return value
+
+    def text(value: object) -> str:
+        return "" if value is None or value is False else "1" if value is True else str(value)
+
+    def walk(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if not isinstance(value, str) or "$result" not in value:
+            return value
+        whole = _REFERENCE.fullmatch(value)
+        if whole:
+            found = look(whole)
+            return found if isinstance(found, dict | list) else text(found)
+        return _REFERENCE.sub(lambda m: text(look(m)), value)
+
+    return {k: walk(v) for k, v in params.items()}
+
+
 def _php_array(items: dict) -> "dict | list":
     """A map as PHP's json_encode writes an array: a list when its keys are 0, 1, ... in order
     (so also [] when empty), else an object."""
@@ -673,7 +715,8 @@ class PortalState:
                     raise ApiError(400, "ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
                 if name == "batch":
                     raise ApiError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage")
-                results[key] = self.dispatch(name, php_query(query), caller, who)
+                tables = {"result": results, "result_error": errors, "result_total": totals, "result_next": nexts}
+                results[key] = self.dispatch(name, _linked(php_query(query), tables), caller, who)
             except ApiError as exc:
                 errors[key] = {"error": exc.error, "error_description": self.describe(exc)}
                 if halt:
