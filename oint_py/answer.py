@@ -34,6 +34,10 @@ class Answer(Record):
     problem: str = ""  # one line for stderr when kind is not OK
     notes: tuple[str, ...] = ()
     accepted: bool = False  # a 303 said the call was made before this answer came
+    # when the portal's operating-time limit for this method lets calls through again (epoch seconds): the
+    # answer's own `time.operating_reset_at`, or, on a 429 OPERATION_TIME_LIMIT (which has no time block),
+    # the one the last answer of the same method gave (see confirm.RestClient._read)
+    operating_reset_at: float | None = None
 
     @property
     def error(self):
@@ -43,6 +47,17 @@ class Answer(Record):
     def throttled(self) -> bool:
         """Refused as over the portal's limit, before anything was done."""
         return not self.accepted and (self.code == 429 or self.error in THROTTLED)
+
+    @property
+    def operating_limited(self) -> bool:
+        """429 OPERATION_TIME_LIMIT: this method's operating time is used up until operating_reset_at."""
+        return self.error == "OPERATION_TIME_LIMIT"
+
+    def time_block_reset(self) -> float | None:
+        """`time.operating_reset_at` of the answer, when it is a number."""
+        block = self.body.get("time") if isinstance(self.body, dict) else None
+        value = block.get("operating_reset_at") if isinstance(block, dict) else None
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
     def adv(self) -> dict:
         return {"code": self.code, "body": self.body, "headers": self.headers}

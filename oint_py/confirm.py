@@ -47,6 +47,8 @@ class RestClient:
     def __init__(self, client: Client):
         self.client = client
         self.moved: str | None = None  # the new origin a webhook's portal moved to, once seen
+        self.operating_reset_at: dict[str, float] = {}  # per method URL: the last time.operating_reset_at seen
+        self.waited: list[str] = []  # the operating-limit waits, for stderr once the run is done (said once)
 
     def close(self) -> None:
         self.client.close()
@@ -89,6 +91,11 @@ class RestClient:
                     raise (Unreachable if gone else RequestFailure)(f"{problem}{ruling.why}")
                 return result.replace(kind=Kind.FAILED, problem=f"{problem or f'HTTP {result.code}'}{ruling.why}")
             attempt += 1
+            if isinstance(result, Answer) and result.operating_limited and not self.waited:
+                self.waited.append(
+                    f"the portal's operating time limit for {url.rsplit('/', 1)[-1]} was reached: "
+                    f"waited {ruling.wait:.0f} s for it to reset (time.operating_reset_at)"
+                )
             self.client.log(f"  retry {attempt}/{retries} in {ruling.wait:.2f} s: {problem}")
             if not self.client.pause(ruling.wait):  # a stop: what waited to be sent again was not applied
                 raise NotReached(f"{problem}; the run was stopped while it waited to send again: not sent again")
@@ -99,7 +106,11 @@ class RestClient:
         body, kind, problem = classify(
             reply.code, reply.content, reply.headers.get("content-type", ""), self.client.mask
         )
-        return Answer(reply.code, reply.headers, body, reply.url, kind, problem, accepted=reply.accepted)
+        answer = Answer(reply.code, reply.headers, body, reply.url, kind, problem, accepted=reply.accepted)
+        seen = answer.time_block_reset()
+        if seen is not None and (reply.url in self.operating_reset_at or len(self.operating_reset_at) < 64):
+            self.operating_reset_at[reply.url] = seen
+        return answer.replace(operating_reset_at=seen or self.operating_reset_at.get(reply.url))
 
 
 def _settle(confirm: Confirm, payload: dict, why: str, in_flight: bool) -> "Answer | dict":

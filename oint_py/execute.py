@@ -76,6 +76,8 @@ def execute(
 
         return _auth_notes(client, sweep.stopped_early(stop))
     outcome = _auth_notes(client, outcome)
+    if client.waited:  # the REST client's own lines (an auth file's Renewing hands the name on to it)
+        outcome = outcome.replace(messages=(*outcome.messages, *client.waited))
     if client.moved:
         new = client.moved + urlsplit(ep.base).path
         outcome = outcome.replace(

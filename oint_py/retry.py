@@ -17,6 +17,9 @@ does what a verdict says.
 - Waits grow: BACKOFF_BASE doubling per attempt up to BACKOFF_CAP, with
   jitter in [50%, 100%]; a Retry-After longer than RETRY_AFTER_CAP ends the
   retries instead of blocking a cron job.
+- 429 OPERATION_TIME_LIMIT (the method's operating time is used up): the wait
+  is until the portal's operating_reset_at, when known, under the same cap;
+  past it the call gives up with the time to retry.
 """
 
 import random
@@ -83,7 +86,18 @@ def verdict(result: "Answer | Failure", attempt: int, retries: int, jitter: floa
         return Verdict(Step.ANSWER, settle=result.kind is Kind.FAILED)
     settle = result.accepted or not throttled
     in_flight = result.accepted or result.code in GATEWAY_TIMEOUTS
-    return _again(attempt, retries, settle, in_flight, retry_after(result.headers), jitter, throttled)
+    asked = retry_after(result.headers)
+    if result.operating_limited and result.operating_reset_at is not None:
+        asked = max(asked or 0.0, result.operating_reset_at - time.time())
+        if asked > bounds.RETRY_AFTER_CAP:
+            at = time.strftime("%H:%M:%S UTC", time.gmtime(result.operating_reset_at))
+            why = f" (the method's operating time limit on the portal resets at {at}: retry then)"
+            return Verdict(Step.GIVE_UP, settle, in_flight, why=why, throttled=True)
+    ruling = _again(attempt, retries, settle, in_flight, asked, jitter, throttled)
+    if result.operating_limited and ruling.step is Step.GIVE_UP and result.operating_reset_at is None:
+        why = " (the method's operating time limit on the portal: it lets calls through within 10 minutes)"
+        return ruling.replace(why=ruling.why + why)
+    return ruling
 
 
 def _again(

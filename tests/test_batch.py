@@ -220,7 +220,7 @@ def test_sandbox_command_runs_a_portal_users_can_script_against():
     assert r.code == 3 and r.json()["error_description"] == "User not found"
     # a second sandbox on the same port is refused with a clear message
     port = info["sandbox"].rsplit(":", 1)[1]
-    r = run_oint("sandbox", "--port", port, "--background")
+    r = run_oint("sandbox", "--port", port, "--background", "--rate-limit", "off")
     assert r.code == 5 and "cannot listen" in r.err
 
 

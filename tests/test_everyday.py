@@ -97,7 +97,18 @@ def test_each_readme_crontab_line_runs_in_crons_bare_environment(variables, line
     """As cron runs it: `env -i`, PATH=/usr/bin:/bin, /bin/sh -c with the crontab's variables; oint at
     the absolute path the README shows (here: a console script at that path, in this test's folder)."""
     started = run_oint(
-        "sandbox", "--port", 0, "--users", 1000, "--scenario", "forgotten", "--background", "--stop-after", 60
+        "sandbox",
+        "--port",
+        0,
+        "--users",
+        1000,
+        "--scenario",
+        "forgotten",
+        "--background",
+        "--stop-after",
+        60,
+        "--rate-limit",
+        "off",
     )
     info = started.json()
     try:

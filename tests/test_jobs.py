@@ -83,7 +83,7 @@ def test_nothing_in_the_current_folder_runs_in_a_job_or_a_background_sandbox(pyt
     assert open(job["exit_file"]).read().strip() == "0", open(job["log_file"]).read()
     assert json.loads(open(job["result_file"], encoding="utf-8").read())["result"]["STATUS"] == "CLOSED"
 
-    r = run("sandbox", "--port", 0, "--background", "--stop-after", 60)
+    r = run("sandbox", "--port", 0, "--background", "--stop-after", 60, "--rate-limit", "off")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     try:
@@ -96,12 +96,12 @@ def test_nothing_in_the_current_folder_runs_in_a_job_or_a_background_sandbox(pyt
 
 @pytest.mark.skipif(not POSIX, reason="kill and a POSIX PID")
 def test_background_sandbox_says_its_pid_and_how_to_stop_it():
-    r = run_oint("sandbox", "--port", 0, "--background", "--stop-after", 60)
+    r = run_oint("sandbox", "--port", 0, "--background", "--stop-after", 60, "--rate-limit", "off")
     assert r.code == 0, r.err
     pid = r.json()["pid"]
     assert r.err == f"oint: sandbox running as PID {pid} for 60 s; stop it with: kill {pid}\n"
     os.kill(pid, signal.SIGTERM)
-    r = run_oint("sandbox", "--port", 0, "--background")
+    r = run_oint("sandbox", "--port", 0, "--background", "--rate-limit", "off")
     pid = r.json()["pid"]
     assert "for 3600 s" in r.err
     os.kill(pid, signal.SIGTERM)

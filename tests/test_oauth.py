@@ -114,7 +114,7 @@ def test_sandbox_plays_the_oauth_server(make_portal):
 
 def test_sandbox_prints_its_app_at_start():
     proc = subprocess.run(
-        [*OINT, "sandbox", "--port", "0", "--token-ttl", "5", "--stop-after", "0.5"],
+        [*OINT, "sandbox", "--port", "0", "--token-ttl", "5", "--stop-after", "0.5", "--rate-limit", "off"],
         capture_output=True,
         timeout=30,
         env=clean_env(),
@@ -970,7 +970,20 @@ def _lines(kind: str) -> list[str]:
 
 
 def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
-    started = run_oint("sandbox", "--port", 0, "--users", 200, "--token-ttl", 2, "--background", "--stop-after", 120)
+    started = run_oint(
+        "sandbox",
+        "--port",
+        0,
+        "--users",
+        200,
+        "--token-ttl",
+        2,
+        "--background",
+        "--stop-after",
+        120,
+        "--rate-limit",
+        "off",
+    )
     assert started.code == 0, started.err
     facts = started.json()
     base = facts["sandbox"]

@@ -515,7 +515,18 @@ def test_the_readme_has_both_recipes_for_both_jobs():
 @pytest.mark.parametrize("kind,line", _recipes())
 def test_the_readme_recipes_run_against_the_sandbox(kind, line, tmp_path):
     started = run_oint(
-        "sandbox", "--port", 0, "--users", 1000, "--scenario", "forgotten", "--background", "--stop-after", 60
+        "sandbox",
+        "--port",
+        0,
+        "--users",
+        1000,
+        "--scenario",
+        "forgotten",
+        "--background",
+        "--stop-after",
+        60,
+        "--rate-limit",
+        "off",
     )
     assert started.code == 0, started.err
     webhook = started.json()["webhook"]

@@ -15,7 +15,7 @@ from .portal import CLOSED_CLOSE, DEFAULT_CODE, DEFAULT_TOKEN, FAULTS, SCENARIOS
 
 
 def _rate(ctx, param, value):
-    if value is None:
+    if value is None or value.strip().lower() == "off":
         return None
     burst, _, per_second = value.partition("/")
     try:
@@ -59,7 +59,12 @@ class SandboxCommand(click.Command):
 @click.option(
     "--no-user-scope", is_flag=True, help="The webhook lacks the user scope: user.get answers insufficient_scope"
 )
-@click.option("--free-schedule", is_flag=True, help="No REPORT needed when TIME is given")
+@click.option(
+    "--free-schedule",
+    is_flag=True,
+    help="No REPORT needed when TIME is given (a forgotten, EXPIRED day still wants one), and no change "
+    "awaits the supervisor's confirmation",
+)
 @click.option(
     "--closed-close",
     type=click.Choice(CLOSED_CLOSE),
@@ -70,9 +75,12 @@ class SandboxCommand(click.Command):
 )
 @click.option(
     "--rate-limit",
-    metavar="BURST/RATE",
+    metavar="BURST/RATE|off",
+    default="50/2",
+    show_default=True,
     callback=_rate,
-    help="Leaky bucket, e.g. 50/2 as on standard plans, 250/5 as on Enterprise",
+    help="Leaky bucket as on a cloud portal (503 QUERY_LIMIT_EXCEEDED past it): 50/2 on standard plans, "
+    "250/5 on Enterprise; off: none",
 )
 @click.option(
     "--fail", multiple=True, metavar="FAULT", help="Inject a fault into the next request (repeatable): " + FAULTS
@@ -91,7 +99,9 @@ class SandboxCommand(click.Command):
 @click.option("--background", is_flag=True, help="Start detached, print the URLs, return")
 @click.pass_context
 def sandbox(ctx, background, **options):
-    """Run a local Bitrix24 portal emulator (webhook and token auth, timeman.*, batch, faults)."""
+    """Run a local Bitrix24 portal emulator: webhook, token and OAuth auth, user.get, timeman.*, batch,
+    the rate and operating-time limits, injected faults. docs/sandbox.md says where each behaviour
+    comes from (the REST docs, the server code, or inferred)."""
     if background:
         return _background([a for a in ctx.meta["sandbox_args"] if a != "--background"], options["stop_after"])
     return serve(**options)

@@ -7,10 +7,16 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict, deque
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
-ATOM = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}$")
+# PHP's DateTime::createFromFormat(DATE_ATOM, ...) as the server parses TIME: `Y-m-d\TH:i:sP`, where the
+# month, day and hour may have one digit, and the zone may be `Z`, `+03:00`, `+0300`, `+03` or a zone name
+ATOM = re.compile(
+    r"^(\d{4})-(\d{1,2})-(\d{1,2})T(\d{1,2}):(\d{2}):(\d{2})"
+    r"(?:(Z)|([+-])(\d{2})(?::?(\d{2}))?|([A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}))$",
+    re.ASCII,
+)
 DEFAULT_CODE = "sandbox"
 DEFAULT_TOKEN = "sandbox-token"
 EXPIRED_TOKEN = "expired-token"
@@ -24,13 +30,20 @@ FAULTS = (
     "no-refresh-token (the OAuth server answers a new access token and no refresh_token), "
     "die (the portal goes away: stops listening, drops every connection)"
 )
+METHOD_NAME = re.compile(r"^[a-z][a-z0-9]*(?:\.[a-z0-9]+)+$")  # a REST method's name: no handler outside _m_*
+CHANGES = ("timeman.open", "timeman.close", "timeman.pause")
+OPERATING_LIMIT = 480.0  # seconds of one method's operating time in OPERATING_WINDOW, as on cloud portals
+OPERATING_WINDOW = 600.0  # ten one-minute baskets
+ALLOWED_DELTA = timedelta(minutes=15)  # timeman.settings' UF_TM_ALLOWED_DELTA
+BATCH_LIMIT = 50  # commands one batch runs; the rest end with ERROR_BATCH_LENGTH_EXCEEDED
 PAGE = 50  # user.get answers 50 users a page, as Bitrix24 does
 # --scenario forgotten: the kind of each user, by (uid * 7) % 50 so the kinds are spread out and every 50
 # users hold exactly 35 with today's day open, 5 paused, 5 closed, 4 left open since yesterday and 1 inactive
 _FORGOTTEN = ("opened",) * 35 + ("paused",) * 5 + ("closed",) * 5 + ("expired",) * 4 + ("inactive",)
 SCENARIOS = {
     "forgotten": "70% of users with today's day open, 10% paused, 10% closed, 8% with yesterday's day never "
-    "closed (EXPIRED), 2% inactive (left open days from a week ago; not listed by user.get)",
+    "closed (EXPIRED), 2% inactive (fired: listed by user.get with ACTIVE false, left out by FILTER[ACTIVE]=true; "
+    "their days left open a week ago)",
 }
 NO_SCOPE = "The request requires higher privileges than provided by the webhook token"
 # --closed-close: what a close of a day that is not open (CLOSED, or no day at all) answers. "record": 200 with the
@@ -68,6 +81,61 @@ def _atom(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def php_atom(raw: object) -> tuple[datetime, timedelta] | None:
+    """TIME as PHP's createFromFormat(ATOM) reads it: (the wall clock in TIME's own zone, that zone's
+    offset), or None when PHP refuses the text (no zone, fractions, a space, anything but a string).
+    A date or clock out of range is rolled over as PHP does (February 30 is March 2, hour 24 the next
+    day's 00): the date checks then refuse it. The offset is kept as written, even beyond a day."""
+    if not isinstance(raw, str):
+        return None
+    found = ATOM.match(raw)
+    if not found:
+        return None
+    year, month, day, hour, minute, second = (int(found.group(i)) for i in range(1, 7))
+    zulu, sign, hours, minutes, name = found.group(7, 8, 9, 10, 11)
+    try:
+        first = date(year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
+        wall = datetime(first.year, first.month, 1) + timedelta(
+            days=day - 1, hours=hour, minutes=minute, seconds=second
+        )
+    except (ValueError, OverflowError):  # before year 1 or after 9999: no day the portal could hold
+        return None
+    if zulu:
+        return wall, timedelta(0)
+    if sign:
+        offset = timedelta(hours=int(hours), minutes=int(minutes or 0))
+        return wall, -offset if sign == "-" else offset
+    if name.upper() in ("UTC", "GMT"):
+        return wall, timedelta(0)
+    try:
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(name)
+        return wall, wall.replace(tzinfo=zone).utcoffset() or timedelta(0)
+    except Exception:  # zoneinfo raises several kinds for a name it does not hold
+        return None
+
+
+def _in_offset(wall: datetime, given: timedelta, offset: timedelta) -> datetime | None:
+    """The moment `wall` (a naive wall clock at offset `given`) as an aware datetime in `offset`;
+    None when no zone has that offset, or the moment is out of datetime's range."""
+    if abs(offset) >= timedelta(hours=24):
+        return None
+    try:
+        return (wall - given + offset).replace(tzinfo=timezone(offset))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _number(value: object) -> float:
+    """A coordinate as PHP's floatval reads it: 0 for what is not a number."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return 0.0
+    return number if number == number and abs(number) != float("inf") else 0.0
+
+
 def forgotten_kind(uid: int) -> str:
     """opened, paused, closed, expired or inactive: a user's lot in --scenario forgotten."""
     return _FORGOTTEN[uid * 7 % len(_FORGOTTEN)]
@@ -88,6 +156,154 @@ def php_query(query: str) -> dict:
             target = target.setdefault(k, {}) if isinstance(target.get(k, {}), dict) else {}
         target[keys[-1]] = value
     return params
+
+
+USER_FIELDS = ("ID", "ACTIVE", "NAME", "LAST_NAME", "USER_TYPE")  # what the sandbox's users have
+USER_GET_PARAMS = ("SORT", "ORDER", "START", "SELECT", "ADMIN_MODE", "IMAGE_RESIZE", "FILTER")
+# a filter key's prefix, longest first, and what it tests: (value, wanted)
+_PREFIXES = (
+    ("!=%", "not like"),
+    ("!%=", "not like"),
+    ("!@", "not in"),
+    ("!%", "not contains"),
+    ("!=", "not in"),
+    (">=", ">="),
+    ("<=", "<="),
+    ("=%", "like"),
+    ("%=", "like"),
+    (">", ">"),
+    ("<", "<"),
+    ("@", "in"),
+    ("%", "contains"),
+    ("=", "in"),
+    ("!", "not in"),
+)
+
+
+def _key(field: str, value: object) -> object:
+    """A field's value as a condition compares it: IDs as numbers, ACTIVE as a boolean, text folded."""
+    if field == "ID":
+        text = str(value).strip()
+        return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+    if field == "ACTIVE":
+        return _truthy(value)
+    return str(value).casefold()
+
+
+def _like(pattern: str, text: str) -> bool:
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("%")), text, re.S) is not None
+
+
+def _condition(key: str, value: object):
+    """A test of a user for one FILTER entry; ApiError for a field or a prefix the sandbox cannot apply."""
+    upper = key.upper()
+    prefix, test = next(((p, t) for p, t in _PREFIXES if upper.startswith(p)), ("", "in"))
+    field = upper[len(prefix) :]
+    if field not in USER_FIELDS:
+        raise ApiError(
+            400, "INVALID_FILTER", f"The sandbox cannot filter users by {key!r} (it knows {', '.join(USER_FIELDS)})"
+        )
+    values = list(value.values()) if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    if test in (">", ">=", "<", "<=", "like", "not like", "contains", "not contains") and len(values) != 1:
+        raise ApiError(400, "INVALID_FILTER", f"The filter {key!r} takes one value")
+    wanted = [_key(field, v) for v in values]
+    if test in ("like", "not like", "contains", "not contains"):
+        pattern = str(values[0]).casefold()
+        pattern = pattern if test in ("like", "not like") else f"%{pattern}%"
+        keep = test in ("like", "contains")
+        return lambda user: _like(pattern, str(_key(field, user[field]))) == keep
+    if test in ("in", "not in"):
+        keep = test == "in"
+        return lambda user: (_key(field, user[field]) in wanted) == keep
+    bound = wanted[0]
+    compare = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}[
+        test
+    ]
+
+    def ordered(user: dict) -> bool:
+        mine = _key(field, user[field])
+        try:
+            return bound is not None and compare(mine, bound)
+        except TypeError:
+            return False
+
+    return ordered
+
+
+def _ordering(params: dict) -> list[tuple[str, bool]]:
+    """[(field, descending)]: `sort` and `order` as the docs give them, or order as {FIELD: DIRECTION}."""
+    order = params.get("ORDER")
+    if isinstance(order, dict):
+        pairs = [(str(k).upper(), str(v).upper()) for k, v in order.items()]
+    elif params.get("SORT") not in (None, ""):
+        pairs = [(str(params["SORT"]).upper(), str(order or "ASC").upper())]
+    else:
+        return []
+    for field, direction in pairs:
+        if field not in USER_FIELDS or direction not in ("ASC", "DESC"):
+            raise ApiError(400, "INVALID_ARG_VALUE", f"The sandbox cannot sort users by {field} {direction}")
+    return [(field, direction == "DESC") for field, direction in pairs]
+
+
+def _selected(select: object) -> set[str] | None:
+    """The fields `select` asks for (None: all); fields a user does not have are skipped, as the docs say."""
+    if select in (None, "", []):
+        return None
+    names = {
+        str(n).upper()
+        for n in (select.values() if isinstance(select, dict) else select if isinstance(select, list) else [select])
+    }
+    return None if "*" in names else names
+
+
+# a batch command's reference to an earlier command's answer: $result[key][field]..., as the docs' linked calls
+_REFERENCE = re.compile(r"\$(result|result_error|result_total|result_next)\[([^\]]*)\]((?:\[[^\]]*\])*)")
+
+
+def _index(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) < 19
+
+
+def _linked(params: dict, tables: dict) -> dict:
+    """A batch command's parameters with every `$result[key][field]...` replaced by that value of an
+    earlier command's answer ("" when there is none: inferred)."""
+
+    def look(found: re.Match) -> object:
+        table = tables[found.group(1)]
+        key = found.group(2)
+        value = table.get(key, table.get(int(key)) if _index(key) else None)
+        for step in re.findall(r"\[([^\]]*)\]", found.group(3)):
+            if isinstance(value, dict):
+                value = value.get(step)
+            elif isinstance(value, list) and _index(step) and int(step) < len(value):
+                value = value[int(step)]
+            else:
+                value = None
+        return value
+
+    def text(value: object) -> str:
+        return "" if value is None or value is False else "1" if value is True else str(value)
+
+    def walk(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if not isinstance(value, str) or "$result" not in value:
+            return value
+        whole = _REFERENCE.fullmatch(value)
+        if whole:
+            found = look(whole)
+            return found if isinstance(found, dict | list) else text(found)
+        return _REFERENCE.sub(lambda m: text(look(m)), value)
+
+    return {k: walk(v) for k, v in params.items()}
+
+
+def _php_array(items: dict) -> "dict | list":
+    """A map as PHP's json_encode writes an array: a list when its keys are 0, 1, ... in order
+    (so also [] when empty), else an object."""
+    if list(items) == list(range(len(items))):
+        return list(items.values())
+    return {str(k): v for k, v in items.items()}
 
 
 class Paged(list):
@@ -128,6 +344,8 @@ class PortalState:
         lang="en",
         token_ttl: float | None = None,
         closed_close: str = "record",
+        clock=time.time,
+        operating_limit: float = OPERATING_LIMIT,
     ):
         """`scenario`: a name in SCENARIOS (the days users start with; else all open, or all
         closed when not `opened`); `user_scope`: the webhook (and token) may call user.get,
@@ -135,7 +353,9 @@ class PortalState:
         `now`: the portal's clock (a callable giving an aware datetime; tests fix the date);
         `lang`: "ru" answers errors in Russian, as a Russian-language portal does;
         `token_ttl`: seconds an access token from the OAuth server (sandbox/oauth.py) lives;
-        `closed_close`: a name in CLOSED_CLOSE, how a close of a day that is not open is answered."""
+        `closed_close`: a name in CLOSED_CLOSE, how a close of a day that is not open is answered;
+        `clock`: the epoch seconds the operating time is counted by; `operating_limit`: a method's
+        seconds in 10 minutes before 429 OPERATION_TIME_LIMIT."""
         if scenario is not None and scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
         if closed_close not in CLOSED_CLOSE:
@@ -154,6 +374,9 @@ class PortalState:
         self.user_scope, self.finish_default = user_scope, finish_default
         self.rate_limit = rate_limit  # (capacity, drain per second), as Bitrix24's leaky bucket
         self.level, self.level_stamp = 0.0, time.monotonic()
+        self.clock, self.operating_limit = clock, operating_limit
+        self.local = threading.local()  # the webhook or app of the request this thread serves
+        self.baskets: defaultdict = defaultdict(list)  # {(who, method): [[first call's time, seconds], ...]}
         self.throttled = 0  # requests refused with QUERY_LIMIT_EXCEEDED by the rate limit
         self.lock = threading.RLock()
         self.days: dict[int, dict] = {}
@@ -206,7 +429,7 @@ class PortalState:
             "TIME_FINISH": None,
             "DURATION": "00:00:00",
             "TIME_LEAKS": "00:00:00",
-            "ACTIVE": status != "CLOSED",
+            "ACTIVE": True,  # the supervisor's confirmation (see _change), not whether the day runs
             "IP_OPEN": "127.0.0.1",
             "IP_CLOSE": "",
             "LAT_OPEN": 0,
@@ -244,16 +467,28 @@ class PortalState:
         return uid
 
     def _time(self, params: dict, day_start: str | None, verb: str) -> datetime | None:
+        """TIME as the server reads it (see php_atom): for a close, converted to the offset the day
+        started in and its date checked against the day's start date; for an open, its date checked
+        against today in TIME's own zone. Then REPORT, unless the schedule is free."""
         raw = params.get("TIME")
         if raw in (None, ""):
             return None
-        if not isinstance(raw, str) or not ATOM.match(raw):
+        parsed = php_atom(raw)
+        if parsed is None:
             raise ApiError(400, "WRONG_DATETIME_FORMAT", "Wrong datetime format")
-        moment = datetime.fromisoformat(raw)
-        if verb == "close" and day_start and raw[:10] != day_start[:10]:
-            raise ApiError(400, "WRONG_DATETIME", "Day close date should correspond to the day open date")
-        if verb == "open" and raw[:10] != _atom(self.now())[:10]:
-            raise ApiError(400, "WRONG_DATETIME", "Day open date should correspond to the current date")
+        wall, offset = parsed
+        if verb == "close" and day_start:
+            start = _parse(day_start)
+            moment = _in_offset(wall, offset, start.utcoffset() or timedelta(0))
+            if moment is None or _atom(moment)[:10] != day_start[:10]:
+                raise ApiError(400, "WRONG_DATETIME", "Day close date should correspond to the day open date")
+        else:
+            today = (self.now().astimezone(timezone.utc).replace(tzinfo=None) + offset).date()
+            moment = _in_offset(wall, offset, offset)
+            if verb == "open" and (moment is None or wall.date() != today):
+                raise ApiError(400, "WRONG_DATETIME", "Day open date should correspond to the current date")
+        if moment is None:  # an offset no zone has, on a day that is not checked
+            raise ApiError(400, "WRONG_DATETIME", "Wrong datetime")
         if not params.get("REPORT") and not self.free_schedule:
             raise ApiError(400, "REPORT_NEEDED", "Report is needed")
         return moment
@@ -262,60 +497,145 @@ class PortalState:
         """An error's description in the portal's language."""
         return RUSSIAN.get(exc.description, exc.description) if self.lang == "ru" else exc.description
 
-    def dispatch(self, method: str, params: dict, caller: int):
-        """Run one REST method; return its result or raise ApiError."""
+    def dispatch(self, method: str, params: dict, caller: int, who: str = ""):
+        """Run one REST method; return its result or raise ApiError. `who`: the webhook or app
+        calling, whose operating time per method is counted (see operating())."""
         params = {str(k).upper(): v for k, v in params.items()}
         if method == "batch":
+            self.local.who = who  # _batch(params, caller) keeps the signature tests wrap
             return self._batch(params, caller)
-        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None) if METHOD_NAME.match(method) else None
         if handler is None:
             raise ApiError(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
         with self.lock:
-            return handler(params, caller)
+            used, _ = self.operating(who, method)
+            if used > self.operating_limit:
+                raise ApiError(429, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.")
+            started = time.perf_counter()
+            try:
+                if method in CHANGES:
+                    return self._change(method, handler, params, caller)
+                return handler(params, caller)
+            finally:
+                self.charge(who, method, time.perf_counter() - started)
+
+    # -- the operating time limit (cloud portals: 480 s of a method's time in 10 one-minute baskets) --
+    def charge(self, who: str, method: str, seconds: float) -> None:
+        """Count `seconds` of `method`'s operating time for `who`, in the basket of the current minute
+        (tests charge minutes at once instead of waiting for them)."""
+        with self.lock:
+            now = self.clock()
+            baskets = self.baskets[(who, method)]
+            baskets[:] = [b for b in baskets if b[0] + OPERATING_WINDOW > now]
+            if baskets and now - baskets[-1][0] < 60:
+                baskets[-1][1] += seconds
+            else:
+                baskets.append([now, seconds])
+
+    def operating(self, who: str, method: str) -> tuple[float, float | None]:
+        """(seconds of `method` counted for `who` in the last 10 minutes, when the oldest basket
+        leaves the count: the `time` block's operating and operating_reset_at)."""
+        with self.lock:
+            now = self.clock()
+            baskets = [b for b in self.baskets.get((who, method), ()) if b[0] + OPERATING_WINDOW > now]
+            if not baskets:
+                return 0.0, None
+            return sum(b[1] for b in baskets), baskets[0][0] + OPERATING_WINDOW
+
+    def timing(self, started: float, clock: datetime, who: str = "", method: str = "") -> dict:
+        """The `time` block of an answer (`clock`: the portal's own, as the command started); with the operating
+        time when a method was named."""
+        block = self._timing(started, clock)
+        if method and method != "batch":  # the outer batch is not counted, its commands are
+            used, reset = self.operating(who, method)
+            block.update(operating=used, operating_reset_at=int(reset if reset is not None else self.clock()))
+        return block
+
+    def _change(self, method: str, handler, params: dict, caller: int) -> dict:
+        """timeman.open, .close or .pause, and what every change records beside its decision: the
+        supervisor's confirmation (ACTIVE) and the place (LAT, LON)."""
+        uid = self._user(caller, params)
+        day = self._day(uid)
+        if method == "timeman.pause" and day and day["STATUS"] == "EXPIRED":
+            return dict(day)  # inferred: a forgotten day is not paused; pause answers the status as it is
+        before, was, made = day, bool(day.get("ACTIVE", True)) if day else True, self.applied[method][uid]
+        result = handler(params, caller)
+        day = self.days.get(uid)
+        if day is None or self.applied[method][uid] == made:
+            return result
+        moment = php_atom(params.get("TIME"))
+        far = moment is not None and not self.free_schedule
+        if far and moment is not None:
+            sent = moment[0] - moment[1]
+            now = self.now().astimezone(timezone.utc).replace(tzinfo=None)
+            far = abs(sent - now) > ALLOWED_DELTA
+        # ACTIVE: false while a change of the day awaits the supervisor's confirmation (a time set
+        # further from now than the schedule's allowed delta); a new day starts confirmed
+        day["ACTIVE"] = (day is not before or was) and not far
+        where = {"timeman.open": "OPEN", "timeman.close": "CLOSE"}.get(method)
+        for axis in ("LAT", "LON") if where else ():
+            if params.get(axis) not in (None, ""):
+                day[f"{axis}_{where}"] = _number(params[axis])
+        return {**result, **{k: day[k] for k in result if k in day}} if isinstance(result, dict) else result
 
     def _day(self, uid: int) -> dict:
         """A user's day; one opened before today and never closed is EXPIRED, with the schedule's
         end of that day as TIME_FINISH_DEFAULT (unless the portal is made without it)."""
         day = self.days.get(uid)
         if day and day["STATUS"] in ("OPENED", "PAUSED") and day["TIME_START"][:10] < _atom(self.now())[:10]:
-            day.update(STATUS="EXPIRED", ACTIVE=False)
+            day.update(STATUS="EXPIRED")
             if self.finish_default:
                 day["TIME_FINISH_DEFAULT"] = day["TIME_START"][:10] + "T18:00:00" + day["TIME_START"][19:]
         return day
 
     def _m_user_get(self, params, caller):
+        """user.get as the docs describe it, over the fields the sandbox's users have (USER_FIELDS):
+        FILTER with every documented prefix, or (without FILTER) the fields beside the other
+        parameters; sort and order (also order as {FIELD: ASC|DESC}); select; start rounded down to
+        a page of 50 (-1: no count). A filter field or prefix it cannot apply is refused, never
+        ignored."""
         if not self.user_scope:
             raise ApiError(403, "insufficient_scope", NO_SCOPE)
         given = params.get("FILTER")
-        conditions = {str(k).upper(): v for k, v in given.items()} if isinstance(given, dict) else {}
-        if "ACTIVE" in params:  # the older form: filter fields beside the other parameters
-            conditions.setdefault("ACTIVE", params["ACTIVE"])
-        ids = sorted(
-            self.users,
-            reverse=str(params.get("SORT", "")).upper() == "ID" and str(params.get("ORDER", "")).upper() == "DESC",
-        )
-        if "ACTIVE" in conditions:
-            active = _truthy(conditions["ACTIVE"])
-            ids = [uid for uid in ids if (uid not in self.inactive) == active]
-        if str(conditions.get(">ID", "")).isdigit():  # paging by ID: those above the last one seen
-            ids = [uid for uid in ids if uid > int(conditions[">ID"])]
+        if "FILTER" in params:
+            if given in ("", [], None):
+                given = {}
+            if not isinstance(given, dict):
+                raise ApiError(400, "INVALID_FILTER", "FILTER must be a map of field conditions")
+            conditions = dict(given)
+            if "ACTIVE" in params:  # the older form: filter fields beside the other parameters
+                conditions.setdefault("ACTIVE", params["ACTIVE"])
+        else:
+            conditions = {k: v for k, v in params.items() if k not in USER_GET_PARAMS}
+        tests = [_condition(str(key), value) for key, value in conditions.items()]
+        users = [self._user_fields(uid) for uid in sorted(self.users)]
+        users = [user for user in users if all(test(user) for test in tests)]
+        for field, descending in reversed(_ordering(params)):
+            users.sort(key=lambda user, f=field: (user[f] is None, user[f]), reverse=descending)
         try:
-            start = int(str(params.get("START") or 0))
+            start = int(str(params.get("START") or 0).strip())
         except ValueError:
             start = 0
+        fields = _selected(params.get("SELECT"))
         page = [
-            {
-                "ID": str(uid),
-                "ACTIVE": uid not in self.inactive,
-                "NAME": "User",
-                "LAST_NAME": str(uid),
-                "USER_TYPE": "employee",
-            }
-            for uid in ids[max(0, start) : max(0, start) + PAGE]
+            {k: v for k, v in user.items() if fields is None or k in fields}
+            for user in users[max(0, start) // PAGE * PAGE :][:PAGE]
         ]
+        for user in page:
+            if "ID" in user:
+                user["ID"] = str(user["ID"])
         if start == -1:  # no count: a plain list, neither next nor total (Bitrix24's fast paging)
             return page
-        return Paged(page, max(0, start), len(ids))
+        return Paged(page, max(0, start) // PAGE * PAGE, len(users))
+
+    def _user_fields(self, uid: int) -> dict:
+        return {
+            "ID": uid,
+            "ACTIVE": uid not in self.inactive,
+            "NAME": "User",
+            "LAST_NAME": str(uid),
+            "USER_TYPE": "employee",
+        }
 
     def _m_server_time(self, params, caller):
         return _atom(self.now())
@@ -334,7 +654,7 @@ class PortalState:
             "UF_TM_MIN_FINISH": "18:00:00",
             "UF_TM_MIN_DURATION": "08:00:00",
             "UF_TM_ALLOWED_DELTA": "00:15:00",
-            "ADMIN": uid in self.admins,
+            **({"ADMIN": uid in self.admins} if uid == caller else {}),  # only for the caller's own settings
         }
 
     def _m_timeman_open(self, params, caller):
@@ -408,34 +728,47 @@ class PortalState:
         return dict(day)
 
     def _batch(self, params, caller):
-        cmd = params.get("CMD") or {}
-        halt = str(params.get("HALT", "0")) not in ("0", "", "false", "False")
+        """batch as the docs describe it: `cmd` a map or a list (then its keys are 0, 1, ...); the
+        commands past 50 each end with ERROR_BATCH_LENGTH_EXCEEDED, a nested batch with
+        ERROR_BATCH_METHOD_NOT_ALLOWED; result_time only for the commands that succeeded."""
+        cmd = params.get("CMD")
+        if cmd in (None, "", []):
+            cmd = {}
+        if isinstance(cmd, list):
+            cmd = dict(enumerate(cmd))
         if not isinstance(cmd, dict):
-            raise ApiError(400, "INVALID_ARG_VALUE", "cmd must be a map")
-        if len(cmd) > 50:
-            raise ApiError(400, "INVALID_ARG_VALUE", "Max batch length exceeded")
+            raise ApiError(400, "INVALID_ARG_VALUE", "cmd must be an array of commands")
+        halt = _truthy(params.get("HALT", 0))
+        who = getattr(self.local, "who", "")
         results, errors, times, totals, nexts = {}, {}, {}, {}, {}
-        for key, line in cmd.items():
+        for index, (key, line) in enumerate(cmd.items()):
             started, clock = time.time(), self.now()
             name, _, query = str(line).partition("?")
+            name = name.strip().lower()
             try:
-                results[key] = self.dispatch(name.strip().lower(), php_query(query), caller)
+                if index >= BATCH_LIMIT:
+                    raise ApiError(400, "ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
+                if name == "batch":
+                    raise ApiError(405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage")
+                tables = {"result": results, "result_error": errors, "result_total": totals, "result_next": nexts}
+                results[key] = self.dispatch(name, _linked(php_query(query), tables), caller, who)
             except ApiError as exc:
                 errors[key] = {"error": exc.error, "error_description": self.describe(exc)}
                 if halt:
                     break
+                continue
             if isinstance(results.get(key), Paged):
                 totals[key] = results[key].total
                 if results[key].next is not None:
                     nexts[key] = results[key].next
-            times[key] = self._timing(started, clock)
+            times[key] = self.timing(started, clock, who, name)
         # PHP serialises empty maps as []
         return {
-            "result": results or [],
-            "result_error": errors or [],
-            "result_total": totals or [],
-            "result_next": nexts or [],
-            "result_time": times or [],
+            "result": _php_array(results),
+            "result_error": _php_array(errors),
+            "result_total": _php_array(totals),
+            "result_next": _php_array(nexts),
+            "result_time": _php_array(times),
         }
 
     def _timing(self, started: float, clock: datetime) -> dict:
@@ -462,6 +795,8 @@ class PortalState:
         auth = params.pop("auth", None) or params.pop("AUTH", None)
         if not auth:
             raise ApiError(401, "NO_AUTH_FOUND", "Wrong authorization data")
+        if not isinstance(auth, str):
+            raise ApiError(401, "invalid_token", "The access token provided is invalid.")
         if auth == EXPIRED_TOKEN:
             raise ApiError(401, "expired_token", "The access token provided has expired.")
         if auth == self.token:

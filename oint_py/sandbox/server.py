@@ -19,10 +19,10 @@ import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import quote, urlsplit
 
 from .oauth import MEMBER_ID, SCOPE
-from .portal import ApiError, Paged, PortalState
+from .portal import ApiError, Paged, PortalState, php_query
 
 STATUS_TEXT = {
     200: "OK",
@@ -38,6 +38,7 @@ STATUS_TEXT = {
     503: "Service Unavailable",
 }
 MOVED = "/moved"  # see PortalState.redirect_to
+MAX_BODY = 64 * 2**20  # bytes of a request body the sandbox reads
 
 
 @functools.lru_cache(maxsize=4)
@@ -78,7 +79,8 @@ class Portal(PortalState):
         return f"{self.base}/rest/{user}/{self.code}/"
 
     def start(self) -> "Portal":
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # polled every 50 ms for shutdown: stop() returns at once, not after up to half a second
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
         return self
 
@@ -117,10 +119,24 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.portal
 
     def do_GET(self):
-        self._handle()
+        self._safely()
 
     def do_POST(self):
-        self._handle()
+        self._safely()
+
+    def _safely(self):
+        """No request crashes the sandbox: a bug answers 500 INTERNAL_SERVER_ERROR in JSON (the
+        property test in tests/test_sandbox_fidelity.py calls that a failure too)."""
+        try:
+            self._handle()
+        except OSError:
+            raise
+        except Exception as exc:  # the last line of defence, named in the answer
+            self.close_connection = True
+            try:
+                self._error(500, "INTERNAL_SERVER_ERROR", f"sandbox bug: {type(exc).__name__}: {exc}"[:500])
+            except OSError:
+                pass
 
     def _send(self, status: int, body: bytes, content_type="application/json; charset=utf-8", extra=()):
         self.send_response(status, STATUS_TEXT.get(status))
@@ -180,20 +196,26 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _params(self) -> dict:
-        length = int(self.headers.get("Content-Length") or 0)
+        """The query's and the body's parameters, as PHP reads them: `FILTER[ID]=5` and `cmd[k]=...`
+        nest; a JSON body's object merges over the query."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            self.close_connection = True
+            raise ApiError(400, "INVALID_REQUEST", "Bad Content-Length")
         raw = self.rfile.read(length) if length else b""
-        query = dict(parse_qsl(urlsplit(self.path).query))
+        query = php_query(urlsplit(self.path).query)
         if not raw:
             return query
         if "json" in (self.headers.get("Content-Type") or ""):
             try:
                 data = json.loads(raw.decode("utf-8"))
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise ApiError(400, "INVALID_REQUEST", "Invalid JSON body") from None
             return {**query, **(data if isinstance(data, dict) else {})}
-        form = dict(parse_qsl(raw.decode("utf-8", "replace")))
-        cmd = {k[4:-1]: v for k, v in form.items() if k.startswith("cmd[") and k.endswith("]")}
-        return {**query, **{k: v for k, v in form.items() if not k.startswith("cmd[")}, **({"cmd": cmd} if cmd else {})}
+        return {**query, **php_query(raw.decode("utf-8", "replace"))}
 
     def _fault(self, fault: str) -> bool:
         """Play a fault that replaces the answer; False when the request goes on."""
@@ -244,8 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             return self._error(exc.status, exc.error, exc.description)
         served = path[len(MOVED) :] if path.startswith(MOVED + "/") else path
-        hook = re.match(r"^/rest/(\d+)/([^/]+)/([\w.]+?)(?:\.json)?/?$", served)
-        oauth = re.match(r"^/rest/([\w.]+?)(?:\.json)?/?$", served)
+        hook = re.match(r"^/rest/(\d+)/([^/]+)/([\w.]+?)(?:\.json)?/?$", served, re.ASCII)
+        oauth = re.match(r"^/rest/([\w.]+?)(?:\.json)?/?$", served, re.ASCII)
         method = (hook or oauth).group(3 if hook else 1).lower() if (hook or oauth) else ""
         server = re.match(r"^/(oauth/(?:token|authorize|app)|sandbox/stats)/?$", served)
         method = server.group(1).replace("/", ".") if server else method
@@ -281,8 +303,9 @@ class _Handler(BaseHTTPRequestHandler):
             throttled = portal._throttled()
         if throttled:
             return self._error(503, "QUERY_LIMIT_EXCEEDED", "Too many requests")
+        who = f"webhook {hook.group(1)}/{hook.group(2)}" if hook else "app"
         try:
-            result = portal.dispatch(method, params, caller)
+            result = portal.dispatch(method, params, caller, who)
         except ApiError as exc:
             return self._error(exc.status, exc.error, portal.describe(exc))
         if fault == "apply-reset":
@@ -291,13 +314,14 @@ class _Handler(BaseHTTPRequestHandler):
             status = self.path.rsplit("/", 1)[0] + "/timeman.status"
             return self._send(303, b"", "text/html", [("Location", status)])
         paging = result.paging() if isinstance(result, Paged) else {}
-        self._json(200, {"result": result, **paging, "time": portal._timing(started, clock)})
+        self._json(200, {"result": result, **paging, "time": portal.timing(started, clock, who, method)})
 
     def _oauth(self, what: str, params: dict, fault: str | None):
         """The OAuth server's pages (sandbox/oauth.py), on the portal's own address."""
         from .oauth import OAuthError
 
         state = self.portal.oauth
+        params = {k: v for k, v in params.items() if isinstance(v, str)}  # a[]=... is no client_id nor code
         if what == "sandbox.stats":
             with state.lock:
                 return self._json(200, dict(state.counts))
@@ -312,9 +336,10 @@ class _Handler(BaseHTTPRequestHandler):
             if what == "oauth.authorize":
                 code = state.authorize(params.get("client_id", ""))
                 host = f"{self.server.server_address[0]}:{self.portal.port}"
+                state_echo = f"&state={quote(params['state'], safe='')}" if params.get("state") else ""
                 target = (
                     f"{self.portal.base}/oauth/app/?code={code}&domain={host}&member_id={MEMBER_ID}"
-                    f"&scope={SCOPE}&server_domain={host}"
+                    f"&scope={SCOPE}&server_domain={host}{state_echo}"
                 )
                 return self._send(302, b"", "text/html", [("Location", target)])
             answer = state.grant(params, self.portal.base, self.portal.base, rotate=fault != "no-refresh-token")
