@@ -12,7 +12,7 @@ import json
 import ssl
 import sys
 
-sys.modules.setdefault("httpx._main", None)  # as oint_py/transport.py: httpx falls back to its own stub
+sys.modules.setdefault("httpx._main", None)  # as oint_py/net/transport.py: httpx falls back to its own stub
 import httpx  # noqa: E402
 
 

@@ -18,12 +18,13 @@ from collections import Counter
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from oint_py import batch, sweep  # noqa: E402
-from oint_py.call import parse  # noqa: E402
-from oint_py.confirm import Shown, send_batch, shown  # noqa: E402
 from oint_py.methods import BY_KEY  # noqa: E402
+from oint_py.net.transport import Client  # noqa: E402
+from oint_py.parse.call import parse  # noqa: E402
+from oint_py.rest import batch  # noqa: E402
+from oint_py.rest.client import Shown, send_batch, shown  # noqa: E402
+from oint_py.run import sweep  # noqa: E402
 from oint_py.sandbox.server import Portal  # noqa: E402
-from oint_py.transport import Client  # noqa: E402
 
 USERS = int(os.environ.get("BENCH_USERS", "10000"))
 

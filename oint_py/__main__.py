@@ -1,5 +1,5 @@
 import sys
 
-from .main import main
+from oint_py.main import main
 
 sys.exit(main())

@@ -9,13 +9,13 @@ import json
 import os
 import sys
 
-from . import output
-from .ending import run_call
-from .files.atomic import write_atomic
-from .files.private import PRIVATE_FILE
-from .model import Call
-from .outcome import ExitStatus
-from .redact import Redactor
+from oint_py.files.atomic import write_atomic
+from oint_py.files.private import PRIVATE_FILE
+from oint_py.model import Call
+from oint_py.outcome import ExitStatus
+from oint_py.output import render as output
+from oint_py.program import run_call
+from oint_py.redact import Redactor
 
 
 def main(folder: str, job: str) -> None:

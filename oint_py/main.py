@@ -15,12 +15,12 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from . import cmdline
-from .methods import BY_KEY, Method
-from .outcome import ExitStatus
+from oint_py.methods import BY_KEY, Method
+from oint_py.outcome import ExitStatus
+from oint_py.parse import cmdline
 
 if TYPE_CHECKING:
-    from .helptext import Page
+    from oint_py.cli.helptext import Page
 
 
 def quick(args: list[str]) -> tuple[Method, dict[str, str | bool]] | None:
@@ -55,7 +55,7 @@ def page(args: list[str]) -> "Page | None":
     The same pages, by the same functions, as Click's commands show."""
     if os.environ.get("_OINT_COMPLETE"):
         return None
-    from . import helptext
+    from oint_py.cli import helptext
 
     if args in ([], ["--help"], ["-h"]):
         return helptext.root()
@@ -73,16 +73,16 @@ def main(args: list[str] | None = None) -> ExitStatus:
     args = sys.argv[1:] if args is None else list(args)
     found = quick(args)
     if found is not None:
-        from .ending import finish, invoke
+        from oint_py.program import finish, invoke
 
         method, kw = found
         return finish(args, lambda masking: invoke(method, kw, masking))
     shown = page(args)
     if shown is not None:
-        from .ending import finish
-        from .helptext import show
+        from oint_py.cli.helptext import show
+        from oint_py.program import finish
 
         return finish(args, lambda masking: show(shown))
-    from .cli import cli
+    from oint_py.cli.app import cli
 
     return cli.main(args, prog_name="oint")

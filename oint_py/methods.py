@@ -10,8 +10,8 @@ HTTP core (transport.py) reads none of them: it knows nothing of Bitrix24.
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from . import bounds
-from .record import Record
+from oint_py import bounds
+from oint_py.record import Record
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

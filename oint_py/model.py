@@ -9,10 +9,10 @@ by parsing a command line again.
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .methods import BY_KEY, Method
-from .record import Record, fields
-from .redact import Redactor
-from .settings import Settings
+from oint_py.methods import BY_KEY, Method
+from oint_py.record import Record, fields
+from oint_py.redact import Redactor
+from oint_py.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -10,7 +10,7 @@ which main() returns to the console-script shim.
 from enum import IntEnum
 from typing import Any
 
-from .record import Record
+from oint_py.record import Record
 
 
 class ExitStatus(IntEnum):

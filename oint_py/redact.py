@@ -23,7 +23,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from .record import Record
+from oint_py.record import Record
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -116,7 +116,7 @@ class Redactor(Record):
         app's secret, authorization codes, webhook codes and
         passwords in URLs, and the Password of a proxy structure (alone or inside
         --config JSON)."""
-        from .methods import SECRET_OPTIONS
+        from oint_py.methods import SECRET_OPTIONS
 
         kw = {key: value for key, value in given.items() if isinstance(value, str)}  # a flag holds no secret
         found: list[str | None] = [kw.get(option[2:]) for option in SECRET_OPTIONS]  # token, clientsecret, ...
@@ -130,7 +130,7 @@ class Redactor(Record):
     def from_argv(cls, args: list[str], environ: "Mapping[str, str]") -> "Redactor":
         """The secrets of a raw command line and environment: for Click's own
         complaints, made before the options are split (see the module's doc)."""
-        from .methods import CONFIG_ENV, SECRET_OPTIONS, URL
+        from oint_py.methods import CONFIG_ENV, SECRET_OPTIONS, URL
 
         kw: dict[str, list[str | None]] = {
             "url": [environ.get(URL.env) if URL.env else None],
@@ -165,7 +165,7 @@ def url_secrets(url: str) -> list[str]:
 def json_passwords(text: str) -> list[str]:
     """Every string under a key named Password (any case) in JSON text; nothing
     when the text is not JSON (or is too deep to be taken as JSON anyway)."""
-    from .bounds import BoundError, load_json
+    from oint_py.bounds import BoundError, load_json
 
     try:
         stack = [load_json(text, "secret scan")]

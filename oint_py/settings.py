@@ -4,8 +4,8 @@ shape, so that the layers below call.py can use it without importing it."""
 
 from typing import Any
 
-from . import bounds
-from .record import Record
+from oint_py import bounds
+from oint_py.record import Record
 
 
 class Settings(Record):

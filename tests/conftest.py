@@ -245,7 +245,7 @@ def proxy_factory():
 
 
 def clock_without_sleep(record=None):
-    """A stand-in for the `time` module inside oint_py.transport only: backoff
+    """A stand-in for the `time` module inside oint_py.net.transport only: backoff
     and the leaky bucket do not wait. (Patching time.sleep itself would also stop
     the sandbox portal's slow answers in this process.)"""
     import time

@@ -190,7 +190,7 @@ def test_an_open_refused_for_its_time_is_the_portals_refusal(make_portal):
 # -- the bound ----------------------------------------------------------------------------------------------
 def test_a_close_is_this_ones_up_to_close_slack_before_the_portals_clock():
     from oint_py import bounds
-    from oint_py.confirm import Shown, shown
+    from oint_py.rest.client import Shown, shown
 
     clock = "2026-05-26T18:00:00+03:00"
     slack = int(bounds.CLOSE_SLACK)

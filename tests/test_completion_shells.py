@@ -93,7 +93,7 @@ def test_fish_protocol_keeps_whole_descriptions():
 
 
 def ps_args(line: str, point: int | None = None, word: str | None = None):
-    from oint_py.completion import PowerShellComplete
+    from oint_py.cli.completion import PowerShellComplete
 
     env = {"COMP_LINE": line}
     if point is not None:
@@ -173,8 +173,8 @@ def test_powershell_protocol_end_to_end():
 
 
 def test_powershell_script_completes_files_from_the_cursor():
-    from oint_py.cli import cli
-    from oint_py.completion import script
+    from oint_py.cli.app import cli
+    from oint_py.cli.completion import script
 
     text = script(cli, "powershell")
     assert "$line.Length" not in text  # the text is not cut at its own length: the cursor decides

@@ -304,7 +304,7 @@ def test_folders_an_older_oint_left_0775_are_refused_with_the_exact_chmod_to_run
 def test_the_readme_makes_the_auth_file_folder_private_at_every_level(tmp_path):
     """`mkdir -p -m 700 ~/.config/oint` gives -m to the last folder only: under umask 002 a new ~/.config
     was 0775, and GetToken --save refused it."""
-    from oint_py.authfile import check_private
+    from oint_py.auth.authfile import check_private
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- oauth:setup -->\s*```sh\n(.*?)```", readme, re.S).group(1)

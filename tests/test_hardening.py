@@ -382,7 +382,7 @@ def test_a_call_a_303_said_was_made_is_never_reposted(make_portal):
 
 
 def test_odd_batch_errors_are_reported_not_crashed(portal):
-    from oint_py.confirm import error_entry as _error_entry
+    from oint_py.rest.client import error_entry as _error_entry
 
     assert _error_entry("error here")["error"] == "BAD_ANSWER"
     assert _error_entry(None)["error"] == "BAD_ANSWER"
@@ -512,7 +512,7 @@ def test_a_package_planted_in_the_current_folder_never_sees_the_job(portal, tmp_
     (planted / "jobs.py").write_text(
         f"import sys\nopen({str(tmp_path / 'stolen')!r}, 'wb').write(sys.stdin.buffer.read())\n"
     )
-    from oint_py.spawn import module_argv
+    from oint_py.files.spawn import module_argv
 
     # started as the console script is: the current folder is not on sys.path (python -m would put it there)
     proc = subprocess.run(
@@ -675,7 +675,7 @@ def test_out_over_an_existing_file_keeps_its_mode(portal, tmp_path):
 
 def test_user_ids_from_user_get_are_normalised_before_dedup():
     """A portal listing "7" on one page and "07" on another lists one user, changed once."""
-    from oint_py.sweep import _records, _Wrong
+    from oint_py.run.sweep import _records, _Wrong
 
     assert _records([{"ID": "7"}, {"ID": "07"}, {"ID": 12}], "a page") == [("7", True), ("7", True), ("12", True)]
     with pytest.raises(_Wrong):

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scripted import ScriptedPortal
 
-from oint_py import jobs, transport
+from oint_py.jobs import store as jobs
+from oint_py.net import transport
 from oint_py.outcome import ExitStatus, Outcome
 
 SECRET = "tk-Zq81mXv0pL3sQ"

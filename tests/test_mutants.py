@@ -14,7 +14,7 @@ import pytest
 from conftest import assert_no_secret, oint_on, run_oint
 from scripted import RESET, Script, answer, batch_answer, closed, commands, run_timeless
 
-from oint_py.timeparse import TimeError, to_atom
+from oint_py.parse.timeparse import TimeError, to_atom
 
 STOP = ("bitrix24", "StopTimekeeping", "--url")
 STATUS = ("bitrix24", "GetTimekeepingStatus", "--url")

@@ -182,7 +182,7 @@ def test_dontwait_job_records_a_failure(portal, tmp_path):
 def test_the_record_of_a_long_run_writes_each_entry_once_and_is_whole_between_batches(tmp_path):
     """output.recorder, as the sweep calls it after every batch: the file parses to exactly the entries so far
     after each call, stays one file (written in place, not copied), and grows by the new entries only."""
-    from oint_py.output import recorder
+    from oint_py.output.render import recorder
     from oint_py.redact import MASK, Redactor
 
     path = tmp_path / "record.json"
@@ -211,7 +211,7 @@ def test_the_record_of_a_long_run_writes_each_entry_once_and_is_whole_between_ba
 
 @pytest.mark.skipif(os.name == "nt", reason="a FIFO is a POSIX thing")
 def test_a_record_to_a_fifo_or_dev_null_is_left_to_the_last_write(tmp_path):
-    from oint_py.output import recorder
+    from oint_py.output.render import recorder
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -270,7 +270,7 @@ def test_a_record_replaced_by_a_fifo_mid_run_does_not_hang_the_run(tmp_path):
     (the run would hang holding the portal's lock); the run's last write deals with the path."""
     import threading
 
-    from oint_py.output import recorder
+    from oint_py.output.render import recorder
 
     path = tmp_path / "record.json"
     record = recorder(str(path))

@@ -66,7 +66,7 @@ class ClickScript(ConsoleScript):
     """The entry point as it is when the quick path declines a command line: Click reads it."""
 
     def main(self, args=(), prog_name=None, **_):
-        from oint_py.cli import cli
+        from oint_py.cli.app import cli
 
         raise SystemExit(int(cli.main(list(args), prog_name="oint")))
 
@@ -143,7 +143,7 @@ def test_a_plain_call_does_not_import_click(portal):
 
 def test_help_pages_are_the_same_with_or_without_click():
     """The quick path shows the pages Click's commands show, byte for byte."""
-    from oint_py.cli import cli
+    from oint_py.cli.app import cli
 
     for args in (
         [],

@@ -353,10 +353,11 @@ def _limited(make_portal, monkeypatch, reset_in: float):
     of that method (so it knows operating_reset_at), whose waits move the fake clock."""
     import types
 
-    from oint_py import retry, transport
-    from oint_py.confirm import RestClient
+    from oint_py.net import transport
+    from oint_py.net.transport import Client
+    from oint_py.rest import retry
+    from oint_py.rest.client import RestClient
     from oint_py.settings import Settings
-    from oint_py.transport import Client
 
     now = [1_800_000_000.0]  # 2027-01-15 08:00:00 UTC
     waits = []
@@ -402,7 +403,7 @@ def test_oint_stops_with_the_time_to_retry_past_its_bounds(make_portal, monkeypa
 def test_oint_meeting_the_operating_limit_first_exits_4_saying_when(make_portal, monkeypatch):
     from conftest import ConsoleScript, clock_without_sleep
 
-    from oint_py import transport
+    from oint_py.net import transport
 
     monkeypatch.setattr(transport, "time", clock_without_sleep())
     portal = make_portal(users=5)

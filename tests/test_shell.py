@@ -43,7 +43,7 @@ def test_json_is_coloured_only_on_a_terminal(portal):
 
 def test_jobs_folder_on_windows_is_in_local_app_data(monkeypatch, tmp_path):
     """Windows has no XDG folders and no POSIX owners: %LOCALAPPDATA%\\oint\\jobs."""
-    from oint_py import jobs
+    from oint_py.jobs import store as jobs
 
     monkeypatch.setenv("LOCALAPPDATA", str(tmp_path))
     monkeypatch.setattr(jobs.os, "name", "nt")

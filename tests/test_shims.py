@@ -34,7 +34,7 @@ def test_httpx_is_imported_without_its_command_line_module():
     """transport._import_httpx: httpx takes its own fallback for `main`, and neither
     click nor rich (which httpx's CLI would load) is imported."""
     probe = (
-        "import sys\nfrom oint_py.transport import _import_httpx\nhttpx = _import_httpx()\n"
+        "import sys\nfrom oint_py.net.transport import _import_httpx\nhttpx = _import_httpx()\n"
         "print(callable(httpx.main), 'click' in sys.modules, 'rich' in sys.modules, "
         "sys.modules.get('httpx._main', 'absent'))\n"
     )
@@ -46,7 +46,7 @@ def test_httpx_is_imported_without_its_command_line_module():
 
 def test_httpx_imported_first_by_someone_else_is_left_as_it_is():
     probe = (
-        "import sys, httpx\nfrom oint_py.transport import _import_httpx\n"
+        "import sys, httpx\nfrom oint_py.net.transport import _import_httpx\n"
         "print(_import_httpx() is httpx, sys.modules.get('httpx._main') is not None)\n"
     )
     proc = subprocess.run(
@@ -64,7 +64,7 @@ def test_click_has_no_upper_bound_and_completion_uses_its_public_names_only():
     low = re.search(r'"click>=([\d.]+)"', text)
     assert low, "click is not pinned from below only"
     assert as_tuple(low[1]) <= as_tuple(metadata.version("click"))
-    for module in ("completion.py", "cli.py", "jobs_command.py"):
+    for module in ("cli/completion.py", "cli/app.py", "cli/jobs.py"):
         tree = ast.parse((ROOT / "oint_py" / module).read_text("utf-8"))
         private = [
             node.attr

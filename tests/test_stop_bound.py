@@ -19,7 +19,8 @@ from collections import Counter
 import pytest
 from conftest import OINT, clean_env
 
-from oint_py import bounds, lock
+from oint_py import bounds
+from oint_py.files import lock
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX signals to a child process")
 

@@ -193,7 +193,7 @@ def test_two_sweeps_at_once_close_each_day_once_and_both_exit_0(make_portal, tmp
 def test_a_lock_held_too_long_exits_4_naming_the_other_run_and_sends_nothing(make_portal, tmp_path, monkeypatch):
     portal = make_portal(users=10)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
-    from oint_py import lock
+    from oint_py.files import lock
 
     with lock.held(portal.webhook()):
         r = run_oint(

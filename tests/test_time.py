@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import oint_on, run_oint
 
-from oint_py.timeparse import to_atom
+from oint_py.parse.timeparse import to_atom
 
 UTC3 = timezone(timedelta(hours=3))
 NOW = datetime(2026, 5, 26, 10, 0, 0, tzinfo=UTC3)

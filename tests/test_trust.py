@@ -101,7 +101,7 @@ def test_certifi_only_where_the_system_has_no_store(monkeypatch, tmp_path):
     import ssl
     import types
 
-    from oint_py import tls
+    from oint_py.net import tls
 
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)

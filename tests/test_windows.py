@@ -16,8 +16,9 @@ import types
 import pytest
 from conftest import ROOT, clean_env, run_oint
 
-from oint_py import output, timeparse
 from oint_py.outcome import ExitStatus, Outcome
+from oint_py.output import render as output
+from oint_py.parse import timeparse
 
 CYRILLIC = {"result": {"REPORT": "Отгул — по семейным"}}
 

@@ -17,8 +17,8 @@ import stat
 import time
 from collections.abc import Iterable
 
-from ..bounds import REPLACE_STEP, REPLACE_TRIES
-from .private import open_private
+from oint_py.bounds import REPLACE_STEP, REPLACE_TRIES
+from oint_py.files.private import open_private
 
 
 def umask_mode() -> int:

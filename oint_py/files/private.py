@@ -22,8 +22,8 @@ import os
 import shlex
 import stat
 
-from ..methods import JOBS_ENV
-from ..outcome import UsageError
+from oint_py.methods import JOBS_ENV
+from oint_py.outcome import UsageError
 
 PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700

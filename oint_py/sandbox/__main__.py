@@ -2,7 +2,7 @@
 
 import sys
 
-from .command import sandbox
+from oint_py.sandbox.command import sandbox
 
 try:
     sandbox.main(sys.argv[1:], prog_name="oint sandbox", standalone_mode=False)

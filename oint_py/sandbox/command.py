@@ -10,8 +10,8 @@ import sys
 
 import click
 
-from ..outcome import UsageError
-from .portal import CLOSED_CLOSE, DEFAULT_CODE, DEFAULT_TOKEN, FAULTS, SCENARIOS
+from oint_py.outcome import UsageError
+from oint_py.sandbox.portal import CLOSED_CLOSE, DEFAULT_CODE, DEFAULT_TOKEN, FAULTS, SCENARIOS
 
 
 def _rate(ctx, param, value):
@@ -131,7 +131,7 @@ def serve(
     import ssl
     import threading
 
-    from .server import Portal
+    from oint_py.sandbox.server import Portal
 
     try:
         portal = Portal(
@@ -184,7 +184,7 @@ def serve(
 def _background(args: list[str], stop_after: float) -> None:
     import subprocess
 
-    from ..spawn import detached, module_argv
+    from oint_py.files.spawn import detached, module_argv
 
     if "--stop-after" not in args and not any(a.startswith("--stop-after=") for a in args):
         stop_after = 3600  # a forgotten background sandbox does not outlive the hour

@@ -362,7 +362,7 @@ class PortalState:
             raise ValueError(f"unknown closed_close {closed_close!r}; known: {', '.join(CLOSED_CLOSE)}")
         self.closed_close = closed_close
         self.code, self.token = code, token
-        from .oauth import DEFAULT_TTL, OAuthState
+        from oint_py.sandbox.oauth import DEFAULT_TTL, OAuthState
 
         self.oauth = OAuthState(DEFAULT_TTL if token_ttl is None else token_ttl)
         self.now = now or _now
@@ -801,7 +801,7 @@ class PortalState:
             raise ApiError(401, "expired_token", "The access token provided has expired.")
         if auth == self.token:
             return min(self.admins) if self.admins else 1
-        from .oauth import OAuthError
+        from oint_py.sandbox.oauth import OAuthError
 
         try:
             issued = self.oauth.check(auth)

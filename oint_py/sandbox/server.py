@@ -21,8 +21,8 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, urlsplit
 
-from .oauth import MEMBER_ID, SCOPE
-from .portal import ApiError, Paged, PortalState, php_query
+from oint_py.sandbox.oauth import MEMBER_ID, SCOPE
+from oint_py.sandbox.portal import ApiError, Paged, PortalState, php_query
 
 STATUS_TEXT = {
     200: "OK",
@@ -318,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _oauth(self, what: str, params: dict, fault: str | None):
         """The OAuth server's pages (sandbox/oauth.py), on the portal's own address."""
-        from .oauth import OAuthError
+        from oint_py.sandbox.oauth import OAuthError
 
         state = self.portal.oauth
         params = {k: v for k, v in params.items() if isinstance(v, str)}  # a[]=... is no client_id nor code

@@ -39,8 +39,8 @@ def _stage(name: str) -> None:
 
 def _install() -> None:
     if _PAUSE or _KILL:
-        import oint_py.authfile as authfile
-        import oint_py.oauth as oauth
+        import oint_py.auth.authfile as authfile
+        import oint_py.auth.oauth as oauth
 
         init, token = authfile.Renewing.__init__, oauth.token
 

@@ -11,8 +11,8 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import __version__
-from .methods import (
+from oint_py import __version__
+from oint_py.methods import (
     ADVANCED,
     AUTH_FILE,
     CLIENT_ID,
@@ -30,7 +30,7 @@ from .methods import (
     Method,
     Option,
 )
-from .outcome import DESCRIPTIONS
+from oint_py.outcome import DESCRIPTIONS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -115,7 +115,7 @@ def _rich(page: Page) -> None:
 
 def show(page: Page) -> None:
     """Print a page: rich tables on a terminal, plain UTF-8 text otherwise."""
-    from .output import say, use_colour
+    from oint_py.output.render import say, use_colour
 
     if use_colour(sys.stdout):
         _rich(page)

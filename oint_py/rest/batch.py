@@ -9,7 +9,7 @@ Pure functions: sending is execute.py's business.
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from .bounds import BATCH_SIZE
+from oint_py.bounds import BATCH_SIZE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

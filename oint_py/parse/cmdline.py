@@ -17,7 +17,18 @@ Defaults and checks are call.py's, once the meaning is settled.
 import os
 from typing import TYPE_CHECKING
 
-from .methods import ADVANCED, AUTH_FILE, AUTH_FILE_ENV, GLOBAL, OAUTH, OAUTH_ADVANCED, SWEEP, URL, Method, Option
+from oint_py.methods import (
+    ADVANCED,
+    AUTH_FILE,
+    AUTH_FILE_ENV,
+    GLOBAL,
+    OAUTH,
+    OAUTH_ADVANCED,
+    SWEEP,
+    URL,
+    Method,
+    Option,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
-from . import bounds
-from .outcome import error_words
-from .record import Record
+from oint_py import bounds
+from oint_py.outcome import error_words
+from oint_py.record import Record
 
 THROTTLED = ("QUERY_LIMIT_EXCEEDED", "OVERLOAD_LIMIT", "OPERATION_TIME_LIMIT")  # refused before processing
 GATEWAY_TIMEOUTS = (504, 524, 598, 599)  # a proxy gave up waiting: the portal may still be running the call

@@ -19,9 +19,9 @@ import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from . import bounds
-from .files.private import open_private, private_dir, state_dir
-from .outcome import RequestFailure, UsageError
+from oint_py import bounds
+from oint_py.files.private import open_private, private_dir, state_dir
+from oint_py.outcome import RequestFailure, UsageError
 
 WAIT_ENV = "OINT_LOCK_WAIT"
 
@@ -89,7 +89,7 @@ def exclusive(path: str, wait: float, busy, what: str = "lock file", step: float
             if stop is None:
                 time.sleep(step)
             elif not stop.nap(step):
-                from .stopping import NotReached
+                from oint_py.files.signals import NotReached
 
                 raise NotReached("stopped while waiting for another run's lock: nothing was sent")
         yield fd

@@ -8,8 +8,8 @@ import re
 
 import click
 
-from .ending import Finished
-from .outcome import Outcome, UsageError
+from oint_py.outcome import Outcome, UsageError
+from oint_py.program import Finished
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -33,7 +33,7 @@ def jobs(ctx: click.Context) -> Finished | None:
     """List this user's --dontwait jobs: state (running; done, with its exit code; lost: ended without one),
     start time, method and files. Never a secret: jobs record none."""
     if ctx.invoked_subcommand is None:
-        from .jobs import listing
+        from oint_py.jobs.store import listing
 
         return _done(listing())
     return None  # a subcommand runs
@@ -48,7 +48,7 @@ def jobs(ctx: click.Context) -> Finished | None:
 )
 def wait(job: str, timeout: str | None) -> Finished:
     """Wait for JOB to end; print its result and log, and exit with its exit code."""
-    from .jobs import wait as wait_for
+    from oint_py.jobs.store import wait as wait_for
 
     return _done(wait_for(job, None if timeout is None else seconds(timeout, "--timeout")))
 
@@ -59,6 +59,6 @@ def wait(job: str, timeout: str | None) -> Finished:
 )
 def clean(older_than: str) -> Finished:
     """Remove the files of jobs that ended (an --out file is yours and stays); running jobs stay."""
-    from .jobs import clean as clean_up
+    from oint_py.jobs.store import clean as clean_up
 
     return _done(clean_up(seconds(older_than, "--older-than")))

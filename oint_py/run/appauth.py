@@ -14,11 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from . import bounds, output
-from .files.private import PRIVATE_FILE
-from .methods import CONFIG_OPTIONS, DEFAULT_OAUTH_SERVER, Method
-from .outcome import ExitStatus, Outcome, UsageError
-from .redact import MASK, Redactor
+from oint_py import bounds
+from oint_py.files.private import PRIVATE_FILE
+from oint_py.methods import CONFIG_OPTIONS, DEFAULT_OAUTH_SERVER, Method
+from oint_py.outcome import ExitStatus, Outcome, UsageError
+from oint_py.output import render as output
+from oint_py.redact import MASK, Redactor
 
 
 def _required(kw: dict, name: str, env: str | None = None) -> str:
@@ -39,7 +40,7 @@ def run(method: Method, kw: dict, redact: Redactor):
 
 # -- GetAppAuthLink ------------------------------------------------------------------
 def _link(kw: dict):
-    from .call import check_host, check_out
+    from oint_py.parse.call import check_host, check_out
 
     domain = _required(kw, "domain")
     client_id = _required(kw, "clientid", "OINT_BITRIX24_CLIENT_ID")
@@ -64,8 +65,8 @@ def _link(kw: dict):
 
 # -- GetToken, RefreshToken -------------------------------------------------------------
 def _grant(method: Method, kw: dict, redact: Redactor):
-    from . import authfile, oauth
-    from .call import check_out, settings
+    from oint_py.auth import authfile, oauth
+    from oint_py.parse.call import check_out, settings
 
     client_id = _required(kw, "clientid", "OINT_BITRIX24_CLIENT_ID")
     secret = _required(kw, "clientsecret", "OINT_BITRIX24_CLIENT_SECRET")
@@ -101,7 +102,7 @@ def _grant(method: Method, kw: dict, redact: Redactor):
     if not save:
         # the live pair: an --out file of it is private, whatever the umask (issue 23 item 1.8)
         return _exchange(server, params, conf, log, what, None), out, redact, False, PRIVATE_FILE
-    from .stopping import deferred
+    from oint_py.files.signals import deferred
 
     # the lock and room for the file are shown before the grant is spent; a signal from the request to the
     # save waits for the save (bounded by --timeout): a pair received and not saved is lost for good
@@ -133,7 +134,7 @@ def _exchange(
     server: str, params: dict[str, str], conf: Any, log: Callable[[str], None] | None, what: str, save: str | None
 ) -> "dict[str, Any] | Outcome":
     """The OAuth server's answer (a dict) for --save, else an Outcome to show (also the answer without --save)."""
-    from . import oauth
+    from oint_py.auth import oauth
 
     try:
         status, answer = oauth.token(server, params, conf, log)
@@ -192,8 +193,8 @@ def _believable(moment: float, now: float) -> bool:
 
 
 def _status(kw: dict, redact: Redactor):
-    from . import authfile
-    from .call import check_out
+    from oint_py.auth import authfile
+    from oint_py.parse.call import check_out
 
     if not (kw.get("auth_file") or "").strip():
         raise UsageError("--auth-file is required (or set OINT_BITRIX24_AUTH_FILE)")

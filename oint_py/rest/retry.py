@@ -26,10 +26,10 @@ import random
 import time
 from enum import Enum
 
-from . import bounds
-from .answer import GATEWAY_TIMEOUTS, Answer, Kind
-from .record import Record
-from .transport import Failure, Trouble
+from oint_py import bounds
+from oint_py.net.transport import Failure, Trouble
+from oint_py.record import Record
+from oint_py.rest.answer import GATEWAY_TIMEOUTS, Answer, Kind
 
 RESOLVE_RETRIES = 1  # a host name that did not resolve is tried once more, then reported
 

@@ -24,9 +24,9 @@ import re
 import sys
 from contextlib import contextmanager
 
-from .bounds import MAX_MESSAGE
-from .files.atomic import write_atomic
-from .outcome import ExitStatus, Outcome
+from oint_py.bounds import MAX_MESSAGE
+from oint_py.files.atomic import write_atomic
+from oint_py.outcome import ExitStatus, Outcome
 
 
 class WriteFailed(Exception):

@@ -8,12 +8,12 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, quote, urlsplit
 
-from . import bounds
-from .methods import CONFIG_OPTIONS, URL, Method, Option
-from .model import ALL_USERS, Call, Endpoint
-from .outcome import UsageError
-from .redact import Redactor, url_secrets
-from .settings import Settings
+from oint_py import bounds
+from oint_py.methods import CONFIG_OPTIONS, URL, Method, Option
+from oint_py.model import ALL_USERS, Call, Endpoint
+from oint_py.outcome import UsageError
+from oint_py.redact import Redactor, url_secrets
+from oint_py.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -252,7 +252,7 @@ def rest_params(method: Method, values: "Mapping[str, str | None]") -> tuple[tup
         value = values.get(p.option)
         if p.rest and p.rest != "USER_ID" and value not in (None, ""):
             if p.rest == "TIME":
-                from . import timeparse  # only a call that names a time needs the zone rules
+                from oint_py.parse import timeparse  # only a call that names a time needs the zone rules
 
                 try:
                     value = timeparse.to_atom(value)
@@ -401,7 +401,7 @@ def _auth_file(path: str, url: str, token: str | None, redactor: Redactor) -> tu
             "--url is a webhook URL and --auth-file an app's token: give one (check OINT_BITRIX24_URL "
             "and OINT_BITRIX24_AUTH_FILE too; with --auth-file, --url is the portal's address)"
         )
-    from .authfile import load
+    from oint_py.auth.authfile import load
 
     path = os.path.abspath(path)
     data = load(path)

@@ -34,9 +34,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from . import batch, bounds
-from .answer import Answer, Kind
-from .confirm import (
+from oint_py import bounds
+from oint_py.methods import BY_KEY, DEFAULT_REPORT, Method
+from oint_py.model import Call
+from oint_py.outcome import ExitStatus, OintError, Outcome, RequestFailure, error_words
+from oint_py.rest import batch
+from oint_py.rest.answer import Answer, Kind
+from oint_py.rest.client import (
     NOT_REACHED,
     TRANSPORT_ERRORS,
     UNANSWERED,
@@ -50,10 +54,7 @@ from .confirm import (
     shown,
     statuses,
 )
-from .confirm import atom as _atom
-from .methods import BY_KEY, DEFAULT_REPORT, Method
-from .model import Call
-from .outcome import ExitStatus, OintError, Outcome, RequestFailure, error_words
+from oint_py.rest.client import atom as _atom
 
 Progress = Callable[[str, int, int], None]
 Record = Callable[[dict], None]

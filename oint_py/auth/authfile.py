@@ -48,8 +48,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import bounds
-from .outcome import ExitStatus, OintError, UsageError
+from oint_py import bounds
+from oint_py.outcome import ExitStatus, OintError, UsageError
 
 REQUIRED = ("access_token", "refresh_token", "client_id", "client_secret", "oauth_server", "client_endpoint")
 # what the portal answers when the app itself is refused: no new token can help
@@ -79,7 +79,7 @@ def check_private(path: str, must_exist: bool = True) -> None:
     for the jobs folder, a folder below one that another user owns or can write to (who could swap it
     between this check and the open, and have oint read their file or write the renewed pair into theirs).
     The rules are files.private's, the same for every private file and folder."""
-    from .files import private
+    from oint_py.files import private
 
     folder = os.path.dirname(path)
     private.check_parents(folder, "auth file folder")
@@ -120,7 +120,7 @@ def load(path: str) -> dict:
     for key in ("client_endpoint", "oauth_server"):
         if urlsplit(data[key]).scheme not in ("http", "https"):
             raise UsageError(f"auth file {path}: {key} {data[key]!r} is not an http(s) address")
-    from .oauth import check_server
+    from oint_py.auth.oauth import check_server
 
     check_server(data["oauth_server"], f"auth file {path}: its oauth_server")
     if not isinstance(data.get("expires"), (int, float)) or isinstance(data.get("expires"), bool):
@@ -192,8 +192,8 @@ def save(path: str, data: dict) -> None:
     """Write `data` to `path` all or nothing, 0600 whatever the umask (under its lock: see locked), by the
     one atomic writer (files.atomic), after removing the temporary copies a killed write left.
     OSError when it cannot be written; the file before (if any) is then as it was."""
-    from .files.atomic import remove_leftovers, write_atomic
-    from .files.private import PRIVATE_FILE
+    from oint_py.files.atomic import remove_leftovers, write_atomic
+    from oint_py.files.private import PRIVATE_FILE
 
     remove_leftovers(path)
     write_atomic(path, (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8"), PRIVATE_FILE)
@@ -209,7 +209,7 @@ def lock_wait(settings) -> float:
 def locked(path: str, wait: float):
     """Hold an exclusive lock on `<path>.lock` (never the auth file itself: it is
     replaced by rename). Waits at most `wait` seconds, then exit 4."""
-    from .lock import exclusive
+    from oint_py.files.lock import exclusive
 
     lock = path + ".lock"
 
@@ -273,7 +273,7 @@ def current(path: str, notes: list[str]) -> dict[str, Any]:
     if not os.path.lexists(waiting):
         return load(path)
     data = load(waiting)
-    from .files.atomic import replace, sync_folder
+    from oint_py.files.atomic import replace, sync_folder
 
     try:
         replace(waiting, path)
@@ -368,8 +368,8 @@ def renew(
     (or has expired): the one another process saved meanwhile, else a new one from the OAuth server, saved
     (or kept: see store) before it is returned. `signals`: given those that came during the exchange and
     the save and were delivered after it to a handler that asks the run to stop."""
-    from . import oauth
-    from .stopping import deferred
+    from oint_py.auth import oauth
+    from oint_py.files.signals import deferred
 
     with locked(path, lock_wait(settings)):
         data = current(path, notes)  # again, under the lock: another process may have renewed it

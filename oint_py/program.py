@@ -6,11 +6,12 @@ cli.py end the same way: one place maps errors to exit codes, masks secrets
 and never shows a traceback.
 """
 
-from . import cmdline, output
-from .methods import CONFIG_OPTIONS, Method
-from .outcome import ExitStatus, OintError, Outcome
-from .record import Record
-from .redact import Redactor
+from oint_py.methods import CONFIG_OPTIONS, Method
+from oint_py.outcome import ExitStatus, OintError, Outcome
+from oint_py.output import render as output
+from oint_py.parse import cmdline
+from oint_py.record import Record
+from oint_py.redact import Redactor
 
 
 class Finished(Record):
@@ -38,12 +39,12 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
     None when not given), by main.quick or by Click: give them their meaning
     (cmdline), parse them into a Call, then execute it or start it as a
     background job."""
-    from .call import parse
+    from oint_py.parse.call import parse
 
     kw = cmdline.with_environment(method, kw)
     masking.redact = Redactor.of_options(kw)
     if method.kind != "rest":  # GetAppAuthLink, GetToken, RefreshToken, AuthStatus: no portal method
-        from .appauth import run
+        from oint_py.run.appauth import run
 
         result = run(method, kw, masking.redact)
         return result if isinstance(result, int) else Finished(*result)
@@ -63,7 +64,7 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
     )
     masking.redact = call.redactor
     if call.settings.dontwait and not call.test:
-        from .jobs import start
+        from oint_py.jobs.store import start
 
         return Finished(start(call), None, call.redactor, call.quiet)  # the job's own answer goes to --out
     # a bar for the runs that read users and statuses first; --debug's lines would tear it
@@ -80,13 +81,13 @@ def run_call(call, *, out: str | None, mode: int | None = None, bar: bool = Fals
     what is left to do under the handlers (a job's .exit file)."""
     from contextlib import nullcontext
 
-    from .execute import execute
+    from oint_py.run.execute import execute
 
     log = output.debug_logger(call.redactor) if call.debug else None
     many = call.many or call.reads_first
     record = output.recorder(out, call.redactor, mode) if out and call.many else None
     if many:
-        from .stopping import on_signals
+        from oint_py.files.signals import on_signals
     with on_signals() if many else nullcontext() as stop:
         with output.progress_bar(wanted=bar) as progress:
             outcome = execute(call, log=log, progress=progress, record=record, stop=stop)

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 
-from . import __version__, cmdline, output
-from .ending import Finished, Masking, finish, invoke
-from .methods import BY_KEY, LIBRARIES, METHODS, Method, Option
-from .outcome import ExitStatus, OintError
-from .redact import Redactor
+from oint_py import __version__
+from oint_py.methods import BY_KEY, LIBRARIES, METHODS, Method, Option
+from oint_py.outcome import ExitStatus, OintError
+from oint_py.output import render as output
+from oint_py.parse import cmdline
+from oint_py.program import Finished, Masking, finish, invoke
+from oint_py.redact import Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 def _help(page: str, *args: object) -> None:
     """Show a help page; helptext (and rich, on a terminal) load only here."""
-    from . import helptext
+    from oint_py.cli import helptext
 
     helptext.show(getattr(helptext, page)(*args))
 
@@ -44,7 +46,7 @@ def _did_you_mean(typed: str, names: "Iterable[str]") -> str:
 
 class Root(click.Group):
     # command name: its module
-    LAZY: ClassVar[dict[str, str]] = {"sandbox": "oint_py.sandbox.command", "jobs": "oint_py.jobs_command"}
+    LAZY: ClassVar[dict[str, str]] = {"sandbox": "oint_py.sandbox.command", "jobs": "oint_py.cli.jobs"}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
@@ -80,7 +82,7 @@ class Root(click.Group):
     ) -> ExitStatus:
         args = list(sys.argv[1:] if args is None else args)
         if os.environ.get("_OINT_COMPLETE"):
-            from . import completion  # noqa: F401 - registers the completion classes of every shell
+            from oint_py.cli import completion  # noqa: F401 - registers the completion classes of every shell
 
         def body(masking: Masking) -> object:
             try:
@@ -169,7 +171,7 @@ class MethodCommand(Command):
         return super().parse_args(ctx, args)
 
     def get_help(self, ctx: click.Context) -> str:
-        from . import helptext
+        from oint_py.cli import helptext
 
         return helptext.plain(helptext.method(self.method))
 
@@ -257,6 +259,6 @@ def bitrix24(ctx: click.Context, help_: bool) -> None:
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish", "powershell"]))
 def completion(shell: str) -> None:
     """Print the completion script for SHELL (see completions/)."""
-    from .completion import script
+    from oint_py.cli.completion import script
 
     output.say(script(cli, shell))

@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from .bounds import STOP_GRACE, STOP_WRAP_UP
-from .outcome import RequestFailure
+from oint_py.bounds import STOP_GRACE, STOP_WRAP_UP
+from oint_py.outcome import RequestFailure
 
 _NAMES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
 

@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
-from . import bounds, tls
-from .outcome import UsageError
-from .settings import Settings
+from oint_py import bounds
+from oint_py.net import tls
+from oint_py.outcome import UsageError
+from oint_py.settings import Settings
 
 ALLOW_HTTP_ENV = "OINT_BITRIX24_OAUTH_ALLOW_HTTP"  # "1": send the secret in cleartext to an http OAuth server
 SECRET_FIELDS = ("client_secret", "code", "refresh_token", "access_token")
@@ -94,7 +95,7 @@ def token(server: str, params: dict, settings: Settings, log: Callable[[str], No
     """(HTTP status, the JSON object answered) for a token request; NotSent or NoAnswer."""
     import ssl
 
-    from .transport import Clock, _import_httpx, deadline_network, error_classes
+    from oint_py.net.transport import Clock, _import_httpx, deadline_network, error_classes
 
     httpx = _import_httpx()
     errors = error_classes()

@@ -40,13 +40,14 @@ from enum import Enum
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from . import __version__, bounds, tls
-from .outcome import UsageError
-from .record import Record
-from .settings import Settings
+from oint_py import __version__, bounds
+from oint_py.net import tls
+from oint_py.outcome import UsageError
+from oint_py.record import Record
+from oint_py.settings import Settings
 
 if TYPE_CHECKING:
-    from .stopping import Stop
+    from oint_py.files.signals import Stop
 
 REDIRECTS = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}

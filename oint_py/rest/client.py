@@ -25,14 +25,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import Enum
 
-from . import batch, bounds
-from .answer import Answer, Kind, classify
-from .methods import STATUS_METHOD, Method
-from .model import Call
-from .outcome import ExitStatus, OutcomeUnknown, RequestFailure, Unreachable, hint
-from .retry import Step, verdict
-from .stopping import NotReached, stopped
-from .transport import Client, Failure, Reply, Trouble
+from oint_py import bounds
+from oint_py.files.signals import NotReached, stopped
+from oint_py.methods import STATUS_METHOD, Method
+from oint_py.model import Call
+from oint_py.net.transport import Client, Failure, Reply, Trouble
+from oint_py.outcome import ExitStatus, OutcomeUnknown, RequestFailure, Unreachable, hint
+from oint_py.rest import batch
+from oint_py.rest.answer import Answer, Kind, classify
+from oint_py.rest.retry import Step, verdict
 
 # confirm(payload): after a failure that may have reached the portal, the Answer that
 # ends the call (the status shows it applied), or the payload of what was not applied;

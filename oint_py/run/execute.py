@@ -12,14 +12,25 @@ from collections.abc import Callable
 from contextlib import ExitStack, closing, contextmanager
 from urllib.parse import urlsplit
 
-from . import batch, tls
-from .answer import Answer, Kind
-from .confirm import Applied, RestClient, Shown, failed_entry, judge, settled_text, shown, statuses, unknown_text
-from .methods import STATUS_METHOD
-from .model import Call
-from .outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
-from .stopping import NotReached, stopped
-from .transport import Client
+from oint_py.files.signals import NotReached, stopped
+from oint_py.methods import STATUS_METHOD
+from oint_py.model import Call
+from oint_py.net import tls
+from oint_py.net.transport import Client
+from oint_py.outcome import ExitStatus, OintError, Outcome, OutcomeUnknown, RequestFailure
+from oint_py.rest import batch
+from oint_py.rest.answer import Answer, Kind
+from oint_py.rest.client import (
+    Applied,
+    RestClient,
+    Shown,
+    failed_entry,
+    judge,
+    settled_text,
+    shown,
+    statuses,
+    unknown_text,
+)
 
 _KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Kind.FAILED: ExitStatus.REQUEST_FAILED}
 
@@ -45,7 +56,7 @@ def execute(
     try:
         with ExitStack() as held:
             if call.many and call.method.changes_state and not call.plan:  # one such run per portal at a time
-                from . import lock
+                from oint_py.files import lock
 
                 with _before_any_change(stop):
                     held.enter_context(lock.held(ep.base, stop))
@@ -62,7 +73,7 @@ def execute(
                 )
             )
             if call.auth_file:  # an app's auth file: the token is renewed there when the portal says it expired
-                from .authfile import Renewing
+                from oint_py.auth.authfile import Renewing
 
                 client = Renewing(client, call.auth_file, call.settings, log)
             held.enter_context(closing(client))
@@ -72,7 +83,7 @@ def execute(
     except OintError as exc:
         return _auth_notes(client, Outcome.failed(exc))
     except _Stopped:
-        from . import sweep
+        from oint_py.run import sweep
 
         return _auth_notes(client, sweep.stopped_early(stop))
     outcome = _auth_notes(client, outcome)
@@ -100,7 +111,7 @@ def _auth_notes(client, outcome: Outcome) -> Outcome:
 def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
     if not call.many and not call.reads_first:
         return _one(call, client)
-    from . import sweep  # only runs over several users need it
+    from oint_py.run import sweep  # only runs over several users need it
 
     notes: tuple[str, ...] = ()
     if call.all_users:
@@ -140,7 +151,7 @@ def _before_any_change(stop):
 
 def _inactive(listing) -> tuple[str, ...]:
     """The line about listed users the portal should not have listed (a sweep.Listing's inactive ones)."""
-    from . import sweep
+    from oint_py.run import sweep
 
     if not listing.inactive:
         return ()
@@ -198,7 +209,7 @@ def _judge_one(
 def plan(call: Call) -> Outcome:
     """--test: the requests that would be sent, secrets masked; nothing is sent.
     For --userid all and --if-needed: the first reads (what follows depends on their answers)."""
-    from . import sweep
+    from oint_py.run import sweep
 
     ep = call.endpoint
     if call.all_users:
