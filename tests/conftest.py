@@ -66,6 +66,13 @@ class Result:
         return json.loads(self.out)
 
 
+def user_docs() -> str:
+    """README.md and every page under docs/, as one text: each recipe, table and marked block is read where a
+    user reads it, whichever page it stands on."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return "\n".join(page.read_text(encoding="utf-8") for page in pages)
+
+
 def clean_env(**extra) -> dict:
     env = {
         k: v

@@ -5,13 +5,12 @@ code) fails here; so does a bound that stops being enforced."""
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-from conftest import oint_on, run_oint
+from conftest import oint_on, run_oint, user_docs
 from scripted import Script, answer, batch_answer, commands, run_timeless
 
-README = Path(__file__).parent.parent.joinpath("README.md").read_text(encoding="utf-8")
+README = user_docs()  # the Bounds table stands in docs/reference.md
 STATUS = ("bitrix24", "GetTimekeepingStatus", "--url")
 HOOK = "https://h/rest/1/abcd/"
 

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, OINT, clean_env
+from conftest import BIN, OINT, clean_env, user_docs
 
 ROOT = Path(__file__).parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+README = user_docs()  # the set-up steps stand in docs/completion.md
 WAIT = 20  # seconds to wait for a screen before failing: a limit for a stuck shell, not a measurement
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, oint_on, run_oint
+from conftest import ROOT, oint_on, run_oint, user_docs
 
 from oint_py.sandbox.portal import forgotten_kind
 
@@ -65,7 +65,7 @@ def test_h_is_help(args):
 
 # -- recipes that run (item 4) ---------------------------------------------------------
 def _readme() -> str:
-    return (ROOT / "README.md").read_text(encoding="utf-8")
+    return user_docs()
 
 
 def _crontab_lines() -> list[tuple[list[str], str]]:

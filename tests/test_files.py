@@ -15,7 +15,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import OINT, ROOT, SESSION_HOME, clean_env, run_oint, wait_for
+from conftest import OINT, ROOT, SESSION_HOME, clean_env, run_oint, user_docs, wait_for
 
 from oint_py.files import atomic, private
 from oint_py.outcome import UsageError
@@ -218,7 +218,7 @@ def test_the_rename_is_retried_on_windows_while_another_process_holds_the_file(t
         assert path.read_text() == "before" and sleeps == [0.1] * (atomic.REPLACE_TRIES - 1)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["out.json"]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = user_docs()
     row = re.search(r"\| Renaming a written file into place on Windows[^|]*\| (\d+) tries ([\d.]+) s apart", readme)
     assert (int(row.group(1)), float(row.group(2))) == (atomic.REPLACE_TRIES, atomic.REPLACE_STEP)
 
@@ -306,7 +306,7 @@ def test_the_readme_makes_the_auth_file_folder_private_at_every_level(tmp_path):
     was 0775, and GetToken --save refused it."""
     from oint_py.auth.authfile import check_private
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = user_docs()
     block = re.search(r"<!-- oauth:setup -->\s*```sh\n(.*?)```", readme, re.S).group(1)
     (line,) = [line for line in block.splitlines() if line.startswith("mkdir ")]
     home, env = _fresh_home(tmp_path)

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import assert_no_secret, oint_on, run_oint
+from conftest import assert_no_secret, oint_on, run_oint, user_docs
 from scripted import RESET, Script, answer, batch_answer, closed, commands, run_timeless
 
 from oint_py.parse.timeparse import TimeError, to_atom
@@ -99,9 +99,8 @@ def test_a_plain_5xx_on_a_close_is_re_sent_after_the_status_shows_it_not_applied
 def _readme_backoff():
     """(base, cap) of the backoff, from the README's Bounds table."""
     import re
-    from pathlib import Path
 
-    text = Path(__file__).parent.parent.joinpath("README.md").read_text(encoding="utf-8")
+    text = user_docs()
     m = re.search(r"backoff ([\d.]+) s doubling to ([\d.]+) s", text)
     return float(m[1]), float(m[2])
 

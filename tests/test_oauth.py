@@ -961,8 +961,7 @@ def test_secrets_never_shown(portal, folder, tmp_path):
 
 # -- the README's recipes, run as written against `oint sandbox` as a process of its own -------------------
 def _section() -> str:
-    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    return text.split("## OAuth apps in cron and Task Scheduler", 1)[1].split("\n## ", 1)[0]
+    return (Path(__file__).parent.parent / "docs" / "oauth.md").read_text(encoding="utf-8")
 
 
 def _lines(kind: str) -> list[str]:

@@ -495,9 +495,8 @@ def test_a_progress_bar_on_a_terminal_only(make_portal, tmp_path):
 
 # -- the README's recipes, run as written against `oint sandbox` as a process of its own ----
 def _recipes() -> list[str]:
-    """The oint command lines of the README's crontab and .bat recipes for closing forgotten days."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Closing forgotten workdays", 1)[1].split("\n## ", 1)[0]
+    """The oint command lines of the crontab and .bat recipes for closing forgotten days (docs/forgotten-days.md)."""
+    section = (ROOT / "docs" / "forgotten-days.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```(cron|bat)\n(.*?)```", section, re.S)
     found = []
     for kind, block in blocks:
