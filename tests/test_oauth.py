@@ -51,8 +51,8 @@ def authorize(portal, path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def oint_auth(portal, path, *args, method="StopTimekeeping", **env) -> "Result":  # noqa: F821
-    return run_oint("bitrix24", method, "--auth-file", path, *args, env=app_env(portal, **env))
+def oint_auth(portal, path, *args, method="StopTimekeeping", process=False, **env) -> "Result":  # noqa: F821
+    return run_oint("bitrix24", method, "--auth-file", path, *args, env=app_env(portal, **env), process=process)
 
 
 def wait_past(expires: float) -> None:
@@ -657,7 +657,7 @@ def test_kill_at_each_stage_of_a_renewal(make_portal, folder, stage, issued):
     path = folder / "a.json"
     data = authorize(portal, path)
     wait_past(data["expires"])
-    r = oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT=stage)
+    r = oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT=stage, process=True)  # SIGKILLs itself
     assert r.code == -9
     assert json.loads(path.read_text()) == data  # whole, and the old pair
     assert portal.oauth.counts["refreshes"] == (1 if issued else 0)
@@ -680,7 +680,7 @@ def test_kill_holding_the_lock_does_not_block_the_next_run(make_portal, folder):
     portal = make_portal(token_ttl=1)
     path = folder / "a.json"
     wait_past(authorize(portal, path)["expires"])
-    assert oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT="before-request").code == -9
+    assert oint_auth(portal, path, "--userid", "2", _OINT_TEST_KILL_AT="before-request", process=True).code == -9
     assert oint_auth(portal, path, "--userid", "2").code == 0  # the lock died with its holder
 
 
@@ -737,7 +737,7 @@ def test_a_renewal_takes_the_proxy_the_environment_gives_the_oauth_server(make_p
 
     def forward(request):
         body = request["body"] if request["verb"] == "POST" else None
-        got = httpx.request(request["verb"], request["full"], json=body)
+        got = httpx.request(request["verb"], request["full"], json=body, trust_env=False)  # not oint's HTTP_PROXY
         return got.status_code, [("Content-Type", got.headers.get("content-type", "application/json"))], got.content
 
     portal = make_portal(token_ttl=1)
@@ -984,7 +984,7 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
             if "CODE" in args:  # the browser step: open the link, read the code off the app's page
                 page = httpx.get(link, follow_redirects=True).text
                 args[args.index("CODE")] = re.search(r"code: (\w+)", page).group(1)
-            r = run_oint(*args[1:], env=env)
+            r = run_oint(*args[1:], env=env, process=True)  # a README recipe, as a user runs it
             assert r.code == 0, (line, r.err)
             link = link or r.out.strip()
     auth = home / ".config" / "oint" / "portal.json"
@@ -1021,7 +1021,7 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
             )
             assert (cron.returncode, cron.stdout, cron.stderr) == (0, b"", b""), (line, cron.stderr)  # nothing mailed
         else:
-            r = run_oint(*args[1:], env=clean_env())  # a bare environment: the file is all it needs
+            r = run_oint(*args[1:], env=clean_env(), process=True)  # a README recipe; the file is all it needs
             assert r.code == 0, (line, r.err)
             assert r.err.splitlines()[-1] == "oint: 0 closed, 200 skipped, 0 failed"
         done = json.loads(out.read_text(encoding="utf-8"))

@@ -509,7 +509,7 @@ def test_the_readme_recipes_run_against_the_sandbox(kind, line, tmp_path):
     at = args.index("--out") + 1
     out = tmp_path / args[at].rsplit("/", 1)[-1]  # /tmp/x.json or %TEMP%/x.json: here, in this test's folder
     args[at] = str(out)
-    r = run_oint(*args[1:], OINT_BITRIX24_URL=webhook)
+    r = run_oint(*args[1:], OINT_BITRIX24_URL=webhook, process=True)  # a README recipe, as a user runs it
     assert r.code == 0, r.err
     assert "--quiet" in args and r.out == r.err == ""  # a good night mails nothing
     result = json.loads(out.read_text(encoding="utf-8"))
