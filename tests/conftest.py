@@ -300,6 +300,32 @@ def clock_without_sleep(record=None):
     return types.SimpleNamespace(sleep=record or (lambda seconds: None), monotonic=time.monotonic, time=time.time)
 
 
+class SharedClock:
+    """One monotonic clock for an in-process oint and the sandbox portal it calls: it moves only when
+    oint sleeps (backoff, Retry-After, the leaky bucket), by exactly what was slept, and every sleep is
+    in `slept`. `install(monkeypatch)` puts it in place of the `time` module of oint_py.transport and
+    of the sandbox portal (its rate limit), when oint runs in this process; with OINT_TESTS_IN_PROCESS=0
+    nothing is replaced and both wait on the real clock."""
+
+    def __init__(self):
+        import time
+
+        self.now, self.slept, self.time = time.monotonic(), [], time.time
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(0.0, seconds)
+
+    def install(self, monkeypatch) -> "SharedClock":
+        if IN_PROCESS:
+            monkeypatch.setattr("oint_py.transport.time", self)
+            monkeypatch.setattr("oint_py.sandbox.portal.time", self)
+        return self
+
+
 def assert_no_secret(*texts: str):
     for text in texts:
         assert SECRET_TOKEN not in text

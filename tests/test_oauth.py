@@ -14,12 +14,13 @@ import stat
 import subprocess
 import sys
 import time
+import types
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import OINT, ROOT, clean_env, run_oint, wait_for
+from conftest import IN_PROCESS, OINT, ROOT, clean_env, run_oint, wait_for
 
 from oint_py.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
 
@@ -351,15 +352,28 @@ def test_auth_status_shows_the_chain_and_no_secret(portal, folder):
 
 
 # -- renewing only when needed ------------------------------------------------------------------
-def test_24_runs_renew_exactly_at_the_expirations_met(make_portal, folder):
-    """Done-when 1: --token-ttl 2, sleeping past expiry before every fourth run."""
+def test_24_runs_renew_exactly_at_the_expirations_met(make_portal, folder, monkeypatch):
+    """Done-when 1: --token-ttl 2, past expiry before every fourth run. In process the wall clock of
+    oint's auth file code and of the sandbox's OAuth server is one injected clock, moved past the expiry
+    instead of waited for; as processes (OINT_TESTS_IN_PROCESS=0) the test sleeps."""
     portal = make_portal(token_ttl=2)
     path = folder / "a.json"
+    clock = [time.time()]
+    if IN_PROCESS:
+        portal.oauth.clock = lambda: clock[0]
+        monkeypatch.setattr(
+            "oint_py.authfile.time",
+            types.SimpleNamespace(time=lambda: clock[0], sleep=time.sleep, monotonic=time.monotonic),
+        )
     authorize(portal, path)
     changed, slept = 0, 0
     for run in range(24):
         if run % 4 == 3:
-            wait_past(json.loads(path.read_text())["expires"])
+            expires = json.loads(path.read_text())["expires"]
+            if IN_PROCESS:
+                clock[0] = max(clock[0], expires) + 0.1
+            else:
+                wait_past(expires)
             slept += 1
         before = json.loads(path.read_text())["access_token"]
         refreshes = portal.oauth.counts["refreshes"]

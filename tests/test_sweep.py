@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
 import pytest
-from conftest import OINT, ROOT, assert_no_secret, clean_env, run_in_terminal, run_oint, wait_for
+from conftest import OINT, ROOT, SharedClock, assert_no_secret, clean_env, run_in_terminal, run_oint, wait_for
 
 from oint_py.methods import DEFAULT_REPORT
 from oint_py.sandbox.portal import Paged, forgotten_kind
@@ -71,7 +71,8 @@ def today() -> str:
 
 
 # -- the target: 1,000 users in the forgotten mix --------------------------------
-def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal):
+def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal, monkeypatch):
+    SharedClock().install(monkeypatch)  # the portal's bucket drains only by what oint waits: not a real second
     portal = make_portal(users=1000, scenario="forgotten", rate_limit=(50, 2))
     before = snapshot(portal)
     active = [uid for uid in sorted(portal.users) if uid not in portal.inactive]
