@@ -112,8 +112,8 @@ def _local_zone_changed(before: dict, after: dict) -> None:
 
 def _in_process(argv: list[str], env: dict, timeout: float) -> Result:
     """What `python -m oint_py ARGV` would give, run here: os.environ is exactly `env` for the
-    call, stdin reads the null device, stdout and stderr are UTF-8 text layers over memory (no
-    terminal, no file descriptor: like pipes, as PYTHONIOENCODING=utf-8 sets them up), and all of it
+    call, stdin reads the null device, stdout and stderr are text layers over memory in the encoding
+    PYTHONIOENCODING names (no terminal, no file descriptor: like pipes), TZ is applied, and all of it
     is put back afterwards. A run that outlives `timeout` ends this worker with a traceback of
     every thread (faulthandler) instead of hanging the suite."""
     import faulthandler
