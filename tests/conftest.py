@@ -1,10 +1,12 @@
-"""Shared fixtures: the working tree's `oint` run as a subprocess, a loopback
+"""Shared fixtures: the working tree's `oint` (run_oint: in this process by
+default, a real process where the process itself is under test), a loopback
 Bitrix24 portal (the package's own sandbox), real TLS certificates from a
 throwaway CA, and a real proxy process.
 
 Every subprocess runs `python -m oint_py` with this checkout first on
 PYTHONPATH: a change under oint_py/ is what the tests run, with no reinstall
-(and whether the package is also installed, and how, does not matter)."""
+(and whether the package is also installed, and how, does not matter).
+OINT_TESTS_IN_PROCESS=0 makes every run_oint call a process."""
 
 import atexit
 import json
@@ -114,15 +116,93 @@ class ConsoleScript:
         raise SystemExit(int(main(list(args))))
 
 
-def run_oint(*args, env: dict | None = None, timeout: float = 60, **env_extra) -> Result:
-    proc = subprocess.run(
-        [*OINT, *map(str, args)],
-        capture_output=True,
-        timeout=timeout,
-        env=env or clean_env(**env_extra),
-        stdin=subprocess.DEVNULL,
-    )
-    return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout)
+# OINT_TESTS_IN_PROCESS=0 runs every call of run_oint/oint_on as a process, so the whole suite can be run
+# both ways (clean_env drops OINT_* names, so the switch never reaches oint itself).
+IN_PROCESS = os.environ.get("OINT_TESTS_IN_PROCESS", "1") != "0"
+
+
+def run_oint(*args, env: dict | None = None, timeout: float = 60, process: bool = False, **env_extra) -> Result:
+    """`oint ARGS` with `env` (clean_env(**env_extra) unless given) as its whole environment, stdin the
+    null device, stdout and stderr pipes. In this process through oint_py.main:main (the console
+    script's entry) unless `process` is true, or OINT_TESTS_IN_PROCESS=0: a real `python -m oint_py`
+    only where the process itself is under test (signals, kill -9, its start-up, its umask or limits)."""
+    argv = list(map(str, args))
+    env = env or clean_env(**env_extra)
+    # a PYTHONPATH with more than the checkout (tests/stagehooks' sitecustomize, say) is for a child to import
+    extra_path = env.get("PYTHONPATH", "") != clean_env()["PYTHONPATH"]
+    if process or extra_path or not IN_PROCESS:
+        proc = subprocess.run([*OINT, *argv], capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout)
+    return _in_process(argv, env, timeout)
+
+
+_ABSENT = object()
+
+
+def _local_zone_changed(before: dict, after: dict) -> None:
+    """A process reads TZ when it starts; here the C library (time.tzset) and tzlocal (its public
+    reload_localzone, once loaded) must be told when a call's TZ differs from the last one's."""
+    if before.get("TZ") != after.get("TZ"):
+        import time
+
+        time.tzset()
+        if "tzlocal" in sys.modules:
+            sys.modules["tzlocal"].reload_localzone()
+
+
+def _in_process(argv: list[str], env: dict, timeout: float) -> Result:
+    """What `python -m oint_py ARGV` would give, run here: os.environ is exactly `env` for the
+    call, stdin reads the null device, stdout and stderr are text layers over memory in the encoding
+    PYTHONIOENCODING names (no terminal, no file descriptor: like pipes), TZ is applied, and all of it
+    is put back afterwards. A run that outlives `timeout` ends this worker with a traceback of
+    every thread (faulthandler) instead of hanging the suite."""
+    import faulthandler
+    import io
+
+    from oint_py.main import main
+
+    out, err = io.BytesIO(), io.BytesIO()
+    saved_env = dict(os.environ)
+    saved_streams = sys.stdin, sys.stdout, sys.stderr
+    saved_httpx_main = sys.modules.get("httpx._main", _ABSENT)  # transport's shim may set it to None
+    try:
+        faulthandler.dump_traceback_later(timeout, exit=True, file=sys.__stderr__)
+        watchdog = True
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        watchdog = False
+    stdin = open(os.devnull, encoding="utf-8")  # closed below
+    sys.stdin = stdin
+    # PYTHONIOENCODING as Python reads it at start-up: ENCODING[:ERRORS], stdout strict, stderr backslashreplace
+    encoding, _, errors = env.get("PYTHONIOENCODING", "").partition(":")
+    sys.stdout = io.TextIOWrapper(out, encoding=encoding or "utf-8", errors=errors or "strict")
+    sys.stderr = io.TextIOWrapper(err, encoding=encoding or "utf-8", errors=errors or "backslashreplace")
+    os.environ.clear()
+    os.environ.update(env)
+    _local_zone_changed(saved_env, env)
+    try:
+        try:
+            code = int(main(argv))
+        except SystemExit as exc:  # the Click path may still exit
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        raw, said = out.getvalue(), err.getvalue()
+    finally:
+        if watchdog:
+            faulthandler.cancel_dump_traceback_later()
+        os.environ.clear()
+        os.environ.update(saved_env)
+        _local_zone_changed(env, saved_env)
+        sys.stdin, sys.stdout, sys.stderr = saved_streams
+        stdin.close()
+        if saved_httpx_main is _ABSENT:
+            sys.modules.pop("httpx._main", None)
+        else:
+            sys.modules["httpx._main"] = saved_httpx_main
+    return Result(code, raw.decode("utf-8"), said.decode("utf-8"), raw)
 
 
 def oint_on(portal, *args, method: str = "StopTimekeeping", **kwargs) -> Result:
@@ -259,6 +339,32 @@ def clock_without_sleep(record=None):
     import types
 
     return types.SimpleNamespace(sleep=record or (lambda seconds: None), monotonic=time.monotonic, time=time.time)
+
+
+class SharedClock:
+    """One monotonic clock for an in-process oint and the sandbox portal it calls: it moves only when
+    oint sleeps (backoff, Retry-After, the leaky bucket), by exactly what was slept, and every sleep is
+    in `slept`. `install(monkeypatch)` puts it in place of the `time` module of oint_py.net.transport and
+    of the sandbox portal (its rate limit), when oint runs in this process; with OINT_TESTS_IN_PROCESS=0
+    nothing is replaced and both wait on the real clock."""
+
+    def __init__(self):
+        import time
+
+        self.now, self.slept, self.time = time.monotonic(), [], time.time
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(0.0, seconds)
+
+    def install(self, monkeypatch) -> "SharedClock":
+        if IN_PROCESS:
+            monkeypatch.setattr("oint_py.net.transport.time", self)
+            monkeypatch.setattr("oint_py.sandbox.portal.time", self)
+        return self
 
 
 def assert_no_secret(*texts: str):

@@ -11,7 +11,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from conftest import WEBHOOK_CODE, Result, clean_env
+from conftest import IN_PROCESS, WEBHOOK_CODE, Result, clean_env, run_oint
 
 # The child: time.sleep records and returns at once; time.monotonic moves only by what was slept
 # (so the leaky bucket's drain is exact); random draws alternate between the lowest and the highest
@@ -39,7 +39,12 @@ sys.exit(main())
 
 
 def run_timeless(tmp_path, *args, timeout: float = 60, **env_extra) -> tuple[Result, list[float]]:
-    """`oint ARGS` through oint_py.main:main with a clock that only sleeping moves; (result, the sleeps)."""
+    """`oint ARGS` through oint_py.main:main with a clock that only sleeping moves; (result, the sleeps).
+    In this process (run_oint's) the clock and the draws are put in place of the `time` module of
+    oint_py.net.transport (where oint sleeps and reads the monotonic clock) and the `random` of
+    oint_py.rest.retry (its one draw); as a process (OINT_TESTS_IN_PROCESS=0) the child's own modules."""
+    if IN_PROCESS:
+        return _timeless_here(args, timeout, env_extra)
     log = tmp_path / "sleeps.json"
     proc = subprocess.run(
         [sys.executable, "-c", _TIMELESS, str(log), *map(str, args)],
@@ -50,6 +55,31 @@ def run_timeless(tmp_path, *args, timeout: float = 60, **env_extra) -> tuple[Res
     )
     sleeps = json.loads(log.read_text()) if log.exists() else []
     return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout), sleeps
+
+
+def _timeless_here(args, timeout: float, env_extra: dict) -> tuple[Result, list[float]]:
+    import itertools
+    import time
+    import types
+
+    from oint_py.net import transport
+    from oint_py.rest import retry
+
+    log, now = [], [time.monotonic()]
+
+    def sleep(seconds: float) -> None:
+        log.append(seconds)
+        now[0] += max(0.0, seconds)
+
+    ends = itertools.cycle((0.0, 1.0))
+    clock = types.SimpleNamespace(sleep=sleep, monotonic=lambda: now[0], time=time.time)
+    draws = types.SimpleNamespace(uniform=lambda a, b: a + (b - a) * next(ends))
+    saved = transport.time, retry.random
+    transport.time, retry.random = clock, draws
+    try:
+        return run_oint(*args, timeout=timeout, **env_extra), log
+    finally:
+        transport.time, retry.random = saved
 
 
 RESET = "reset"  # an answer: drop the connection without answering

@@ -2,7 +2,7 @@
 never flip a workday twice."""
 
 import pytest
-from conftest import oint_on, run_oint
+from conftest import SharedClock, oint_on, run_oint
 
 
 def test_list_of_users_is_one_batch_keyed_by_user(portal):
@@ -60,9 +60,10 @@ def test_more_than_50_users_are_split_into_batches_of_50(portal):
     assert all(portal.days[i]["STATUS"] == "CLOSED" for i in range(1, 121))
 
 
-def test_stays_under_the_portals_leaky_bucket(make_portal):
+def test_stays_under_the_portals_leaky_bucket(make_portal, monkeypatch):
     """3,000 users are 60 batches: more than the portal's burst of 50 (draining 2/s) can take at once.
     oint's own bucket spaces them, so the portal never has to refuse one."""
+    SharedClock().install(monkeypatch)  # the portal's bucket drains only by what oint waits
     portal = make_portal(rate_limit=(50, 2), users=3000)
     r = run_oint(
         "bitrix24",
@@ -79,10 +80,11 @@ def test_stays_under_the_portals_leaky_bucket(make_portal):
     assert portal.throttled == 0
 
 
-def test_a_refusal_for_the_rate_limit_slows_the_rest_to_the_drain_rate(make_portal):
+def test_a_refusal_for_the_rate_limit_slows_the_rest_to_the_drain_rate(make_portal, monkeypatch):
     """A portal whose bucket is smaller than oint assumes (or that another process shares) refuses
     a batch: from then on oint believes the portal, not its own count, and sends at the drain rate,
     so one retry is all the run needs."""
+    SharedClock().install(monkeypatch)  # the portal's bucket drains only by what oint waits
     portal = make_portal(rate_limit=(10, 5), users=1000)
     r = run_oint(
         "bitrix24",

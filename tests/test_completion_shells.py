@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, OINT, clean_env, user_docs
+from conftest import BIN, clean_env, run_oint, user_docs
 
 ROOT = Path(__file__).parent.parent
 README = user_docs()  # the set-up steps stand in docs/completion.md
@@ -35,11 +35,9 @@ def readme_block(shell: str, kind: str) -> str:
 
 
 def complete(shell: str, **env) -> list[str]:
-    proc = subprocess.run(
-        OINT, capture_output=True, text=True, timeout=30, env=clean_env(_OINT_COMPLETE=f"{shell}_complete", **env)
-    )
-    assert proc.returncode == 0, proc.stderr
-    return [line for line in proc.stdout.splitlines() if line]
+    r = run_oint(env=clean_env(_OINT_COMPLETE=f"{shell}_complete", **env), timeout=30)
+    assert r.code == 0, r.err
+    return [line for line in r.out.splitlines() if line]
 
 
 def bash(line: str) -> list[str]:

@@ -14,12 +14,13 @@ import stat
 import subprocess
 import sys
 import time
+import types
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import OINT, ROOT, clean_env, run_oint, wait_for
+from conftest import IN_PROCESS, OINT, ROOT, clean_env, run_oint, wait_for
 
 from oint_py.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
 
@@ -61,9 +62,10 @@ def authorize(portal, path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def oint_auth(portal, path, *args, method="StopTimekeeping", **env) -> "Result":  # noqa: F821
-    hooked = any(name.startswith("STAGE_") for name in env)
-    return run_oint("bitrix24", method, "--auth-file", path, *args, env=(staged if hooked else app_env)(portal, **env))
+def oint_auth(portal, path, *args, method="StopTimekeeping", process=False, **env) -> "Result":  # noqa: F821
+    hooked = any(name.startswith("STAGE_") for name in env)  # the stage hooks are a child's sitecustomize
+    env = (staged if hooked else app_env)(portal, **env)
+    return run_oint("bitrix24", method, "--auth-file", path, *args, env=env, process=process or hooked)
 
 
 def wait_past(expires: float) -> None:
@@ -362,15 +364,28 @@ def test_auth_status_shows_the_chain_and_no_secret(portal, folder):
 
 
 # -- renewing only when needed ------------------------------------------------------------------
-def test_24_runs_renew_exactly_at_the_expirations_met(make_portal, folder):
-    """Done-when 1: --token-ttl 2, sleeping past expiry before every fourth run."""
+def test_24_runs_renew_exactly_at_the_expirations_met(make_portal, folder, monkeypatch):
+    """Done-when 1: --token-ttl 2, past expiry before every fourth run. In process the wall clock of
+    oint's auth file code and of the sandbox's OAuth server is one injected clock, moved past the expiry
+    instead of waited for; as processes (OINT_TESTS_IN_PROCESS=0) the test sleeps."""
     portal = make_portal(token_ttl=2)
     path = folder / "a.json"
+    clock = [time.time()]
+    if IN_PROCESS:
+        portal.oauth.clock = lambda: clock[0]
+        monkeypatch.setattr(
+            "oint_py.auth.authfile.time",
+            types.SimpleNamespace(time=lambda: clock[0], sleep=time.sleep, monotonic=time.monotonic),
+        )
     authorize(portal, path)
     changed, slept = 0, 0
     for run in range(24):
         if run % 4 == 3:
-            wait_past(json.loads(path.read_text())["expires"])
+            expires = json.loads(path.read_text())["expires"]
+            if IN_PROCESS:
+                clock[0] = max(clock[0], expires) + 0.1
+            else:
+                wait_past(expires)
             slept += 1
         before = json.loads(path.read_text())["access_token"]
         refreshes = portal.oauth.counts["refreshes"]
@@ -748,7 +763,7 @@ def test_a_renewal_takes_the_proxy_the_environment_gives_the_oauth_server(make_p
 
     def forward(request):
         body = request["body"] if request["verb"] == "POST" else None
-        got = httpx.request(request["verb"], request["full"], json=body)
+        got = httpx.request(request["verb"], request["full"], json=body, trust_env=False)  # not oint's HTTP_PROXY
         return got.status_code, [("Content-Type", got.headers.get("content-type", "application/json"))], got.content
 
     portal = make_portal(token_ttl=1)
@@ -1007,7 +1022,7 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
             if "CODE" in args:  # the browser step: open the link, read the code off the app's page
                 page = httpx.get(link, follow_redirects=True).text
                 args[args.index("CODE")] = re.search(r"code: (\w+)", page).group(1)
-            r = run_oint(*args[1:], env=env)
+            r = run_oint(*args[1:], env=env, process=True)  # a README recipe, as a user runs it
             assert r.code == 0, (line, r.err)
             link = link or r.out.strip()
     auth = home / ".config" / "oint" / "portal.json"
@@ -1044,7 +1059,7 @@ def test_the_readme_oauth_recipes_run_against_the_sandbox(tmp_path):
             )
             assert (cron.returncode, cron.stdout, cron.stderr) == (0, b"", b""), (line, cron.stderr)  # nothing mailed
         else:
-            r = run_oint(*args[1:], env=clean_env())  # a bare environment: the file is all it needs
+            r = run_oint(*args[1:], env=clean_env(), process=True)  # a README recipe; the file is all it needs
             assert r.code == 0, (line, r.err)
             assert r.err.splitlines()[-1] == "oint: 0 closed, 200 skipped, 0 failed"
         done = json.loads(out.read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
 import pytest
-from conftest import OINT, ROOT, Clock, assert_no_secret, clean_env, run_in_terminal, run_oint, wait_for
+from conftest import OINT, ROOT, Clock, SharedClock, assert_no_secret, clean_env, run_in_terminal, run_oint, wait_for
 
 from oint_py.methods import DEFAULT_REPORT
 from oint_py.sandbox.portal import Paged, forgotten_kind
@@ -72,9 +72,10 @@ def today() -> str:
 
 # -- the target: 1,000 users in the forgotten mix --------------------------------
 @pytest.mark.parametrize("closed_close", ["record", "refuse"])
-def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal, closed_close):
+def test_forgotten_mix_of_1000_users_within_50_requests_then_a_no_op(make_portal, closed_close, monkeypatch):
     """Against a portal that answers a close of a closed day with its old record (the server code), and one
     that refuses it: the same record and summary either way."""
+    SharedClock().install(monkeypatch)  # the portal's bucket drains only by what oint waits: not a real second
     portal = make_portal(users=1000, scenario="forgotten", rate_limit=(50, 2), now=Clock(), closed_close=closed_close)
     before = snapshot(portal)
     active = [uid for uid in sorted(portal.users) if uid not in portal.inactive]
@@ -534,7 +535,7 @@ def test_the_readme_recipes_run_against_the_sandbox(kind, line, tmp_path):
     at = args.index("--out") + 1
     out = tmp_path / args[at].rsplit("/", 1)[-1]  # /tmp/x.json or %TEMP%/x.json: here, in this test's folder
     args[at] = str(out)
-    r = run_oint(*args[1:], OINT_BITRIX24_URL=webhook)
+    r = run_oint(*args[1:], OINT_BITRIX24_URL=webhook, process=True)  # a README recipe, as a user runs it
     assert r.code == 0, r.err
     assert "--quiet" in args and r.out == r.err == ""  # a good night mails nothing
     result = json.loads(out.read_text(encoding="utf-8"))

@@ -4,7 +4,6 @@ sandbox portal, made to repeat, shift and lie the way a Bitrix24 portal can."""
 
 import json
 import os
-import random
 import signal
 import subprocess
 import time
@@ -281,16 +280,23 @@ def test_a_day_closed_by_someone_else_between_read_and_close_counts_as_done(make
 
 
 # -- issue 16: a run cut short leaves a true record; a portal that went away stops the sending ---------------
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)] * 2)
-def test_a_signal_at_a_random_moment_leaves_a_record_that_matches_the_portal(make_portal, tmp_path, sig, code):
+def _until_requests(portal, count: int) -> None:
+    """Until the portal has received `count` requests (the last of them still in flight: answers are slow)."""
+    deadline = time.monotonic() + 30
+    while len(portal.calls()) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+@pytest.mark.parametrize("request_number", [3, 12])  # the listing is done by the 3rd; about 22 in all
+def test_a_signal_at_a_named_batch_leaves_a_record_that_matches_the_portal(
+    make_portal, tmp_path, sig, code, request_number
+):
     portal = make_portal(users=1000)
-    portal.inject(*["slow:0.06"] * 60)  # about 3 s of sweep
+    portal.inject(*["slow:0.06"] * 60)  # every answer slow: the signal comes while that request is in flight
     out = tmp_path / "record.json"
     proc = sweep_process(portal, tmp_path, "--out", out)
-    deadline = time.monotonic() + 30
-    while not portal.calls() and time.monotonic() < deadline:  # its handlers are in place once it sends
-        time.sleep(0.01)
-    time.sleep(random.uniform(0, 3))
+    _until_requests(portal, request_number)  # its handlers are in place once it sends
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     err = err.decode()
@@ -312,16 +318,15 @@ def test_a_signal_at_a_random_moment_leaves_a_record_that_matches_the_portal(mak
         f"failed, {counts['not reached']} not reached; run the same command again to finish the job"
     )
     # ... and so it does
-    again = sweep_process(portal, tmp_path)
-    _, err = again.communicate(timeout=60)
-    assert again.returncode == 0, err
+    again = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed", XDG_STATE_HOME=str(tmp_path))
+    assert again.code == 0, again.err
     assert all(day["STATUS"] == "CLOSED" for day in portal.days.values())
     assert portal.applied["timeman.close"] == Counter(dict.fromkeys(portal.users, 1))
 
 
 @pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
-@pytest.mark.parametrize("attempt", range(3))
-def test_a_kill_9_at_a_random_moment_leaves_a_whole_record_of_what_was_applied(make_portal, tmp_path, attempt):
+@pytest.mark.parametrize("request_number", [3, 10, 17])
+def test_a_kill_9_at_a_named_batch_leaves_a_whole_record_of_what_was_applied(make_portal, tmp_path, request_number):
     """No handler runs on SIGKILL: what the file holds is what the batches wrote as they went. It is whole
     JSON, lists no close that was not applied, and misses at most the batch in flight."""
     portal = make_portal(users=1000)
@@ -331,7 +336,7 @@ def test_a_kill_9_at_a_random_moment_leaves_a_whole_record_of_what_was_applied(m
     deadline = time.monotonic() + 30
     while not out.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(random.uniform(0, 2.5))
+    _until_requests(portal, request_number)
     proc.kill()
     proc.communicate(timeout=60)
     record = json.loads(out.read_text(encoding="utf-8"))
