@@ -360,6 +360,11 @@ class SharedClock:
         self.slept.append(seconds)
         self.now += max(0.0, seconds)
 
+    def __getattr__(self, name: str):  # the rest of the time module (time(), perf_counter(), ...), as it is
+        import time
+
+        return getattr(time, name)
+
     def install(self, monkeypatch) -> "SharedClock":
         if IN_PROCESS:
             monkeypatch.setattr("oint_py.net.transport.time", self)
