@@ -376,3 +376,19 @@ def test_fish_shows_whole_descriptions(fresh_home):
         term.wait_for(lambda: "domain, when token used" in term.listing(), "fish cut the description of --url")
     finally:
         term.close()
+
+
+@pytest.mark.parametrize(
+    "line, offered",
+    [
+        ("oint sandbox --port 1 ", {"--host", "--users", "--rate-limit", "--help"}),
+        ("oint jobs wait 20261206-000000-0123456789abcdef ", {"--timeout", "--help"}),
+        ("oint jobs clean --older-than 7d ", {"--help"}),
+    ],
+)
+def test_every_command_offers_its_options_after_a_value(line, offered):
+    """Issue 23 round 4: `oint sandbox` and `oint jobs wait|clean` offer their options after an option's value
+    or an argument, as a method does (one base command class for all of them)."""
+    got = {item.split(",", 1)[1] for item in bash(line)}
+    assert offered <= got, got
+    assert "--port" not in got or "--port" not in line  # what was given is not offered again

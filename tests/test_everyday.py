@@ -295,3 +295,14 @@ def test_on_a_terminal_a_plan_is_a_short_table_and_the_clock_runs_while_reading_
     assert "... and 280 more" in shown and '"action"' not in shown
     piped = oint_on(portal, "--userid", "all", "--if-needed", "--plan")
     assert len(piped.json()) == 300  # a pipe keeps the JSON
+
+
+def test_the_root_help_lists_every_tool_and_sandbox_takes_h():
+    """Issue 23 4.3: `oint --help` names `jobs` beside `sandbox` and `completion`, and `oint sandbox -h` is its help
+    (it was "No such option '-h'")."""
+    root = run_oint("--help")
+    tools = root.out.split("Tools:", 1)[1].split("\n\n", 1)[0]
+    names = [m for line in tools.splitlines() for m in re.findall(r"^  (\S+)  ", line)]  # wrapped lines indent more
+    assert names == ["sandbox", "jobs", "completion"], tools
+    short, long = run_oint("sandbox", "-h"), run_oint("sandbox", "--help")
+    assert short.code == long.code == 0 and short.out == long.out and "--rate-limit" in short.out

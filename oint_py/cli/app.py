@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import click
 
 from oint_py import __version__
+from oint_py.cli.base import Command
 from oint_py.methods import BY_KEY, LIBRARIES, METHODS, Method, Option
 from oint_py.outcome import ExitStatus, OintError
 from oint_py.output import render as output
@@ -137,26 +138,6 @@ class Library(click.Group):
                 ExitStatus.UNKNOWN_METHOD,
             )
         return cmd.name, cmd, args[1:]
-
-
-_AFTER_DASHES = "oint_py.after_dashes"  # ctx.meta: `--` ended the options of the command being completed
-
-
-class Command(click.Command):
-    """A command whose options are offered after an option's value, as well as after
-    a dash (`--userid 1 <TAB>`), through Click's public hook: Click asks the command
-    itself (not an option, not an argument) only when no value is due, and here the
-    empty word then completes as `-` would. After `--` nothing is an option."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if ctx.resilient_parsing:  # completing
-            ctx.meta[_AFTER_DASHES] = "--" in args
-        return super().parse_args(ctx, args)
-
-    def shell_complete(self, ctx: click.Context, incomplete: str) -> "list[CompletionItem]":
-        if incomplete == "" and not ctx.meta.get(_AFTER_DASHES):
-            incomplete = "-"
-        return super().shell_complete(ctx, incomplete)
 
 
 class MethodCommand(Command):

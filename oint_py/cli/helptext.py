@@ -130,6 +130,7 @@ def _options(items: "Iterable[Option]") -> Table:
 def root() -> Page:
     tools = [
         ("sandbox", "Run a local Bitrix24 portal emulator for dry runs (oint sandbox --help)"),
+        ("jobs", "List, wait for and clean this user's --dontwait jobs (oint jobs --help)"),
         ("completion", "Print a shell completion script (bash, zsh, fish, powershell)"),
     ]
     return [

@@ -8,6 +8,7 @@ import re
 
 import click
 
+from oint_py.cli.base import Command
 from oint_py.outcome import Outcome, UsageError
 from oint_py.program import Finished
 
@@ -39,7 +40,7 @@ def jobs(ctx: click.Context) -> Finished | None:
     return None  # a subcommand runs
 
 
-@jobs.command("wait", context_settings={"help_option_names": ["-h", "--help"]})
+@jobs.command("wait", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("job")
 @click.option(
     "--timeout",
@@ -53,7 +54,7 @@ def wait(job: str, timeout: str | None) -> Finished:
     return _done(wait_for(job, None if timeout is None else seconds(timeout, "--timeout")))
 
 
-@jobs.command("clean", context_settings={"help_option_names": ["-h", "--help"]})
+@jobs.command("clean", cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--older-than", metavar="DURATION", default="0", help="Only jobs that ended at least so long ago (7d, 12h)"
 )

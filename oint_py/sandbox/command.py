@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from oint_py.cli.base import Command
 from oint_py.outcome import UsageError
 from oint_py.sandbox.portal import CLOSED_CLOSE, DEFAULT_CODE, DEFAULT_TOKEN, FAULTS, SCENARIOS
 
@@ -27,7 +28,7 @@ def _rate(ctx, param, value):
     return rate
 
 
-class SandboxCommand(click.Command):
+class SandboxCommand(Command):
     """Option errors read `oint: sandbox: ...` and exit 5, like every option error."""
 
     def parse_args(self, ctx, args):
@@ -38,7 +39,7 @@ class SandboxCommand(click.Command):
             raise UsageError(f"sandbox: {exc.format_message()}") from None
 
 
-@click.command("sandbox", cls=SandboxCommand, context_settings={"help_option_names": ["--help"]})
+@click.command("sandbox", cls=SandboxCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on")
 @click.option("--port", type=int, default=8024, show_default=True, help="Port (0 picks a free one)")
 @click.option("--code", default=DEFAULT_CODE, show_default=True, help="Webhook code (URL /rest/<user>/<code>/)")
