@@ -306,3 +306,12 @@ def test_the_root_help_lists_every_tool_and_sandbox_takes_h():
     assert names == ["sandbox", "jobs", "completion"], tools
     short, long = run_oint("sandbox", "-h"), run_oint("sandbox", "--help")
     assert short.code == long.code == 0 and short.out == long.out and "--rate-limit" in short.out
+
+
+def test_a_second_sandbox_on_a_taken_port_says_whose_it_probably_is(portal):
+    """Issue 23 4.4: the quick start again while its first sandbox still runs: not a bare "Address already in use"
+    but that a sandbox answers there and how to stop it, or to pick another --port."""
+    r = run_oint("sandbox", "--port", portal.port, "--stop-after", 1)
+    assert r.code == 5
+    assert "Address already in use; an oint sandbox already runs there" in r.err
+    assert "kill PID" in r.err and "another --port (0 picks a free one)" in r.err

@@ -28,6 +28,29 @@ def _rate(ctx, param, value):
     return rate
 
 
+def _taken_by(host: str, port: int, exc: BaseException) -> str:
+    """For a port already in use: whether a sandbox answers there (most likely one started earlier, say the
+    quick start's, still running for its --stop-after) and how to go on."""
+    import errno
+
+    if getattr(exc, "errno", None) != errno.EADDRINUSE:
+        return ""
+    from urllib.request import urlopen
+
+    try:
+        with urlopen(f"http://{host}:{port}/sandbox/stats", timeout=1) as answer:
+            ours = answer.status == 200 and "code_grants" in json.loads(answer.read(65536) or b"{}")
+    except (OSError, ValueError):
+        ours = False
+    where = (
+        "an oint sandbox already runs there (one started earlier with --background: the line it printed gives "
+        "its PID; stop it with kill PID, or let its --stop-after end it)"
+        if ours
+        else "another program listens there"
+    )
+    return f"; {where}; or give another --port (0 picks a free one)"
+
+
 class SandboxCommand(Command):
     """Option errors read `oint: sandbox: ...` and exit 5, like every option error."""
 
@@ -152,8 +175,9 @@ def serve(
             closed_close=closed_close,
         )
     except (OSError, ssl.SSLError) as exc:
-        print(json.dumps({"error": f"cannot listen on {host}:{port}: {exc}"}), flush=True)
-        raise UsageError(f"sandbox: cannot listen on {host}:{port}: {exc}") from None
+        text = f"cannot listen on {host}:{port}: {exc}{_taken_by(host, port, exc)}"
+        print(json.dumps({"error": text}), flush=True)
+        raise UsageError(f"sandbox: {text}") from None
     portal.inject(*fail)
     print(
         json.dumps(
