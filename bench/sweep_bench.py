@@ -22,7 +22,7 @@ from oint_py.methods import BY_KEY  # noqa: E402
 from oint_py.net.transport import Client  # noqa: E402
 from oint_py.parse.call import parse  # noqa: E402
 from oint_py.rest import batch  # noqa: E402
-from oint_py.rest.client import Shown, send_batch, shown  # noqa: E402
+from oint_py.rest.client import RestClient, Shown, send_batch, shown  # noqa: E402
 from oint_py.run import sweep  # noqa: E402
 from oint_py.sandbox.server import Portal  # noqa: E402
 
@@ -36,7 +36,7 @@ def portal(**kw):
 
 def client_for(p, method="StopTimekeeping"):
     call = parse(BY_KEY[method.lower()], {"--url": p.webhook(), "--userid": "all"}, {}, if_needed=True)
-    return call, Client(call.settings, call.endpoint.base, mask=call.redactor)
+    return call, RestClient(Client(call.settings, call.endpoint.base, mask=call.redactor))  # as execute builds it
 
 
 def listing():

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, oint_on, run_oint, user_docs
+from conftest import ROOT, clean_env, oint_on, run_oint, user_docs
 
 from oint_py.sandbox.portal import forgotten_kind
 
@@ -315,3 +315,18 @@ def test_a_second_sandbox_on_a_taken_port_says_whose_it_probably_is(portal):
     assert r.code == 5
     assert "Address already in use; an oint sandbox already runs there" in r.err
     assert "kill PID" in r.err and "another --port (0 picks a free one)" in r.err
+
+
+@pytest.mark.parametrize("what", ["listing", "first"])
+def test_the_sweep_benchmarks_the_docs_cite_run(what):
+    """Issue 23 4.7: `bench/sweep_bench.py listing` and `first`, cited in docs/forgotten-days.md, crashed at once
+    (a transport Client where the sweep takes the REST client). On a small portal they run and count."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sweep_bench.py"), what],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(BENCH_USERS="120"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ("listing offset: 120 users" in proc.stdout) if what == "listing" else ("close-first: {" in proc.stdout)
