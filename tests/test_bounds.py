@@ -87,6 +87,13 @@ def test_default_max_answer():
     assert run_oint(*STATUS, HOOK, "--test").json()["max_answer"] == mib * 2**20
 
 
+def test_max_answer_has_a_floor():
+    kib = figure("Answer size", r"at least (\d+) KiB")
+    assert run_oint(*STATUS, HOOK, "--test", "--max-answer", f"{kib:g}K").json()["max_answer"] == kib * 1024
+    past = run_oint(*STATUS, HOOK, "--test", "--max-answer", str(int(kib * 1024) - 1))
+    assert past.code == 5 and f"is out of range {int(kib * 1024)}.." in past.err
+
+
 def _deep(levels: int) -> bytes:
     """A Bitrix24 answer whose JSON nests `levels` deep in all (the outer object is level 1)."""
     inner = levels - 1

@@ -86,7 +86,8 @@ def number(option: Option, value: object, label: str | None = None) -> int | flo
     except (TypeError, ValueError, OverflowError):
         raise UsageError(f"{name}: expected {'a whole number' if integer else 'a number'}, got {value!r}") from None
     if not (option.low <= result <= option.high):  # also refuses NaN
-        raise UsageError(f"{name}: {result} is out of range {option.low:g}..{option.high:g}")
+        low, high = (int(option.low), int(option.high)) if integer else (f"{option.low:g}", f"{option.high:g}")
+        raise UsageError(f"{name}: {result} is out of range {low}..{high}")
     return result
 
 
