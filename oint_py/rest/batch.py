@@ -3,7 +3,7 @@
 Each command is `timeman.close?USER_ID=5&TIME=...` with the query URL-encoded
 (a raw `+` in TIME would arrive as a space), at most BATCH_SIZE a request,
 keyed `u<id>` (numeric keys would turn into a PHP list on the portal).
-Pure functions: sending is execute.py's business.
+Pure functions: sending is rest/client.py's business (send_batch).
 """
 
 from typing import TYPE_CHECKING, Any
