@@ -236,3 +236,26 @@ def test_a_close_nothing_dates_counts_with_a_note_saying_so(tmp_path, userid):
     assert r.code == 0, r.err
     notes = [line for line in r.err.splitlines() if "no clock" in line]
     assert len(notes) == len(userid.split(",")) and all("by this" in line and "or before it" in line for line in notes)
+
+
+def closed_later_today(portal, *uids: int, minutes: float = 90) -> None:
+    """Days closed earlier by a close whose TIME is still to come (someone ran `--time 23:58` at noon)."""
+    now = portal.now()
+    for uid in uids:
+        start = now - timedelta(hours=6)
+        portal.days[uid] = dict(portal._record("CLOSED", start), TIME_FINISH=_atom(now + timedelta(minutes=minutes)))
+
+
+@BOTH
+def test_a_day_closed_before_with_a_later_time_is_not_this_runs_close(make_portal, closed_close):
+    """A review found it: a TIME_FINISH after the command ran was taken for this close (no upper bound), so an
+    --if-needed run claimed a day closed earlier with `--time 23:58`, and a single close of it exited 0."""
+    portal = make_portal(users=5, now=Clock(), closed_close=closed_close)
+    closed_later_today(portal, 2)
+    before = dict(portal.days[2])
+    r = oint_on(portal, "--userid", "2,3", "--if-needed")
+    assert r.code == 0, r.err
+    assert r.err.splitlines()[0] == "oint: 1 closed, 1 skipped, 0 failed"
+    assert r.json()["2"] == SKIPPED and portal.days[2] == before
+    one = oint_on(portal, "--userid", "2")  # exit 3 either way: the portal's refusal, or ALREADY_CLOSED by the record
+    assert one.code == 3 and ("ALREADY_CLOSED" in one.out or closed_close == "refuse"), (one.code, one.out)

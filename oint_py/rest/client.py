@@ -189,7 +189,7 @@ def send_batch(
 ) -> tuple[dict[str, dict], bool]:
     """One batch request of at most BATCH_SIZE commands ({key(uid): command});
     ({uid: entry}, whether the portal could not be reached at all). `clocks`, when given, gets
-    {uid: the portal's clock as it ran that user's command} (result_time[key].date_start)."""
+    {uid: the portal's clock as it ran that user's command} (result_time[key]: date_start, date_finish)."""
     ep = call.endpoint
     results: dict[str, dict] = {}
     confirm = None
@@ -234,7 +234,7 @@ def _collect(
     done, errors = batch.split(answer.body)
     if clocks is not None:
         started = batch.as_map(batch.as_map(batch.as_map(answer.body).get("result")).get("result_time"))
-        clocks.update({batch.uid(k): batch.as_map(started.get(k)).get("date_start") for k in cmd})
+        clocks.update({batch.uid(k): batch.as_map(started.get(k)) for k in cmd})
     for k in cmd:
         if batch.uid(k) in results:  # settled by a status check during a retry
             continue
@@ -339,8 +339,10 @@ def _moment(value: object) -> datetime | None:
 
 def shown(method: Method, record: object, sent: str | None, clock: object) -> tuple[Shown, str]:
     """What `record`, the result of `method` sent with TIME `sent` (None: none) and run at the portal's
-    `clock` (its answer's date_start), shows; and why, in words. A close is this call's only when its
-    TIME_FINISH is the TIME sent, or without one no more than CLOSE_SLACK before the clock."""
+    `clock` (its answer's time block, `date_start` and `date_finish`; a bare date_start will do), shows; and
+    why, in words. A close is this call's only when its TIME_FINISH is the TIME sent, or without one falls
+    between the command's date_start and date_finish, give or take CLOSE_SLACK: an earlier one was closed
+    before it; a later one (a close sent before with a TIME still to come) was not made by it either."""
     fields = record if isinstance(record, dict) else {}
     status = fields.get("STATUS")
     if status != method.confirm_status:
@@ -360,16 +362,25 @@ def shown(method: Method, record: object, sent: str | None, clock: object) -> tu
         if finish == _moment(sent):
             return Shown.MADE, ""
         return Shown.ALREADY, f"the day was CLOSED at {raw} before this close, which sent {sent}; nothing was changed"
-    now = _moment(clock)
+    block = clock if isinstance(clock, dict) else {"date_start": clock}
+    now = _moment(block.get("date_start"))
     if now is None:
         return (
             Shown.UNSURE,
             f"the portal's answer gives no clock (date_start) to tell whether its close at {raw} is this one",
         )
-    if finish >= now - timedelta(seconds=bounds.CLOSE_SLACK):
+    slack = timedelta(seconds=bounds.CLOSE_SLACK)
+    end = _moment(block.get("date_finish")) or now
+    if now - slack <= finish <= max(end, now) + slack:
         return Shown.MADE, ""
+    if finish > now:
+        return Shown.ALREADY, (
+            f"the day was CLOSED at {raw}, a time this close did not set (the portal's clock said "
+            f"{block.get('date_start')}): an earlier close with a later TIME; nothing was changed"
+        )
     return Shown.ALREADY, (
-        f"the day was CLOSED at {raw}, before this close (the portal's clock said {clock}); nothing was changed"
+        f"the day was CLOSED at {raw}, before this close (the portal's clock said {block.get('date_start')}); "
+        "nothing was changed"
     )
 
 

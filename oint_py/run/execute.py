@@ -194,7 +194,7 @@ def _judge_one(
     of a day closed before it, which a portal may answer with 200 and the old record) is exit 3, with the
     portal's answer and an error beside it; a close nothing dates is exit 0 with a note."""
     method, body = call.method, answer.body
-    clock = body.get("time", {}).get("date_start") if isinstance(body.get("time"), dict) else None
+    clock = body.get("time") if isinstance(body.get("time"), dict) else None  # date_start and date_finish
     verdict, why = shown(method, body.get("result"), call.rest_params.get("TIME"), clock)
     if verdict is Shown.MADE:
         return answer, status, messages

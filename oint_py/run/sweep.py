@@ -452,7 +452,7 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     this run is a skip; a user whose answer shows no change (any refusal, such as an expired day's, or another
     STATUS) goes to `refused`, to be read and decided on like any other."""
     method = call.method
-    clocks: dict[str, str] = {}
+    clocks: dict[str, dict] = {}
     cmd = batch.commands(method.rest, chunk, call.rest_params)[0]
     results, unreachable = send_batch(client, call, method, cmd, clocks)
     tally.changed = True
@@ -508,7 +508,7 @@ def _cut(call: Call, chunk: list[str], tally: Tally, why: str | None = None) -> 
 def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bool:
     """One batch of users read, decided and changed; their entries into `tally`. True when no portal answered."""
     method = call.method
-    clocks: dict[str, str] = {}
+    clocks: dict[str, dict] = {}
     if not call.reads_first:
         cmd = batch.commands(method.rest, chunk, call.rest_params)[0]
         results, unreachable = send_batch(client, call, method, cmd, clocks)
@@ -586,7 +586,7 @@ def _shown_done(call: Call, client: RestClient, uids: list[str]) -> dict[str, di
     }
 
 
-def _judged(method: Method, result: dict, sent: str | None, clock: str | None) -> dict:
+def _judged(method: Method, result: dict, sent: str | None, clock: dict | None) -> dict:
     """A change's entry as the portal answered it, with an error when its record shows the change not made
     (UNEXPECTED_STATUS, or ALREADY_CLOSED: a close of a day closed before it) and a note when it cannot tell."""
     if not method.changes_state or "error" in result or "note" in result:
@@ -600,7 +600,7 @@ def _judged(method: Method, result: dict, sent: str | None, clock: str | None) -
     return {**result, "error": code, "error_description": why}
 
 
-def _entry(call: Call, step: Step, result: dict | None, clock: str | None = None) -> tuple[dict, str]:
+def _entry(call: Call, step: Step, result: dict | None, clock: dict | None = None) -> tuple[dict, str]:
     """One user's part of the answer and how it counts. `result`: the portal's entry for the change (None when
     nothing was sent); `clock`: the portal's clock as it ran the change."""
     planned, _, done = call.method.words
