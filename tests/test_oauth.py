@@ -1448,3 +1448,42 @@ def test_exit_7_steps_keep_the_portals_scheme_and_port(portal, folder):
     link = run_oint(*shlex.split(step)[1:])
     assert link.code == 0 and link.out.startswith(portal.base + "/oauth/authorize/"), link.out
     assert httpx.get(link.out.strip()).status_code == 302  # the sandbox's authorize page answers
+
+
+def test_a_token_answer_with_a_lone_surrogate_is_saved_not_lost(tmp_path):
+    """A review found it: JSON allows "\\ud800", which UTF-8 cannot encode; the save then failed with an internal
+    error (exit 99) after the refresh token was spent, and the new pair was neither saved nor shown."""
+    import http.server
+    import threading
+
+    body = (
+        b'{"access_token":"ACCESS-NEW-1234567","refresh_token":"REFRESH-NEW-7654321","expires_in":3600,'
+        b'"client_endpoint":"https://p.example/rest/","domain":"p.example","member_id":"\\ud800"}'
+    )
+
+    class Lying(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Lying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    folder = tmp_path / "cfg"
+    folder.mkdir(mode=0o700)
+    path = folder / "auth.json"
+    try:
+        r = run_oint(
+            *("bitrix24", "RefreshToken", "--oauth-server", f"http://127.0.0.1:{server.server_port}"),
+            *("--clientid", "cid", "--clientsecret", "csecret", "--refresh", "OLDREFRESH", "--save", path),
+        )
+    finally:
+        server.shutdown()
+    assert r.code == 0, r.err
+    saved = json.loads(path.read_text(encoding="ascii"))
+    assert saved["refresh_token"] == "REFRESH-NEW-7654321" and saved["member_id"] == "\ud800"

@@ -196,7 +196,8 @@ def save(path: str, data: dict) -> None:
     from oint_py.files.private import PRIVATE_FILE
 
     remove_leftovers(path)
-    write_atomic(path, (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8"), PRIVATE_FILE)
+    # ASCII only: a lone surrogate an OAuth server sent (JSON allows "\\ud800") cannot fail the encoding
+    write_atomic(path, (json.dumps(data, ensure_ascii=True, indent=2) + "\n").encode("ascii"), PRIVATE_FILE)
 
 
 def lock_wait(settings) -> float:
