@@ -1487,3 +1487,34 @@ def test_a_token_answer_with_a_lone_surrogate_is_saved_not_lost(tmp_path):
     assert r.code == 0, r.err
     saved = json.loads(path.read_text(encoding="ascii"))
     assert saved["refresh_token"] == "REFRESH-NEW-7654321" and saved["member_id"] == "\ud800"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals to a child process")
+def test_a_change_after_a_stop_spends_no_refresh_token(make_portal, folder, tmp_path):
+    """A review found it: a run stopped while its status read was in flight went on to the change, whose stored
+    expiry had passed meanwhile, and renewed (spending a refresh token) before the change was refused for the
+    stop. Now a change after a stop renews nothing: the users are "not reached"."""
+    portal = make_portal(users=60, token_ttl=2)
+    path = folder / "a.json"
+    authorize(portal, path)
+    seen = len(portal.calls())
+    portal.inject("slow:4")  # the status read is answered after the token's 2 s: its change meets an old token
+    proc = subprocess.Popen(
+        [*OINT, "bitrix24", "PauseTimekeeping", "--auth-file", str(path), "--if-needed"]
+        + ["--userid", ",".join(map(str, range(1, 61)))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=app_env(portal, XDG_STATE_HOME=str(tmp_path / "state")),
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 30
+    while len(portal.calls()) <= seen:  # the status read is in flight
+        assert time.monotonic() < deadline, "the status read never came"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert portal.oauth.counts["refreshes"] == 0, err
+    assert all(entry == {"action": "not reached"} for entry in json.loads(out).values())
+    assert all(day["STATUS"] == "OPENED" for day in portal.days.values())

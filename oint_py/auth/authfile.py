@@ -502,9 +502,19 @@ class Renewing:
         finally:
             self.depth -= 1
 
+    def _not_after_a_stop(self, why: str) -> None:
+        """After a stop nothing more is sent, and no refresh token is spent: a renewal takes one for good."""
+        from oint_py.files.signals import NotReached, stopped
+
+        if stopped(getattr(getattr(self.client, "client", None), "stop", None)):
+            raise NotReached(why)
+
     def _call(self, url: str, payload: dict[str, Any], confirm: Any, retries: Any, top: bool) -> Any:
         renewed = False
+        if confirm is not None:
+            self._not_after_a_stop("not sent: the run was stopped before it")  # as rest.client: no change after it
         if expired(self.data):
+            self._not_after_a_stop("not sent: the token had to be renewed, and the run was stopped before it")
             self._renew("its stored expiry has passed", top)
             renewed = True
         if confirm is not None:
@@ -518,6 +528,7 @@ class Renewing:
             if sent == 2:
                 break
             if error == "expired_token" and not renewed:
+                self._not_after_a_stop("the portal answered expired_token, and the run was stopped: not renewed")
                 self._renew("the portal answered expired_token", top)
                 renewed = True
                 continue
