@@ -255,6 +255,7 @@ CONFIG_OPTIONS = {o.config: o for o in ADVANCED if o.config}
 
 AUTH_FILE_ENV = "OINT_BITRIX24_AUTH_FILE"
 OAUTH_SERVER_ENV = "OINT_BITRIX24_OAUTH_SERVER"
+ALLOW_HTTP_ENV = "OINT_BITRIX24_OAUTH_ALLOW_HTTP"  # "1": send the secret in cleartext to an http OAuth server
 DEFAULT_OAUTH_SERVER = "https://oauth.bitrix.info"  # oint's; Russian docs and b24pysdk use https://oauth.bitrix24.tech
 AUTH_FILE = Option(
     "--auth-file",

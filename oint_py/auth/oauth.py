@@ -24,11 +24,11 @@ from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
 from oint_py import bounds
+from oint_py.methods import ALLOW_HTTP_ENV
 from oint_py.net import tls
 from oint_py.outcome import UsageError
 from oint_py.settings import Settings
 
-ALLOW_HTTP_ENV = "OINT_BITRIX24_OAUTH_ALLOW_HTTP"  # "1": send the secret in cleartext to an http OAuth server
 SECRET_FIELDS = ("client_secret", "code", "refresh_token", "access_token")
 _QUERY_SECRET = re.compile(r"((?:client_secret|code|refresh_token)=)[^&\s]*")
 

@@ -33,12 +33,12 @@ from oint_py.files.atomic import write_atomic
 from oint_py.files.lock import WAIT_ENV
 from oint_py.files.private import PRIVATE_FILE, open_private, private_dir, state_dir
 from oint_py.files.spawn import detached, module_argv
-from oint_py.methods import JOBS_ENV
+from oint_py.methods import ALLOW_HTTP_ENV, JOBS_ENV
 from oint_py.model import Call
 from oint_py.outcome import ExitStatus, Outcome, UsageError
 from oint_py.output import render as output
 
-CHILD_READS = frozenset({WAIT_ENV})  # the OINT_ variables a job's child reads itself
+CHILD_READS = frozenset({WAIT_ENV, ALLOW_HTTP_ENV})  # the OINT_ variables a job's child reads itself (no secret)
 
 
 def default_dir() -> str:
