@@ -241,3 +241,16 @@ def test_a_stop_cuts_a_slow_request_over_tls_too_and_an_answer_read_in_slices_is
         {None: 50, "OUTCOME_UNKNOWN": 50, "not reached": 200}
     )
     assert all(data[str(uid)]["result"]["STATUS"] == "CLOSED" for uid in range(1, 51))
+
+
+def test_a_stop_during_the_last_batch_ends_as_stopped(make_portal, tmp_path):
+    """A review found it: a signal while the only (last) batch was in flight ended with exit 4 and no
+    "stopped by" summary, as if the portal had failed, though the run was stopped."""
+    portal = make_portal(users=3)
+    portal.inject("slow:30")  # the one batch's answer does not come within the grace
+    proc = start(portal, tmp_path, "--userid", ids(3), "--timeout", "600")
+    until(lambda: len(portal.calls()) == 1)
+    took, out, err = stop_and_time(proc, signal.SIGTERM)
+    assert took < bounds.STOP_GRACE + MARGIN, (took, err)
+    assert proc.returncode == 143, err
+    assert err.decode().splitlines()[-1].startswith("oint: stopped by SIGTERM: "), err

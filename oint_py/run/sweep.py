@@ -420,6 +420,8 @@ def run(
             record(tally.entries)
         if progress:
             progress(what, len(tally.entries), len(uids))
+    if end is End.DONE and stop is not None and stop.signal is not None:  # the signal came during the last batch
+        end = End.STOPPED
     for uid in uids:
         if uid not in tally.entries:
             tally.add(uid, {"action": "not reached"}, "not reached")
