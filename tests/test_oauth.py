@@ -1518,3 +1518,31 @@ def test_a_change_after_a_stop_spends_no_refresh_token(make_portal, folder, tmp_
     assert portal.oauth.counts["refreshes"] == 0, err
     assert all(entry == {"action": "not reached"} for entry in json.loads(out).values())
     assert all(day["STATUS"] == "OPENED" for day in portal.days.values())
+
+
+def test_an_answered_close_stays_recorded_when_the_read_after_it_fails(make_portal, folder):
+    """A review found it: user 1's close answered and applied, user 2's refused; the status read of user 2 met an
+    expired token whose renewal failed, and the run then recorded user 1 as OUTCOME_UNKNOWN ("may have been
+    applied"), losing an answer the portal gave."""
+    from oint_py.sandbox.portal import ApiError
+
+    portal = make_portal(users=3)
+    path = folder / "a.json"
+    authorize(portal, path)
+    real = portal._m_timeman_close
+
+    def refuse_user_2(params, caller):
+        if str(params.get("USER_ID")) == "2":
+            raise ApiError(400, "ALERT_WARNING", "not now")
+        return real(params, caller)
+
+    portal._m_timeman_close = refuse_user_2
+    # 1 the status batch, 2 the close batch (1 closed, 2 refused), 3 the refused user's status read: expired_token,
+    # 4 the renewal: the OAuth server fails
+    portal.inject("slow:0", "slow:0", "error:expired_token:401", "status:500")
+    r = oint_auth(portal, path, "--userid", "1,2", "--if-needed", "--time", "18:00", "--report", "x")
+    assert portal.days[1]["STATUS"] == "CLOSED"
+    record = json.loads(r.out)
+    assert record["1"]["action"] == "closed" and record["1"]["result"]["STATUS"] == "CLOSED", record["1"]
+    # the refused user's status could not be read after its refusal: that one, and only that one, is unknown
+    assert record["2"]["error"] == "OUTCOME_UNKNOWN" and r.code == 4, (record, r.err)

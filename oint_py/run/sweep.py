@@ -459,34 +459,43 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     results, unreachable = send_batch(client, call, method, cmd, clocks)
     tally.changed = True
     unanswered = [uid for uid in chunk if results[uid].get("error") in UNANSWERED]
+    # the answered users are recorded first: a failure of the status read below (a renewal that fails, a stop)
+    # must not turn an answer the portal gave into an unknown outcome
+    for uid in [uid for uid in chunk if uid not in unanswered]:
+        _settle_first(call, uid, results[uid], clocks.get(uid), tally, refused)
     # the batch may have run their change: a status that shows it made settles it, as for a lost answer
     for uid, now in _shown_done(call, client, unanswered).items():
         results[uid] = {"result": now, "note": settled_text(method)}
-    for uid in chunk:
-        result = results[uid]
-        if "error" in result and result["error"] not in (*TRANSPORT_ERRORS, NOT_REACHED):
-            refused.append(uid)
-            continue
-        if "error" not in result and "note" not in result:
-            verdict, why = shown(method, result.get("result"), None, clocks.get(uid))
-            if verdict is Shown.OTHER:
-                refused.append(uid)
-                continue
-            if verdict is Shown.ALREADY:  # as a status read first would have said: the same entry either way
-                step = Step(Decision.SKIP, "CLOSED", reason=method.skip_why.format(status="CLOSED"))
-                tally.add(uid, *_entry(call, step, None))
-                continue
-            if verdict is Shown.UNSURE:
-                result = {**result, "note": why}
-        if "error" not in result and "note" in result:  # its answer was lost, or does not date the close
-            result = {
-                **result,
-                "note": f"{result['note']}. Its status before this run was not read ({method.words[0]} "
-                f"first): it was {method.words[2]} by this run, or already before it",
-            }
-            tally.counts["unsure"] += 1
-        tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), result, clocks.get(uid)))
+    for uid in unanswered:
+        _settle_first(call, uid, results[uid], clocks.get(uid), tally, refused)
     return unreachable
+
+
+def _settle_first(call: Call, uid: str, result: dict, clock: dict | None, tally: Tally, refused: list[str]) -> None:
+    """One user's entry after a change sent first: into `tally`, or into `refused` to be read and decided on."""
+    method = call.method
+    if "error" in result and result["error"] not in (*TRANSPORT_ERRORS, NOT_REACHED):
+        refused.append(uid)
+        return
+    if "error" not in result and "note" not in result:
+        verdict, why = shown(method, result.get("result"), None, clock)
+        if verdict is Shown.OTHER:
+            refused.append(uid)
+            return
+        if verdict is Shown.ALREADY:  # as a status read first would have said: the same entry either way
+            step = Step(Decision.SKIP, "CLOSED", reason=method.skip_why.format(status="CLOSED"))
+            tally.add(uid, *_entry(call, step, None))
+            return
+        if verdict is Shown.UNSURE:
+            result = {**result, "note": why}
+    if "error" not in result and "note" in result:  # its answer was lost, or does not date the close
+        result = {
+            **result,
+            "note": f"{result['note']}. Its status before this run was not read ({method.words[0]} "
+            f"first): it was {method.words[2]} by this run, or already before it",
+        }
+        tally.counts["unsure"] += 1
+    tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), result, clock))
 
 
 def _cut(call: Call, chunk: list[str], tally: Tally, why: str | None = None) -> None:
@@ -524,17 +533,28 @@ def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bo
     steps = {uid: decide(call, read[uid]) for uid in chunk}
     unchecked = _unchecked(call, read, steps) if call.plan and not call.if_needed else {}
     results: dict[str, dict] = {}
+    refused: list[str] = []
     if not call.plan and not unreachable:
         todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Decision.ACT}
         if todo:
             results, unreachable = send_batch(client, call, method, batch.chunks(todo)[0], clocks)
             tally.changed = True
-            _done_meanwhile(call, client, steps, results, clocks)
-    for uid, step in steps.items():
-        entry, kind = _entry(call, step, results.get(uid), clocks.get(uid))
+            refused = _done_meanwhile(call, steps, results, clocks)
+
+    def record(uid: str) -> None:
+        entry, kind = _entry(call, steps[uid], results.get(uid), clocks.get(uid))
         if uid in unchecked:
             entry["unchecked"] = unchecked[uid]
         tally.add(uid, entry, kind)
+
+    # the answered users are recorded before the refused ones' status is read: a failure of that read (a renewal
+    # that fails, a stop) must not turn an answer the portal gave into an unknown outcome
+    for uid in [uid for uid in steps if uid not in refused]:
+        record(uid)
+    for uid in _shown_done(call, client, refused):
+        _skip_meanwhile(method, steps, results, uid)
+    for uid in refused:
+        record(uid)
     return unreachable
 
 
@@ -549,10 +569,11 @@ def _unchecked(call: Call, read: dict, steps: dict) -> dict[str, str]:
     return found
 
 
-def _done_meanwhile(call: Call, client: RestClient, steps: dict, results: dict, clocks: dict) -> None:
+def _done_meanwhile(call: Call, steps: dict, results: dict, clocks: dict) -> list[str]:
     """A change someone else made after the status was read (another run, the user) is a skip: a close whose
-    record shows the day closed before it, or any refusal (whatever its code or text) after which a status
-    check shows the change made. Every other refusal stays the failure it is."""
+    record shows the day closed before it (marked here), or any refusal (whatever its code or text) after which
+    a status check shows the change made (the refused users returned, for the caller to read). Every other
+    refusal stays the failure it is."""
     method = call.method
     refused = [
         uid
@@ -566,14 +587,19 @@ def _done_meanwhile(call: Call, client: RestClient, steps: dict, results: dict, 
         and "note" not in entry
         and shown(method, entry.get("result"), steps[uid].params.get("TIME"), clocks.get(uid))[0] is Shown.ALREADY
     ]
-    for uid in [*_shown_done(call, client, refused), *before]:
-        steps[uid] = Step(
-            Decision.SKIP,
-            steps[uid].before,
-            reason=f"the day is {method.confirm_status} by now: it "
-            f"was {method.words[2]} by someone else after its status was read",
-        )
-        results.pop(uid)
+    for uid in before:
+        _skip_meanwhile(method, steps, results, uid)
+    return refused
+
+
+def _skip_meanwhile(method: Method, steps: dict, results: dict, uid: str) -> None:
+    steps[uid] = Step(
+        Decision.SKIP,
+        steps[uid].before,
+        reason=f"the day is {method.confirm_status} by now: it was {method.words[2]} by someone else after its "
+        "status was read",
+    )
+    results.pop(uid)
 
 
 def _shown_done(call: Call, client: RestClient, uids: list[str]) -> dict[str, dict]:
