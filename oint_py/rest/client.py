@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oint_py import bounds
 from oint_py.files.signals import NotReached, stopped
@@ -42,6 +42,24 @@ from oint_py.rest.retry import Step, verdict
 Payload = dict[str, Any]  # a request's JSON body
 Entry = dict[str, Any]  # one user's end: {"result": ...} or {"error": CODE, "error_description": ...}
 Confirm = Callable[[Payload], "Answer | Payload"]
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Caller(Protocol):
+        """What the run sends its calls through: a RestClient, or an auth file's Renewing around one."""
+
+        @property
+        def moved(self) -> str | None: ...
+
+        @property
+        def waited(self) -> list[str]: ...
+
+        def call(
+            self, url: str, payload: Payload, confirm: Confirm | None = None, retries: int | None = None
+        ) -> Answer: ...
+
+        def close(self) -> None: ...
 
 
 class RestClient:
@@ -171,7 +189,7 @@ def answer_entry(answer: Answer, redact: Callable[[str], str]) -> Entry:
 
 
 def send(
-    client: RestClient,
+    client: "Caller",
     call: Call,
     method: Method,
     per_user: dict[str, str],
@@ -188,7 +206,7 @@ def send(
 
 
 def send_batch(
-    client: RestClient, call: Call, method: Method, cmd: dict[str, str], clocks: dict[str, Any] | None = None
+    client: "Caller", call: Call, method: Method, cmd: dict[str, str], clocks: dict[str, Any] | None = None
 ) -> tuple[dict[str, Entry], bool]:
     """One batch request of at most BATCH_SIZE commands ({key(uid): command});
     ({uid: entry}, whether the portal could not be reached at all). `clocks`, when given, gets
@@ -218,7 +236,7 @@ def send_batch(
 
 
 def _collect(
-    client: RestClient,
+    client: "Caller",
     call: Call,
     cmd: dict[str, str],
     confirm: Confirm | None,
@@ -268,7 +286,7 @@ def error_entry(value: object) -> Entry:
     }
 
 
-def statuses(client: RestClient, call: Call, uids: list[str], *, batched: bool) -> dict[str, Entry | None]:
+def statuses(client: "Caller", call: Call, uids: list[str], *, batched: bool) -> dict[str, Entry | None]:
     """timeman.status of each user ("" is the webhook's own; at most one batch
     of them), asked once and never retried; None where it could not be read."""
     ep = call.endpoint
