@@ -53,7 +53,7 @@ from oint_py.outcome import ExitStatus, OintError, UsageError
 
 if TYPE_CHECKING:
     from oint_py.rest.answer import Answer
-    from oint_py.rest.client import Confirm, Payload, RestClient
+    from oint_py.rest.client import Caller, Confirm, Payload
     from oint_py.settings import Settings
 
 REQUIRED = ("access_token", "refresh_token", "client_id", "client_secret", "oauth_server", "client_endpoint")
@@ -456,7 +456,7 @@ class Renewing:
     then send the refused call once more. `notes`: lines about the auth file for the run's stderr;
     `unsaved`: the last renewed pair is not in the auth file (see store)."""
 
-    def __init__(self, client: "RestClient", path: str, settings: "Settings", log: Callable[[str], None] | None = None):
+    def __init__(self, client: "Caller", path: str, settings: "Settings", log: Callable[[str], None] | None = None):
         self.client, self.path, self.settings = client, path, settings
         self.log = log or (lambda line: None)
         self.notes: list[str] = []
