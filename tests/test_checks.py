@@ -6,7 +6,7 @@ from conftest import ROOT
 
 # typed next (issue 24); a module typed leaves this set and pyproject.toml's list together
 NOT_YET_TYPED = {
-    "oint_py.sandbox.*",
+    "oint_py.sandbox.command",
 }
 
 
