@@ -37,7 +37,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from oint_py import __version__, bounds
@@ -48,10 +48,19 @@ from oint_py.settings import Settings
 
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import Protocol
 
     import httpx
 
     from oint_py.files.signals import Stop
+
+    class _Parts(Protocol):
+        """A sync httpcore response's stream: its bytes, and a close that gives its connection back."""
+
+        def __iter__(self) -> Iterator[bytes]: ...
+
+        def close(self) -> None: ...
+
 
 REDIRECTS = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -167,14 +176,6 @@ class Clock:
         return ends is not None and time.monotonic() >= ends
 
 
-class _Parts(Protocol):
-    """A sync httpcore response's stream: its bytes, and a close that gives its connection back."""
-
-    def __iter__(self) -> Iterator[bytes]: ...
-
-    def close(self) -> None: ...
-
-
 def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | None) -> "httpx.BaseTransport":
     """An httpx transport over httpcore's public pool (or proxy) classes, whose
     every connection is made through a backend that keeps `clock`'s deadline."""
@@ -240,7 +241,7 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
             self.inner.sleep(seconds)
 
     class Body(httpx.SyncByteStream):
-        def __init__(self, parts: _Parts) -> None:
+        def __init__(self, parts: "_Parts") -> None:
             self.parts = parts
 
         def __iter__(self) -> Iterator[bytes]:
@@ -287,7 +288,7 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
                 status_code=answer.status,
                 headers=answer.headers,
                 # httpcore types a response's stream for both its sync and async pools; this pool's is sync
-                stream=Body(cast(_Parts, answer.stream)),
+                stream=Body(cast("_Parts", answer.stream)),
                 extensions=answer.extensions,
             )
 
