@@ -6,12 +6,19 @@ cli.py end the same way: one place maps errors to exit codes, masks secrets
 and never shows a traceback.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from oint_py.methods import CONFIG_OPTIONS, Method
 from oint_py.outcome import ExitStatus, OintError, Outcome
 from oint_py.output import render as output
 from oint_py.parse import cmdline
 from oint_py.record import Record
 from oint_py.redact import Redactor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from oint_py.model import Call
 
 
 class Finished(Record):
@@ -34,14 +41,15 @@ class Masking:
         self.redact = Redactor()
 
 
-def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
+def invoke(method: Method, given: "Mapping[str, str | bool | None]", masking: Masking) -> "Finished | int":
     """Run `method` with its options split by keyword (`url`, `adv_response`;
     None when not given), by main.quick or by Click: give them their meaning
     (cmdline), parse them into a Call, then execute it or start it as a
     background job."""
     from oint_py.parse.call import parse
 
-    kw = cmdline.with_environment(method, kw)
+    # a value (str) per option, True per flag, None when not given: which is which, the method's table says
+    kw: dict[str, Any] = cmdline.with_environment(method, given)
     masking.redact = Redactor.of_options(kw)
     if method.kind != "rest":  # GetAppAuthLink, GetToken, RefreshToken, AuthStatus: no portal method
         from oint_py.run.appauth import run
@@ -72,7 +80,14 @@ def invoke(method: Method, kw: dict, masking: Masking) -> Finished:
     return run_call(call, out=call.out, bar=bar)
 
 
-def run_call(call, *, out: str | None, mode: int | None = None, bar: bool = False, then=None) -> ExitStatus:
+def run_call(
+    call: "Call",
+    *,
+    out: str | None,
+    mode: int | None = None,
+    bar: bool = False,
+    then: "Callable[[ExitStatus], None] | None" = None,
+) -> ExitStatus:
     """Execute `call` in the foreground or as a --dontwait job's child, the same way, and render its
     outcome; the exit status. A run over many users goes batch by batch, each batch's answer written to
     `out` at once (so the file is true at any moment), and SIGINT/SIGTERM/SIGHUP stop it within
@@ -99,12 +114,13 @@ def run_call(call, *, out: str | None, mode: int | None = None, bar: bool = Fals
         return status
 
 
-def finish(args: list[str], body) -> ExitStatus:
+def finish(args: list[str], body: "Callable[[Masking], object]") -> ExitStatus:
     """Run `body(masking)` and return the status it ends in: a Finished is
     rendered, an int is the status itself, an OintError is one masked line.
     Never raises (a bug is one masked line and INTERNAL) and never exits: the
     console-script shim does, with what main() returns."""
     masking = Masking()
+    code: int
     try:
         result = body(masking)
         if isinstance(result, Finished):

@@ -43,13 +43,18 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from oint_py import bounds
 from oint_py.outcome import ExitStatus, OintError, UsageError
+
+if TYPE_CHECKING:
+    from oint_py.rest.answer import Answer
+    from oint_py.rest.client import Caller, Confirm, Payload
+    from oint_py.settings import Settings
 
 REQUIRED = ("access_token", "refresh_token", "client_id", "client_secret", "oauth_server", "client_endpoint")
 # what the portal answers when the app itself is refused: no new token can help
@@ -89,7 +94,7 @@ def check_private(path: str, must_exist: bool = True) -> None:
 
 
 # -- reading and writing ---------------------------------------------------------
-def load(path: str) -> dict:
+def load(path: str) -> dict[str, Any]:
     """The auth file's data, checked: private, JSON, every field a renewal needs. UsageError (exit 5) otherwise."""
     check_private(path)
     try:
@@ -128,7 +133,7 @@ def load(path: str) -> dict:
     return data
 
 
-def _seconds(value) -> float | None:
+def _seconds(value: object) -> float | None:
     """A time or lifetime given as a JSON number or as a numeric string (as a PHP server may), else None."""
     if isinstance(value, str):
         try:
@@ -140,11 +145,13 @@ def _seconds(value) -> float | None:
     return int(value) if float(value).is_integer() else value
 
 
-def _endpoint(value) -> bool:
+def _endpoint(value: object) -> bool:
     return isinstance(value, str) and urlsplit(value.strip()).scheme in ("http", "https")
 
 
-def compose(answer: dict, client_id: str, client_secret: str, server: str, old: dict | None = None) -> dict:
+def compose(
+    answer: dict[str, Any], client_id: str, client_secret: str, server: str, old: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """An auth file's data from a token answer, in the shape load() accepts: a refresh answer has
     spent the refresh token, so the pair it holds must land in a file the next run can use. A refresh
     answer without a refresh_token (or a usable client_endpoint) keeps the one before (as botocore
@@ -188,7 +195,7 @@ def compose(answer: dict, client_id: str, client_secret: str, server: str, old: 
     return data
 
 
-def save(path: str, data: dict) -> None:
+def save(path: str, data: dict[str, Any]) -> None:
     """Write `data` to `path` all or nothing, 0600 whatever the umask (under its lock: see locked), by the
     one atomic writer (files.atomic), after removing the temporary copies a killed write left.
     OSError when it cannot be written; the file before (if any) is then as it was."""
@@ -200,14 +207,14 @@ def save(path: str, data: dict) -> None:
     write_atomic(path, (json.dumps(data, ensure_ascii=True, indent=2) + "\n").encode("ascii"), PRIVATE_FILE)
 
 
-def lock_wait(settings) -> float:
+def lock_wait(settings: "Settings") -> float:
     """How long to wait for another process renewing: its token request is bounded by
     --timeout, so twice that (60 s with the default 30), and never under AUTH_LOCK_MIN_WAIT."""
     return max(bounds.AUTH_LOCK_MIN_WAIT, 2 * settings.timeout)
 
 
 @contextmanager
-def locked(path: str, wait: float):
+def locked(path: str, wait: float) -> Iterator[None]:
     """Hold an exclusive lock on `<path>.lock` (never the auth file itself: it is
     replaced by rename). Waits at most `wait` seconds, then exit 4."""
     from oint_py.files.lock import exclusive
@@ -340,14 +347,14 @@ def _keep_origin(path: str, answer: dict[str, Any], old: dict[str, Any], new: di
 
 
 # -- renewing ----------------------------------------------------------------------
-def expired(data: dict, now: float | None = None) -> bool:
+def expired(data: dict[str, Any], now: float | None = None) -> bool:
     """Whether the stored expiry has passed, by this machine's clock (see compose)."""
     when = data.get("expires_local")
     when = when if isinstance(when, (int, float)) and not isinstance(when, bool) else data["expires"]
     return not (time.time() if now is None else now) < when  # NaN: expired
 
 
-def reauthorize_text(path: str, data: dict, why: str) -> str:
+def reauthorize_text(path: str, data: dict[str, Any], why: str) -> str:
     parts = urlsplit(data.get("client_endpoint") or "")
     netloc = parts.netloc.rpartition("@")[2]  # the port kept, and the scheme unless https (the link's default)
     portal = (f"http://{netloc}" if parts.scheme == "http" else netloc) if netloc else "PORTAL"
@@ -363,7 +370,13 @@ def reauthorize_text(path: str, data: dict, why: str) -> str:
 
 
 def renew(
-    path: str, used: str, settings: Any, log: Callable[[str], None], why: str, notes: list[str], signals: list[int]
+    path: str,
+    used: str,
+    settings: "Settings",
+    log: Callable[[str], None],
+    why: str,
+    notes: list[str],
+    signals: list[int],
 ) -> tuple[dict[str, Any], bool]:
     """(a live pair, whether the auth file holds it) for the auth file whose access token `used` was refused
     (or has expired): the one another process saved meanwhile, else a new one from the OAuth server, saved
@@ -444,7 +457,7 @@ class Renewing:
     then send the refused call once more. `notes`: lines about the auth file for the run's stderr;
     `unsaved`: the last renewed pair is not in the auth file (see store)."""
 
-    def __init__(self, client: Any, path: str, settings: Any, log: Callable[[str], None] | None = None):
+    def __init__(self, client: "Caller", path: str, settings: "Settings", log: Callable[[str], None] | None = None):
         self.client, self.path, self.settings = client, path, settings
         self.log = log or (lambda line: None)
         self.notes: list[str] = []
@@ -457,7 +470,7 @@ class Renewing:
         else:
             self.data = load(path)  # again: another process may have renewed it since the options were read
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
 
     def close(self) -> None:
@@ -483,17 +496,19 @@ class Renewing:
         with locked(self.path, lock_wait(self.settings)):
             return current(self.path, self.notes)
 
-    def _current(self, confirm):
+    def _current(self, confirm: "Confirm") -> "Confirm":
         """`confirm` whose payload to send again carries the token live by then: the status read it makes
         may have renewed the pair, which revoked the token the refused call was sent with."""
 
-        def current(payload: dict):
+        def current(payload: "Payload") -> "Answer | Payload":
             settled = confirm(payload)
             return {**settled, "auth": self.data["access_token"]} if isinstance(settled, dict) else settled
 
         return current
 
-    def call(self, url: str, payload: dict[str, Any], confirm: Any = None, retries: Any = None) -> Any:
+    def call(
+        self, url: str, payload: "Payload", confirm: "Confirm | None" = None, retries: int | None = None
+    ) -> "Answer":
         if "auth" not in payload:
             return self.client.call(url, payload, confirm, retries)
         self.depth += 1
@@ -509,7 +524,9 @@ class Renewing:
         if stopped(getattr(getattr(self.client, "client", None), "stop", None)):
             raise NotReached(why)
 
-    def _call(self, url: str, payload: dict[str, Any], confirm: Any, retries: Any, top: bool) -> Any:
+    def _call(
+        self, url: str, payload: "Payload", confirm: "Confirm | None", retries: int | None, top: bool
+    ) -> "Answer":
         renewed = False
         if confirm is not None:
             self._not_after_a_stop("not sent: the run was stopped before it")  # as rest.client: no change after it

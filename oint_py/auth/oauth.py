@@ -21,6 +21,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from oint_py import bounds
@@ -85,19 +86,23 @@ def masked(text: str) -> str:
     return _QUERY_SECRET.sub(lambda m: m.group(1) + "***", text)
 
 
-def masked_answer(answer) -> object:
+def masked_answer(answer: object) -> object:
     if not isinstance(answer, dict):
         return answer
     return {k: ("***" if k in SECRET_FIELDS and isinstance(v, str) and v else v) for k, v in answer.items()}
 
 
-def token(server: str, params: dict, settings: Settings, log: Callable[[str], None] | None = None) -> tuple[int, dict]:
+def token(
+    server: str, params: dict[str, str], settings: Settings, log: Callable[[str], None] | None = None
+) -> tuple[int, dict[str, Any]]:
     """(HTTP status, the JSON object answered) for a token request; NotSent or NoAnswer."""
     import ssl
 
     from oint_py.net.transport import Clock, _import_httpx, deadline_network, error_classes
 
-    httpx = _import_httpx()
+    _import_httpx()  # first: the shim
+    import httpx
+
     errors = error_classes()
     log = log or (lambda line: None)
     url = f"{server}/oauth/token/?{urlencode(params)}"
@@ -141,7 +146,7 @@ def token(server: str, params: dict, settings: Settings, log: Callable[[str], No
     except errors["timeout"] as exc:
         log(f"< {type(exc).__name__}")
         raise NoAnswer(f"no whole answer from the OAuth server within --timeout {settings.timeout:g} s") from None
-    except (*errors["any"], OSError) as exc:
+    except errors["any"] + (OSError,) as exc:
         log(f"< {type(exc).__name__}")
         raise NoAnswer(
             f"the OAuth server {server} gave no whole answer ({type(exc).__name__}: {masked(str(exc)) or 'no detail'})"

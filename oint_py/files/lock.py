@@ -16,12 +16,17 @@ portal (host:port) it is held for. A stop (a signal) ends the wait at once.
 import hashlib
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from oint_py import bounds
 from oint_py.files.private import open_private, private_dir, state_dir
 from oint_py.outcome import RequestFailure, UsageError
+
+if TYPE_CHECKING:
+    from oint_py.files.signals import Stop
 
 WAIT_ENV = "OINT_LOCK_WAIT"
 
@@ -49,7 +54,7 @@ def _try(fd: int) -> bool:
             import msvcrt
 
             os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]  # Windows only: mypy runs on POSIX
         else:
             import fcntl
 
@@ -66,7 +71,7 @@ def _release(fd: int) -> None:
             import msvcrt
 
             os.lseek(fd, 0, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined,unused-ignore]  # Windows only: mypy runs on POSIX
         else:
             import fcntl
 
@@ -76,7 +81,14 @@ def _release(fd: int) -> None:
 
 
 @contextmanager
-def exclusive(path: str, wait: float, busy, what: str = "lock file", step: float = 0.05, stop=None):
+def exclusive(
+    path: str,
+    wait: float,
+    busy: Callable[[int], Exception],
+    what: str = "lock file",
+    step: float = 0.05,
+    stop: "Stop | None" = None,
+) -> Iterator[int]:
     """Hold an exclusive lock on the private lock file `path` within the block (the block gets its
     descriptor), waiting at most `wait` seconds; then raise `busy(fd)`. A `stop` (stopping.Stop) ends the wait
     at once: stopping.NotReached. The operating system releases it when the process ends, however it ends."""
@@ -108,10 +120,11 @@ def _holder(fd: int) -> str:
 
 
 @contextmanager
-def held(base: str, stop=None):
+def held(base: str, stop: "Stop | None" = None) -> Iterator[None]:
     """Hold the lock of the portal at `base` within the block; a `stop` ends the wait for it (NotReached)."""
     parts = urlsplit(base)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), "")  # https://h is https://h:443
+    default: dict[str, int | str] = {"http": 80, "https": 443}
+    port = parts.port or default.get(parts.scheme.lower(), "")  # https://h is https://h:443
     host = (parts.hostname or "").lower().rstrip(".")
     where = f"{parts.scheme.lower()}://{host}:{port}"
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # the lock is per host and port

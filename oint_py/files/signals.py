@@ -133,7 +133,7 @@ def on_signals(grace: float = STOP_GRACE) -> Iterator[Stop]:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
+def deferred() -> Iterator[list[int]]:
     """Within the block, the signals above wait for its end, then are delivered as they would have been (the
     handler in place before, or the default action: SIGINT a KeyboardInterrupt, SIGTERM the end of the
     process). For a short, bounded block whose cut would lose what cannot be had again: a renewed token pair

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import TypedDict
 
 _LAUNCH = (
     "import sys; sys.path[:] = paths = __import__('json').loads(sys.argv[1]); "
@@ -57,8 +58,17 @@ def module_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, *flags, "-c", _LAUNCH, json.dumps(child_path()), _user_site(), module, *args]
 
 
-def detached() -> dict:
+class Detached(TypedDict, total=False):
+    """The Popen arguments detached() gives: one of the two, by platform."""
+
+    creationflags: int
+    start_new_session: bool
+
+
+def detached() -> Detached:
     """Popen arguments for a process that outlives its parent and its terminal."""
     if os.name == "nt":
-        return {"creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+        # Windows only, where mypy is not run (the attributes exist only in Windows' subprocess)
+        flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined,unused-ignore]
+        return {"creationflags": flags}
     return {"start_new_session": True}

@@ -28,6 +28,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Mapping
+from typing import IO, Any, cast
 
 from oint_py.files.atomic import write_atomic
 from oint_py.files.lock import WAIT_ENV
@@ -81,8 +82,9 @@ def start(call: Call) -> Outcome:
         )
     finally:
         os.close(log_fd)
-    proc.stdin.write(json.dumps(call.to_json()).encode("utf-8"))
-    proc.stdin.close()
+    stdin = cast(IO[bytes], proc.stdin)  # stdin=PIPE: never None, which typeshed's Popen does not tell
+    stdin.write(json.dumps(call.to_json()).encode("utf-8"))
+    stdin.close()
     meta = {"job": job, "method": call.method.name, "started": started, "pid": proc.pid, "result_file": result}
     try:  # what `oint jobs` shows: never a secret (no URL, token or option values)
         write_atomic(files["meta"], json.dumps(meta) + "\n", PRIVATE_FILE)  # whole, as `oint jobs` reads it
@@ -156,7 +158,7 @@ def alive(pid: int, job: str | None = None) -> bool:
     if os.name == "nt":
         import ctypes
 
-        kernel = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]  # Windows
         handle = kernel.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
             return False
@@ -181,7 +183,7 @@ def alive(pid: int, job: str | None = None) -> bool:
         return True
 
 
-def _meta(folder: str, job: str) -> dict:
+def _meta(folder: str, job: str) -> dict[str, Any]:
     try:
         meta = json.loads(_read_small(folder, f"{job}.meta") or "{}")
     except ValueError:
@@ -189,11 +191,11 @@ def _meta(folder: str, job: str) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def describe(folder: str, job: str) -> dict:
+def describe(folder: str, job: str) -> dict[str, Any]:
     """One job as `oint jobs` lists it: running, done (with its exit code) or lost (ended without one)."""
     meta = _meta(folder, job)
     code = _exit_code(folder, job)
-    pid = meta.get("pid") if isinstance(meta.get("pid"), int) else 0
+    pid = meta["pid"] if isinstance(meta.get("pid"), int) else 0
     if code is not None:
         state = "done"
     elif alive(pid, job):

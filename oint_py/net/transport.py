@@ -35,9 +35,9 @@ import ssl
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urljoin, urlsplit
 
 from oint_py import __version__, bounds
@@ -47,13 +47,26 @@ from oint_py.record import Record
 from oint_py.settings import Settings
 
 if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Protocol
+
+    import httpx
+
     from oint_py.files.signals import Stop
+
+    class _Parts(Protocol):
+        """A sync httpcore response's stream: its bytes, and a close that gives its connection back."""
+
+        def __iter__(self) -> Iterator[bytes]: ...
+
+        def close(self) -> None: ...
+
 
 REDIRECTS = (301, 302, 303, 307, 308)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _import_httpx():
+def _import_httpx() -> "ModuleType":
     """httpx without its command-line tool.
 
     The shim (httpx >=0.27,<0.29, the range pyproject.toml pins and CI tests at
@@ -63,7 +76,7 @@ def _import_httpx():
     by Python's own rule, so httpx takes its fallback. Nothing of httpx is
     patched or read; only this one module name is relied on."""
     if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None: import fails, by Python's rule
     import httpx
 
     return httpx
@@ -83,7 +96,7 @@ class Reply(Record):
 
     code: int
     reason: str
-    headers: dict  # names lowercased
+    headers: dict[str, str]  # names lowercased
     content: bytes | bytearray  # decoded (gzip, deflate), within --max-answer; not copied
     url: str
     accepted: bool = False  # a 303 said the call was made before this answer came
@@ -147,7 +160,7 @@ class Clock:
     deadline: float | None = None
     stop: "Stop | None" = None
 
-    def left(self, timeout: float | None, error: type) -> float | None:
+    def left(self, timeout: float | None, error: type[Exception]) -> float | None:
         stop = self.stop.deadline if self.stop is not None else None
         ends = [d for d in (self.deadline, stop) if d is not None]
         if not ends:
@@ -163,18 +176,19 @@ class Clock:
         return ends is not None and time.monotonic() >= ends
 
 
-def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | None):
+def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | None) -> "httpx.BaseTransport":
     """An httpx transport over httpcore's public pool (or proxy) classes, whose
     every connection is made through a backend that keeps `clock`'s deadline."""
     import httpcore
 
-    httpx = _import_httpx()
+    _import_httpx()  # first: the shim
+    import httpx
 
     class Stream(httpcore.NetworkStream):
-        def __init__(self, inner):
+        def __init__(self, inner: httpcore.NetworkStream) -> None:
             self.inner = inner
 
-        def read(self, max_bytes, timeout=None):
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
             if clock.stop is None:
                 return self.inner.read(max_bytes, clock.left(timeout, httpcore.ReadTimeout))
             while True:  # in slices: a stop's deadline, set while it waits, is seen within STOP_SLICE
@@ -187,46 +201,58 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
                     if left is not None and left <= bounds.STOP_SLICE:
                         raise
 
-        def write(self, buffer, timeout=None):
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
             return self.inner.write(buffer, clock.left(timeout, httpcore.WriteTimeout))
 
-        def close(self):
+        def close(self) -> None:
             self.inner.close()
 
-        def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        def start_tls(
+            self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore.NetworkStream:
             left = clock.left(timeout, httpcore.ConnectTimeout)
             return Stream(self.inner.start_tls(ssl_context, server_hostname, left))
 
-        def get_extra_info(self, info):
+        def get_extra_info(self, info: str) -> Any:
             return self.inner.get_extra_info(info)
 
     class Backend(httpcore.NetworkBackend):
-        def __init__(self):
+        def __init__(self) -> None:
             self.inner = httpcore.SyncBackend()
 
-        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
             left = clock.left(timeout, httpcore.ConnectTimeout)
             return Stream(self.inner.connect_tcp(host, port, left, local_address, socket_options))
 
-        def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - not used
+        def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+        ) -> httpcore.NetworkStream:  # pragma: no cover - not used
             left = clock.left(timeout, httpcore.ConnectTimeout)
             return Stream(self.inner.connect_unix_socket(path, left, socket_options))
 
-        def sleep(self, seconds):
+        def sleep(self, seconds: float) -> None:
             self.inner.sleep(seconds)
 
     class Body(httpx.SyncByteStream):
-        def __init__(self, parts):
+        def __init__(self, parts: "_Parts") -> None:
             self.parts = parts
 
-        def __iter__(self):
+        def __iter__(self) -> Iterator[bytes]:
             yield from self.parts
 
-        def close(self):
+        def close(self) -> None:
             self.parts.close()
 
     class Transport(httpx.BaseTransport):
-        def __init__(self):
+        def __init__(self) -> None:
+            self.pool: httpcore.ConnectionPool
             if proxy is None:
                 self.pool = httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=Backend())
             else:
@@ -244,7 +270,7 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
                     network_backend=Backend(),
                 )
 
-        def handle_request(self, request):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
             sent = httpcore.Request(
                 method=request.method,
                 url=httpcore.URL(
@@ -261,22 +287,25 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
             return httpx.Response(
                 status_code=answer.status,
                 headers=answer.headers,
-                stream=Body(answer.stream),
+                # httpcore types a response's stream for both its sync and async pools; this pool's is sync
+                stream=Body(cast("_Parts", answer.stream)),
                 extensions=answer.extensions,
             )
 
-        def close(self):
+        def close(self) -> None:
             self.pool.close()
 
     return Transport()
 
 
-def error_classes():
+def error_classes() -> dict[str, tuple[type[Exception], ...]]:
     """Exception classes by what they mean, from httpx (which tests' mock transports
     raise) and httpcore (which the network transport lets through)."""
     import httpcore
 
-    httpx = _import_httpx()
+    _import_httpx()  # first: the shim
+    import httpx
+
     return {
         "proxy": (httpx.ProxyError, httpcore.ProxyError),
         "connect_timeout": (httpx.ConnectTimeout, httpcore.ConnectTimeout),
@@ -300,7 +329,7 @@ def error_classes():
     }
 
 
-def _causes(exc: BaseException):
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -314,7 +343,7 @@ class _Decoder:
 
     def __init__(self, encoding: str):
         self.encoding = encoding.strip().lower()
-        self.z = None
+        self.z: zlib._Decompress | None = None
         self.pending = b""  # deflate: the first bytes, until the format is known
         if self.encoding in ("gzip", "x-gzip"):
             self.z = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -397,7 +426,7 @@ class Client:
         settings: Settings,
         target: str,
         log: Callable[[str], None] | None = None,
-        transport=None,
+        transport: "httpx.BaseTransport | None" = None,
         mask: Callable[[str], str] = str,
         moves_with: str | None = None,
         stop: "Stop | None" = None,
@@ -408,7 +437,8 @@ class Client:
         `moves_with`: the path that carries the secret (a webhook's), when the
         body carries none: a move to another origin that keeps it is followed;
         `stop`: a run's stopping.Stop: its deadline cuts an attempt, and it cuts waits short."""
-        httpx = _import_httpx()
+        _import_httpx()  # first: the shim
+        import httpx
 
         self.settings = settings
         self.origin = origin(target)
@@ -461,7 +491,8 @@ class Client:
         return Failure(Trouble.STOPPED, "not sent: the run was stopped before it", maybe_applied=False)
 
     # -- one attempt: a POST, following the moves allowed -------------------
-    def attempt(self, url: str, payload: dict) -> "Reply | Failure":
+    def attempt(self, url: str, payload: dict[str, Any]) -> "Reply | Failure":
+        content: bytes | None
         verb, content = "POST", json.dumps(payload, ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json; charset=utf-8"}
         accepted, moved = False, None  # a 303 said the call was made; a move to another origin was followed
@@ -500,12 +531,12 @@ class Client:
         hdrs = {k.lower(): v for k, v in resp.headers.items()}
         return Reply(resp.status_code, resp.reason_phrase, hdrs, raw, url, accepted, moved)
 
-    def _redirect(self, url: str, resp, accepted: bool) -> str | None:
+    def _redirect(self, url: str, resp: "httpx.Response", accepted: bool) -> str | None:
         """Where a redirect leads, if it is to be followed; None when `resp` is the answer."""
         self.log(f"< HTTP {resp.status_code} {resp.reason_phrase}")
         for name, value in resp.headers.items():
             self.log(f"< {name}: {value}")
-        location = resp.headers.get("location")
+        location: str | None = resp.headers.get("location")
         if resp.status_code not in REDIRECTS or not location:
             return None
         try:
@@ -550,7 +581,7 @@ class Client:
         parts = urlsplit(target)
         return parts.path.startswith(self.moves_with) and (self.origin[0] == "http" or parts.scheme == "https")
 
-    def _read(self, resp) -> bytearray:
+    def _read(self, resp: "httpx.Response") -> bytearray:
         """The whole body, decoded, within --max-answer."""
         limit = self.settings.max_answer
         decoder = _Decoder(resp.headers.get("content-encoding", ""))

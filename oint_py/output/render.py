@@ -23,10 +23,25 @@ import os
 import re
 import sys
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from oint_py.bounds import MAX_MESSAGE
 from oint_py.files.atomic import write_atomic
 from oint_py.outcome import ExitStatus, Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any, TextIO, TypedDict
+
+    from oint_py.redact import Redactor
+
+    Progress = Callable[[str, int, int], None]
+    Recorder = Callable[[dict[str, Any]], None]
+
+    class _Written(TypedDict):
+        written: int  # entries written; -1: a path that is not a plain file, written only at the end
+        size: int | None  # the file's size
+        file: tuple[int, int] | None  # the file's (dev, ino)
 
 
 class WriteFailed(Exception):
@@ -42,13 +57,14 @@ _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] 
 BLOCK = 1 << 16  # characters of JSON encoded and written at a time
 
 
-def json_blocks(data, redact=None):
+def json_blocks(data: object, redact: "Redactor | None" = None) -> "Iterator[bytes]":
     """The pretty JSON of `data` as UTF-8 blocks of about BLOCK characters,
     never the whole text at once (10,000 users' answers stay small in memory).
     Each block has C1 controls escaped and every registered secret a portal
     echoed masked (JSON strings are never split across blocks, so neither is a
     secret); a lone surrogate becomes its JSON escape."""
-    pending, size = [], 0
+    pending: list[str] = []
+    size = 0
     for piece in json.JSONEncoder(ensure_ascii=False, indent=2).iterencode(data):
         pending.append(piece)
         size += len(piece)
@@ -62,7 +78,7 @@ def json_blocks(data, redact=None):
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
-def _block(pieces: list, redact) -> bytes:
+def _block(pieces: list[str], redact: "Redactor | None") -> bytes:
     text = "".join(pieces).translate(_C1_IN_JSON)
     if redact is not None and any(secret in text for secret in redact.secrets):
         # inside JSON strings only: a token `null` must not mask the JSON null
@@ -78,21 +94,21 @@ def _reader_left(exc: OSError) -> bool:
     return isinstance(exc, BrokenPipeError) or (os.name == "nt" and exc.errno == errno.EINVAL)
 
 
-def _silence(stream) -> None:
+def _silence(stream: "TextIO | None") -> None:
     """Point a failed stream at the null device, so that Python's own flush at
     exit does not fail again (and print a traceback of its own)."""
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())  # type: ignore[union-attr]  # None: caught
     except (OSError, ValueError, AttributeError):
         pass
 
 
-def _write(stream, text: str) -> None:
+def _write(stream: "TextIO | None", text: str) -> None:
     """Write UTF-8 bytes; raise WriteFailed when the stream refuses them."""
     _send(stream, [text.encode("utf-8", "backslashreplace")])  # a lone surrogate becomes its escape
 
 
-def _send(stream, blocks) -> None:
+def _send(stream: "TextIO | None", blocks: "Iterable[bytes]") -> None:
     """Write blocks of UTF-8 bytes to the stream's binary buffer; raise WriteFailed when it refuses them."""
     if stream is None:  # pythonw: no console at all
         return
@@ -121,7 +137,7 @@ def say(text: str) -> None:
         pass
 
 
-def warn(text: str, redact=None) -> None:
+def warn(text: str, redact: "Callable[[str], str] | None" = None) -> None:
     """One line on stderr, masked by `redact` when given, at most MAX_MESSAGE long."""
     text = printable(redact(text) if redact else text)
     if len(text) > MAX_MESSAGE:
@@ -132,7 +148,7 @@ def warn(text: str, redact=None) -> None:
         pass
 
 
-def debug_logger(redact):
+def debug_logger(redact: "Callable[[str], str]") -> "Callable[[str], None]":
     def log(text: str) -> None:
         try:
             _write(sys.stderr, printable(redact(text)) + "\n")
@@ -142,7 +158,7 @@ def debug_logger(redact):
     return log
 
 
-def is_console(stream) -> bool:
+def is_console(stream: "TextIO | None") -> bool:
     try:
         if stream is None or not stream.isatty():
             return False
@@ -151,8 +167,12 @@ def is_console(stream) -> bool:
             import msvcrt
 
             mode = ctypes.c_ulong()
+            # Windows only, where these names exist; mypy checks for POSIX
             return bool(
-                ctypes.windll.kernel32.GetConsoleMode(msvcrt.get_osfhandle(stream.fileno()), ctypes.byref(mode))
+                ctypes.windll.kernel32.GetConsoleMode(  # type: ignore[attr-defined,unused-ignore]
+                    msvcrt.get_osfhandle(stream.fileno()),  # type: ignore[attr-defined,unused-ignore]
+                    ctypes.byref(mode),
+                )
             )
     except (AttributeError, ValueError, OSError):
         return False
@@ -160,7 +180,7 @@ def is_console(stream) -> bool:
 
 
 @contextmanager
-def progress_bar(wanted: bool = True):
+def progress_bar(wanted: bool = True) -> "Iterator[Progress | None]":
     """A progress(what, done, total) callback drawing a bar on stderr, or None:
     only on a real console (never in a pipe, a file, cron or Task Scheduler).
     The bar goes away when the run ends, before the outcome is rendered."""
@@ -192,12 +212,12 @@ def progress_bar(wanted: bool = True):
         yield update
 
 
-def use_colour(stream) -> bool:
+def use_colour(stream: "TextIO | None") -> bool:
     """The one colour policy: rich output only on a real console, never with NO_COLOR or TERM=dumb."""
     return is_console(stream) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
-def recorder(path: str, redact=None, mode: int | None = None):
+def recorder(path: str, redact: "Redactor | None" = None, mode: int | None = None) -> "Recorder":
     """record(entries): a run's entries so far (a dict keyed by user ID that only grows), in `path` at once,
     so that between two batches the file is a whole JSON object holding every entry known. The first batch
     creates the file atomically (files.atomic.write_atomic, `mode` as there); each later batch's new entries are written
@@ -210,15 +230,15 @@ def recorder(path: str, redact=None, mode: int | None = None):
     import itertools
     import stat
 
-    state = {"written": 0, "size": None, "file": None}  # entries written; the file's size and (dev, ino)
+    state: _Written = {"written": 0, "size": None, "file": None}  # entries written; the file's size and (dev, ino)
 
-    def whole(entries) -> None:
+    def whole(entries: "dict[str, Any]") -> None:
         blob = _block([json.dumps(entries, ensure_ascii=False), "\n"], redact)
         write_atomic(path, [blob], mode)
         info = os.lstat(path)
-        state.update(written=len(entries), size=len(blob), file=(info.st_dev, info.st_ino))
+        state.update({"written": len(entries), "size": len(blob), "file": (info.st_dev, info.st_ino)})
 
-    def append(new: dict) -> bool:
+    def append(new: "dict[str, Any]") -> bool:
         """The new entries over the closing brace of the file written before; False when it is not that file."""
         # O_NONBLOCK: a FIFO put in its place would block the open for ever (then fstat tells it is not the file)
         flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -247,7 +267,7 @@ def recorder(path: str, redact=None, mode: int | None = None):
         state["size"] += len(blob) - 2
         return True
 
-    def record(entries) -> None:
+    def record(entries: "dict[str, Any]") -> None:
         if state["written"] < 0:
             return
         new = dict(itertools.islice(entries.items(), state["written"], None))
@@ -273,7 +293,7 @@ def recorder(path: str, redact=None, mode: int | None = None):
     return record
 
 
-def _stdout_json(data, redact) -> None:
+def _stdout_json(data: object, redact: "Redactor | None") -> None:
     if sys.stdout is None and os.name != "nt":  # `>&-`: POSIX has no pythonw; a closed stdout loses the answer
         raise WriteFailed("stdout is closed")
     if use_colour(sys.stdout):
@@ -296,12 +316,12 @@ QUIET_LINES = 20  # failure lines --quiet shows; the rest are counted
 TABLE_ROWS = 20  # users a terminal's table shows; the whole answer is JSON in a pipe or --out
 
 
-def _cell(value, redact) -> str:
+def _cell(value: object, redact: "Callable[[str], str] | None") -> str:
     text = "" if value is None else str(value)
     return printable(redact(text) if redact else text)[:200]
 
 
-def _row(uid: str, entry) -> tuple[str, ...]:
+def _row(uid: str, entry: object) -> tuple[str, ...]:
     """user, action, status before, time, detail: for a sweep's entry or a plain result keyed by user."""
     if not isinstance(entry, dict):
         return uid, "?", "", "", ""
@@ -323,7 +343,7 @@ def _row(uid: str, entry) -> tuple[str, ...]:
     return uid, "ok", "", "", f"STATUS {status}" if status else entry.get("note") or ""
 
 
-def _stdout_table(data: dict, redact) -> None:
+def _stdout_table(data: "dict[str, Any]", redact: "Redactor | None") -> None:
     """A terminal's view of a per-user answer: the count of each action, then the first rows."""
     from collections import Counter
 
@@ -349,7 +369,12 @@ def _stdout_table(data: dict, redact) -> None:
 
 
 def render(
-    outcome: Outcome, *, out: str | None = None, redact=None, mode: int | None = None, quiet: bool = False
+    outcome: Outcome,
+    *,
+    out: str | None = None,
+    redact: "Redactor | None" = None,
+    mode: int | None = None,
+    quiet: bool = False,
 ) -> ExitStatus:
     """Show an outcome; return the exit status it ends with (NOT_WRITTEN when
     its answer could not be written where asked). `mode`: for --out files.

@@ -27,7 +27,7 @@ class Kind(str, Enum):
 
 class Answer(Record):
     code: int
-    headers: dict
+    headers: dict[str, str]  # names lowercased
     body: Any  # parsed JSON, or the text when it is not JSON
     url: str
     kind: Kind = Kind.OK
@@ -40,7 +40,7 @@ class Answer(Record):
     operating_reset_at: float | None = None
 
     @property
-    def error(self):
+    def error(self) -> object:
         return self.body.get("error") if isinstance(self.body, dict) else None
 
     @property
@@ -59,11 +59,13 @@ class Answer(Record):
         value = block.get("operating_reset_at") if isinstance(block, dict) else None
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
-    def adv(self) -> dict:
+    def adv(self) -> dict[str, Any]:
         return {"code": self.code, "body": self.body, "headers": self.headers}
 
 
-def classify(code: int, content: bytes, content_type: str, mask: Callable[[str], str] = str) -> tuple[Any, Kind, str]:
+def classify(
+    code: int, content: bytes | bytearray, content_type: str, mask: Callable[[str], str] = str
+) -> tuple[Any, Kind, str]:
     """Parse a body and say what it is: (body, kind, problem). `mask` hides
     secrets in the snippet of a body that is not JSON, before it is cut."""
     text = content.decode("utf-8", errors="replace")

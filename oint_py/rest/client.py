@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from oint_py import bounds
 from oint_py.files.signals import NotReached, stopped
@@ -38,7 +39,27 @@ from oint_py.rest.retry import Step, verdict
 # confirm(payload): after a failure that may have reached the portal, the Answer that
 # ends the call (the status shows it applied), or the payload of what was not applied;
 # raises OutcomeUnknown when nobody can tell
-Confirm = Callable[[dict], "Answer | dict"]
+Payload = dict[str, Any]  # a request's JSON body
+Entry = dict[str, Any]  # one user's end: {"result": ...} or {"error": CODE, "error_description": ...}
+Confirm = Callable[[Payload], "Answer | Payload"]
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Caller(Protocol):
+        """What the run sends its calls through: a RestClient, or an auth file's Renewing around one."""
+
+        @property
+        def moved(self) -> str | None: ...
+
+        @property
+        def waited(self) -> list[str]: ...
+
+        def call(
+            self, url: str, payload: Payload, confirm: Confirm | None = None, retries: int | None = None
+        ) -> Answer: ...
+
+        def close(self) -> None: ...
 
 
 class RestClient:
@@ -54,7 +75,7 @@ class RestClient:
     def close(self) -> None:
         self.client.close()
 
-    def call(self, url: str, payload: dict, confirm: Confirm | None = None, retries: int | None = None) -> Answer:
+    def call(self, url: str, payload: Payload, confirm: Confirm | None = None, retries: int | None = None) -> Answer:
         """POST `payload` to `url`; re-send on 5xx, throttling and connection errors
         as retry.verdict says. `confirm` is given for calls that are not
         idempotent; `retries` overrides the settings' number. Raises
@@ -66,15 +87,14 @@ class RestClient:
             raise NotReached("not sent: the run was stopped before it")
         attempt = 0
         while True:
-            result = self.client.attempt(url, payload)
+            sent = self.client.attempt(url, payload)
             if (
-                isinstance(result, Failure)
-                and result.trouble is Trouble.STOPPED
-                and (confirm is None or not result.maybe_applied)  # a read, or nothing sent: known not applied
+                isinstance(sent, Failure)
+                and sent.trouble is Trouble.STOPPED
+                and (confirm is None or not sent.maybe_applied)  # a read, or nothing sent: known not applied
             ):
-                raise NotReached(result.message)
-            if isinstance(result, Reply):
-                result = self._read(result)
+                raise NotReached(sent.message)
+            result = self._read(sent) if isinstance(sent, Reply) else sent
             ruling = verdict(result, attempt, retries)
             if ruling.throttled:
                 self.client.bucket.fill()
@@ -84,7 +104,7 @@ class RestClient:
                 if isinstance(settled, Answer):
                     return settled
                 payload = settled
-            if ruling.step is Step.ANSWER:
+            if ruling.step is Step.ANSWER and isinstance(result, Answer):  # verdict answers an Answer only
                 return result
             if ruling.step is Step.GIVE_UP:
                 if isinstance(result, Failure):
@@ -114,7 +134,7 @@ class RestClient:
         return answer.replace(operating_reset_at=seen or self.operating_reset_at.get(reply.url))
 
 
-def _settle(confirm: Confirm, payload: dict, why: str, in_flight: bool) -> "Answer | dict":
+def _settle(confirm: Confirm, payload: Payload, why: str, in_flight: bool) -> "Answer | Payload":
     """Ask `confirm` about a call that may have been applied: the Answer when it
     has, else the payload of what has not. Raises OutcomeUnknown when nobody can
     tell, and when the portal may still be running what the status does not show."""
@@ -147,7 +167,7 @@ class Applied(Enum):
 NOT_REACHED = "NOT_REACHED"  # the entry of a call a stop kept from being sent (sweep.py: "not reached")
 
 
-def failed_entry(exc: RequestFailure, redact: Callable[[str], str]) -> dict:
+def failed_entry(exc: RequestFailure, redact: Callable[[str], str]) -> Entry:
     """The entry of a call that got no usable answer."""
     code = (
         "OUTCOME_UNKNOWN"
@@ -159,24 +179,25 @@ def failed_entry(exc: RequestFailure, redact: Callable[[str], str]) -> dict:
     return {"error": code, "error_description": redact(exc.message)}
 
 
-def answer_entry(answer: Answer, redact: Callable[[str], str]) -> dict:
+def answer_entry(answer: Answer, redact: Callable[[str], str]) -> Entry:
     """The entry of an answer that is not a result: the portal's error as it sent it,
     or REQUEST_FAILED with what was wrong with the answer."""
     if answer.kind is Kind.API_ERROR:
-        return answer.body
+        error: Entry = answer.body  # classify: an object with "error"
+        return error
     return {"error": "REQUEST_FAILED", "error_description": redact(answer.problem)}
 
 
 def send(
-    client: RestClient,
+    client: "Caller",
     call: Call,
     method: Method,
     per_user: dict[str, str],
     progress: Callable[[int], None] | None = None,
-) -> dict[str, dict]:
+) -> dict[str, Entry]:
     """Send {uid: command} in batches; return {uid: entry}. `progress(n)`: n
     more users have their answer."""
-    results: dict[str, dict] = {}
+    results: dict[str, Entry] = {}
     for cmd in batch.chunks(per_user):
         results.update(send_batch(client, call, method, cmd)[0])
         if progress:
@@ -185,17 +206,17 @@ def send(
 
 
 def send_batch(
-    client: RestClient, call: Call, method: Method, cmd: dict, clocks: dict | None = None
-) -> tuple[dict[str, dict], bool]:
+    client: "Caller", call: Call, method: Method, cmd: dict[str, str], clocks: dict[str, Any] | None = None
+) -> tuple[dict[str, Entry], bool]:
     """One batch request of at most BATCH_SIZE commands ({key(uid): command});
     ({uid: entry}, whether the portal could not be reached at all). `clocks`, when given, gets
     {uid: the portal's clock as it ran that user's command} (result_time[key]: date_start, date_finish)."""
     ep = call.endpoint
-    results: dict[str, dict] = {}
+    results: dict[str, Entry] = {}
     confirm = None
     if method.confirm_status:
 
-        def confirm(payload: dict):
+        def confirm(payload: Payload) -> "Answer | Payload":
             pending = {batch.uid(k): v for k, v in payload["cmd"].items()}
             remaining = {}
             for uid, record in statuses(client, call, list(pending), batched=True).items():
@@ -215,7 +236,12 @@ def send_batch(
 
 
 def _collect(
-    client: RestClient, call: Call, cmd: dict, confirm, results: dict[str, dict], clocks: dict | None = None
+    client: "Caller",
+    call: Call,
+    cmd: dict[str, str],
+    confirm: Confirm | None,
+    results: dict[str, Entry],
+    clocks: dict[str, Any] | None = None,
 ) -> bool:
     """One batch request; each of its users' entries into `results` (kept where a status check settled it).
     True when the portal could not be reached at all."""
@@ -250,7 +276,7 @@ def _collect(
     return False
 
 
-def error_entry(value) -> dict:
+def error_entry(value: object) -> Entry:
     """One user's entry of a batch's result_error, as {"error", "error_description"} whatever the portal sent."""
     if isinstance(value, dict) and "error" in value:
         return value
@@ -260,7 +286,7 @@ def error_entry(value) -> dict:
     }
 
 
-def statuses(client: RestClient, call: Call, uids: list[str], *, batched: bool) -> dict[str, dict | None]:
+def statuses(client: "Caller", call: Call, uids: list[str], *, batched: bool) -> dict[str, Entry | None]:
     """timeman.status of each user ("" is the webhook's own; at most one batch
     of them), asked once and never retried; None where it could not be read."""
     ep = call.endpoint
@@ -282,7 +308,7 @@ def statuses(client: RestClient, call: Call, uids: list[str], *, batched: bool) 
     return {uid: record if isinstance(record, dict) and "STATUS" in record else None for uid, record in found.items()}
 
 
-def failure(uid: str, entry: dict) -> tuple[ExitStatus, str]:
+def failure(uid: str, entry: Entry) -> tuple[ExitStatus, str]:
     """An error entry's exit status (4 when no answer came, 3 when the portal
     refused) and its stderr line `user N: CODE: description`."""
     code = entry.get("error")
@@ -298,7 +324,7 @@ def about(uid: str, text: str) -> str:
     return f"user {uid}: {text}" if uid else text
 
 
-def judge(method: Method, record: dict | None) -> Applied:
+def judge(method: Method, record: dict[str, Any] | None) -> Applied:
     """The one confirm-by-status rule, for a call that may have reached the portal."""
     if record is None:
         return Applied.UNKNOWN
@@ -391,7 +417,7 @@ def settled_text(method: Method) -> str:
     )
 
 
-def unknown_text(method: Method, record: dict | None = None) -> str:
+def unknown_text(method: Method, record: dict[str, Any] | None = None) -> str:
     why = (
         f"{STATUS_METHOD} shows STATUS={record.get('STATUS')}, which it may itself have caused"
         if record is not None

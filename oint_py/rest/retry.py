@@ -52,10 +52,11 @@ class Verdict(Record):
 def backoff(attempt: int, jitter: float | None = None) -> float:
     """The wait before attempt `attempt + 1`: doubling, capped, with jitter in [0.5, 1]."""
     factor = random.uniform(0.5, 1.0) if jitter is None else jitter
-    return min(bounds.BACKOFF_CAP, bounds.BACKOFF_BASE * 2**attempt) * factor
+    growth: int = 2**attempt  # attempt >= 0: an int
+    return min(bounds.BACKOFF_CAP, bounds.BACKOFF_BASE * growth) * factor
 
 
-def retry_after(headers: dict) -> float | None:
+def retry_after(headers: dict[str, str]) -> float | None:
     value = headers.get("retry-after")
     if not value:
         return None

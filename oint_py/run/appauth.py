@@ -12,24 +12,34 @@ import os
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from oint_py import bounds
+from oint_py.files.atomic import write_atomic
 from oint_py.files.private import PRIVATE_FILE
 from oint_py.methods import CONFIG_OPTIONS, DEFAULT_OAUTH_SERVER, Method
 from oint_py.outcome import ExitStatus, Outcome, UsageError
 from oint_py.output import render as output
 from oint_py.redact import MASK, Redactor
 
+if TYPE_CHECKING:
+    from oint_py.settings import Settings
 
-def _required(kw: dict, name: str, env: str | None = None) -> str:
+# the options split by keyword: a value (str) per option given, True per flag given, None when not given; which
+# keyword holds which is the method's table's to say (cmdline), not a type's
+Options = dict[str, Any]
+# (the outcome, the --out path, the redactor[, quiet, the --out file's mode]): program.Finished's fields
+Rendered = tuple[Outcome, str | None, Redactor] | tuple[Outcome, str | None, Redactor, bool, int | None]
+
+
+def _required(kw: Options, name: str, env: str | None = None) -> str:
     value = (kw.get(name) or "").strip()
     if not value:
         raise UsageError(f"--{name} is required" + (f" (or set {env})" if env else ""))
     return value
 
 
-def run(method: Method, kw: dict, redact: Redactor):
+def run(method: Method, kw: Options, redact: Redactor) -> ExitStatus | Rendered:
     """(Outcome, --out path, redactor) for ending.finish; for GetAppAuthLink the exit status itself."""
     if method.kind == "link":
         return _link(kw)
@@ -39,7 +49,7 @@ def run(method: Method, kw: dict, redact: Redactor):
 
 
 # -- GetAppAuthLink ------------------------------------------------------------------
-def _link(kw: dict):
+def _link(kw: Options) -> ExitStatus:
     from oint_py.parse.call import check_host, check_out
 
     domain = _required(kw, "domain")
@@ -56,7 +66,7 @@ def _link(kw: dict):
     if kw.get("test") or kw.get("debug"):
         output.debug_logger(Redactor())("  nothing is sent: the link is for a browser")
     if out:
-        output.write_atomic(out, link + "\n")
+        write_atomic(out, link + "\n")
         output.say(f"Result written to {out}")
     else:
         output.say(link)
@@ -64,7 +74,7 @@ def _link(kw: dict):
 
 
 # -- GetToken, RefreshToken -------------------------------------------------------------
-def _grant(method: Method, kw: dict, redact: Redactor):
+def _grant(method: Method, kw: Options, redact: Redactor) -> Rendered:
     from oint_py.auth import authfile, oauth
     from oint_py.parse.call import check_out, settings
 
@@ -130,8 +140,25 @@ def _grant(method: Method, kw: dict, redact: Redactor):
     )
 
 
+@overload
 def _exchange(
-    server: str, params: dict[str, str], conf: Any, log: Callable[[str], None] | None, what: str, save: str | None
+    server: str, params: dict[str, str], conf: "Settings", log: Callable[[str], None] | None, what: str, save: None
+) -> Outcome: ...
+
+
+@overload
+def _exchange(
+    server: str, params: dict[str, str], conf: "Settings", log: Callable[[str], None] | None, what: str, save: str
+) -> "dict[str, Any] | Outcome": ...
+
+
+def _exchange(
+    server: str,
+    params: dict[str, str],
+    conf: "Settings",
+    log: Callable[[str], None] | None,
+    what: str,
+    save: str | None,
 ) -> "dict[str, Any] | Outcome":
     """The OAuth server's answer (a dict) for --save, else an Outcome to show (also the answer without --save)."""
     from oint_py.auth import oauth
@@ -192,7 +219,7 @@ def _believable(moment: float, now: float) -> bool:
         return False
 
 
-def _status(kw: dict, redact: Redactor):
+def _status(kw: Options, redact: Redactor) -> Rendered:
     from oint_py.auth import authfile
     from oint_py.parse.call import check_out
 

@@ -8,8 +8,9 @@ judged by the record it returns (confirm.shown), not by the HTTP status: a
 200 whose record shows the change not made is exit 3, with an error added.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from oint_py.files.signals import NotReached, stopped
@@ -22,6 +23,7 @@ from oint_py.rest import batch
 from oint_py.rest.answer import Answer, Kind
 from oint_py.rest.client import (
     Applied,
+    Payload,
     RestClient,
     Shown,
     failed_entry,
@@ -32,6 +34,13 @@ from oint_py.rest.client import (
     unknown_text,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
+    from oint_py.files.signals import Stop
+    from oint_py.rest.client import Caller
+    from oint_py.run.sweep import Listing
+
 _KIND_STATUS = {Kind.OK: ExitStatus.OK, Kind.API_ERROR: ExitStatus.API_ERROR, Kind.FAILED: ExitStatus.REQUEST_FAILED}
 
 
@@ -39,10 +48,10 @@ def execute(
     call: Call,
     *,
     log: Callable[[str], None] | None = None,
-    transport=None,
+    transport: "httpx.BaseTransport | None" = None,
     progress: Callable[[str, int, int], None] | None = None,
-    record: Callable[[dict], None] | None = None,
-    stop=None,
+    record: Callable[[dict[str, Any]], None] | None = None,
+    stop: "Stop | None" = None,
 ) -> Outcome:
     """`log`: where --debug lines go (the caller masks them); `transport`: an
     httpx transport instead of the network (unit tests); `progress(what, done,
@@ -52,7 +61,7 @@ def execute(
     if call.test:
         return plan(call)
     ep = call.endpoint
-    client = None
+    client: Caller | None = None
     try:
         with ExitStack() as held:
             if call.many and call.method.changes_state and not call.plan:  # one such run per portal at a time
@@ -97,7 +106,7 @@ def execute(
     return outcome
 
 
-def _auth_notes(client, outcome: Outcome) -> Outcome:
+def _auth_notes(client: "Caller | None", outcome: Outcome) -> Outcome:
     """An auth file's lines (a renewed pair kept elsewhere than the file, a portal not moved) before the
     outcome's own; exit 6 at least when the file does not hold the live pair."""
     notes = tuple(dict.fromkeys(getattr(client, "notes", ())))  # each once, however many renewals said it
@@ -108,7 +117,13 @@ def _auth_notes(client, outcome: Outcome) -> Outcome:
     return outcome.replace(messages=(*notes, *outcome.messages))
 
 
-def _run(call: Call, client: RestClient, progress, record, stop) -> Outcome:
+def _run(
+    call: Call,
+    client: "Caller",
+    progress: Callable[[str, int, int], None] | None,
+    record: Callable[[dict[str, Any]], None] | None,
+    stop: "Stop | None",
+) -> Outcome:
     if not call.many and not call.reads_first:
         return _one(call, client)
     from oint_py.run import sweep  # only runs over several users need it
@@ -138,7 +153,7 @@ class _Stopped(Exception):
 
 
 @contextmanager
-def _before_any_change(stop):
+def _before_any_change(stop: "Stop | None") -> Iterator[None]:
     """Within the block nothing is changed: a signal's cut (KeyboardInterrupt, or a wait a stop ended) ends the
     run as stopped by it."""
     try:
@@ -149,7 +164,7 @@ def _before_any_change(stop):
         raise _Stopped from None
 
 
-def _inactive(listing) -> tuple[str, ...]:
+def _inactive(listing: "Listing") -> tuple[str, ...]:
     """The line about listed users the portal should not have listed (a sweep.Listing's inactive ones)."""
     from oint_py.run import sweep
 
@@ -162,14 +177,14 @@ def _inactive(listing) -> tuple[str, ...]:
     )
 
 
-def _one(call: Call, client: RestClient) -> Outcome:
+def _one(call: Call, client: "Caller") -> Outcome:
     uid = call.user_ids[0] if call.user_ids else ""
     params = {"USER_ID": uid, **call.rest_params} if uid else call.rest_params
     ep, method = call.endpoint, call.method
     confirm = None
     if method.confirm_status:
 
-        def confirm(payload: dict):
+        def confirm(payload: Payload) -> Answer | Payload:
             record = statuses(client, call, [uid], batched=False)[uid]
             applied = judge(method, record)
             if applied is Applied.UNKNOWN:

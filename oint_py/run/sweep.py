@@ -29,10 +29,11 @@
 Never prints: `progress(what, done, total)` is told how far it got.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from oint_py import bounds
 from oint_py.methods import BY_KEY, DEFAULT_REPORT, Method
@@ -44,7 +45,8 @@ from oint_py.rest.client import (
     NOT_REACHED,
     TRANSPORT_ERRORS,
     UNANSWERED,
-    RestClient,
+    Entry,
+    Payload,
     Shown,
     about,
     answer_entry,
@@ -56,8 +58,13 @@ from oint_py.rest.client import (
 )
 from oint_py.rest.client import atom as _atom
 
+if TYPE_CHECKING:
+    from oint_py.files.signals import Stop
+    from oint_py.rest.client import Caller
+
 Progress = Callable[[str, int, int], None]
-Record = Callable[[dict], None]
+Record = Callable[[dict[str, Entry]], None]
+Page = tuple[int, list[tuple[str, bool]], Any, Any]  # start, (ID, active) of its users, total, next: as answered
 
 USER_METHOD = "user.get"
 ACTIVE = {"FILTER": {"ACTIVE": True}, "sort": "ID", "order": "ASC"}  # the first page's JSON body
@@ -78,7 +85,7 @@ class _Wrong(Exception):
     """The listing cannot be right: why, in a sentence."""
 
 
-def active_users(call: Call, client: RestClient, progress: Progress | None = None) -> tuple[Listing, Outcome | None]:
+def active_users(call: Call, client: "Caller", progress: Progress | None = None) -> tuple[Listing, Outcome | None]:
     """(the listing, None), or (an empty listing, the Outcome that ends the run)."""
     try:
         pages = _offset_pages(call, client, progress)
@@ -97,7 +104,7 @@ def active_users(call: Call, client: RestClient, progress: Progress | None = Non
     return listing, None
 
 
-def _offset_pages(call: Call, client: RestClient, progress: Progress | None) -> list | Outcome:
+def _offset_pages(call: Call, client: "Caller", progress: Progress | None) -> list[Page] | Outcome:
     """[(start, records, total, next)], the first page's and then the others', 50 pages a batch request."""
     ep = call.endpoint
     answer = _ask(client, ep.url(USER_METHOD), ep.payload(ACTIVE))
@@ -108,7 +115,7 @@ def _offset_pages(call: Call, client: RestClient, progress: Progress | None) -> 
         raise _Wrong("its first page is not a Bitrix24 list of users")
     if total > bounds.MAX_USERS:
         raise _Wrong(f"it counts {total:,} active users, more than the {bounds.MAX_USERS:,} oint-py lists in one run")
-    pages = [(0, first, total, answer.body.get("next"))]
+    pages: list[Page] = [(0, first, total, answer.body.get("next"))]
     if progress:
         progress("listing users", len(first), total)
     starts = {str(at): batch.line(USER_METHOD, {**_PAGE_QUERY, "start": at}) for at in range(PAGE, total, PAGE)}
@@ -139,7 +146,7 @@ def _offset_pages(call: Call, client: RestClient, progress: Progress | None) -> 
     return pages
 
 
-def _mismatch(pages: list) -> str:
+def _mismatch(pages: list[Page]) -> str:
     """Why offset pages do not add up to one listing; "" when they do."""
     total, last = pages[0][2], 0
     for start, records, count, after in pages:
@@ -157,9 +164,10 @@ def _mismatch(pages: list) -> str:
     return ""
 
 
-def _by_id(call: Call, client: RestClient) -> list | Outcome:
+def _by_id(call: Call, client: "Caller") -> list[tuple[str, bool]] | Outcome:
     """Every active user's record by ID paging: each page those above the last ID seen. Sequential."""
     ep = call.endpoint
+    found: list[tuple[str, bool]]
     found, last = [], 0
     while True:
         answer = _ask(
@@ -181,14 +189,14 @@ def _by_id(call: Call, client: RestClient) -> list | Outcome:
             return found
 
 
-def _listing(records) -> Listing:
+def _listing(records: Iterable[tuple[str, bool]]) -> Listing:
     listing = Listing()
     for uid, active in records:
         (listing.ids if active else listing.inactive).append(uid)
     return listing
 
 
-def _ask(client: RestClient, url: str, payload: dict) -> Answer:
+def _ask(client: "Caller", url: str, payload: Payload) -> Answer:
     """A read of the listing; no answer at all (a dropped connection, retries spent) is a failed one,
     so that the run ends saying the users could not be listed and nothing was changed."""
     try:
@@ -197,11 +205,11 @@ def _ask(client: RestClient, url: str, payload: dict) -> Answer:
         return Answer(0, {}, None, url, Kind.FAILED, exc.message)
 
 
-def _count(value) -> bool:
+def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _records(page, what: str) -> list[tuple[str, bool]]:
+def _records(page: object, what: str) -> list[tuple[str, bool]]:
     """[(ID, whether the record's own ACTIVE is true)] of a page of users; _Wrong when it is not one."""
     if not isinstance(page, list) or len(page) > PAGE:
         raise _Wrong(f"{what} is not a Bitrix24 list of users")
@@ -218,7 +226,7 @@ def _records(page, what: str) -> list[tuple[str, bool]]:
     return records
 
 
-def _active(value) -> bool:
+def _active(value: object) -> bool:
     """A record's own ACTIVE: false, "N", "false" and 0 are inactive (a portal that ignored the filter)."""
     return not (value is False or value == 0 or str(value).strip().lower() in ("n", "false", "0"))
 
@@ -260,21 +268,21 @@ class Step:
 
     kind: Decision
     before: str | None  # STATUS read first
-    params: dict = field(default_factory=dict)  # REST fields besides USER_ID
+    params: dict[str, Any] = field(default_factory=dict)  # REST fields besides USER_ID
     reason: str = ""  # for SKIP
-    error: dict | None = None  # for FAIL
+    error: Entry | None = None  # for FAIL
 
 
 def _fail(before: str | None, code: str, why: str) -> Step:
     return Step(Decision.FAIL, before, error={"error": code, "error_description": why})
 
 
-def decide(call: Call, entry: dict) -> Step:
+def decide(call: Call, entry: Entry) -> Step:
     """One user's Step, from the status entry read for them."""
     if "error" in entry:
         return Step(Decision.FAIL, None, error=entry)
     method, params = call.method, call.rest_params
-    record = entry.get("result")
+    record: Any = entry.get("result")  # the portal's JSON: a dict wherever STATUS is read from it
     status = record.get("STATUS") if isinstance(record, dict) else None
     if not isinstance(status, str):
         return _fail(None, "NO_STATUS", f"{_status_method(method).rest} gave no STATUS")
@@ -307,7 +315,7 @@ def _status_method(method: Method) -> Method:
     return BY_KEY[method.status_method.lower()]
 
 
-def _expired(record: dict, given: str | None, report: str) -> Step:
+def _expired(record: dict[str, Any], given: str | None, report: str) -> Step:
     """The close of a day left open before today: the portal wants a TIME on the day's own
     open date and a REPORT. --time's clock goes on that date in the offset of the day's
     TIME_START (the portal compares the dates in the day's zone); without --time, the
@@ -335,7 +343,7 @@ def _expired(record: dict, given: str | None, report: str) -> Step:
     return _not_before_start(Step(Decision.ACT, "EXPIRED", {"TIME": moment, "REPORT": report}), {"TIME_START": start})
 
 
-def _not_before_start(step: Step, record: dict) -> Step:
+def _not_before_start(step: Step, record: dict[str, Any]) -> Step:
     """A close is never sent for a moment before the day's start."""
     start, end = _atom(record.get("TIME_START")), step.params.get("TIME")
     if start is None or end is None or datetime.fromisoformat(end) >= datetime.fromisoformat(start):
@@ -362,12 +370,14 @@ class Tally:
     """The entries so far and the counts a summary gives. An entry is added once and never changed
     afterwards: the run's record (output.recorder) writes each entry once, when its batch ends."""
 
-    entries: dict = field(default_factory=dict)
+    entries: dict[str, Entry] = field(default_factory=dict)
     # unsure: acted on without a status read first (close first), whose answer was lost: maybe done before the run
-    counts: dict = field(default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0, "unsure": 0})
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"acted": 0, "skipped": 0, "failed": 0, "not reached": 0, "unsure": 0}
+    )
     changed: bool = False  # the current batch's change was answered: a failure after it may leave it applied
 
-    def add(self, uid: str, entry: dict, kind: str) -> None:
+    def add(self, uid: str, entry: Entry, kind: str) -> None:
         if entry.get("error") == NOT_REACHED:  # a stop kept its change (or its status read) from being sent
             entry, kind = {"action": "not reached"}, "not reached"
         self.entries[uid] = entry
@@ -375,13 +385,19 @@ class Tally:
 
 
 def run(
-    call: Call, client: RestClient, progress: Progress | None = None, record: Record | None = None, stop=None
+    call: Call,
+    client: "Caller",
+    progress: Progress | None = None,
+    record: Record | None = None,
+    stop: "Stop | None" = None,
 ) -> Outcome:
     """Batch by batch: read the statuses (--if-needed, --plan), decide per user, then (unless --plan) make
     the changes; or, for a method that acts first, send the changes at once and read only the refused
     users' statuses, after the others. `record(entries)` is given every user's entry so far after each
     batch; `stop` (a stopping.Stop) is looked at between batches."""
     uids = list(call.user_ids) if call.user_ids or call.many else [""]  # "": the webhook's own user
+    refused: list[str]
+    halted: OintError | None
     tally, end, streak, refused, halted = Tally(), End.DONE, 0, [], None
     what = "reading statuses" if call.plan else call.method.words[1] if call.reads_first else "sending"
     for chunk, first in _chunks(uids, acts_first(call), refused):
@@ -440,7 +456,7 @@ def acts_first(call: Call) -> bool:
     return call.if_needed and call.method.act_first and not call.plan and "TIME" not in dict(call.rest_params)
 
 
-def _chunks(uids: list[str], first: bool, refused: list[str]):
+def _chunks(uids: list[str], first: bool, refused: list[str]) -> Iterator[tuple[list[str], bool]]:
     """(up to BATCH_SIZE users, whether to act first): every user, then those whose change was refused."""
     for at in range(0, len(uids), bounds.BATCH_SIZE):
         yield uids[at : at + bounds.BATCH_SIZE], first
@@ -449,12 +465,12 @@ def _chunks(uids: list[str], first: bool, refused: list[str]):
         yield chunk, False
 
 
-def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refused: list[str]) -> bool:
+def _first(call: Call, client: "Caller", chunk: list[str], tally: Tally, refused: list[str]) -> bool:
     """The change sent to every user of a batch without reading first. A record showing the day closed before
     this run is a skip; a user whose answer shows no change (any refusal, such as an expired day's, or another
     STATUS) goes to `refused`, to be read and decided on like any other."""
     method = call.method
-    clocks: dict[str, dict] = {}
+    clocks: dict[str, dict[str, Any]] = {}
     cmd = batch.commands(method.rest, chunk, call.rest_params)[0]
     results, unreachable = send_batch(client, call, method, cmd, clocks)
     tally.changed = True
@@ -471,7 +487,9 @@ def _first(call: Call, client: RestClient, chunk: list[str], tally: Tally, refus
     return unreachable
 
 
-def _settle_first(call: Call, uid: str, result: dict, clock: dict | None, tally: Tally, refused: list[str]) -> None:
+def _settle_first(
+    call: Call, uid: str, result: Entry, clock: dict[str, Any] | None, tally: Tally, refused: list[str]
+) -> None:
     """One user's entry after a change sent first: into `tally`, or into `refused` to be read and decided on."""
     method = call.method
     if "error" in result and result["error"] not in (*TRANSPORT_ERRORS, NOT_REACHED):
@@ -516,10 +534,10 @@ def _cut(call: Call, chunk: list[str], tally: Tally, why: str | None = None) -> 
             )
 
 
-def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bool:
+def _batch(call: Call, client: "Caller", chunk: list[str], tally: Tally) -> bool:
     """One batch of users read, decided and changed; their entries into `tally`. True when no portal answered."""
     method = call.method
-    clocks: dict[str, dict] = {}
+    clocks: dict[str, dict[str, Any]] = {}
     if not call.reads_first:
         cmd = batch.commands(method.rest, chunk, call.rest_params)[0]
         results, unreachable = send_batch(client, call, method, cmd, clocks)
@@ -532,7 +550,7 @@ def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bo
     )
     steps = {uid: decide(call, read[uid]) for uid in chunk}
     unchecked = _unchecked(call, read, steps) if call.plan and not call.if_needed else {}
-    results: dict[str, dict] = {}
+    results = {}  # {uid: entry}, as send_batch gives
     refused: list[str] = []
     if not call.plan and not unreachable:
         todo = {uid: batch.user_line(method.rest, uid, s.params) for uid, s in steps.items() if s.kind is Decision.ACT}
@@ -558,10 +576,10 @@ def _batch(call: Call, client: RestClient, chunk: list[str], tally: Tally) -> bo
     return unreachable
 
 
-def _unchecked(call: Call, read: dict, steps: dict) -> dict[str, str]:
+def _unchecked(call: Call, read: dict[str, Entry], steps: dict[str, Step]) -> dict[str, str]:
     """--plan without --if-needed calls every user: where the status says the call changes nothing, why."""
     needed = call.replace(if_needed=True)
-    found = {}
+    found: dict[str, str] = {}
     for uid, step in steps.items():
         would = decide(needed, read[uid]) if step.kind is Decision.ACT else None
         if would is not None and would.kind is Decision.SKIP:
@@ -569,7 +587,9 @@ def _unchecked(call: Call, read: dict, steps: dict) -> dict[str, str]:
     return found
 
 
-def _done_meanwhile(call: Call, steps: dict, results: dict, clocks: dict) -> list[str]:
+def _done_meanwhile(
+    call: Call, steps: dict[str, Step], results: dict[str, Entry], clocks: dict[str, dict[str, Any]]
+) -> list[str]:
     """A change someone else made after the status was read (another run, the user) is a skip: a close whose
     record shows the day closed before it (marked here), or any refusal (whatever its code or text) after which
     a status check shows the change made (the refused users returned, for the caller to read). Every other
@@ -592,7 +612,7 @@ def _done_meanwhile(call: Call, steps: dict, results: dict, clocks: dict) -> lis
     return refused
 
 
-def _skip_meanwhile(method: Method, steps: dict, results: dict, uid: str) -> None:
+def _skip_meanwhile(method: Method, steps: dict[str, Step], results: dict[str, Entry], uid: str) -> None:
     steps[uid] = Step(
         Decision.SKIP,
         steps[uid].before,
@@ -602,7 +622,7 @@ def _skip_meanwhile(method: Method, steps: dict, results: dict, uid: str) -> Non
     results.pop(uid)
 
 
-def _shown_done(call: Call, client: RestClient, uids: list[str]) -> dict[str, dict]:
+def _shown_done(call: Call, client: "Caller", uids: list[str]) -> dict[str, Entry]:
     """{uid: status record} of those of `uids` (one batch at most) whose status, read once, shows the
     method's change made; nothing is read for no users."""
     if not uids:
@@ -614,7 +634,7 @@ def _shown_done(call: Call, client: RestClient, uids: list[str]) -> dict[str, di
     }
 
 
-def _judged(method: Method, result: dict, sent: str | None, clock: dict | None) -> dict:
+def _judged(method: Method, result: Entry, sent: str | None, clock: dict[str, Any] | None) -> Entry:
     """A change's entry as the portal answered it, with an error when its record shows the change not made
     (UNEXPECTED_STATUS, or ALREADY_CLOSED: a close of a day closed before it) and a note when it cannot tell."""
     if not method.changes_state or "error" in result or "note" in result:
@@ -628,7 +648,7 @@ def _judged(method: Method, result: dict, sent: str | None, clock: dict | None) 
     return {**result, "error": code, "error_description": why}
 
 
-def _entry(call: Call, step: Step, result: dict | None, clock: dict | None = None) -> tuple[dict, str]:
+def _entry(call: Call, step: Step, result: Entry | None, clock: dict[str, Any] | None = None) -> tuple[Entry, str]:
     """One user's part of the answer and how it counts. `result`: the portal's entry for the change (None when
     nothing was sent); `clock`: the portal's clock as it ran the change."""
     planned, _, done = call.method.words
@@ -639,6 +659,7 @@ def _entry(call: Call, step: Step, result: dict | None, clock: dict | None = Non
             "reason": step.reason,
         }, "skipped"
     if step.kind is Decision.FAIL:
+        assert step.error is not None  # a FAIL step always carries its error (decide, _fail)
         return {"action": "failed", "status_before": step.before, **step.error}, "failed"
     entry = {
         "action": planned if call.plan else done,
@@ -659,7 +680,7 @@ def _signal_name(number: int | None) -> str:
     import signal
 
     try:
-        return signal.Signals(number).name
+        return signal.Signals(number).name  # type: ignore[arg-type]  # None: a ValueError, as below
     except ValueError:
         return f"signal {number}"
 
@@ -667,8 +688,10 @@ def _signal_name(number: int | None) -> str:
 _SIGNAL_STATUS = {"SIGHUP": ExitStatus.HANGUP, "SIGINT": ExitStatus.INTERRUPTED, "SIGTERM": ExitStatus.TERMINATED}
 
 
-def _report(call: Call, tally: Tally, end: End, stop, halted: OintError | None = None) -> Outcome:
+def _report(call: Call, tally: Tally, end: End, stop: "Stop | None", halted: OintError | None = None) -> Outcome:
     """The per-user answer, the stderr lines and the summary; the exit status of the worst failure."""
+    messages: list[str]
+    run: list[tuple[object, str]]  # (the error code, its line)
     status, messages, run = ExitStatus.OK, [], []  # run: a streak of users failing the same way for want of an answer
     for uid, entry in tally.entries.items():
         if "error" in entry:
@@ -696,14 +719,16 @@ def _report(call: Call, tally: Tally, end: End, stop, halted: OintError | None =
         status = halted.status
         messages.append(halted.message)
     if end is End.STOPPED:
+        assert stop is not None  # run() ends STOPPED only with a stop that has its signal
         status = _SIGNAL_STATUS.get(_signal_name(stop.signal), ExitStatus.INTERRUPTED)  # Windows' SIGBREAK: 130
     summary = _summary(call, tally, end, stop) if call.reads_first or end is not End.DONE else None
     data = tally.entries if call.many else next(iter(tally.entries.values()))
     return Outcome(ExitStatus(status), data, tuple(messages), summary, per_user=call.many)
 
 
-def stopped_early(stop) -> Outcome:
+def stopped_early(stop: "Stop | None") -> Outcome:
     """A signal ended the run before anything that changes a day was sent (waiting for the lock, listing users)."""
+    assert stop is not None  # called only once stopping.stopped(stop)
     name = _signal_name(stop.signal)
     return Outcome(
         _SIGNAL_STATUS.get(name, ExitStatus.INTERRUPTED),
@@ -718,14 +743,14 @@ def stopped_early(stop) -> Outcome:
 SHOWN = 3  # of a streak of users failing the same way for want of an answer (a portal gone): the rest in one line
 
 
-def _streak(run: list) -> list[str]:
+def _streak(run: list[tuple[object, str]]) -> list[str]:
     """The stderr lines of a streak of (code, line): all of a short one; of a long one its first and a count."""
     if len(run) <= SHOWN:
         return [line for _, line in run]
     return [run[0][1], f"... and {len(run) - 1} more users with {run[0][0]} (see the record)"]
 
 
-def _summary(call: Call, tally: Tally, end: End, stop) -> str:
+def _summary(call: Call, tally: Tally, end: End, stop: "Stop | None") -> str:
     planned, _, done = call.method.words
     counts = tally.counts
     if call.plan:
@@ -749,5 +774,6 @@ def _summary(call: Call, tally: Tally, end: End, stop) -> str:
     line += f", {counts['not reached']} not reached"
     again = " with --if-needed" if call.method.changes_state and not call.if_needed else ""
     if end is End.STOPPED:
+        assert stop is not None  # run() ends STOPPED only with a stop that has its signal
         return f"stopped by {_signal_name(stop.signal)}: {line}; run the same command{again} again to finish the job"
     return f"{line}; run the same command{again} again to finish the job"

@@ -20,6 +20,8 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypedDict
 
 CLIENT_ID = "local.5f3a9c2e1b7d40.61832057"  # the sandbox's one app: shaped like a Bitrix24 local app's id
 CLIENT_SECRET = "sbx8Qm2VtK4nR7wZ1pL9cX3yH6dF0gJ5aE"
@@ -35,14 +37,28 @@ class OAuthError(Exception):
         self.status, self.error, self.description = status, error, description
 
 
+class _Access(TypedDict):
+    expires: float
+    revoked: bool
+
+
+class _Refresh(TypedDict):
+    access: str  # the access token issued with it
+    used: bool
+
+
 class OAuthState:
     def __init__(
-        self, ttl: float = DEFAULT_TTL, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET, clock=time.time
+        self,
+        ttl: float = DEFAULT_TTL,
+        client_id: str = CLIENT_ID,
+        client_secret: str = CLIENT_SECRET,
+        clock: Callable[[], float] = time.time,
     ):
         self.ttl, self.client_id, self.client_secret, self.clock = ttl, client_id, client_secret, clock
         self.lock = threading.Lock()
-        self.access: dict[str, dict] = {}  # access token -> {"expires": float, "revoked": bool}
-        self.refresh: dict[str, dict] = {}  # refresh token -> {"access": str, "used": bool}
+        self.access: dict[str, _Access] = {}  # access token -> {"expires": float, "revoked": bool}
+        self.refresh: dict[str, _Refresh] = {}  # refresh token -> {"access": str, "used": bool}
         self.codes: dict[str, float] = {}  # code -> when it expires (removed once used)
         self.counts = {"authorize": 0, "code_grants": 0, "refreshes": 0, "early_refreshes": 0, "refused": 0}
 
@@ -58,7 +74,9 @@ class OAuthState:
         return code
 
     # -- the token endpoint ------------------------------------------------
-    def grant(self, params: dict, portal_base: str, server_base: str, rotate: bool = True) -> dict:
+    def grant(
+        self, params: Mapping[str, str], portal_base: str, server_base: str, rotate: bool = True
+    ) -> dict[str, Any]:
         """The token answer for `params` (the query of /oauth/token/), or OAuthError.
         `rotate` False: answer without a refresh_token and keep the old one (a server that lies)."""
         with self.lock:
@@ -68,7 +86,7 @@ class OAuthState:
                 self.counts["refused"] += 1
                 raise
 
-    def _grant(self, params: dict, portal_base: str, server_base: str, rotate: bool) -> dict:
+    def _grant(self, params: Mapping[str, str], portal_base: str, server_base: str, rotate: bool) -> dict[str, Any]:
         kind = params.get("grant_type")
         if kind not in ("authorization_code", "refresh_token"):
             raise OAuthError(400, "invalid_request", "grant_type must be authorization_code or refresh_token")
@@ -93,7 +111,8 @@ class OAuthState:
             if rotate:
                 entry["used"] = True
             else:
-                entry["access"] = None  # filled below: the same refresh token now goes with the new access token
+                # filled below, under the same lock: the same refresh token now goes with the new access token
+                entry["access"] = None  # type: ignore[typeddict-item]  # None for that moment only
         access = secrets.token_hex(24)
         expires = now + self.ttl
         self.access[access] = {"expires": expires, "revoked": False}

@@ -7,7 +7,9 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import parse_qsl
 
 # PHP's DateTime::createFromFormat(DATE_ATOM, ...) as the server parses TIME: `Y-m-d\TH:i:sP`, where the
@@ -141,13 +143,13 @@ def forgotten_kind(uid: int) -> str:
     return _FORGOTTEN[uid * 7 % len(_FORGOTTEN)]
 
 
-def _truthy(value) -> bool:
+def _truthy(value: object) -> bool:
     return value is True or str(value).strip().lower() in ("true", "y", "1")
 
 
-def php_query(query: str) -> dict:
+def php_query(query: str) -> dict[str, Any]:
     """A batch command's query as PHP's parse_str reads it: `FILTER[ACTIVE]=true` is {"FILTER": {"ACTIVE": "true"}}."""
-    params: dict = {}
+    params: dict[str, Any] = {}
     for name, value in parse_qsl(query):
         head, _, rest = name.partition("[")
         keys = [head] + (re.findall(r"([^\[\]]*)\]", "[" + rest) if rest else [])
@@ -194,7 +196,7 @@ def _like(pattern: str, text: str) -> bool:
     return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("%")), text, re.S) is not None
 
 
-def _condition(key: str, value: object):
+def _condition(key: str, value: object) -> Callable[[dict[str, Any]], bool]:
     """A test of a user for one FILTER entry; ApiError for a field or a prefix the sandbox cannot apply."""
     upper = key.upper()
     prefix, test = next(((p, t) for p, t in _PREFIXES if upper.startswith(p)), ("", "in"))
@@ -216,11 +218,14 @@ def _condition(key: str, value: object):
         keep = test == "in"
         return lambda user: (_key(field, user[field]) in wanted) == keep
     bound = wanted[0]
-    compare = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}[
-        test
-    ]
+    compare: Callable[[Any, Any], bool] = {
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+    }[test]
 
-    def ordered(user: dict) -> bool:
+    def ordered(user: dict[str, Any]) -> bool:
         mine = _key(field, user[field])
         try:
             return bound is not None and compare(mine, bound)
@@ -230,7 +235,7 @@ def _condition(key: str, value: object):
     return ordered
 
 
-def _ordering(params: dict) -> list[tuple[str, bool]]:
+def _ordering(params: dict[str, Any]) -> list[tuple[str, bool]]:
     """[(field, descending)]: `sort` and `order` as the docs give them, or order as {FIELD: DIRECTION}."""
     order = params.get("ORDER")
     if isinstance(order, dict):
@@ -264,11 +269,11 @@ def _index(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) < 19
 
 
-def _linked(params: dict, tables: dict) -> dict:
+def _linked(params: dict[str, Any], tables: dict[str, dict[Any, Any]]) -> dict[str, Any]:
     """A batch command's parameters with every `$result[key][field]...` replaced by that value of an
     earlier command's answer ("" when there is none: inferred)."""
 
-    def look(found: re.Match) -> object:
+    def look(found: re.Match[str]) -> object:
         table = tables[found.group(1)]
         key = found.group(2)
         value = table.get(key, table.get(int(key)) if _index(key) else None)
@@ -298,7 +303,7 @@ def _linked(params: dict, tables: dict) -> dict:
     return {k: walk(v) for k, v in params.items()}
 
 
-def _php_array(items: dict) -> "dict | list":
+def _php_array(items: dict[Any, Any]) -> "dict[str, Any] | list[Any]":
     """A map as PHP's json_encode writes an array: a list when its keys are 0, 1, ... in order
     (so also [] when empty), else an object."""
     if list(items) == list(range(len(items))):
@@ -306,16 +311,16 @@ def _php_array(items: dict) -> "dict | list":
     return {str(k): v for k, v in items.items()}
 
 
-class Paged(list):
+class Paged(list[Any]):
     """A page of a list method's result, with what Bitrix24 sends beside it: `next` (absent on the last
     page) and `total`, top-level in a plain answer and in result_next/result_total in a batch."""
 
-    def __init__(self, items, start: int, total: int):
+    def __init__(self, items: Iterable[Any], start: int, total: int):
         super().__init__(items)
         self.next = start + PAGE if start + PAGE < total else None
         self.total = total
 
-    def paging(self) -> dict:
+    def paging(self) -> dict[str, Any]:
         return {**({"next": self.next} if self.next is not None else {}), "total": self.total}
 
 
@@ -330,21 +335,21 @@ class PortalState:
     def __init__(
         self,
         *,
-        code=DEFAULT_CODE,
-        token=DEFAULT_TOKEN,
-        users=1000,
-        admins=(1,),
-        free_schedule=False,
+        code: str = DEFAULT_CODE,
+        token: str = DEFAULT_TOKEN,
+        users: int = 1000,
+        admins: Iterable[int] = (1,),
+        free_schedule: bool = False,
         rate_limit: tuple[float, float] | None = None,
-        opened=True,
+        opened: bool = True,
         scenario: str | None = None,
-        user_scope=True,
-        finish_default=True,
-        now=None,
-        lang="en",
+        user_scope: bool = True,
+        finish_default: bool = True,
+        now: Callable[[], datetime] | None = None,
+        lang: str = "en",
         token_ttl: float | None = None,
         closed_close: str = "record",
-        clock=time.time,
+        clock: Callable[[], float] = time.time,
         operating_limit: float = OPERATING_LIMIT,
     ):
         """`scenario`: a name in SCENARIOS (the days users start with; else all open, or all
@@ -376,14 +381,18 @@ class PortalState:
         self.level, self.level_stamp = 0.0, time.monotonic()
         self.clock, self.operating_limit = clock, operating_limit
         self.local = threading.local()  # the webhook or app of the request this thread serves
-        self.baskets: defaultdict = defaultdict(list)  # {(who, method): [[first call's time, seconds], ...]}
+        self.baskets: defaultdict[tuple[str, str], list[list[float]]] = defaultdict(
+            list
+        )  # {(who, method): [[first call's time, seconds], ...]}
         self.throttled = 0  # requests refused with QUERY_LIMIT_EXCEEDED by the rate limit
         self.lock = threading.RLock()
-        self.days: dict[int, dict] = {}
-        self.requests: list[dict] = []  # every request: method, path, verb, headers, params
-        self.faults: deque = deque()  # consumed one per request: see inject()
+        self.days: dict[int, dict[str, Any]] = {}
+        self.requests: list[dict[str, Any]] = []  # every request: method, path, verb, headers, params
+        self.faults: deque[str] = deque()  # consumed one per request: see inject()
         self.dead = False  # after the fault "die": every request is dropped
-        self.applied: defaultdict = defaultdict(Counter)  # {"timeman.close": {uid: changes made}}, for tests
+        self.applied: defaultdict[str, Counter[int]] = defaultdict(
+            Counter
+        )  # {"timeman.close": {uid: changes made}}, for tests
         # "portal moved": answer every request with a redirect to this base URL + the path. A
         # base ending in /moved stays on this portal: paths under /moved are served as without it.
         self.redirect_to: str | None = None
@@ -417,12 +426,12 @@ class PortalState:
         with self.lock:
             self.faults.extend(faults)
 
-    def calls(self, method: str | None = None) -> list[dict]:
+    def calls(self, method: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
             return [r for r in self.requests if method is None or r["method"] == method]
 
     # -- the rules ----------------------------------------------------------
-    def _record(self, status: str, start: datetime) -> dict:
+    def _record(self, status: str, start: datetime) -> dict[str, Any]:
         return {
             "STATUS": status,
             "TIME_START": _atom(start),
@@ -436,7 +445,7 @@ class PortalState:
             "LON_OPEN": 0,
             "LAT_CLOSE": 0,
             "LON_CLOSE": 0,
-            "TZ_OFFSET": int(start.utcoffset().total_seconds()),
+            "TZ_OFFSET": int(start.utcoffset().total_seconds()),  # type: ignore[union-attr]  # aware, as now() gives
         }
 
     def _throttled(self) -> bool:
@@ -452,7 +461,7 @@ class PortalState:
         self.level += 1
         return False
 
-    def _user(self, caller: int, params: dict) -> int:
+    def _user(self, caller: int, params: dict[str, Any]) -> int:
         raw = params.get("USER_ID")
         if raw in (None, ""):
             return caller
@@ -466,7 +475,7 @@ class PortalState:
             raise ApiError(400, "", "User does not have access to managing other users work time")
         return uid
 
-    def _time(self, params: dict, day_start: str | None, verb: str) -> datetime | None:
+    def _time(self, params: dict[str, Any], day_start: str | None, verb: str) -> datetime | None:
         """TIME as the server reads it (see php_atom): for a close, converted to the offset the day
         started in and its date checked against the day's start date; for an open, its date checked
         against today in TIME's own zone. Then REPORT, unless the schedule is free."""
@@ -497,7 +506,7 @@ class PortalState:
         """An error's description in the portal's language."""
         return RUSSIAN.get(exc.description, exc.description) if self.lang == "ru" else exc.description
 
-    def dispatch(self, method: str, params: dict, caller: int, who: str = ""):
+    def dispatch(self, method: str, params: dict[str, Any], caller: int, who: str = "") -> Any:
         """Run one REST method; return its result or raise ApiError. `who`: the webhook or app
         calling, whose operating time per method is counted (see operating())."""
         params = {str(k).upper(): v for k, v in params.items()}
@@ -542,7 +551,7 @@ class PortalState:
                 return 0.0, None
             return sum(b[1] for b in baskets), baskets[0][0] + OPERATING_WINDOW
 
-    def timing(self, started: float, clock: datetime, who: str = "", method: str = "") -> dict:
+    def timing(self, started: float, clock: datetime, who: str = "", method: str = "") -> dict[str, Any]:
         """The `time` block of an answer (`clock`: the portal's own, as the command started); with the operating
         time when a method was named."""
         block = self._timing(started, clock)
@@ -551,7 +560,9 @@ class PortalState:
             block.update(operating=used, operating_reset_at=int(reset if reset is not None else self.clock()))
         return block
 
-    def _change(self, method: str, handler, params: dict, caller: int) -> dict:
+    def _change(
+        self, method: str, handler: Callable[[dict[str, Any], int], Any], params: dict[str, Any], caller: int
+    ) -> Any:
         """timeman.open, .close or .pause, and what every change records beside its decision: the
         supervisor's confirmation (ACTIVE) and the place (LAT, LON)."""
         uid = self._user(caller, params)
@@ -578,7 +589,7 @@ class PortalState:
                 day[f"{axis}_{where}"] = _number(params[axis])
         return {**result, **{k: day[k] for k in result if k in day}} if isinstance(result, dict) else result
 
-    def _day(self, uid: int) -> dict:
+    def _day(self, uid: int) -> dict[str, Any] | None:
         """A user's day; one opened before today and never closed is EXPIRED, with the schedule's
         end of that day as TIME_FINISH_DEFAULT (unless the portal is made without it)."""
         day = self.days.get(uid)
@@ -588,7 +599,7 @@ class PortalState:
                 day["TIME_FINISH_DEFAULT"] = day["TIME_START"][:10] + "T18:00:00" + day["TIME_START"][19:]
         return day
 
-    def _m_user_get(self, params, caller):
+    def _m_user_get(self, params: dict[str, Any], caller: int) -> list[dict[str, Any]]:
         """user.get as the docs describe it, over the fields the sandbox's users have (USER_FIELDS):
         FILTER with every documented prefix, or (without FILTER) the fields beside the other
         parameters; sort and order (also order as {FIELD: ASC|DESC}); select; start rounded down to
@@ -611,7 +622,7 @@ class PortalState:
         users = [self._user_fields(uid) for uid in sorted(self.users)]
         users = [user for user in users if all(test(user) for test in tests)]
         for field, descending in reversed(_ordering(params)):
-            users.sort(key=lambda user, f=field: (user[f] is None, user[f]), reverse=descending)
+            users.sort(key=lambda user, f=field: (user[f] is None, user[f]), reverse=descending)  # type: ignore[misc]  # mypy infers no lambda with a default
         try:
             start = int(str(params.get("START") or 0).strip())
         except ValueError:
@@ -628,7 +639,7 @@ class PortalState:
             return page
         return Paged(page, max(0, start) // PAGE * PAGE, len(users))
 
-    def _user_fields(self, uid: int) -> dict:
+    def _user_fields(self, uid: int) -> dict[str, Any]:
         return {
             "ID": uid,
             "ACTIVE": uid not in self.inactive,
@@ -637,15 +648,15 @@ class PortalState:
             "USER_TYPE": "employee",
         }
 
-    def _m_server_time(self, params, caller):
+    def _m_server_time(self, params: dict[str, Any], caller: int) -> str:
         return _atom(self.now())
 
-    def _m_timeman_status(self, params, caller):
+    def _m_timeman_status(self, params: dict[str, Any], caller: int) -> dict[str, Any]:
         uid = self._user(caller, params)
         day = self._day(uid)
         return dict(day) if day else {"STATUS": "CLOSED"}
 
-    def _m_timeman_settings(self, params, caller):
+    def _m_timeman_settings(self, params: dict[str, Any], caller: int) -> dict[str, Any]:
         uid = self._user(caller, params)
         return {
             "UF_TIMEMAN": True,
@@ -657,7 +668,7 @@ class PortalState:
             **({"ADMIN": uid in self.admins} if uid == caller else {}),  # only for the caller's own settings
         }
 
-    def _m_timeman_open(self, params, caller):
+    def _m_timeman_open(self, params: dict[str, Any], caller: int) -> dict[str, Any]:
         """The core chooses REOPEN (a day of today: open, paused or closed) or OPEN (no day, or a closed one of
         an earlier date). REOPEN with a TIME is refused with code TIME (server code); a REOPEN or an OPEN that
         has nothing to do answers 200 with the status unchanged (server code). An EXPIRED day is left as it is,
@@ -680,7 +691,7 @@ class PortalState:
         self.applied["timeman.open"][uid] += 1
         return dict(day)
 
-    def _m_timeman_close(self, params, caller):
+    def _m_timeman_close(self, params: dict[str, Any], caller: int) -> dict[str, Any]:
         uid = self._user(caller, params)
         day = self._day(uid)
         if not day or day["STATUS"] == "CLOSED":
@@ -709,7 +720,7 @@ class PortalState:
         self.applied["timeman.close"][uid] += 1
         return dict(day)
 
-    def _m_timeman_pause(self, params, caller):
+    def _m_timeman_pause(self, params: dict[str, Any], caller: int) -> dict[str, Any]:
         """Always 200 with the status record, never an error: the method ignores the core's result (server
         code); a user with no day gets {"STATUS": "CLOSED"}. Not idempotent: today's closed day is resumed, as
         the docs say (timeman-pause.md); an older closed day, a paused or an EXPIRED one is left unchanged
@@ -727,7 +738,7 @@ class PortalState:
         self.applied["timeman.pause"][uid] += 1
         return dict(day)
 
-    def _batch(self, params, caller):
+    def _batch(self, params: dict[str, Any], caller: int) -> dict[str, Any]:
         """batch as the docs describe it: `cmd` a map or a list (then its keys are 0, 1, ...); the
         commands past 50 each end with ERROR_BATCH_LENGTH_EXCEEDED, a nested batch with
         ERROR_BATCH_METHOD_NOT_ALLOWED; result_time only for the commands that succeeded."""
@@ -740,6 +751,11 @@ class PortalState:
             raise ApiError(400, "INVALID_ARG_VALUE", "cmd must be an array of commands")
         halt = _truthy(params.get("HALT", 0))
         who = getattr(self.local, "who", "")
+        results: dict[Any, Any]
+        errors: dict[Any, dict[str, str]]
+        times: dict[Any, dict[str, Any]]
+        totals: dict[Any, int]
+        nexts: dict[Any, int]
         results, errors, times, totals, nexts = {}, {}, {}, {}, {}
         for index, (key, line) in enumerate(cmd.items()):
             started, clock = time.time(), self.now()
@@ -771,7 +787,7 @@ class PortalState:
             "result_time": _php_array(times),
         }
 
-    def _timing(self, started: float, clock: datetime) -> dict:
+    def _timing(self, started: float, clock: datetime) -> dict[str, Any]:
         """A `time` block: `date_start` is the portal's own clock (`now`) as the command started, the clock its
         days are dated by (a close's TIME_FINISH is never before it)."""
         finished = time.time()
@@ -784,7 +800,7 @@ class PortalState:
             "date_finish": _atom(max(clock, self.now())),
         }
 
-    def authenticate(self, hook: tuple[int, str] | None, params: dict) -> int:
+    def authenticate(self, hook: tuple[int, str] | None, params: dict[str, Any]) -> int:
         """The calling user: a webhook's (user, code), or the `auth` token in the
         parameters (removed from them). Raises ApiError as a portal answers."""
         if hook:

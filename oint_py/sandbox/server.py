@@ -18,7 +18,9 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from oint_py.sandbox.oauth import MEMBER_ID, SCOPE
@@ -55,7 +57,15 @@ def _gzip_bomb(megabytes: float) -> bytes:
 class Portal(PortalState):
     """A PortalState served on loopback: `Portal(...).start()`, then `.webhook()`."""
 
-    def __init__(self, *, host="127.0.0.1", port=0, certfile=None, keyfile=None, **state):
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        **state: Any,
+    ):
         super().__init__(**state)
         self.server = _Server((host, port), _Handler)
         self.server.portal = self
@@ -91,12 +101,15 @@ class Portal(PortalState):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    portal: Portal  # set by Portal
+    server_address: tuple[str, int]  # AF_INET (the default family): (host, port)
 
     @property
-    def allow_reuse_address(self) -> bool:  # read by server_bind; on Windows it would let two servers share a port
+    def allow_reuse_address(self) -> bool:  # type: ignore[override]  # only read (by server_bind), never set
+        # read by server_bind; on Windows it would let two servers share a port
         return os.name != "nt"
 
-    def handle_error(self, request, client_address):  # clients that hang up are no news
+    def handle_error(self, request: object, client_address: object) -> None:  # clients that hang up are no news
         pass
 
 
@@ -105,26 +118,27 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "Bitrix24Sandbox/1.0"
     disable_nagle_algorithm = True
     timeout = 60  # a client that stalls is dropped
+    server: _Server
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
 
-    def log_message(self, format, *args):  # quiet
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
     @property
     def portal(self) -> Portal:
         return self.server.portal
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         self._safely()
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         self._safely()
 
-    def _safely(self):
+    def _safely(self) -> None:
         """No request crashes the sandbox: a bug answers 500 INTERNAL_SERVER_ERROR in JSON (the
         property test in tests/test_sandbox_fidelity.py calls that a failure too)."""
         try:
@@ -138,7 +152,13 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
 
-    def _send(self, status: int, body: bytes, content_type="application/json; charset=utf-8", extra=()):
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json; charset=utf-8",
+        extra: Iterable[tuple[str, str]] = (),
+    ) -> None:
         self.send_response(status, STATUS_TEXT.get(status))
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -147,13 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _json(self, status: int, data, extra=()):
+    def _json(self, status: int, data: object, extra: Iterable[tuple[str, str]] = ()) -> None:
         self._send(status, json.dumps(data, ensure_ascii=False).encode("utf-8"), extra=extra)
 
-    def _error(self, status: int, error: str, description: str, extra=()):
+    def _error(self, status: int, error: str, description: str, extra: Iterable[tuple[str, str]] = ()) -> None:
         self._json(status, {"error": error, "error_description": description}, extra)
 
-    def _reset(self):
+    def _reset(self) -> None:
         # SO_LINGER 0: the peer sees a connection reset, not a clean close
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
@@ -162,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _drip(self, body: bytes, pause: float):
+    def _drip(self, body: bytes, pause: float) -> None:
         """Headers and body one byte at a time: every read is quick, the whole answer is not."""
         head = (
             f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
@@ -176,7 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _stream(self, size: int, chunk: bytes, encoding: str | None = None, head: bytes = b"", tail: bytes = b""):
+    def _stream(
+        self, size: int, chunk: bytes, encoding: str | None = None, head: bytes = b"", tail: bytes = b""
+    ) -> None:
         """A large answer written in chunks with chunked transfer encoding, stopping when the client leaves."""
         self.send_response(200, "OK")
         self.send_header("Content-Type", "application/json")
@@ -195,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def _params(self) -> dict:
+    def _params(self) -> dict[str, Any]:
         """The query's and the body's parameters, as PHP reads them: `FILTER[ID]=5` and `cmd[k]=...`
         nest; a JSON body's object merges over the query."""
         try:
@@ -249,8 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "gzip-bomb":
             self._stream(0, b"x", "gzip", head=_gzip_bomb(float(arg)))
         elif kind == "error":  # error:NAME:STATUS, e.g. error:wrong_client:200 or error:NOT_INSTALLED:401
-            name, _, code = arg.rpartition(":")
-            self._error(int(code), name, "Injected fault")
+            name, _, status = arg.rpartition(":")
+            self._error(int(status), name, "Injected fault")
         elif kind == "deep":
             depth = int(arg)
             self._send(200, b'{"result": ' + b"[" * depth + b"]" * depth + b"}")
@@ -258,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
             return False  # apply-reset, see-other and no-refresh-token act after the call
         return True
 
-    def _handle(self):
+    def _handle(self) -> None:
         portal = self.portal
         path = urlsplit(self.path).path
         try:
@@ -268,7 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
         served = path[len(MOVED) :] if path.startswith(MOVED + "/") else path
         hook = re.match(r"^/rest/(\d+)/([^/]+)/([\w.]+?)(?:\.json)?/?$", served, re.ASCII)
         oauth = re.match(r"^/rest/([\w.]+?)(?:\.json)?/?$", served, re.ASCII)
-        method = (hook or oauth).group(3 if hook else 1).lower() if (hook or oauth) else ""
+        found = hook or oauth
+        method = found.group(3 if hook else 1).lower() if found else ""
         server = re.match(r"^/(oauth/(?:token|authorize|app)|sandbox/stats)/?$", served)
         method = server.group(1).replace("/", ".") if server else method
         with portal.lock:
@@ -316,7 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
         paging = result.paging() if isinstance(result, Paged) else {}
         self._json(200, {"result": result, **paging, "time": portal.timing(started, clock, who, method)})
 
-    def _oauth(self, what: str, params: dict, fault: str | None):
+    def _oauth(self, what: str, params: dict[str, Any], fault: str | None) -> None:
         """The OAuth server's pages (sandbox/oauth.py), on the portal's own address."""
         from oint_py.sandbox.oauth import OAuthError
 
