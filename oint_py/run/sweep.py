@@ -420,6 +420,8 @@ def run(
             record(tally.entries)
         if progress:
             progress(what, len(tally.entries), len(uids))
+    if end is End.DONE and stop is not None and stop.signal is not None and tally.counts["not reached"]:
+        end = End.STOPPED  # the last batch was the one the stop kept from being sent: no loop turn came to see it
     for uid in uids:
         if uid not in tally.entries:
             tally.add(uid, {"action": "not reached"}, "not reached")
