@@ -12,12 +12,14 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections import Counter
 
 import pytest
-from conftest import OINT, clean_env
+from conftest import OINT, WEBHOOK_CODE, clean_env
 
 from oint_py import bounds
 from oint_py.files import lock
@@ -34,8 +36,12 @@ def ids(n: int) -> str:
 
 
 def start(portal, state, *args, method: str = "StopTimekeeping", **env) -> subprocess.Popen:
+    return start_at(portal.webhook(), state, *args, method=method, **env)
+
+
+def start_at(url: str, state, *args, method: str = "StopTimekeeping", **env) -> subprocess.Popen:
     return subprocess.Popen(
-        [*OINT, "bitrix24", method, "--url", portal.webhook(), *args],
+        [*OINT, "bitrix24", method, "--url", url, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -132,6 +138,17 @@ def test_a_stop_ends_a_retry_after_wait_at_once_and_the_throttled_batch_is_not_r
         .splitlines()[-1]
         .startswith(f"oint: stopped by {signal.Signals(sig).name}: 0 sent, 0 skipped, 0 failed, 300 not reached;")
     )
+
+
+def test_a_stop_that_keeps_the_last_batch_from_being_sent_ends_the_run_as_stopped(make_portal, tmp_path):
+    """One batch only, kept from being sent by the stop (here in its Retry-After wait): the run is stopped
+    (exit 143, the summary line), not done with exit 0 as it was when no batch came after to see the signal."""
+    portal = make_portal(users=3)
+    portal.inject("retry-after:45")
+    proc = start(portal, tmp_path, "--userid", ids(3))
+    until(lambda: len(portal.calls()) == 1)
+    _, out, err = stop_and_time(proc, signal.SIGTERM)
+    _not_reached(out, err, proc)
 
 
 def _alive(pid: int) -> bool:
@@ -254,3 +271,90 @@ def test_a_stop_during_the_last_batch_ends_as_stopped(make_portal, tmp_path):
     assert took < bounds.STOP_GRACE + MARGIN, (took, err)
     assert proc.returncode == 143, err
     assert err.decode().splitlines()[-1].startswith("oint: stopped by SIGTERM: "), err
+
+
+# -- a connect or a TLS handshake in progress when the signal comes ------------
+def _connecting(pid: int, port: int) -> bool:
+    """Whether process `pid` has a TCP socket to 127.0.0.1:`port` still in SYN_SENT (Linux's /proc)."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd") if fd.isdigit()}
+        with open("/proc/net/tcp", encoding="ascii") as fh:
+            rows = [line.split() for line in fh.readlines()[1:]]
+    except OSError:
+        return False
+    return any(
+        int(row[2].split(":")[1], 16) == port and row[3] == "02" and f"socket:[{row[9]}]" in inodes for row in rows
+    )
+
+
+def _ended_within_the_grace(proc: subprocess.Popen) -> tuple[bytes, bytes]:
+    """SIGTERM now; the process's stdout and stderr once it ended within STOP_GRACE (and the margin): it is
+    killed, and the test fails, when it is still running then."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=bounds.STOP_GRACE + MARGIN)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"still running {bounds.STOP_GRACE + MARGIN:g} s after SIGTERM")
+
+
+def _not_reached(out: bytes, err: bytes, proc: subprocess.Popen) -> None:
+    assert proc.returncode == 143, err
+    assert json.loads(out) == {uid: {"action": "not reached"} for uid in ("1", "2", "3")}, err
+    assert err.decode().splitlines()[-1].startswith("oint: stopped by SIGTERM: 0 sent, 0 skipped, 0 failed, 3 not")
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/net/tcp"), reason="needs Linux's /proc to see the connect begin")
+def test_a_stop_cuts_a_connect_the_portal_never_answers_and_its_users_are_not_reached(tmp_path):
+    """A portal whose accept queue is full drops the SYNs: the connect waits for --timeout (120 s here). The
+    stop's deadline cuts it (issue 23, 2.1): no connection was made, so nothing was sent: "not reached"."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(3):  # the queue is full (one connection waits to be accepted): further SYNs are dropped
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+                fillers.append(filler)
+            url = f"http://127.0.0.1:{port}/rest/1/{WEBHOOK_CODE}/"
+            proc = start_at(url, tmp_path, "--userid", "1,2,3", "--timeout", "120")
+            until(lambda: _connecting(proc.pid, port))  # its SYN was dropped: it waits for the SYN-ACK
+            out, err = _ended_within_the_grace(proc)
+        finally:
+            for filler in fillers:
+                filler.close()
+    _not_reached(out, err, proc)
+
+
+def test_a_stop_cuts_a_tls_handshake_the_portal_never_answers_and_its_users_are_not_reached(tmp_path):
+    """A portal that accepts the connection and never speaks: the TLS handshake waits for --timeout. The stop's
+    deadline cuts it (issue 23, 2.1): the request was never sent (the portal got a ClientHello, nothing
+    more), so its users are "not reached"."""
+    hello, received, conns = threading.Event(), [], []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        port = server.getsockname()[1]
+
+        def mute() -> None:
+            conn, _ = server.accept()
+            conns.append(conn)
+            received.append(conn.recv(65536))
+            hello.set()
+            while data := conn.recv(65536):  # until oint closes the connection
+                received.append(data)
+
+        threading.Thread(target=mute, daemon=True).start()
+        proc = start_at(
+            f"https://127.0.0.1:{port}/rest/1/{WEBHOOK_CODE}/", tmp_path, "--userid", "1,2,3", "--timeout", "120"
+        )
+        until(hello.is_set)  # the handshake has begun: oint waits for the ServerHello
+        out, err = _ended_within_the_grace(proc)
+        for conn in conns:
+            conn.close()
+    _not_reached(out, err, proc)
+    assert received[0][:1] == b"\x16"  # a TLS handshake record; the request itself never went

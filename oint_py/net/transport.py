@@ -14,7 +14,10 @@ Bounds, all in bounds.py:
   In a run that a signal can stop (`stop`, a stopping.Stop), the stop's
   deadline bounds it too: a read waits at most STOP_SLICE at a time, so that a
   deadline the signal set during the wait cuts it (a `Trouble.STOPPED`); a
-  connect, a TLS handshake or a write keeps the deadline it started with;
+  connect (with its name lookup) and a TLS handshake, one blocking call each,
+  run on a helper thread that is waited for STOP_SLICE at a time (`_cuttable`),
+  so the deadline cuts them too, with nothing sent; a write keeps the deadline
+  it started with;
 - size: the answer is streamed and counted after decompression (gzip and
   deflate decoded here, a chunk at a time), and refused past `--max-answer`;
 - redirects: followed within the origin the user named, at most
@@ -33,11 +36,12 @@ import json
 import socket
 import ssl
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urljoin, urlsplit
 
 from oint_py import __version__, bounds
@@ -60,6 +64,9 @@ if TYPE_CHECKING:
         def __iter__(self) -> Iterator[bytes]: ...
 
         def close(self) -> None: ...
+
+
+_T = TypeVar("_T")
 
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -176,6 +183,61 @@ class Clock:
         return ends is not None and time.monotonic() >= ends
 
 
+def _cuttable(clock: Clock, work: Callable[[], _T], cancel: Callable[[], None], discard: Callable[[_T], None]) -> _T:
+    """work() on a helper thread, waited for STOP_SLICE at a time: the stop's deadline, set by a signal while
+    it runs, ends the wait (an httpcore.ConnectTimeout: a connect or a TLS handshake has sent no request yet);
+    `cancel()` then hastens the abandoned work's end, and `discard(result)` closes what it makes after all.
+    For the blocking calls httpcore's backend makes with one timeout (a socket's connect, TLS's handshake),
+    which neither a signal nor _thread.interrupt_main can break."""
+    import httpcore
+
+    done = threading.Event()
+    guard = threading.Lock()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result = work()
+        except BaseException as exc:  # re-raised on the waiting thread
+            box["error"] = exc
+        else:
+            with guard:
+                if box.get("abandoned"):
+                    discard(result)
+                    return
+                box["result"] = result
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="oint-connect", daemon=True).start()
+    try:
+        while not done.wait(bounds.STOP_SLICE):
+            if clock.cut():
+                raise httpcore.ConnectTimeout("the run was stopped while connecting")
+    except BaseException:  # the stop's deadline, or a second signal (KeyboardInterrupt)
+        with guard:
+            box["abandoned"] = True
+            result = box.pop("result", None)
+        if result is not None:
+            discard(result)
+        elif not done.is_set():
+            cancel()
+        raise
+    if "error" in box:
+        raise box["error"]
+    return cast("_T", box["result"])
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """Ends a blocking wait on `sock` on another thread (a TLS handshake's read)."""
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
 def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | None) -> "httpx.BaseTransport":
     """An httpx transport over httpcore's public pool (or proxy) classes, whose
     every connection is made through a backend that keeps `clock`'s deadline."""
@@ -211,7 +273,16 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
             self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
         ) -> httpcore.NetworkStream:
             left = clock.left(timeout, httpcore.ConnectTimeout)
-            return Stream(self.inner.start_tls(ssl_context, server_hostname, left))
+            if clock.stop is None:
+                return Stream(self.inner.start_tls(ssl_context, server_hostname, left))
+            return Stream(
+                _cuttable(
+                    clock,
+                    lambda: self.inner.start_tls(ssl_context, server_hostname, left),
+                    lambda: _shut(self.inner.get_extra_info("socket")),
+                    lambda made: made.close(),
+                )
+            )
 
         def get_extra_info(self, info: str) -> Any:
             return self.inner.get_extra_info(info)
@@ -229,7 +300,16 @@ def deadline_network(clock: Clock, ssl_context: ssl.SSLContext, proxy: str | Non
             socket_options: Iterable[Any] | None = None,
         ) -> httpcore.NetworkStream:
             left = clock.left(timeout, httpcore.ConnectTimeout)
-            return Stream(self.inner.connect_tcp(host, port, left, local_address, socket_options))
+            if clock.stop is None:
+                return Stream(self.inner.connect_tcp(host, port, left, local_address, socket_options))
+            return Stream(
+                _cuttable(
+                    clock,
+                    lambda: self.inner.connect_tcp(host, port, left, local_address, socket_options),
+                    lambda: None,  # a connect in progress has no socket to reach: it ends at `left`, then closes
+                    lambda made: made.close(),
+                )
+            )
 
         def connect_unix_socket(
             self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
@@ -612,7 +692,9 @@ class Client:
             return Failure(
                 Trouble.STOPPED,
                 f"the run was stopped, and no whole answer came within "
-                f"{bounds.STOP_GRACE - bounds.STOP_WRAP_UP:g} s of the signal",
+                f"{bounds.STOP_GRACE - bounds.STOP_WRAP_UP:g} s of the signal"
+                if sent
+                else "not sent: the run was stopped while connecting to the portal",
                 sent,
                 sent,
             )
