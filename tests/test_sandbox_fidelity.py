@@ -521,3 +521,45 @@ def test_b24pysdk_lists_users_by_filter_and_by_its_fast_id_paging(make_portal, c
     active = [str(uid) for uid in range(1, 121) if uid != 7]
     assert one == ["5"] and paged == active and sorted(fast, key=int) == active
     assert any(c["params"].get("start") == -1 for c in portal.calls("user.get"))
+
+
+def _raw(portal, request: bytes) -> tuple[int, dict]:
+    """One request as bytes on a socket of its own; (status, the answer's JSON)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", portal.port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    if not data.startswith(b"HTTP/"):  # a request with no version is HTTP/0.9's: its answer has no head
+        return 400, json.loads(data)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"application/json" in head.lower(), head
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"PUT /rest/1/x/timeman.status HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        b"DELETE /rest/1/x/timeman.status HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: h\r\n\r\n",
+    ],
+    ids=["PUT", "DELETE", "no request line", "URI over 64 KiB"],
+)
+def test_what_the_http_server_refuses_itself_is_json_too(portal, request_bytes):
+    """A review found them: the standard library's own refusals were HTML pages, not the JSON every answer
+    of the sandbox (and of a portal) is."""
+    status, answer = _raw(portal, request_bytes)
+    assert status >= 400 and answer["error"] == f"HTTP_{status}", answer
+
+
+def test_a_batch_command_nested_past_php_s_limit_is_dropped_not_a_crash(portal):
+    """PHP drops a variable nested deeper than max_input_nesting_level (64); the sandbox recursed 50,000 levels
+    and answered 500 "sandbox bug: RecursionError"."""
+    deep = "FILTER" + "[x]" * 50000 + "=1"
+    status, answer = send(portal, "batch", {"cmd": {"a": f"user.get?{deep}"}})
+    assert status == 200, answer
+    assert "a" in answer["result"]["result"], answer

@@ -147,12 +147,17 @@ def _truthy(value: object) -> bool:
     return value is True or str(value).strip().lower() in ("true", "y", "1")
 
 
+MAX_INPUT_NESTING = 64  # PHP's max_input_nesting_level (its default): deeper variables are dropped
+
+
 def php_query(query: str) -> dict[str, Any]:
     """A batch command's query as PHP's parse_str reads it: `FILTER[ACTIVE]=true` is {"FILTER": {"ACTIVE": "true"}}."""
     params: dict[str, Any] = {}
     for name, value in parse_qsl(query):
         head, _, rest = name.partition("[")
         keys = [head] + (re.findall(r"([^\[\]]*)\]", "[" + rest) if rest else [])
+        if len(keys) > MAX_INPUT_NESTING:  # PHP's max_input_nesting_level: such a variable is dropped
+            continue
         target = params
         for k in keys[:-1]:
             target = target.setdefault(k, {}) if isinstance(target.get(k, {}), dict) else {}

@@ -132,6 +132,23 @@ class _Handler(BaseHTTPRequestHandler):
     def portal(self) -> Portal:
         return self.server.portal
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What the standard library answers itself (a method it has no do_ for, a request line or URI it cannot
+        read): JSON as every other answer here, never its HTML page; the connection is closed after it."""
+        self.close_connection = True
+        short = self.responses.get(code, ("",))[0]
+        body = json.dumps({"error": f"HTTP_{code}", "error_description": message or short}).encode("utf-8")
+        try:
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+        except OSError:  # the client went away
+            pass
+
     def do_GET(self) -> None:
         self._safely()
 
