@@ -188,23 +188,6 @@ def answer_entry(answer: Answer, redact: Callable[[str], str]) -> Entry:
     return {"error": "REQUEST_FAILED", "error_description": redact(answer.problem)}
 
 
-def send(
-    client: "Caller",
-    call: Call,
-    method: Method,
-    per_user: dict[str, str],
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, Entry]:
-    """Send {uid: command} in batches; return {uid: entry}. `progress(n)`: n
-    more users have their answer."""
-    results: dict[str, Entry] = {}
-    for cmd in batch.chunks(per_user):
-        results.update(send_batch(client, call, method, cmd)[0])
-        if progress:
-            progress(len(cmd))
-    return results
-
-
 def send_batch(
     client: "Caller", call: Call, method: Method, cmd: dict[str, str], clocks: dict[str, Any] | None = None
 ) -> tuple[dict[str, Entry], bool]:

@@ -59,7 +59,7 @@ def execute(
     every user's entry so far after each batch; `stop`: a stopping.Stop, looked
     at between batches."""
     if call.test:
-        return plan(call)
+        return preview(call)
     ep = call.endpoint
     client: Caller | None = None
     try:
@@ -221,7 +221,7 @@ def _judge_one(
     return answer.replace(body=body), ExitStatus.API_ERROR, (*messages, f"{code}: {why}{hint}")
 
 
-def plan(call: Call) -> Outcome:
+def preview(call: Call) -> Outcome:
     """--test: the requests that would be sent, secrets masked; nothing is sent.
     For --userid all and --if-needed: the first reads (what follows depends on their answers)."""
     from oint_py.run import sweep

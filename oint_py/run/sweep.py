@@ -263,7 +263,7 @@ class Decision(Enum):
 
 
 @dataclass(frozen=True)
-class Step:
+class Choice:
     """What is to happen to one user."""
 
     kind: Decision
@@ -273,14 +273,14 @@ class Step:
     error: Entry | None = None  # for FAIL
 
 
-def _fail(before: str | None, code: str, why: str) -> Step:
-    return Step(Decision.FAIL, before, error={"error": code, "error_description": why})
+def _fail(before: str | None, code: str, why: str) -> Choice:
+    return Choice(Decision.FAIL, before, error={"error": code, "error_description": why})
 
 
-def decide(call: Call, entry: Entry) -> Step:
-    """One user's Step, from the status entry read for them."""
+def decide(call: Call, entry: Entry) -> Choice:
+    """One user's Choice, from the status entry read for them."""
     if "error" in entry:
-        return Step(Decision.FAIL, None, error=entry)
+        return Choice(Decision.FAIL, None, error=entry)
     method, params = call.method, call.rest_params
     record: Any = entry.get("result")  # the portal's JSON: a dict wherever STATUS is read from it
     status = record.get("STATUS") if isinstance(record, dict) else None
@@ -295,16 +295,16 @@ def decide(call: Call, entry: Entry) -> Step:
             f"{', '.join(known)}; nothing was sent",
         )
     if call.if_needed and not _needed(method, status):
-        return Step(
+        return Choice(
             Decision.SKIP, status, reason=method.skip_why.format(status=status) + method.skip_notes.get(status, "")
         )
     if not method.dated_by_start:
-        return Step(Decision.ACT, status, params)
+        return Choice(Decision.ACT, status, params)
     if call.if_needed and status == "EXPIRED":
         return _expired(record, params.get("TIME"), params.get("REPORT") or DEFAULT_REPORT)
     if "TIME" in params and call.if_needed:
         params = {**params, "REPORT": params.get("REPORT") or DEFAULT_REPORT}
-    return _not_before_start(Step(Decision.ACT, status, params), record)
+    return _not_before_start(Choice(Decision.ACT, status, params), record)
 
 
 def _needed(method: Method, status: str) -> bool:
@@ -315,7 +315,7 @@ def _status_method(method: Method) -> Method:
     return BY_KEY[method.status_method.lower()]
 
 
-def _expired(record: dict[str, Any], given: str | None, report: str) -> Step:
+def _expired(record: dict[str, Any], given: str | None, report: str) -> Choice:
     """The close of a day left open before today: the portal wants a TIME on the day's own
     open date and a REPORT. --time's clock goes on that date in the offset of the day's
     TIME_START (the portal compares the dates in the day's zone); without --time, the
@@ -340,10 +340,10 @@ def _expired(record: dict[str, Any], given: str | None, report: str) -> Step:
             "TIME_FINISH_DEFAULT; it stays open. Give --time HH:MM to close it "
             "at that time on its own date",
         )
-    return _not_before_start(Step(Decision.ACT, "EXPIRED", {"TIME": moment, "REPORT": report}), {"TIME_START": start})
+    return _not_before_start(Choice(Decision.ACT, "EXPIRED", {"TIME": moment, "REPORT": report}), {"TIME_START": start})
 
 
-def _not_before_start(step: Step, record: dict[str, Any]) -> Step:
+def _not_before_start(step: Choice, record: dict[str, Any]) -> Choice:
     """A close is never sent for a moment before the day's start."""
     start, end = _atom(record.get("TIME_START")), step.params.get("TIME")
     if start is None or end is None or datetime.fromisoformat(end) >= datetime.fromisoformat(start):
@@ -501,7 +501,7 @@ def _settle_first(
             refused.append(uid)
             return
         if verdict is Shown.ALREADY:  # as a status read first would have said: the same entry either way
-            step = Step(Decision.SKIP, "CLOSED", reason=method.skip_why.format(status="CLOSED"))
+            step = Choice(Decision.SKIP, "CLOSED", reason=method.skip_why.format(status="CLOSED"))
             tally.add(uid, *_entry(call, step, None))
             return
         if verdict is Shown.UNSURE:
@@ -513,7 +513,7 @@ def _settle_first(
             f"first): it was {method.words[2]} by this run, or already before it",
         }
         tally.counts["unsure"] += 1
-    tally.add(uid, *_entry(call, Step(Decision.ACT, None, dict(call.rest_params)), result, clock))
+    tally.add(uid, *_entry(call, Choice(Decision.ACT, None, dict(call.rest_params)), result, clock))
 
 
 def _cut(call: Call, chunk: list[str], tally: Tally, why: str | None = None) -> None:
@@ -576,7 +576,7 @@ def _batch(call: Call, client: "Caller", chunk: list[str], tally: Tally) -> bool
     return unreachable
 
 
-def _unchecked(call: Call, read: dict[str, Entry], steps: dict[str, Step]) -> dict[str, str]:
+def _unchecked(call: Call, read: dict[str, Entry], steps: dict[str, Choice]) -> dict[str, str]:
     """--plan without --if-needed calls every user: where the status says the call changes nothing, why."""
     needed = call.replace(if_needed=True)
     found: dict[str, str] = {}
@@ -588,7 +588,7 @@ def _unchecked(call: Call, read: dict[str, Entry], steps: dict[str, Step]) -> di
 
 
 def _done_meanwhile(
-    call: Call, steps: dict[str, Step], results: dict[str, Entry], clocks: dict[str, dict[str, Any]]
+    call: Call, steps: dict[str, Choice], results: dict[str, Entry], clocks: dict[str, dict[str, Any]]
 ) -> list[str]:
     """A change someone else made after the status was read (another run, the user) is a skip: a close whose
     record shows the day closed before it (marked here), or any refusal (whatever its code or text) after which
@@ -612,8 +612,8 @@ def _done_meanwhile(
     return refused
 
 
-def _skip_meanwhile(method: Method, steps: dict[str, Step], results: dict[str, Entry], uid: str) -> None:
-    steps[uid] = Step(
+def _skip_meanwhile(method: Method, steps: dict[str, Choice], results: dict[str, Entry], uid: str) -> None:
+    steps[uid] = Choice(
         Decision.SKIP,
         steps[uid].before,
         reason=f"the day is {method.confirm_status} by now: it was {method.words[2]} by someone else after its "
@@ -648,7 +648,7 @@ def _judged(method: Method, result: Entry, sent: str | None, clock: dict[str, An
     return {**result, "error": code, "error_description": why}
 
 
-def _entry(call: Call, step: Step, result: Entry | None, clock: dict[str, Any] | None = None) -> tuple[Entry, str]:
+def _entry(call: Call, step: Choice, result: Entry | None, clock: dict[str, Any] | None = None) -> tuple[Entry, str]:
     """One user's part of the answer and how it counts. `result`: the portal's entry for the change (None when
     nothing was sent); `clock`: the portal's clock as it ran the change."""
     planned, _, done = call.method.words
@@ -691,22 +691,22 @@ _SIGNAL_STATUS = {"SIGHUP": ExitStatus.HANGUP, "SIGINT": ExitStatus.INTERRUPTED,
 def _report(call: Call, tally: Tally, end: End, stop: "Stop | None", halted: OintError | None = None) -> Outcome:
     """The per-user answer, the stderr lines and the summary; the exit status of the worst failure."""
     messages: list[str]
-    run: list[tuple[object, str]]  # (the error code, its line)
-    status, messages, run = ExitStatus.OK, [], []  # run: a streak of users failing the same way for want of an answer
+    failing: list[tuple[object, str]]  # (the error code, its line)
+    status, messages, failing = ExitStatus.OK, [], []  # a streak of users failing the same way for want of an answer
     for uid, entry in tally.entries.items():
         if "error" in entry:
             worse, line = failure(uid, entry)
             status = max(status, worse)
-            if run and (entry.get("error") != run[0][0] or entry.get("error") not in TRANSPORT_ERRORS):
-                messages += _streak(run)
-                run = []
+            if failing and (entry.get("error") != failing[0][0] or entry.get("error") not in TRANSPORT_ERRORS):
+                messages += _streak(failing)
+                failing = []
             if entry.get("error") in TRANSPORT_ERRORS:
-                run.append((entry.get("error"), line))
+                failing.append((entry.get("error"), line))
             else:
                 messages.append(line)
         elif "note" in entry:
             messages.append(about(uid, entry["note"]))
-    messages += _streak(run)
+    messages += _streak(failing)
     counts = tally.counts
     if end is End.GONE:
         status = max(status, ExitStatus.REQUEST_FAILED)
@@ -743,11 +743,11 @@ def stopped_early(stop: "Stop | None") -> Outcome:
 SHOWN = 3  # of a streak of users failing the same way for want of an answer (a portal gone): the rest in one line
 
 
-def _streak(run: list[tuple[object, str]]) -> list[str]:
+def _streak(failing: list[tuple[object, str]]) -> list[str]:
     """The stderr lines of a streak of (code, line): all of a short one; of a long one its first and a count."""
-    if len(run) <= SHOWN:
-        return [line for _, line in run]
-    return [run[0][1], f"... and {len(run) - 1} more users with {run[0][0]} (see the record)"]
+    if len(failing) <= SHOWN:
+        return [line for _, line in failing]
+    return [failing[0][1], f"... and {len(failing) - 1} more users with {failing[0][0]} (see the record)"]
 
 
 def _summary(call: Call, tally: Tally, end: End, stop: "Stop | None") -> str:
