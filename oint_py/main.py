@@ -8,7 +8,7 @@ commands are built from, into the very keywords Click would pass; anything
 else (completion, a typo, an option missing its value) goes to Click, which
 gives the full messages. The help pages (`oint`, `oint bitrix24`, a method
 alone or with --help) are shown from helptext directly. All end in
-ending.finish.
+program.finish.
 """
 
 import os

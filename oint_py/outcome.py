@@ -3,7 +3,7 @@
 Every way the program can end maps to exactly one documented ExitStatus.
 Windows `if errorlevel N` means "N or higher", so the codes grow with how bad
 (or how unexpected) the outcome is. Execution returns an Outcome and never
-prints; output.py renders it; only ending.finish turns it into an exit status,
+prints; output/render.py renders it; only program.finish turns it into an exit status,
 which main() returns to the console-script shim.
 """
 

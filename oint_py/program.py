@@ -2,7 +2,7 @@
 the Outcome (or whatever went wrong) becomes one exit status.
 
 Click-free, so that the quick path of main.py and the Click commands of
-cli.py end the same way: one place maps errors to exit codes, masks secrets
+cli/app.py end the same way: one place maps errors to exit codes, masks secrets
 and never shows a traceback.
 """
 
@@ -91,7 +91,7 @@ def run_call(
     """Execute `call` in the foreground or as a --dontwait job's child, the same way, and render its
     outcome; the exit status. A run over many users goes batch by batch, each batch's answer written to
     `out` at once (so the file is true at any moment), and SIGINT/SIGTERM/SIGHUP stop it within
-    bounds.STOP_GRACE (stopping.py). Their handlers stay until the record is final: a signal after the
+    bounds.STOP_GRACE (files/signals.py). Their handlers stay until the record is final: a signal after the
     sending ends changes nothing. `mode`: of `out`, as render's. `bar`: show the progress bar. `then(status)`:
     what is left to do under the handlers (a job's .exit file)."""
     from contextlib import nullcontext

@@ -8,11 +8,11 @@ text. It masks, in every line written to stderr, in --debug and in --test:
 - anywhere else, each registered secret of `MIN_SECRET_LEN` characters or
   more (shorter strings would mask ordinary words).
 
-ending.invoke builds one from the options' values (`of_options`) as soon as
+program.invoke builds one from the options' values (`of_options`) as soon as
 they are split, before anything checks them, so even a complaint about a
 malformed value is masked; call.py adds what only parsing finds and the Call
 carries the result. The one complaint made before the options are split,
-Click's own, is masked by a scan of argv (`from_argv`), in cli.py. The
+Click's own, is masked by a scan of argv (`from_argv`), in cli/app.py. The
 portal's JSON answer on stdout is masked only for the registered secrets
 (`literal`): it is the user's data, where a key named password or a /rest/
 path is theirs, not ours.

@@ -1,9 +1,9 @@
 """The command line: `oint LIBRARY METHOD --option value`, as oint has it.
 
 Thin on purpose: commands are generated from the method and option tables;
-a method's options go to ending.invoke (call.parse checks them all, once;
+a method's options go to program.invoke (call.parse checks them all, once;
 execute or a background job runs the Call), and `Root.main` ends through
-ending.finish, the one place where an outcome or an error becomes the
+program.finish, the one place where an outcome or an error becomes the
 process's exit status (no tracebacks, secrets masked). Click's own errors
 become exit 5 here. main.py reads plain method calls without Click.
 """

@@ -25,7 +25,7 @@ back into the line completes the wrong word, and it registers `oint` only, not
 - PowerShell reads the cursor position and the word being completed, so
   `oint bitrix24 <TAB>` offers the methods, and it completes file names.
 
-Importing this module registers the classes (cli.py imports it when
+Importing this module registers the classes (cli/app.py imports it when
 `_OINT_COMPLETE` is set and for `oint completion SHELL`).
 
 Regenerate the files in completions/ (tests/test_shell.py fails when they are stale) with:

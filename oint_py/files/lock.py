@@ -90,8 +90,8 @@ def exclusive(
     stop: "Stop | None" = None,
 ) -> Iterator[int]:
     """Hold an exclusive lock on the private lock file `path` within the block (the block gets its
-    descriptor), waiting at most `wait` seconds; then raise `busy(fd)`. A `stop` (stopping.Stop) ends the wait
-    at once: stopping.NotReached. The operating system releases it when the process ends, however it ends."""
+    descriptor), waiting at most `wait` seconds; then raise `busy(fd)`. A `stop` (files.signals.Stop) ends the wait
+    at once: files.signals.NotReached. The operating system releases it when the process ends, however it ends."""
     fd = open_private(path, new=False, what=what)
     try:
         deadline = time.monotonic() + wait

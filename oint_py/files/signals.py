@@ -10,7 +10,7 @@ doing, it ends within bounds.STOP_GRACE of the first signal:
 - a wait (a Retry-After, a back-off, the leaky bucket, another run's lock) ends
   at once: `Stop.nap` returns False, and what was waiting to be sent is known
   not sent (`NotReached`);
-- no change is started after the signal (confirm.RestClient.call);
+- no change is started after the signal (rest.client.RestClient.call);
 - a second signal, or a block the above does not reach still running at
   STOP_GRACE, is cut at once (KeyboardInterrupt), and the users of the request
   in flight are not known.

@@ -6,12 +6,12 @@ usable answer: what went wrong, as a `Trouble`, and whether the request may
 have reached the far end, or may even still be running there). It never
 raises for a network event and never retries: what follows an attempt is
 decided by the retry policy (retry.py) and, for a call that may have been
-applied, by the settlement in confirm.py.
+applied, by the settlement in rest/client.py.
 
 Bounds, all in bounds.py:
 - time: `--timeout` bounds each whole attempt (connect, TLS, send, headers and
   the entire body): every socket operation gets at most what is left of it.
-  In a run that a signal can stop (`stop`, a stopping.Stop), the stop's
+  In a run that a signal can stop (`stop`, a files.signals.Stop), the stop's
   deadline bounds it too: a read waits at most STOP_SLICE at a time, so that a
   deadline the signal set during the wait cuts it (a `Trouble.STOPPED`); a
   connect (with its name lookup) and a TLS handshake, one blocking call each,
@@ -516,7 +516,7 @@ class Client:
         `mask`: hides secrets in text that is cut before it is shown;
         `moves_with`: the path that carries the secret (a webhook's), when the
         body carries none: a move to another origin that keeps it is followed;
-        `stop`: a run's stopping.Stop: its deadline cuts an attempt, and it cuts waits short."""
+        `stop`: a run's files.signals.Stop: its deadline cuts an attempt, and it cuts waits short."""
         _import_httpx()  # first: the shim
         import httpx
 

@@ -1,7 +1,7 @@
 """What a method's command line means: one place, for both ways in.
 
 oint reads a plain method call without Click (main.quick: Click's import is a
-seventh of a call) and everything else with Click (cli.py). Both only *split*
+seventh of a call) and everything else with Click (cli/app.py). Both only *split*
 argv by the option table in methods.py; every rule that gives the split
 options their meaning lives here, and both call it:
 

@@ -36,7 +36,7 @@ class Answer(Record):
     accepted: bool = False  # a 303 said the call was made before this answer came
     # when the portal's operating-time limit for this method lets calls through again (epoch seconds): the
     # answer's own `time.operating_reset_at`, or, on a 429 OPERATION_TIME_LIMIT (which has no time block),
-    # the one the last answer of the same method gave (see confirm.RestClient._read)
+    # the one the last answer of the same method gave (see rest.client.RestClient._read)
     operating_reset_at: float | None = None
 
     @property

@@ -1,5 +1,5 @@
 """The retry policy, as a pure function: from one attempt's result and its number
-to a Verdict. It sends nothing, reads no status and sleeps not: confirm.call
+to a Verdict. It sends nothing, reads no status and sleeps not: rest.client.RestClient.call
 does what a verdict says.
 
 - An answer of the portal (below 500, not throttled) is the answer. Two of

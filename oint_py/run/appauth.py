@@ -2,7 +2,7 @@
 RefreshToken (oint's, drop-in) and AuthStatus (an extension).
 
 Each reads its options once (the same converters as call.py: proxy, timeout,
-TLS), and returns an Outcome for output.py to render; GetAppAuthLink returns
+TLS), and returns an Outcome for output/render.py to render; GetAppAuthLink returns
 its link as text, as oint prints it. GetToken and RefreshToken send one GET to
 the OAuth server (oauth.py), never twice; `--save PATH` keeps the answer in an
 auth file (authfile.py) and then prints it with the tokens masked.
@@ -40,7 +40,7 @@ def _required(kw: Options, name: str, env: str | None = None) -> str:
 
 
 def run(method: Method, kw: Options, redact: Redactor) -> ExitStatus | Rendered:
-    """(Outcome, --out path, redactor) for ending.finish; for GetAppAuthLink the exit status itself."""
+    """(Outcome, --out path, redactor) for program.finish; for GetAppAuthLink the exit status itself."""
     if method.kind == "link":
         return _link(kw)
     if method.kind == "status":

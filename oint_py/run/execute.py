@@ -3,7 +3,7 @@
 One call for one user, `batch` for several; never prints, never exits. A
 method that is not idempotent (open, pause, close) is re-sent after an
 ambiguous failure only where timeman.status says it has not taken effect
-(confirm.py: the rule, for one user or per user in a batch). Its answer is
+(rest/client.py: the rule, for one user or per user in a batch). Its answer is
 judged by the record it returns (confirm.shown), not by the HTTP status: a
 200 whose record shows the change not made is exit 3, with an error added.
 """
@@ -56,7 +56,7 @@ def execute(
     """`log`: where --debug lines go (the caller masks them); `transport`: an
     httpx transport instead of the network (unit tests); `progress(what, done,
     total)`: told how far a run over many users got; `record(entries)`: given
-    every user's entry so far after each batch; `stop`: a stopping.Stop, looked
+    every user's entry so far after each batch; `stop`: a files.signals.Stop, looked
     at between batches."""
     if call.test:
         return preview(call)

@@ -13,7 +13,7 @@
 - run(): per batch of 50 users, each user's status read (with
   --if-needed or --plan), a decision per user (for the close of an EXPIRED
   day, a TIME on the day's own open date and a REPORT), the changes sent
-  through confirm.send_batch (an ambiguous failure is settled by status, and
+  through rest.client.send_batch (an ambiguous failure is settled by status, and
   nobody is changed twice), and the record each answer returns judged
   (confirm.shown: the STATUS asked for, and for a close a TIME_FINISH that is
   this close's). A refusal is never read by its text: the user's status is
@@ -394,7 +394,7 @@ def run(
     """Batch by batch: read the statuses (--if-needed, --plan), decide per user, then (unless --plan) make
     the changes; or, for a method that acts first, send the changes at once and read only the refused
     users' statuses, after the others. `record(entries)` is given every user's entry so far after each
-    batch; `stop` (a stopping.Stop) is looked at between batches."""
+    batch; `stop` (a files.signals.Stop) is looked at between batches."""
     uids = list(call.user_ids) if call.user_ids or call.many else [""]  # "": the webhook's own user
     refused: list[str]
     halted: OintError | None
@@ -728,7 +728,7 @@ def _report(call: Call, tally: Tally, end: End, stop: "Stop | None", halted: Oin
 
 def stopped_early(stop: "Stop | None") -> Outcome:
     """A signal ended the run before anything that changes a day was sent (waiting for the lock, listing users)."""
-    assert stop is not None  # called only once stopping.stopped(stop)
+    assert stop is not None  # called only once files.signals.stopped(stop)
     name = _signal_name(stop.signal)
     return Outcome(
         _SIGNAL_STATUS.get(name, ExitStatus.INTERRUPTED),
