@@ -404,6 +404,27 @@ def test_24_runs_renew_exactly_at_the_expirations_met(make_portal, folder, monke
     assert len(portal.calls("timeman.close")) >= 24
 
 
+@pytest.mark.skipif(not IN_PROCESS, reason="the exact second needs the injected clock")
+def test_at_the_second_the_token_expires_it_is_renewed_before_the_call(make_portal, folder, monkeypatch):
+    """The stored expiry is the first moment the token no longer works (the portal refuses it from then on):
+    a run at that very moment renews first and sends its call once, never a call the portal refuses with
+    expired_token and then again."""
+    portal = make_portal(token_ttl=2)
+    path = folder / "a.json"
+    clock = [time.time()]
+    portal.oauth.clock = lambda: clock[0]
+    monkeypatch.setattr(
+        "oint_py.auth.authfile.time",
+        types.SimpleNamespace(time=lambda: clock[0], sleep=time.sleep, monotonic=time.monotonic),
+    )
+    data = authorize(portal, path)
+    clock[0] = data["expires_local"]  # neither before nor after: exactly then
+    r = oint_auth(portal, path, "--userid", "5")
+    assert r.code == 0, r.err
+    assert portal.oauth.counts["refreshes"] == 1 and portal.oauth.counts["early_refreshes"] == 0
+    assert len(portal.calls("timeman.close")) == 1, r.err  # sent once, with the renewed token
+
+
 def test_expired_token_answer_renews_and_resends_once(portal, folder):
     """The stored expiry says valid, the portal says expired_token: renew, then send the call once more."""
     path = folder / "a.json"
@@ -1374,6 +1395,28 @@ def test_a_refresh_answer_naming_another_portal_is_not_adopted(make_portal, fold
         assert "portal.attacker.example" in r.err and "not adopted" in r.err, r.err
         saved = json.loads(path.read_text())
         assert saved["client_endpoint"] == data["client_endpoint"] and saved["refresh_token"] != data["refresh_token"]
+        assert oint_auth(portal, path, "--userid", "3").code == 0
+    assert portal.days[2]["STATUS"] == portal.days[3]["STATUS"] == "CLOSED"
+
+
+def test_a_refresh_answer_naming_the_same_portal_is_adopted(make_portal, folder):
+    """A refresh answer's client_endpoint on the file's own origin (here the canonical `/rest/` for a
+    hand-written `/rest`) is what later runs use: only another origin is refused."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+    named = data["client_endpoint"]
+    written = named.rstrip("/")
+    assert written != named
+    with _relaying(portal, lambda answer: {**answer, "client_endpoint": named}) as server:
+        path.write_text(json.dumps({**data, "client_endpoint": written, "oauth_server": server.base}))
+        r = oint_auth(portal, path, "--userid", "2")
+        assert r.code == 0, r.err
+        assert "not adopted" not in r.err, r.err
+        saved = json.loads(path.read_text())
+        assert saved["refresh_token"] != data["refresh_token"] and saved["client_endpoint"] == named
         assert oint_auth(portal, path, "--userid", "3").code == 0
     assert portal.days[2]["STATUS"] == portal.days[3]["STATUS"] == "CLOSED"
 
