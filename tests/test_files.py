@@ -294,6 +294,7 @@ def test_folders_an_older_oint_left_0775_are_refused_with_the_exact_chmod_to_run
     refused = run_oint(*sweep, env=env)
     assert refused.code == 5 and refused.err.count("\n") == 1, refused.err
     command = re.search(r"run (chmod go-w [^,]+), or ", refused.err).group(1)
+    assert "or set XDG_STATE_HOME to a folder under private ones" in refused.err  # the other way out
     assert portal.calls() == []
     subprocess.run(["sh", "-c", command], check=True, env=env)
     fixed = run_oint(*sweep, env=env)

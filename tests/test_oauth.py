@@ -297,6 +297,7 @@ def test_an_auth_folder_under_a_folder_others_can_write_is_refused(portal, tmp_p
         run_oint("bitrix24", "AuthStatus", "--auth-file", path),
     ):
         assert r.code == 5 and str(tmp_path / above) in r.err and "group or others" in r.err, r.err
+        assert "keep the auth file in a folder under private ones" in r.err, r.err  # no variable names it
     assert path.read_bytes() == before and portal.oauth.counts["code_grants"] == 1
 
 
