@@ -141,6 +141,24 @@ def test_the_private_opener_makes_0600_files_whatever_the_umask_and_never_opens_
     assert not (tmp_path / "target").exists()
 
 
+@needs_posix
+def test_on_windows_private_files_are_made_without_posix_mode_calls(tmp_path, monkeypatch):
+    """Windows' Python before 3.13 has no os.fchmod: oint there still makes its job, lock and auth files
+    (the opener and the atomic writer leave modes to the user's own profile folder)."""
+    monkeypatch.setattr(private.os, "name", "nt")
+    if hasattr(os, "fchmod"):
+        monkeypatch.delattr(os, "fchmod")
+    try:
+        with _Umask(0o277):  # a mode other than 0600 from the open, which POSIX would fix with fchmod
+            os.close(private.open_private(str(tmp_path / "job.meta")))
+            os.close(private.open_private(str(tmp_path / "x.lock"), new=False, what="auth file lock"))
+            atomic.write_atomic(str(tmp_path / "auth.json"), "{}\n", private.PRIVATE_FILE)
+    finally:
+        monkeypatch.undo()  # before pytest reports: it needs the real os
+    os.chmod(tmp_path / "auth.json", 0o600)
+    assert (tmp_path / "auth.json").read_text() == "{}\n" and (tmp_path / "job.meta").exists()
+
+
 # -- the atomic writer ------------------------------------------------------------------------------
 @needs_posix
 def test_the_atomic_writer_syncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
