@@ -302,6 +302,25 @@ def test_a_first_run_under_umask_002_leaves_folders_every_later_run_accepts(make
 
 
 @needs_posix
+def test_a_relative_xdg_state_home_is_ignored_and_an_absolute_one_used(make_portal, tmp_path, monkeypatch):
+    """The XDG spec: a relative XDG_STATE_HOME is to be ignored; oint's state (here a sweep's locks) goes to
+    ~/.local/state, never to a folder under wherever cron or the user happened to start it."""
+    portal = make_portal(users=3)
+    home, env = _fresh_home(tmp_path)
+    started = tmp_path / "started-here"
+    started.mkdir()
+    monkeypatch.chdir(started)
+    sweep = ("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all", "--if-needed")
+    r = run_oint(*sweep, env={**env, "XDG_STATE_HOME": "state"})
+    assert r.code == 0, r.err
+    assert (home / ".local" / "state" / "oint" / "locks").is_dir() and list(started.iterdir()) == []
+    absolute = tmp_path / "xdg-state"
+    r = run_oint(*sweep, env={**env, "XDG_STATE_HOME": str(absolute)})
+    assert r.code == 0, r.err
+    assert (absolute / "oint" / "locks").is_dir()
+
+
+@needs_posix
 def test_folders_an_older_oint_left_0775_are_refused_with_the_exact_chmod_to_run(portal, tmp_path):
     home, env = _fresh_home(tmp_path)
     state = home / ".local" / "state" / "oint"
