@@ -1252,6 +1252,30 @@ def test_a_refresh_answer_giving_one_second_to_live_is_taken_at_its_word(make_po
     assert [c["params"].get("USER_ID") for c in portal.calls("timeman.close")] == ["2", "3"]  # each sent once
 
 
+@pytest.mark.skipif(not IN_PROCESS, reason="the clock is injected, not waited for")
+def test_an_expiry_given_in_milliseconds_is_saved_as_the_same_moment(make_portal, folder, monkeypatch):
+    """A server that counts `expires` in milliseconds (as JavaScript does), with no `expires_in`: the auth
+    file keeps that very moment in seconds, its milliseconds included, not a second earlier."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    clock = _injected_clock(portal, monkeypatch)
+    data = authorize(portal, path)
+    clock[0] += 2
+    portal.oauth.ttl = 3600
+    said: list[int] = []
+
+    def in_milliseconds(answer):
+        said.append(answer["expires"] * 1000 + 500)
+        return {**answer, "expires": said[-1], "expires_in": None}
+
+    with _relaying(portal, in_milliseconds) as server:
+        path.write_text(json.dumps({**data, "oauth_server": server.base}))
+        r = oint_auth(portal, path, "--userid", "2")
+        assert r.code == 0, r.err
+    saved = json.loads(path.read_text())
+    assert saved["expires"] == said[0] / 1000 == saved["expires_local"]
+
+
 @pytest.mark.parametrize(
     "faults,code",
     [
