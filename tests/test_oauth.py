@@ -1415,6 +1415,9 @@ def test_a_renewed_pair_the_file_cannot_take_is_kept_and_picked_up(portal, folde
     assert stat.S_IMODE(Path(f"{path}.pending").stat().st_mode) == 0o600
     shown = run_oint("bitrix24", "AuthStatus", "--auth-file", path)
     assert shown.code == 0 and f"{path}.pending" in shown.err, shown.err
+    r = oint_auth(portal, path, "--userid", "4", STAGE_FAIL_REPLACE="a.json")  # the move into place fails too
+    assert r.code == 6 and portal.days[4]["STATUS"] == "CLOSED", r.err  # done with the pending pair
+    assert f"{path}.pending (used by this run), which could not be moved into place (No space left on device)" in r.err
     r = oint_auth(portal, path, "--userid", "3")
     assert r.code == 0, r.err
     assert portal.days[3]["STATUS"] == "CLOSED" and portal.oauth.counts["refreshes"] == 1
