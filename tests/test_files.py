@@ -141,6 +141,24 @@ def test_the_private_opener_makes_0600_files_whatever_the_umask_and_never_opens_
     assert not (tmp_path / "target").exists()
 
 
+@needs_posix
+def test_on_windows_private_files_are_made_without_posix_mode_calls(tmp_path, monkeypatch):
+    """Windows' Python before 3.13 has no os.fchmod: oint there still makes its job, lock and auth files
+    (the opener and the atomic writer leave modes to the user's own profile folder)."""
+    monkeypatch.setattr(private.os, "name", "nt")
+    if hasattr(os, "fchmod"):
+        monkeypatch.delattr(os, "fchmod")
+    try:
+        with _Umask(0o277):  # a mode other than 0600 from the open, which POSIX would fix with fchmod
+            os.close(private.open_private(str(tmp_path / "job.meta")))
+            os.close(private.open_private(str(tmp_path / "x.lock"), new=False, what="auth file lock"))
+            atomic.write_atomic(str(tmp_path / "auth.json"), "{}\n", private.PRIVATE_FILE)
+    finally:
+        monkeypatch.undo()  # before pytest reports: it needs the real os
+    os.chmod(tmp_path / "auth.json", 0o600)
+    assert (tmp_path / "auth.json").read_text() == "{}\n" and (tmp_path / "job.meta").exists()
+
+
 # -- the atomic writer ------------------------------------------------------------------------------
 @needs_posix
 def test_the_atomic_writer_syncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
@@ -284,6 +302,25 @@ def test_a_first_run_under_umask_002_leaves_folders_every_later_run_accepts(make
 
 
 @needs_posix
+def test_a_relative_xdg_state_home_is_ignored_and_an_absolute_one_used(make_portal, tmp_path, monkeypatch):
+    """The XDG spec: a relative XDG_STATE_HOME is to be ignored; oint's state (here a sweep's locks) goes to
+    ~/.local/state, never to a folder under wherever cron or the user happened to start it."""
+    portal = make_portal(users=3)
+    home, env = _fresh_home(tmp_path)
+    started = tmp_path / "started-here"
+    started.mkdir()
+    monkeypatch.chdir(started)
+    sweep = ("bitrix24", "StopTimekeeping", "--url", portal.webhook(), "--userid", "all", "--if-needed")
+    r = run_oint(*sweep, env={**env, "XDG_STATE_HOME": "state"})
+    assert r.code == 0, r.err
+    assert (home / ".local" / "state" / "oint" / "locks").is_dir() and list(started.iterdir()) == []
+    absolute = tmp_path / "xdg-state"
+    r = run_oint(*sweep, env={**env, "XDG_STATE_HOME": str(absolute)})
+    assert r.code == 0, r.err
+    assert (absolute / "oint" / "locks").is_dir()
+
+
+@needs_posix
 def test_folders_an_older_oint_left_0775_are_refused_with_the_exact_chmod_to_run(portal, tmp_path):
     home, env = _fresh_home(tmp_path)
     state = home / ".local" / "state" / "oint"
@@ -294,6 +331,7 @@ def test_folders_an_older_oint_left_0775_are_refused_with_the_exact_chmod_to_run
     refused = run_oint(*sweep, env=env)
     assert refused.code == 5 and refused.err.count("\n") == 1, refused.err
     command = re.search(r"run (chmod go-w [^,]+), or ", refused.err).group(1)
+    assert "or set XDG_STATE_HOME to a folder under private ones" in refused.err  # the other way out
     assert portal.calls() == []
     subprocess.run(["sh", "-c", command], check=True, env=env)
     fixed = run_oint(*sweep, env=env)

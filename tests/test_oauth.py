@@ -22,6 +22,7 @@ import httpx
 import pytest
 from conftest import IN_PROCESS, OINT, ROOT, clean_env, run_oint, wait_for
 
+from oint_py.auth import authfile
 from oint_py.sandbox.oauth import CLIENT_ID, CLIENT_SECRET
 
 POSIX = os.name != "nt"
@@ -297,6 +298,7 @@ def test_an_auth_folder_under_a_folder_others_can_write_is_refused(portal, tmp_p
         run_oint("bitrix24", "AuthStatus", "--auth-file", path),
     ):
         assert r.code == 5 and str(tmp_path / above) in r.err and "group or others" in r.err, r.err
+        assert "keep the auth file in a folder under private ones" in r.err, r.err  # no variable names it
     assert path.read_bytes() == before and portal.oauth.counts["code_grants"] == 1
 
 
@@ -404,6 +406,27 @@ def test_24_runs_renew_exactly_at_the_expirations_met(make_portal, folder, monke
     assert len(portal.calls("timeman.close")) >= 24
 
 
+@pytest.mark.skipif(not IN_PROCESS, reason="the exact second needs the injected clock")
+def test_at_the_second_the_token_expires_it_is_renewed_before_the_call(make_portal, folder, monkeypatch):
+    """The stored expiry is the first moment the token no longer works (the portal refuses it from then on):
+    a run at that very moment renews first and sends its call once, never a call the portal refuses with
+    expired_token and then again."""
+    portal = make_portal(token_ttl=2)
+    path = folder / "a.json"
+    clock = [time.time()]
+    portal.oauth.clock = lambda: clock[0]
+    monkeypatch.setattr(
+        "oint_py.auth.authfile.time",
+        types.SimpleNamespace(time=lambda: clock[0], sleep=time.sleep, monotonic=time.monotonic),
+    )
+    data = authorize(portal, path)
+    clock[0] = data["expires_local"]  # neither before nor after: exactly then
+    r = oint_auth(portal, path, "--userid", "5")
+    assert r.code == 0, r.err
+    assert portal.oauth.counts["refreshes"] == 1 and portal.oauth.counts["early_refreshes"] == 0
+    assert len(portal.calls("timeman.close")) == 1, r.err  # sent once, with the renewed token
+
+
 def test_expired_token_answer_renews_and_resends_once(portal, folder):
     """The stored expiry says valid, the portal says expired_token: renew, then send the call once more."""
     path = folder / "a.json"
@@ -481,6 +504,94 @@ def test_a_token_another_process_renewed_meanwhile_is_taken_from_the_file(portal
     assert portal.oauth.counts["refreshes"] == 1
     errors = [c for c in portal.requests if c["method"] == "timeman.close"]
     assert len(errors) == 4  # each: refused once, sent once more
+
+
+def _injected_clock(portal, monkeypatch) -> list[float]:
+    """One wall clock for oint's auth file code and the sandbox's OAuth server, moved by the test (in process)."""
+    clock = [time.time()]
+    portal.oauth.clock = lambda: clock[0]
+    monkeypatch.setattr(
+        "oint_py.auth.authfile.time",
+        types.SimpleNamespace(time=lambda: clock[0], sleep=time.sleep, monotonic=time.monotonic),
+    )
+    return clock
+
+
+def _meanwhile(monkeypatch, action) -> None:
+    """In process: `action()` runs once, when the run has read the auth file and before it sends anything:
+    what another process does between the two, at that named moment instead of after a sleep."""
+    made, done = authfile.Renewing.__init__, []
+
+    def init(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        if not done:
+            done.append(action())
+
+    monkeypatch.setattr(authfile.Renewing, "__init__", init)
+
+
+def _renewed_by_another_run(portal, data: dict) -> dict:
+    """What another oint's renewal of `data` makes (its refresh revokes `data`'s access token)."""
+    grant = {"grant_type": "refresh_token", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    r = httpx.get(f"{portal.base}/oauth/token/", params={**grant, "refresh_token": data["refresh_token"]})
+    assert r.status_code == 200, r.text
+    return authfile.compose(r.json(), CLIENT_ID, CLIENT_SECRET, data["oauth_server"], old=data)
+
+
+@pytest.mark.skipif(not IN_PROCESS, reason="another run's renewal at a named moment, in this process")
+@pytest.mark.parametrize("order", ["sorts before", "sorts after"])
+def test_a_pair_another_run_saved_meanwhile_is_used_however_its_token_compares(make_portal, folder, monkeypatch, order):
+    """The stored expiry has passed; before this run takes the lock, another renews and saves a new pair.
+    This run uses that pair and renews nothing (renewing a live pair is what Bitrix24 may block an app
+    for), whether the new access token sorts before or after the one it read."""
+    portal = make_portal(token_ttl=2)
+    path = folder / "a.json"
+    clock = _injected_clock(portal, monkeypatch)
+    data = authorize(portal, path)
+    clock[0] = data["expires_local"] + 1
+    portal.oauth.ttl = 3600
+
+    by_hand: list[int] = []
+
+    def another_run() -> None:
+        pair = data
+        for _ in range(64):  # each token is random: one that sorts as wanted comes within a few
+            pair = _renewed_by_another_run(portal, pair)
+            if (pair["access_token"] < data["access_token"]) == (order == "sorts before"):
+                break
+        authfile.save(str(path), pair)
+        by_hand.append(portal.oauth.counts["refreshes"])
+
+    _meanwhile(monkeypatch, another_run)
+    r = oint_auth(portal, path, "--userid", "5")
+    assert r.code == 0, r.err
+    saved = json.loads(path.read_text())
+    assert (saved["access_token"] < data["access_token"]) == (order == "sorts before")
+    assert by_hand and portal.oauth.counts["refreshes"] == by_hand[0]  # this run renewed nothing
+    assert [c["params"].get("USER_ID") for c in portal.calls("timeman.close")] == ["5"]
+    assert portal.oauth.access[saved["access_token"]]["revoked"] is False  # the pair in the file still works
+
+
+@pytest.mark.skipif(not IN_PROCESS, reason="another run's renewal at a named moment, in this process")
+def test_a_pair_another_run_could_only_keep_aside_is_moved_into_the_file(portal, folder, monkeypatch):
+    """This run has read the auth file; meanwhile another renews (which revokes this run's token) but can only
+    keep the new pair in `<file>.pending`. This run's call is answered invalid_token: it moves the pending
+    pair into the file, sends once more and exits 0, for the auth file holds the live pair again."""
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    kept: dict = {}
+
+    def another_run() -> None:
+        kept.update(_renewed_by_another_run(portal, data))
+        authfile.save(authfile.pending(str(path)), kept)
+
+    _meanwhile(monkeypatch, another_run)
+    r = oint_auth(portal, path, "--userid", "5")
+    assert r.code == 0, r.err
+    assert "was moved into it" in r.err, r.err
+    assert json.loads(path.read_text())["access_token"] == kept["access_token"]
+    assert not os.path.lexists(authfile.pending(str(path)))
+    assert [c["params"].get("USER_ID") for c in portal.calls("timeman.close")] == ["5", "5"]  # refused, sent again
 
 
 def test_a_token_revoked_by_a_renewal_not_yet_saved_waits_for_the_new_pair(portal, folder):
@@ -1120,6 +1231,51 @@ def test_an_odd_refresh_answer_is_saved_as_a_file_the_next_run_can_use(make_port
         assert portal.oauth.counts["refreshes"] == 1  # the saved pair is used as it is, not renewed again
 
 
+@pytest.mark.skipif(not IN_PROCESS, reason="the clock is injected, not waited for")
+def test_a_refresh_answer_giving_one_second_to_live_is_taken_at_its_word(make_portal, folder, monkeypatch):
+    """A refresh answer with `expires_in: 1` and no `expires`: the token lives one second (only a lifetime of
+    nothing or less is ignored), so a run two seconds later renews before its call, instead of sending it
+    for the portal to refuse as expired and sending it again."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    clock = _injected_clock(portal, monkeypatch)
+    data = authorize(portal, path)
+    clock[0] += 2
+    with _relaying(portal, lambda answer: {**answer, "expires": None}) as server:
+        path.write_text(json.dumps({**data, "oauth_server": server.base}))
+        assert oint_auth(portal, path, "--userid", "2").code == 0
+        assert portal.oauth.counts["refreshes"] == 1
+        clock[0] += 2
+        r = oint_auth(portal, path, "--userid", "3")
+        assert r.code == 0, r.err
+    assert portal.oauth.counts["refreshes"] == 2
+    assert [c["params"].get("USER_ID") for c in portal.calls("timeman.close")] == ["2", "3"]  # each sent once
+
+
+@pytest.mark.skipif(not IN_PROCESS, reason="the clock is injected, not waited for")
+def test_an_expiry_given_in_milliseconds_is_saved_as_the_same_moment(make_portal, folder, monkeypatch):
+    """A server that counts `expires` in milliseconds (as JavaScript does), with no `expires_in`: the auth
+    file keeps that very moment in seconds, its milliseconds included, not a second earlier."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    clock = _injected_clock(portal, monkeypatch)
+    data = authorize(portal, path)
+    clock[0] += 2
+    portal.oauth.ttl = 3600
+    said: list[int] = []
+
+    def in_milliseconds(answer):
+        said.append(answer["expires"] * 1000 + 500)
+        return {**answer, "expires": said[-1], "expires_in": None}
+
+    with _relaying(portal, in_milliseconds) as server:
+        path.write_text(json.dumps({**data, "oauth_server": server.base}))
+        r = oint_auth(portal, path, "--userid", "2")
+        assert r.code == 0, r.err
+    saved = json.loads(path.read_text())
+    assert saved["expires"] == said[0] / 1000 == saved["expires_local"]
+
+
 @pytest.mark.parametrize(
     "faults,code",
     [
@@ -1259,6 +1415,9 @@ def test_a_renewed_pair_the_file_cannot_take_is_kept_and_picked_up(portal, folde
     assert stat.S_IMODE(Path(f"{path}.pending").stat().st_mode) == 0o600
     shown = run_oint("bitrix24", "AuthStatus", "--auth-file", path)
     assert shown.code == 0 and f"{path}.pending" in shown.err, shown.err
+    r = oint_auth(portal, path, "--userid", "4", STAGE_FAIL_REPLACE="a.json")  # the move into place fails too
+    assert r.code == 6 and portal.days[4]["STATUS"] == "CLOSED", r.err  # done with the pending pair
+    assert f"{path}.pending (used by this run), which could not be moved into place (No space left on device)" in r.err
     r = oint_auth(portal, path, "--userid", "3")
     assert r.code == 0, r.err
     assert portal.days[3]["STATUS"] == "CLOSED" and portal.oauth.counts["refreshes"] == 1
@@ -1374,6 +1533,28 @@ def test_a_refresh_answer_naming_another_portal_is_not_adopted(make_portal, fold
         assert "portal.attacker.example" in r.err and "not adopted" in r.err, r.err
         saved = json.loads(path.read_text())
         assert saved["client_endpoint"] == data["client_endpoint"] and saved["refresh_token"] != data["refresh_token"]
+        assert oint_auth(portal, path, "--userid", "3").code == 0
+    assert portal.days[2]["STATUS"] == portal.days[3]["STATUS"] == "CLOSED"
+
+
+def test_a_refresh_answer_naming_the_same_portal_is_adopted(make_portal, folder):
+    """A refresh answer's client_endpoint on the file's own origin (here the canonical `/rest/` for a
+    hand-written `/rest`) is what later runs use: only another origin is refused."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+    named = data["client_endpoint"]
+    written = named.rstrip("/")
+    assert written != named
+    with _relaying(portal, lambda answer: {**answer, "client_endpoint": named}) as server:
+        path.write_text(json.dumps({**data, "client_endpoint": written, "oauth_server": server.base}))
+        r = oint_auth(portal, path, "--userid", "2")
+        assert r.code == 0, r.err
+        assert "not adopted" not in r.err, r.err
+        saved = json.loads(path.read_text())
+        assert saved["refresh_token"] != data["refresh_token"] and saved["client_endpoint"] == named
         assert oint_auth(portal, path, "--userid", "3").code == 0
     assert portal.days[2]["STATUS"] == portal.days[3]["STATUS"] == "CLOSED"
 

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import OINT, Clock, clean_env, run_oint
+from conftest import IN_PROCESS, OINT, Clock, clean_env, run_oint
 from test_sweep import commands, on, sent, snapshot
 
 NEEDS_CLOSE = ("OPENED", "PAUSED", "EXPIRED")
@@ -44,6 +44,23 @@ def test_pages_that_repeat_are_read_again_by_id_and_every_user_is_closed(make_po
     closed_all_active(portal, r)
     assert "listed again by ID" in r.err.splitlines()[0]
     assert r.err.splitlines()[-1] == "oint: 120 closed, 0 skipped, 0 failed"
+
+
+@pytest.mark.skipif(not IN_PROCESS, reason="the bound is lowered in this process")
+@pytest.mark.parametrize("users,code", [(100, 0), (101, 4)])
+def test_a_listing_read_again_by_id_takes_the_most_users_and_refuses_one_more(make_portal, monkeypatch, users, code):
+    """The Bounds table's users listed by --userid all, tried at the bound and one over it, lowered to 100
+    here (200,000 users would take minutes): listed by ID, as many as the bound are all closed; one more
+    is refused with exit 4 and nothing changed."""
+    monkeypatch.setattr("oint_py.bounds.MAX_USERS", 100)
+    portal = make_portal(users=users)
+    lying(portal, lambda params, real: _first_page_always(portal, params))
+    r = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed")
+    assert r.code == code, r.err
+    if code == 0:
+        closed_all_active(portal, r)
+    else:
+        assert "more than the 100" in r.err and sent(portal, "timeman.close") == {}, r.err
 
 
 def _first_page_always(portal, params):
@@ -152,6 +169,28 @@ def test_a_portal_that_ignores_the_active_filter_does_not_get_dismissed_users_op
     assert r.err.splitlines()[0] == (
         "oint: user.get: 2 listed users are not ACTIVE (the portal ignored the filter): 3, 55; they were skipped"
     )
+
+
+@pytest.mark.parametrize("yes,no", [("Y", "N"), ("true", "false"), (1, 0)])
+def test_a_portal_that_ignores_the_filter_and_writes_active_its_own_way(make_portal, yes, no):
+    """ACTIVE as PHP may write it ("Y"/"N", strings, numbers) on a portal that ignored the filter: the active
+    users are opened, the others skipped, and nothing breaks on the form."""
+    portal = make_portal(users=60, opened=False)
+    portal.inactive.update({3, 55})
+    real_get, real_fields = portal._m_user_get, portal._user_fields
+
+    def user_fields(uid):
+        user = real_fields(uid)
+        return {**user, "ACTIVE": yes if user["ACTIVE"] else no}
+
+    def user_get(params, caller):
+        return real_get({k: v for k, v in params.items() if k != "FILTER"}, caller)
+
+    portal._user_fields, portal._m_user_get = user_fields, user_get
+    r = on(portal, "StartTimekeeping", "--userid", "all")
+    assert r.code == 0, r.err
+    assert set(sent(portal, "timeman.open")) == {str(u) for u in portal.users} - {"3", "55"}
+    assert "2 listed users are not ACTIVE" in r.err.splitlines()[0], r.err
 
 
 # -- item 6: two sweeps at once; a close refused as "not opened" ----------------------------------------

@@ -1,10 +1,11 @@
 #!/bin/sh
-# Mutation testing that sees the subprocess tests: cosmic-ray writes each mutant into a COPY of
-# this tree and runs the module's test command (tools/mutation/MODULE.toml), whose tests run oint
-# as processes. Sampled: SAMPLE mutants per module (default 15; 0 = all), drawn with SEED.
+# Mutation testing through oint's console entry: cosmic-ray writes each mutant into a COPY of this
+# tree and runs the module's test command (tools/mutation/MODULE.toml), whose tests run oint in the
+# test process, or as a process where the process itself is under test (tests/conftest.py run_oint).
+# Sampled: SAMPLE mutants per module (default 15; 0 = all), drawn with SEED.
 #
 #   pip install -e ".[test,mutation]"
-#   tools/mutation.sh [MODULE ...]        # default: transport bounds call redact timeparse confirm sweep
+#   tools/mutation.sh [MODULE ...]        # MODULE: a tools/mutation/*.toml name; default: all of them
 #   SAMPLE=0 JOBS=2 tools/mutation.sh timeparse
 #
 # JOBS modules run side by side (default 1), each in its own copy. Results: $OUT (default
@@ -20,7 +21,7 @@ seed=${SEED:-18}
 jobs=${JOBS:-1}
 out=${OUT:-$root/mutation-results}
 mkdir -p "$out"
-[ $# -gt 0 ] || set -- transport bounds call redact timeparse confirm sweep
+[ $# -gt 0 ] || set -- $(cd "$root/tools/mutation" && ls -- *.toml | sed 's/\.toml$//')
 
 one() {
     module=$1

@@ -15,9 +15,15 @@ from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
 
+def _what(item) -> tuple:
+    """A mutant by what it changes (cosmic-ray's job ids are random per init: sorted by them, a seed would
+    draw other mutants each run)."""
+    return tuple((str(m.module_path), m.start_pos, m.operator_name, m.occurrence) for m in item.mutations)
+
+
 def sample(session: str, n: int, seed: int) -> None:
     with use_db(session, WorkDB.Mode.open) as db:
-        pending = sorted(item.job_id for item in db.pending_work_items)
+        pending = [item.job_id for item in sorted(db.pending_work_items, key=_what)]
         keep = set(random.Random(seed).sample(pending, min(n, len(pending))))
         skip = [job for job in pending if job not in keep]
         if skip:
