@@ -133,6 +133,9 @@ def test_the_private_opener_makes_0600_files_whatever_the_umask_and_never_opens_
         lock = private.open_private(str(tmp_path / "x.lock"), new=False)
         os.close(lock)
     assert _mode(path) == 0o600 and _mode(tmp_path / "x.lock") == 0o600
+    os.chmod(tmp_path / "x.lock", 0o700)  # this user's, open to no one else, but not 0600: made 0600 again
+    os.close(private.open_private(str(tmp_path / "x.lock"), new=False))
+    assert _mode(tmp_path / "x.lock") == 0o600
     with pytest.raises(FileExistsError):
         private.open_private(str(path))
     (tmp_path / "planted").symlink_to(tmp_path / "target")
