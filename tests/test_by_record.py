@@ -179,6 +179,8 @@ def test_one_change_answered_200_without_it_exits_3(make_portal, method, setup, 
     assert r.code == 3
     assert r.json()["result"]["STATUS"] == status and r.json()["error"] == "UNEXPECTED_STATUS"
     assert r.err.startswith(f"oint: UNEXPECTED_STATUS: the portal answered STATUS={status} after timeman.")
+    done = {"StartTimekeeping": "opened", "PauseTimekeeping": "paused"}[method]
+    assert f": the day is not {done} as asked" in r.err, r.err  # what did not happen, in the user's words
 
 
 def test_an_open_refused_for_its_time_is_the_portals_refusal(make_portal):

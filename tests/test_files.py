@@ -133,6 +133,9 @@ def test_the_private_opener_makes_0600_files_whatever_the_umask_and_never_opens_
         lock = private.open_private(str(tmp_path / "x.lock"), new=False)
         os.close(lock)
     assert _mode(path) == 0o600 and _mode(tmp_path / "x.lock") == 0o600
+    os.chmod(tmp_path / "x.lock", 0o700)  # this user's, open to no one else, but not 0600: made 0600 again
+    os.close(private.open_private(str(tmp_path / "x.lock"), new=False))
+    assert _mode(tmp_path / "x.lock") == 0o600
     with pytest.raises(FileExistsError):
         private.open_private(str(path))
     (tmp_path / "planted").symlink_to(tmp_path / "target")
@@ -160,6 +163,24 @@ def test_on_windows_private_files_are_made_without_posix_mode_calls(tmp_path, mo
 
 
 # -- the atomic writer ------------------------------------------------------------------------------
+def test_a_folder_that_cannot_be_opened_for_its_sync_still_gets_the_file(tmp_path, monkeypatch):
+    """A folder this user may write to but not read (mode 0300, which root's tests cannot make felt), or a
+    file system that does not open folders: the write is whole, and only the folder's sync is skipped."""
+    real = os.open
+
+    def opening(path, flags, *args, **kwargs):
+        if str(path) == str(tmp_path) and flags == os.O_RDONLY:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(atomic.os, "open", opening)
+    try:
+        atomic.write_atomic(str(tmp_path / "r.json"), "{}\n")
+    finally:
+        monkeypatch.undo()
+    assert (tmp_path / "r.json").read_text() == "{}\n"
+
+
 @needs_posix
 def test_the_atomic_writer_syncs_the_file_and_then_its_folder(tmp_path, monkeypatch):
     synced = []

@@ -333,6 +333,7 @@ def test_a_webhook_and_an_auth_file_together_is_a_usage_error(portal, folder):
         ("not json {", "not valid JSON"),
         ('{"access_token": "a"}', "lacks refresh_token, client_id, client_secret, oauth_server, client_endpoint"),
         (None, "has a refresh token but no client_secret"),
+        ({"client_endpoint": "ftp://portal.example/rest/"}, "client_endpoint 'ftp://portal.example/rest/' is not an"),
     ],
 )
 def test_damaged_auth_file_exits_5_and_is_never_overwritten(portal, folder, content, named):
@@ -341,6 +342,8 @@ def test_damaged_auth_file_exits_5_and_is_never_overwritten(portal, folder, cont
     if content is None:
         del data["client_secret"]
         content = json.dumps(data)
+    elif isinstance(content, dict):  # a field changed by hand
+        content = json.dumps({**data, **content})
     path.write_text(content)
     r = oint_auth(portal, path, "--userid", "2")
     assert r.code == 5 and str(path) in r.err and named in r.err, r.err
@@ -1250,6 +1253,23 @@ def test_a_refresh_answer_giving_one_second_to_live_is_taken_at_its_word(make_po
         assert r.code == 0, r.err
     assert portal.oauth.counts["refreshes"] == 2
     assert [c["params"].get("USER_ID") for c in portal.calls("timeman.close")] == ["2", "3"]  # each sent once
+
+
+@pytest.mark.parametrize("empty", [None, ""])
+def test_a_refresh_answer_whose_refresh_token_is_null_or_empty_keeps_the_old_one(make_portal, folder, empty):
+    """Issue 24 item 8: a server that renews the access token only and writes its refresh_token as null or
+    "": the file keeps the refresh token it had, and the next renewal works with it."""
+    portal = make_portal(token_ttl=1)
+    path = folder / "a.json"
+    data = authorize(portal, path)
+    wait_past(data["expires"])
+    portal.oauth.ttl = 3600
+    with _relaying(portal, lambda answer: {**answer, "refresh_token": empty}) as server:
+        path.write_text(json.dumps({**data, "oauth_server": server.base}))
+        r = oint_auth(portal, path, "--userid", "2")
+        assert r.code == 0, r.err
+    saved = json.loads(path.read_text())
+    assert saved["refresh_token"] == data["refresh_token"] and saved["access_token"] != data["access_token"]
 
 
 @pytest.mark.skipif(not IN_PROCESS, reason="the clock is injected, not waited for")

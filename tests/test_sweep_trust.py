@@ -63,6 +63,27 @@ def test_a_listing_read_again_by_id_takes_the_most_users_and_refuses_one_more(ma
         assert "more than the 100" in r.err and sent(portal, "timeman.close") == {}, r.err
 
 
+def test_a_page_that_steps_back_is_read_again_by_id_and_nobody_is_left_out(make_portal):
+    """Users added while the list is read shift the second page back by five: it starts below the last ID
+    of the first, with the right count and pointers, and the last five users are on no page. oint reads
+    the list again by ID and closes every one."""
+    from oint_py.sandbox.portal import Paged
+
+    portal = make_portal(users=100)
+    users = sorted(portal.users)
+
+    def shifted(params, real):
+        start = int(str(params.get("START") or 0))
+        first = start - 5 if start else 0
+        return Paged([{"ID": str(u), "ACTIVE": True} for u in users[first : first + 50]], start, len(users))
+
+    lying(portal, shifted)
+    r = on(portal, "StopTimekeeping", "--userid", "all", "--if-needed")
+    assert r.code == 0, r.err
+    closed_all_active(portal, r)
+    assert "listed again by ID" in r.err.splitlines()[0], r.err
+
+
 def _first_page_always(portal, params):
     from oint_py.sandbox.portal import Paged
 
