@@ -52,6 +52,7 @@ if hasattr(signal, "SIGINT") and signal.getsignal(signal.SIGINT) is signal.SIG_I
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
+CHECKOUT_PATH = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # every child's PYTHONPATH
 OINT = [sys.executable, "-m", "oint_py"]  # the working tree's oint (see clean_env's PYTHONPATH)
 SECRET_TOKEN = "tok-3f9a1c77e2b54d10"
 WEBHOOK_CODE = "wh5k2m9q7x1z8p4r"
@@ -87,7 +88,7 @@ def clean_env(**extra) -> dict:
             **HOME_VARIABLES,
             "NO_COLOR": "1",
             "PYTHONIOENCODING": "utf-8",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": CHECKOUT_PATH,
         }
     )
     env.update(extra)
@@ -129,7 +130,7 @@ def run_oint(*args, env: dict | None = None, timeout: float = 60, process: bool 
     argv = list(map(str, args))
     env = env or clean_env(**env_extra)
     # a PYTHONPATH with more than the checkout (tests/stagehooks' sitecustomize, say) is for a child to import
-    extra_path = env.get("PYTHONPATH", "") != clean_env()["PYTHONPATH"]
+    extra_path = env.get("PYTHONPATH", "") != CHECKOUT_PATH
     if process or extra_path or not IN_PROCESS:
         proc = subprocess.run([*OINT, *argv], capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
         return Result(proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8"), proc.stdout)

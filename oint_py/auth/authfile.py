@@ -519,9 +519,9 @@ class Renewing:
 
     def _not_after_a_stop(self, why: str) -> None:
         """After a stop nothing more is sent, and no refresh token is spent: a renewal takes one for good."""
-        from oint_py.files.signals import NotReached, stopped
+        from oint_py.files.signals import NotReached
 
-        if stopped(getattr(getattr(self.client, "client", None), "stop", None)):
+        if self.client.is_stopped():
             raise NotReached(why)
 
     def _call(

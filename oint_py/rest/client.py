@@ -55,6 +55,8 @@ if TYPE_CHECKING:
         @property
         def waited(self) -> list[str]: ...
 
+        def is_stopped(self) -> bool: ...
+
         def call(
             self, url: str, payload: Payload, confirm: Confirm | None = None, retries: int | None = None
         ) -> Answer: ...
@@ -75,6 +77,10 @@ class RestClient:
     def close(self) -> None:
         self.client.close()
 
+    def is_stopped(self) -> bool:
+        """Whether the run was stopped (a signal): after it no change is started, nor a token renewed."""
+        return stopped(getattr(self.client, "stop", None))
+
     def call(self, url: str, payload: Payload, confirm: Confirm | None = None, retries: int | None = None) -> Answer:
         """POST `payload` to `url`; re-send on 5xx, throttling and connection errors
         as retry.verdict says. `confirm` is given for calls that are not
@@ -82,8 +88,7 @@ class RestClient:
         RequestFailure when no answer came, OutcomeUnknown when the call may
         have been applied and nobody can tell."""
         retries = self.client.settings.retries if retries is None else retries
-        stop = getattr(self.client, "stop", None)
-        if confirm is not None and stopped(stop):  # a change: none is started after a stop
+        if confirm is not None and self.is_stopped():  # a change: none is started after a stop
             raise NotReached("not sent: the run was stopped before it")
         attempt = 0
         while True:

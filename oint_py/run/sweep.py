@@ -36,6 +36,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from oint_py import bounds
+from oint_py.files.signals import stopped
 from oint_py.methods import BY_KEY, DEFAULT_REPORT, Method
 from oint_py.model import Call
 from oint_py.outcome import ExitStatus, OintError, Outcome, RequestFailure, error_words
@@ -402,7 +403,7 @@ def run(
     what = "reading statuses" if call.plan else call.method.words[1] if call.reads_first else "sending"
     for chunk, first in _chunks(uids, acts_first(call), refused):
         tally.changed = False
-        if stop is not None and stop.signal is not None:
+        if stopped(stop):
             end = End.STOPPED
             break
         if streak >= GONE_BATCHES:
@@ -436,7 +437,7 @@ def run(
             record(tally.entries)
         if progress:
             progress(what, len(tally.entries), len(uids))
-    if end is End.DONE and stop is not None and stop.signal is not None:  # the signal came during the last batch
+    if end is End.DONE and stopped(stop):  # the signal came during the last batch
         end = End.STOPPED
     for uid in uids:
         if uid not in tally.entries:
