@@ -206,6 +206,13 @@ def _in_process(argv: list[str], env: dict, timeout: float) -> Result:
     return Result(code, raw.decode("utf-8"), said.decode("utf-8"), raw)
 
 
+def forgotten_sandbox() -> Result:
+    """`oint sandbox` as a process of its own, in the background for 60 s: 1,000 users in the forgotten mix, no
+    rate limit, as the recipes' tests run them (its JSON: the webhook, the port, the pid)."""
+    args = ("--port", 0, "--users", 1000, "--scenario", "forgotten", "--background", "--stop-after", 60)
+    return run_oint("sandbox", *args, "--rate-limit", "off")
+
+
 def oint_on(portal, *args, method: str = "StopTimekeeping", **kwargs) -> Result:
     """`oint bitrix24 METHOD --url <portal's webhook> ARGS`: the set-up most tests share."""
     return run_oint("bitrix24", method, "--url", portal.webhook(), *args, **kwargs)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, clean_env, oint_on, run_oint, user_docs
+from conftest import ROOT, clean_env, forgotten_sandbox, oint_on, run_oint, user_docs
 
 from oint_py.sandbox.portal import forgotten_kind
 
@@ -96,20 +96,7 @@ def test_the_readme_has_its_crontab_lines():
 def test_each_readme_crontab_line_runs_in_crons_bare_environment(variables, line, tmp_path):
     """As cron runs it: `env -i`, PATH=/usr/bin:/bin, /bin/sh -c with the crontab's variables; oint at
     the absolute path the README shows (here: a console script at that path, in this test's folder)."""
-    started = run_oint(
-        "sandbox",
-        "--port",
-        0,
-        "--users",
-        1000,
-        "--scenario",
-        "forgotten",
-        "--background",
-        "--stop-after",
-        60,
-        "--rate-limit",
-        "off",
-    )
+    started = forgotten_sandbox()
     info = started.json()
     try:
         fields = line.split(None, 5)

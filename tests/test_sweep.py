@@ -13,7 +13,18 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl
 
 import pytest
-from conftest import OINT, ROOT, Clock, SharedClock, assert_no_secret, clean_env, run_in_terminal, run_oint, wait_for
+from conftest import (
+    OINT,
+    ROOT,
+    Clock,
+    SharedClock,
+    assert_no_secret,
+    clean_env,
+    forgotten_sandbox,
+    run_in_terminal,
+    run_oint,
+    wait_for,
+)
 
 from oint_py.methods import DEFAULT_REPORT
 from oint_py.sandbox.portal import Paged, forgotten_kind
@@ -514,20 +525,7 @@ def test_the_readme_has_both_recipes_for_both_jobs():
 
 @pytest.mark.parametrize("kind,line", _recipes())
 def test_the_readme_recipes_run_against_the_sandbox(kind, line, tmp_path):
-    started = run_oint(
-        "sandbox",
-        "--port",
-        0,
-        "--users",
-        1000,
-        "--scenario",
-        "forgotten",
-        "--background",
-        "--stop-after",
-        60,
-        "--rate-limit",
-        "off",
-    )
+    started = forgotten_sandbox()
     assert started.code == 0, started.err
     webhook = started.json()["webhook"]
     args = shlex.split(line.replace("\\", "/"))  # cmd.exe quotes as the shell does; %TEMP%\x is a path
